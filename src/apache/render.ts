@@ -1,0 +1,86 @@
+// The GUI's SSL virtual host (Mozilla "intermediate": TLS 1.2 and 1.3, ECDHE with AEAD only,
+// HSTS) and a plain-HTTP virtual host that redirects to it. Named 000-* so it is Apache's
+// default virtual host on both ports.
+import { X509Certificate } from "node:crypto";
+import { file, secretPlaceholder, type ConcernPlan } from "../render/artifact";
+import type { RenderInput } from "../render/input";
+import { renderTemplate } from "../render/templates";
+import { splitPemChain } from "./schema";
+
+/** Mozilla server-side TLS guidelines 6.0, "intermediate". */
+export const INTERMEDIATE_CIPHERS = [
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+];
+
+const layout = {
+    debian: {
+        vhost: "/etc/apache2/sites-available/000-mor-harden.conf",
+        ctl: "apache2ctl",
+        process: "apache2",
+        staplingCache: "/var/run/apache2/ssl_stapling",
+        packages: ["apache2"],
+        prepare: ["a2enmod -q ssl headers >/dev/null && a2ensite -q 000-mor-harden >/dev/null"],
+    },
+    rhel: {
+        vhost: "/etc/httpd/conf.d/000-mor-harden.conf",
+        ctl: "apachectl",
+        process: "httpd",
+        staplingCache: "/run/httpd/ssl_stapling",
+        packages: ["httpd", "mod_ssl"],
+        prepare: [],
+    },
+};
+
+export const CERT_PATH = "/etc/ssl/mor-harden/server.crt";
+export const KEY_PATH = "/etc/ssl/mor-harden/server.key";
+
+/** OCSP stapling only works when the certificate names a responder (Let's Encrypt's no longer do). */
+export function ocspResponder(chain: string): string | undefined {
+    const leaf = new X509Certificate(splitPemChain(chain)![0]);
+    return /OCSP - URI:(\S+)/.exec(leaf.infoAccess ?? "")?.[1];
+}
+
+export function renderApache(input: RenderInput): ConcernPlan | undefined {
+    const { apache, os } = input.config;
+    if (!apache.enabled) return undefined;
+    const paths = layout[os];
+    const certificate = apache.certificate!;
+    const responder = ocspResponder(certificate);
+    const hsts = [`max-age=${apache.hsts.maxAge}`, ...(apache.hsts.includeSubDomains ? ["includeSubDomains"] : []), ...(apache.hsts.preload ? ["preload"] : [])].join("; ");
+    const vhost = renderTemplate("apache/vhost.conf.hbs", {
+        stack: input.stack,
+        serverName: apache.serverName,
+        serverAliases: apache.serverAliases,
+        documentRoot: apache.documentRoot,
+        redirectHttp: apache.redirectHttp,
+        certPath: CERT_PATH,
+        keyPath: KEY_PATH,
+        ciphers: INTERMEDIATE_CIPHERS.join(":"),
+        hsts,
+        stapling: responder !== undefined,
+        staplingCache: paths.staplingCache,
+    });
+    const publicKeyOf = (command: string) => `$(${command} 2>/dev/null | openssl sha256)`;
+    return {
+        concern: "apache",
+        summary: [
+            `${apache.serverName}: TLS 1.2/1.3, HSTS ${hsts}${apache.redirectHttp ? ", HTTP redirects to HTTPS" : ""}`,
+            `OCSP stapling ${responder ? `on (${responder})` : "off (the certificate names no OCSP responder)"}`,
+        ],
+        packages: paths.packages,
+        artifacts: [file(paths.vhost, vhost), file(CERT_PATH, certificate), file(KEY_PATH, secretPlaceholder("tlsKey") + "\n", { mode: "0600", secret: true })],
+        prepare: paths.prepare,
+        validate: [
+            `[ "${publicKeyOf(`openssl x509 -noout -pubkey -in ${CERT_PATH}`)}" = "${publicKeyOf(`openssl pkey -pubout -in ${KEY_PATH}`)}" ] || { echo "the certificate does not match its private key"; exit 1; }`,
+            `${paths.ctl} -t`,
+        ],
+        activate: [`${paths.ctl} graceful`],
+        verify: [`sleep 1; pgrep -x ${paths.process} >/dev/null || { echo "apache is not running"; exit 1; }`],
+        needsConfirm: false,
+    };
+}

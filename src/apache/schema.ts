@@ -1,0 +1,73 @@
+import { X509Certificate } from "node:crypto";
+import { z } from "zod";
+import { absolutePath, hostname, token } from "../config/values";
+
+/** The blocks of a PEM chain, leaf first; anything else than whitespace between them is an error. */
+export function splitPemChain(text: string): string[] | undefined {
+    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
+    if (!blocks) return undefined;
+    const rest = blocks.reduce((remaining, block) => remaining.replace(block, ""), text);
+    return rest.trim() === "" ? blocks : undefined;
+}
+
+/**
+ * A certificate chain in PEM. Each certificate is parsed and written back by node's X509
+ * parser, so nothing but base64 certificate text reaches the host.
+ */
+export const certificateChain = z.string().transform((text, ctx) => {
+    const blocks = splitPemChain(text);
+    if (!blocks) {
+        ctx.addIssue({ code: "custom", message: "is not a PEM certificate chain (only -----BEGIN CERTIFICATE----- blocks)" });
+        return z.NEVER;
+    }
+    const parsed: X509Certificate[] = [];
+    for (const [index, block] of blocks.entries()) {
+        try {
+            parsed.push(new X509Certificate(block));
+        } catch (error) {
+            ctx.addIssue({ code: "custom", message: `certificate ${index + 1} of the chain does not parse: ${(error as Error).message}` });
+            return z.NEVER;
+        }
+    }
+    return parsed.map((certificate) => certificate.toString().trim()).join("\n") + "\n";
+});
+
+const serverName = token("a server name", (v) => hostname.safeParse(v).success || v === "localhost");
+
+export const apacheSchema = z
+    .object({
+        enabled: z.boolean().default(true),
+        serverName: serverName.optional(),
+        serverAliases: z.array(serverName).default([]),
+        /** The leaf certificate followed by its intermediates, in PEM. */
+        certificate: certificateChain.optional(),
+        /** A PEM file on the operator's machine read instead of `certificate`. */
+        certificateFile: absolutePath.optional(),
+        /** The private key as a file on the operator's machine, when not set as the secret `tlsKey`. */
+        keyFile: absolutePath.optional(),
+        documentRoot: absolutePath.default("/var/www/html"),
+        hsts: z
+            .object({
+                maxAge: z.number().int().min(0).max(126144000).default(63072000),
+                includeSubDomains: z.boolean().default(false),
+                preload: z.boolean().default(false),
+            })
+            .strict()
+            .default({ maxAge: 63072000, includeSubDomains: false, preload: false }),
+        /** Answer plain HTTP with a permanent redirect to HTTPS. */
+        redirectHttp: z.boolean().default(true),
+    })
+    .strict()
+    .superRefine((apache, ctx) => {
+        if (!apache.enabled) return;
+        if (!apache.serverName) ctx.addIssue({ code: "custom", path: ["serverName"], message: "is required when apache is enabled" });
+        if (!apache.certificate) ctx.addIssue({ code: "custom", path: ["certificate"], message: "is required when apache is enabled (or certificateFile)" });
+        if (apache.certificate && apache.serverName) {
+            const leaf = new X509Certificate(splitPemChain(apache.certificate)![0]);
+            if (!leaf.checkHost(apache.serverName) && !leaf.checkIP(apache.serverName)) {
+                ctx.addIssue({ code: "custom", path: ["certificate"], message: `is not valid for serverName "${apache.serverName}" (subject ${leaf.subject.replace(/\n/g, ", ")})` });
+            }
+        }
+    });
+
+export type ApacheConfig = z.infer<typeof apacheSchema>;

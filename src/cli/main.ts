@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// npx mor-harden render --stack NAME | --config FILE [--out DIR]
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { Command, Option } from "commander";
+import { isIP } from "node:net";
+import { dnsResolver, type Resolver } from "../config/resolve";
+import { ConfigError } from "../config/schema";
+import { loadStackConfig } from "../config/stack-file";
+import { opensshVersion } from "../config/values";
+import { redactSecrets } from "../render/artifact";
+import { renderHost } from "../render/host";
+import { prepareRenderInput } from "../render/prepare";
+
+/** Exit codes shared by every command: 2 is "could not even start" (bad config, bad arguments). */
+export const EXIT_BAD_INPUT = 2;
+
+interface TargetOptions {
+    stack?: string;
+    config?: string;
+}
+
+function target(options: TargetOptions): { stack?: string; file?: string } {
+    if (!options.stack === !options.config) throw new ConfigError("arguments", ["give exactly one of --stack NAME or --config FILE"]);
+    return { stack: options.stack, file: options.config };
+}
+
+/** `--resolve support.kolmisoft.com=192.0.2.1,2001:db8::1`, like curl's --resolve. */
+function collectResolve(value: string, previous: Record<string, string[]>): Record<string, string[]> {
+    const [name, addresses] = value.split("=", 2);
+    const list = (addresses ?? "").split(",").filter(Boolean);
+    if (!name || list.length === 0 || list.some((address) => isIP(address) === 0)) throw new ConfigError("arguments", [`--resolve ${value}: expected NAME=ADDRESS[,ADDRESS...]`]);
+    return { ...previous, [name]: list };
+}
+
+function staticResolver(pinned: Record<string, string[]>): Resolver {
+    return (name) => (pinned[name] ? Promise.resolve(pinned[name]) : dnsResolver(name));
+}
+
+const program = new Command("mor-harden").description("harden Kolmisoft MOR servers: iptables, fail2ban, sshd, Apache, port knocking");
+
+program
+    .command("render")
+    .description("render every artifact of a stack, without touching any host")
+    .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
+    .addOption(new Option("--config <file>", "a stack file by path"))
+    .option("--out <dir>", "write the artifacts under DIR, mirroring their host paths")
+    .option("--openssh <version>", "assume this OpenSSH version on the host (else the stack's host.openssh or the OS default)")
+    .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable; for offline renders)", collectResolve, {})
+    .action(async (options: TargetOptions & { out?: string; openssh?: string; resolve: Record<string, string[]> }) => {
+        const loaded = loadStackConfig(target(options));
+        const facts = options.openssh ? { openssh: opensshVersion.parse(options.openssh) } : {};
+        const resolver = staticResolver(options.resolve);
+        const plans = renderHost(await prepareRenderInput(loaded.name, loaded.config, { facts, resolver, source: loaded.source }));
+        for (const plan of plans) {
+            console.log(`${plan.concern}:`);
+            for (const line of plan.summary) console.log(`  ${line}`);
+            for (const artifact of plan.artifacts) {
+                console.log(`  ${artifact.path} (${artifact.mode} ${artifact.owner}:${artifact.group}${artifact.secret ? ", secret" : ""})`);
+                if (options.out) {
+                    const path = join(resolve(options.out), artifact.path);
+                    mkdirSync(dirname(path), { recursive: true });
+                    writeFileSync(path, redactSecrets(artifact.content), { mode: 0o600 });
+                }
+            }
+        }
+        if (options.out) console.log(`written under ${resolve(options.out)}`);
+    });
+
+program.parseAsync().catch((error: Error) => {
+    if (error instanceof ConfigError) {
+        console.error(error.message);
+    } else {
+        console.error(`mor-harden: ${error.message}`);
+    }
+    process.exit(EXIT_BAD_INPUT);
+});

@@ -1,0 +1,108 @@
+// The stack config of one host: every key under the `mor-harden:` namespace of a stack file.
+import { z } from "zod";
+import { apacheSchema } from "../apache/schema";
+import { fail2banSchema } from "../fail2ban/schema";
+import { effectiveServices, firewallSchema, trustedSources } from "../firewall/schema";
+import { knockingSchema } from "../knocking/schema";
+import { sshdSchema } from "../sshd/schema";
+import { connectionSchema } from "./connection";
+import { osFamily } from "./os";
+import { opensshVersion, rangesOverlap, secretRef } from "./values";
+
+export const PROJECT = "mor-harden";
+
+/** Stack keys whose values must be Pulumi secrets. */
+export const secretKeys = ["privateKey", "privateKeyPassphrase", "tlsKey"] as const;
+export type SecretKey = (typeof secretKeys)[number];
+
+export const hostSchema = z
+    .object({
+        connection: connectionSchema,
+        os: osFamily,
+        firewall: firewallSchema.default(firewallSchema.parse({})),
+        fail2ban: fail2banSchema.default(fail2banSchema.parse({})),
+        sshd: sshdSchema.default(sshdSchema.parse({})),
+        apache: apacheSchema.default(apacheSchema.parse({ enabled: false })),
+        knocking: knockingSchema.default(knockingSchema.parse({})),
+        /** Facts assumed by `render` when no host is asked (an apply reads them from the host). */
+        host: z.object({ openssh: opensshVersion.optional() }).strict().default({}),
+        privateKey: secretRef.optional(),
+        privateKeyPassphrase: secretRef.optional(),
+        tlsKey: secretRef.optional(),
+    })
+    .strict()
+    .superRefine((config, ctx) => {
+        const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
+        const services = effectiveServices(config.firewall, config.sshd.port);
+        const ssh = services.find((service) => service.name === "ssh")!;
+
+        if (ssh.ports.from !== config.sshd.port || ssh.ports.to !== config.sshd.port) {
+            issue(["firewall", "services", "ssh", "ports"], `differs from sshd.port ${config.sshd.port}: the firewall would hide sshd`);
+        }
+        if (ssh.exposure === "trusted" && trustedSources(config.firewall).length === 0) {
+            issue(["firewall", "trusted"], "is empty and trustKolmisoftSupport is false: SSH (trusted only) would be reachable from nowhere");
+        }
+        if (config.sshd.allowUsers && !config.sshd.allowUsers.includes(config.connection.user)) {
+            issue(["sshd", "allowUsers"], `does not include the connection user "${config.connection.user}": mor-harden would lock itself out`);
+        }
+        if (config.privateKey && config.connection.privateKeyFile) {
+            issue(["connection", "privateKeyFile"], "is set as well as the secret privateKey: keep one");
+        }
+        if (config.apache.enabled) {
+            if (config.tlsKey && config.apache.keyFile) issue(["apache", "keyFile"], "is set as well as the secret tlsKey: keep one");
+            if (!config.tlsKey && !config.apache.keyFile) issue(["tlsKey"], "is required when apache is enabled (pulumi config set --secret tlsKey < key.pem, or apache.keyFile)");
+        }
+
+        const knocking = config.knocking;
+        if (knocking.mode !== "off") {
+            knocking.sequence.forEach((knock, index) => {
+                const clash = services.find(
+                    (service) => service.exposure !== "closed" && service.protocol === knocking.protocol && rangesOverlap(service.ports, { from: knock, to: knock }),
+                );
+                if (clash) issue(["knocking", "sequence", index], `${knock}/${knocking.protocol} clashes with the ${clash.name} service port`);
+            });
+            knocking.guards.forEach((guarded, index) => {
+                if (services.find((service) => service.name === guarded)?.exposure === "closed") {
+                    issue(["knocking", "guards", index], `"${guarded}" is closed in firewall.services: there is nothing to guard`);
+                }
+            });
+        }
+    });
+
+export type HostConfig = z.infer<typeof hostSchema>;
+
+/** A zod issue path as a config key: `firewall.trusted[2]`. */
+export function keyPath(path: readonly PropertyKey[]): string {
+    return path.reduce<string>((text, part) => (typeof part === "number" ? `${text}[${part}]` : text ? `${text}.${String(part)}` : String(part)), "");
+}
+
+export class ConfigError extends Error {
+    constructor(
+        readonly source: string,
+        readonly problems: string[],
+    ) {
+        super(`${source}: ${problems.length} problem${problems.length === 1 ? "" : "s"} in the stack config:\n  ${problems.join("\n  ")}`);
+        this.name = "ConfigError";
+    }
+}
+
+/** Every problem with its key path, all at once: `firewall.trusted[2]: "10.0.0.0/33" is not an address or CIDR`. */
+export function describeIssues(error: z.ZodError): string[] {
+    return error.issues.map((issue) => {
+        const keys = issue.code === "unrecognized_keys" ? issue.keys : [undefined];
+        return keys
+            .map((key) => {
+                const path = keyPath(key === undefined ? issue.path : [...issue.path, key]);
+                const message = issue.code === "unrecognized_keys" ? "is not a known key" : issue.message;
+                return `${path || "(stack config)"}: ${message}`;
+            })
+            .join("\n  ");
+    });
+}
+
+/** Validates the raw `mor-harden:*` values of a stack; throws a ConfigError naming every problem. */
+export function parseHostConfig(raw: unknown, source = "stack config"): HostConfig {
+    const result = hostSchema.safeParse(raw);
+    if (!result.success) throw new ConfigError(source, describeIssues(result.error));
+    return result.data;
+}

@@ -1,0 +1,94 @@
+// The guide's seven jails as fail2ban overrides.
+//
+// MOR enables its filters in jail.conf, which its update scripts overwrite, so only
+// jail.d/*.local and filter.d/*.local files are written. Each jail reads its own
+// mor-harden-<jail> filter, so MOR's updates to its filter .conf files cannot break a jail.
+import { addressesOf } from "../config/resolve";
+import { trustedSources } from "../firewall/schema";
+import { file, type ConcernPlan } from "../render/artifact";
+import type { RenderInput } from "../render/input";
+import { renderTemplate } from "../render/templates";
+import { jailDefaults, jailNames, PERMANENT, type JailName } from "./schema";
+
+export const JAIL_FILE = "/etc/fail2ban/jail.d/mor-harden.local";
+const filterPath = (jail: JailName) => `/etc/fail2ban/filter.d/${filterName(jail)}.local`;
+export const filterName = (jail: JailName) => `mor-harden-${jail.replace(/_/g, "-")}`;
+
+export interface EffectiveJail {
+    name: JailName;
+    description: string;
+    enabled: boolean;
+    maxretry: number;
+    findtime: number;
+    /** Seconds; -1 is permanent. */
+    bantime: number;
+    logpath: string[];
+    backend: string;
+    ignoreip: string[];
+    /** Set only when the stack replaces the filter's own patterns. */
+    failregex?: string[];
+}
+
+const seconds = (bantime: number | typeof PERMANENT) => (bantime === PERMANENT ? -1 : bantime);
+
+/** The jails with the stack's overrides applied to the guide's defaults. Pure, tested directly. */
+export function effectiveJails(input: RenderInput): EffectiveJail[] {
+    const { fail2ban, firewall, os } = input.config;
+    const ignored = [...(fail2ban.ignoreTrusted ? trustedSources(firewall) : []), ...fail2ban.ignoreip];
+    const addresses = (sources: string[]) => [...addressesOf(sources, input.sources, "v4"), ...addressesOf(sources, input.sources, "v6")];
+    return jailNames.map((name) => {
+        const defaults = jailDefaults[name];
+        const settings = fail2ban.jails[name] ?? {};
+        return {
+            name,
+            description: defaults.description,
+            enabled: settings.enabled ?? true,
+            maxretry: settings.maxretry ?? defaults.maxretry,
+            findtime: settings.findtime ?? defaults.findtime,
+            bantime: seconds(settings.bantime ?? defaults.bantime),
+            logpath: settings.logpath ?? defaults.logpath(os),
+            backend: settings.backend ?? "auto",
+            ignoreip: ["127.0.0.1/8", "::1", ...addresses([...ignored, ...(settings.ignoreip ?? [])])],
+            failregex: settings.failregex,
+        };
+    });
+}
+
+function missingLogs(jails: EffectiveJail[]): string[] {
+    const files = [...new Set(jails.filter((jail) => jail.enabled && jail.backend !== "systemd").flatMap((jail) => jail.logpath))].filter((path) => !path.includes("*"));
+    return files.length === 0 ? [] : [`for log in ${files.join(" ")}; do [ -e "$log" ] || { mkdir -p "\${log%/*}" && touch "$log" && chmod 0640 "$log"; }; done`];
+}
+
+export function renderFail2ban(input: RenderInput): ConcernPlan {
+    const jails = effectiveJails(input);
+    const { recidive } = input.config.fail2ban;
+    const jailFile = renderTemplate("fail2ban/jail.local.hbs", {
+        stack: input.stack,
+        jails: jails.map((jail) => ({ ...jail, filter: filterName(jail.name), logpath: jail.logpath.join("\n          ") })),
+        recidive: { ...recidive, bantime: seconds(recidive.bantime), logpath: "/var/log/fail2ban.log" },
+    });
+    const filters = jails.map((jail) =>
+        file(
+            filterPath(jail.name),
+            renderTemplate(`fail2ban/filter.d/${jail.name}.local.hbs`, {
+                stack: input.stack,
+                failregex: jail.failregex?.join("\n            "),
+            }),
+        ),
+    );
+    const enabled: string[] = jails.filter((jail) => jail.enabled).map((jail) => jail.name);
+    if (recidive.enabled) enabled.push("recidive");
+    return {
+        concern: "fail2ban",
+        summary: jails.map((jail) => `${jail.name}: ${jail.enabled ? `${jail.maxretry} in ${jail.findtime}s -> ${jail.bantime < 0 ? "permanent" : `${jail.bantime}s`}` : "disabled"}`),
+        packages: ["fail2ban"],
+        artifacts: [file(JAIL_FILE, jailFile), ...filters],
+        // fail2ban 1.0 refuses to start when a jail's log file is missing (a host without
+        // Asterisk yet, an API log not written so far): create them empty.
+        prepare: missingLogs(jails),
+        validate: ["fail2ban-client -t"],
+        activate: ["fail2ban-client ping >/dev/null 2>&1 && fail2ban-client reload || { systemctl restart fail2ban 2>/dev/null || fail2ban-client start; }"],
+        verify: [`status=$(fail2ban-client status) || exit 1; for jail in ${enabled.join(" ")}; do printf '%s' "$status" | grep -q "[ ,]$jail\\(,\\|$\\)" || { echo "fail2ban: jail $jail is not running"; exit 1; }; done`],
+        needsConfirm: false,
+    };
+}

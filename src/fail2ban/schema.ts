@@ -1,0 +1,132 @@
+import { z } from "zod";
+import { duration, logPath, source } from "../config/values";
+import type { OsFamily } from "../config/os";
+
+/** The seven jails of Kolmisoft's guide "How to be secure using MOR", by the names MOR uses. */
+export const jailNames = ["ssh-iptables", "asterisk-iptables", "ast-cli-attck", "asterisk-manager", "ast-hgc-200", "mor_api", "mor_ddos"] as const;
+export type JailName = (typeof jailNames)[number];
+
+export const PERMANENT = "permanent";
+
+/**
+ * A failregex line for fail2ban: one line, naming the offender with <HOST> (or <ADDR>), and no
+ * `%(` interpolation, which fail2ban would expand from its own config.
+ */
+const failregex = z.string().superRefine((value, ctx) => {
+    const problem = /[\r\n]/.test(value)
+        ? "contains a line break"
+        : !/<(HOST|ADDR|IP4|IP6)>/.test(value)
+          ? "names no offender (<HOST> or <ADDR>)"
+          : /%(?!%)/.test(value)
+            ? "has a '%' (write '%%' for a literal percent sign)"
+            : undefined;
+    if (problem) ctx.addIssue({ code: "custom", message: `${JSON.stringify(value)} ${problem}` });
+});
+
+const bantime = z.union([z.literal(PERMANENT), duration], {
+    error: (iss) => `${JSON.stringify(iss.input)} is not a duration or "permanent"`,
+});
+
+const jailSettings = z
+    .object({
+        enabled: z.boolean().optional(),
+        maxretry: z.number().int().min(1).max(10000).optional(),
+        findtime: duration.optional(),
+        bantime: bantime.optional(),
+        logpath: z.array(logPath).min(1).optional(),
+        /** How fail2ban reads the log: files (auto, polling) or the journal (systemd, for hosts without rsyslog). */
+        backend: z.enum(["auto", "polling", "pyinotify", "systemd"]).optional(),
+        /** Added to the trusted sources and fail2ban.ignoreip for this jail only. */
+        ignoreip: z.array(source).optional(),
+        /** Replaces the jail's own failure patterns (mor_api and ast-hgc-200 depend on MOR's log format). */
+        failregex: z.array(failregex).min(1).optional(),
+    })
+    .strict();
+export type JailSettings = z.infer<typeof jailSettings>;
+
+export const fail2banSchema = z
+    .object({
+        /** Sources never banned by any jail, in addition to the firewall's trusted sources. */
+        ignoreip: z.array(source).default([]),
+        /** Keep the trusted sources in ignoreip (the guide's support host and the operator's workstations). */
+        ignoreTrusted: z.boolean().default(true),
+        jails: z.object(Object.fromEntries(jailNames.map((name) => [name, jailSettings.optional()])) as Record<JailName, z.ZodOptional<typeof jailSettings>>).strict().default({}),
+        /** fail2ban's own recidive jail: repeat offenders banned for longer. */
+        recidive: z
+            .object({
+                enabled: z.boolean().default(true),
+                maxretry: z.number().int().min(1).max(1000).default(5),
+                findtime: duration.default(86400),
+                bantime: bantime.default(604800),
+            })
+            .strict()
+            .default({ enabled: true, maxretry: 5, findtime: 86400, bantime: 604800 }),
+    })
+    .strict();
+
+export type Fail2banConfig = z.infer<typeof fail2banSchema>;
+
+export interface JailDefaults {
+    description: string;
+    maxretry: number;
+    findtime: number;
+    bantime: number | typeof PERMANENT;
+    logpath: (os: OsFamily) => string[];
+}
+
+const asteriskLog = () => ["/var/log/asterisk/messages"];
+const apacheAccessLog = (os: OsFamily) => [os === "debian" ? "/var/log/apache2/access.log" : "/var/log/httpd/access_log"];
+
+/** The guide's thresholds and ban times; where the guide is silent the choice is documented in the README. */
+export const jailDefaults: Record<JailName, JailDefaults> = {
+    "ssh-iptables": {
+        description: "3 wrong SSH logins in 10 minutes: banned for 10 minutes",
+        maxretry: 3,
+        findtime: 600,
+        bantime: 600,
+        logpath: (os) => [os === "debian" ? "/var/log/auth.log" : "/var/log/secure"],
+    },
+    "asterisk-iptables": {
+        description: "5 failed SIP/IAX2 registrations in 10 minutes: banned for 10 minutes",
+        maxretry: 5,
+        findtime: 600,
+        bantime: 600,
+        logpath: asteriskLog,
+    },
+    "ast-cli-attck": {
+        description: "any SIP packet from a known scanner: banned permanently",
+        maxretry: 1,
+        findtime: 600,
+        bantime: PERMANENT,
+        // The firewall logs scanner packets it sees on the SIP ports (see firewall/render.ts).
+        logpath: (os) => [os === "debian" ? "/var/log/kern.log" : "/var/log/messages"],
+    },
+    "asterisk-manager": {
+        description: "any unauthorized Asterisk Manager login: banned permanently",
+        maxretry: 1,
+        findtime: 600,
+        bantime: PERMANENT,
+        logpath: asteriskLog,
+    },
+    "ast-hgc-200": {
+        description: "20 unauthorized calls (hangup cause 200) in 10 minutes: banned permanently",
+        maxretry: 20,
+        findtime: 600,
+        bantime: PERMANENT,
+        logpath: asteriskLog,
+    },
+    mor_api: {
+        description: "wrong MOR API authentication: banned permanently",
+        maxretry: 5,
+        findtime: 600,
+        bantime: PERMANENT,
+        logpath: apacheAccessLog,
+    },
+    mor_ddos: {
+        description: "20 incorrect or suspicious URLs in 10 minutes: banned for 1 hour",
+        maxretry: 20,
+        findtime: 600,
+        bantime: 3600,
+        logpath: apacheAccessLog,
+    },
+};

@@ -1,0 +1,156 @@
+// iptables and ip6tables rulesets in iptables-restore format.
+//
+// The firewall owns only its MORH-* chains, one jump from INPUT and INPUT's policy. It is loaded
+// with `iptables-restore --noflush`, so fail2ban's f2b-* chains (and their jumps, which fail2ban
+// inserts first in INPUT), MOR's "Blocked IPs" rules and docker's chains survive every apply.
+import { addressesOf } from "../config/resolve";
+import { formatRange } from "../config/values";
+import { file, type ConcernPlan } from "../render/artifact";
+import type { RenderInput } from "../render/input";
+import { renderTemplate } from "../render/templates";
+import { isGuarded, knockRules, type Family } from "../knocking/render";
+import { effectiveServices, trustedSources, type EffectiveService } from "./schema";
+
+export const INPUT_CHAIN = "MORH-INPUT";
+const TRUSTED_CHAIN = "MORH-TRUSTED";
+const SSH_CHAIN = "MORH-SSH";
+const SIP_AGENT_CHAIN = "MORH-SIPUA";
+const SIPSCAN_CHAIN = "MORH-SIPSCAN";
+/** The kernel log prefix of scanner packets; the ast-cli-attck jail bans the source it names. */
+export const SIPSCAN_LOG_PREFIX = "MORH-SIPSCAN ";
+
+/** User-Agents of the SIP scanners the guide lists (ast-cli-attck). */
+export const sipScannerAgents = [
+    "sipcli", "sipvicious", "sip-scan", "sipsak", "sundayddr", "friendly-scanner", "iWar", "CSipSimple", "SIVuS",
+    "Gulp", "sipv", "smap", "friendly-request", "VaxIPUserAgent", "VaxSIPUserAgent", "siparmyknife", "Test Agent",
+];
+
+interface Chain {
+    name: string;
+    rules: string[];
+}
+
+export interface Ruleset {
+    family: Family;
+    chains: Chain[];
+}
+
+const persistPaths = {
+    debian: { v4: "/etc/iptables/rules.v4", v6: "/etc/iptables/rules.v6" },
+    rhel: { v4: "/etc/sysconfig/iptables", v6: "/etc/sysconfig/ip6tables" },
+};
+const tools = { v4: { save: "iptables-save", restore: "iptables-restore", cli: "iptables" }, v6: { save: "ip6tables-save", restore: "ip6tables-restore", cli: "ip6tables" } };
+
+function portMatch(service: Pick<EffectiveService, "protocol" | "ports">): string {
+    return `-p ${service.protocol} -m ${service.protocol} --dport ${formatRange(service.ports)}`;
+}
+
+/** ICMP a host needs to work: path MTU discovery, errors, and on IPv6 neighbour discovery. */
+function icmpRules(family: Family, allowPing: boolean): string[] {
+    const ping = "-m limit --limit 10/second --limit-burst 20 -j ACCEPT";
+    if (family === "v4") {
+        return [
+            "-p icmp -m icmp --icmp-type destination-unreachable -j ACCEPT",
+            "-p icmp -m icmp --icmp-type time-exceeded -j ACCEPT",
+            "-p icmp -m icmp --icmp-type parameter-problem -j ACCEPT",
+            ...(allowPing ? [`-p icmp -m icmp --icmp-type echo-request ${ping}`] : []),
+        ];
+    }
+    const types = ["destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem"];
+    // Neighbour discovery only from the link itself (hop limit 255), as RFC 4890 recommends.
+    const discovery = ["router-advertisement", "neighbour-solicitation", "neighbour-advertisement"];
+    return [
+        ...types.map((type) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -j ACCEPT`),
+        ...discovery.map((type) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`),
+        ...(allowPing ? [`-p ipv6-icmp -m icmp6 --icmpv6-type echo-request ${ping}`] : []),
+    ];
+}
+
+/** The rules of one family, as chains of rule bodies (without `-A CHAIN`). Pure, tested directly. */
+export function buildRuleset(input: RenderInput, family: Family): Ruleset {
+    const { firewall, knocking, sshd } = input.config;
+    // Without IPv6 the host still gets a default-drop IPv6 policy, with no service open.
+    const services = family === "v6" && !firewall.ipv6 ? [] : effectiveServices(firewall, sshd.port);
+    const trusted = addressesOf(trustedSources(firewall), input.sources, family);
+    const knock = knockRules(knocking, family);
+    const accept = (service: EffectiveService) => (service.name === "ssh" ? `-j ${SSH_CHAIN}` : "-j ACCEPT");
+    // A guarded service is reached only after a complete knock (trusted sources too, unless they bypass).
+    const gate = (service: EffectiveService, viaTrusted: boolean) =>
+        knock && isGuarded(knocking, service.name) && !(viaTrusted && knocking.trustedBypass) ? ` ${knock.openMatch}` : "";
+
+    const input_: string[] = [
+        "-i lo -j ACCEPT",
+        "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
+        "-m conntrack --ctstate INVALID -j DROP",
+        ...icmpRules(family, firewall.allowPing),
+    ];
+    const chains: Chain[] = [];
+
+    const sip = services.filter((service) => (service.name === "sip-udp" || service.name === "sip-tcp") && service.exposure !== "closed");
+    if (sip.length > 0) {
+        // The scanners' User-Agent in clear-text SIP, whatever Asterisk logs: logged for the
+        // ast-cli-attck jail, then dropped. (SIP over TLS cannot be seen this way.)
+        input_.push(...sip.map((service) => `${portMatch(service)} -j ${SIP_AGENT_CHAIN}`));
+        chains.push({ name: SIP_AGENT_CHAIN, rules: sipScannerAgents.map((agent) => `-m string --string "${agent}" --algo bm -j ${SIPSCAN_CHAIN}`) });
+        chains.push({ name: SIPSCAN_CHAIN, rules: [`-m limit --limit 20/second -j LOG --log-prefix "${SIPSCAN_LOG_PREFIX}"`, "-j DROP"] });
+    }
+    if (knock) {
+        input_.push(knock.entry);
+        chains.push(knock.chain);
+    }
+
+    const trustedRules = services
+        .filter((service) => service.exposure === "trusted" && !service.sources)
+        .map((service) => `${portMatch(service)}${gate(service, true)} ${accept(service)}`);
+    if (trustedRules.length > 0) {
+        input_.push(...trusted.map((address) => `-s ${address} -j ${TRUSTED_CHAIN}`));
+        chains.push({ name: TRUSTED_CHAIN, rules: trustedRules });
+    }
+    for (const service of services) {
+        if (service.sources) {
+            for (const address of addressesOf(service.sources, input.sources, family)) input_.push(`-s ${address} ${portMatch(service)} ${accept(service)}`);
+        } else if (service.exposure === "public") {
+            input_.push(`${portMatch(service)}${gate(service, false)} ${accept(service)}`);
+        }
+    }
+    const limit = firewall.sshRateLimit;
+    chains.push({
+        name: SSH_CHAIN,
+        rules: [
+            `-m conntrack --ctstate NEW -m hashlimit --hashlimit-above ${limit.perMinute}/minute --hashlimit-burst ${limit.burst} --hashlimit-mode srcip --hashlimit-name morh-ssh${family === "v4" ? 4 : 6} -j DROP`,
+            "-j ACCEPT",
+        ],
+    });
+    return { family, chains: [{ name: INPUT_CHAIN, rules: input_ }, ...chains] };
+}
+
+export function renderRuleset(input: RenderInput, family: Family): string {
+    const ruleset = buildRuleset(input, family);
+    return renderTemplate("firewall/ruleset.hbs", {
+        stack: input.stack,
+        family,
+        chains: ruleset.chains,
+        inputChain: INPUT_CHAIN,
+        trusted: addressesOf(trustedSources(input.config.firewall), input.sources, family),
+    });
+}
+
+export function renderFirewall(input: RenderInput): ConcernPlan {
+    const { os, firewall } = input.config;
+    const families: Family[] = ["v4", "v6"];
+    const artifacts = families.map((family) => file(persistPaths[os][family], renderRuleset(input, family), { mode: "0600" }));
+    const commands = (family: Family) => ({ ...tools[family], path: persistPaths[os][family], inputChain: INPUT_CHAIN });
+    const trusted = trustedSources(firewall).map((source) => `${source} -> ${[...input.sources[source]?.v4 ?? [], ...input.sources[source]?.v6 ?? []].join(", ") || "(unresolved)"}`);
+    const services = effectiveServices(firewall, input.config.sshd.port).map((service) => `${service.name} ${formatRange(service.ports, "-")}/${service.protocol}: ${service.exposure}`);
+    return {
+        concern: "firewall",
+        summary: [`trusted: ${trusted.join("; ") || "(none)"}`, ...services],
+        packages: os === "debian" ? ["iptables", "iptables-persistent"] : ["iptables-services"],
+        artifacts,
+        prepare: os === "rhel" ? ["systemctl disable --now firewalld 2>/dev/null; systemctl mask firewalld; systemctl enable iptables ip6tables"] : [],
+        validate: families.map((family) => `${tools[family].restore} --test --noflush ${persistPaths[os][family]}`),
+        activate: families.map((family) => renderTemplate("firewall/activate.sh.hbs", commands(family)).trim()),
+        verify: families.map((family) => `${tools[family].cli} -w -C INPUT -j ${INPUT_CHAIN}`),
+        needsConfirm: true,
+    };
+}

@@ -1,0 +1,104 @@
+import { z } from "zod";
+import { portRange, source, token } from "../config/values";
+import { serviceCatalogue, serviceNames, type Exposure, type ServiceDefinition, type ServiceName } from "./services";
+
+export const KOLMISOFT_SUPPORT = "support.kolmisoft.com";
+
+const exposure = z.enum(["public", "trusted", "closed"], {
+    error: (iss) => `${JSON.stringify(iss.input)} is not an exposure (public, trusted or closed)`,
+});
+const protocol = z.enum(["tcp", "udp"], { error: (iss) => `${JSON.stringify(iss.input)} is not a protocol (tcp or udp)` });
+
+/** `ssh: trusted` or `rtp: {exposure: public, ports: "10000-20000"}`. */
+const serviceSetting = z.union([exposure, z.object({ exposure: exposure.optional(), ports: portRange.optional() }).strict()]);
+
+const services = z
+    .object(Object.fromEntries(serviceNames.map((name) => [name, serviceSetting.optional()])) as Record<ServiceName, z.ZodOptional<typeof serviceSetting>>)
+    .strict()
+    .default({})
+    .superRefine((settings, ctx) => {
+        for (const name of serviceNames) {
+            const setting = settings[name];
+            const chosen = typeof setting === "string" ? setting : setting?.exposure;
+            const definition: ServiceDefinition = serviceCatalogue[name];
+            const never = definition.never ?? [];
+            if (chosen && never.includes(chosen)) {
+                ctx.addIssue({ code: "custom", path: [name], message: `"${chosen}" is not allowed for ${name} (${serviceCatalogue[name].description})` });
+            }
+        }
+    });
+
+const ruleName = token("a rule name (letters, digits, '-' and '_', at most 24)", (v) => /^[A-Za-z0-9_-]{1,24}$/.test(v));
+
+const extraRule = z
+    .object({
+        name: ruleName,
+        protocol,
+        ports: portRange,
+        exposure: z.enum(["public", "trusted"], { error: (iss) => `${JSON.stringify(iss.input)} is not public or trusted` }),
+        /** Only these sources, instead of every trusted one (exposure trusted) or everyone (public). */
+        sources: z.array(source).optional(),
+    })
+    .strict();
+
+export const firewallSchema = z
+    .object({
+        /** Sources that reach the trusted services: addresses, CIDRs and host names (resolved at render time). */
+        trusted: z.array(source).default([]),
+        /** The guide allows SSH and the GUI from support.kolmisoft.com; only an explicit false removes it. */
+        trustKolmisoftSupport: z.boolean().default(true),
+        services,
+        extraRules: z.array(extraRule).default([]),
+        /** Render ip6tables rules too (a MOR host without IPv6 still gets a default-drop IPv6 policy). */
+        ipv6: z.boolean().default(true),
+        /** New SSH connections per minute from one source before they are dropped. */
+        sshRateLimit: z
+            .object({ perMinute: z.number().int().min(1).max(600).default(20), burst: z.number().int().min(1).max(600).default(20) })
+            .strict()
+            .default({ perMinute: 20, burst: 20 }),
+        /** Answer ping (rate limited); the ICMP a host needs to work is always allowed. */
+        allowPing: z.boolean().default(true),
+    })
+    .strict()
+    .superRefine((firewall, ctx) => {
+        const seen = new Set<string>();
+        firewall.extraRules.forEach((rule, index) => {
+            if (seen.has(rule.name)) ctx.addIssue({ code: "custom", path: ["extraRules", index, "name"], message: `"${rule.name}" is used by another rule` });
+            seen.add(rule.name);
+        });
+    });
+
+export type FirewallConfig = z.infer<typeof firewallSchema>;
+
+export interface EffectiveService {
+    name: string;
+    protocol: "tcp" | "udp";
+    ports: { from: number; to: number };
+    exposure: Exposure;
+    sources?: string[];
+}
+
+/** The catalogue with the stack's choices applied; `sshPort` is the port sshd listens on. */
+export function effectiveServices(firewall: FirewallConfig, sshPort: number): EffectiveService[] {
+    const catalogue: EffectiveService[] = serviceNames.map((name) => {
+        const definition = serviceCatalogue[name];
+        const setting = firewall.services[name];
+        const chosen = typeof setting === "string" ? { exposure: setting } : (setting ?? {});
+        const defaultPorts = name === "ssh" ? { from: sshPort, to: sshPort } : definition.ports;
+        return { name, protocol: definition.protocol, ports: chosen.ports ?? defaultPorts, exposure: chosen.exposure ?? definition.exposure };
+    });
+    const extra: EffectiveService[] = firewall.extraRules.map((rule) => ({
+        name: rule.name,
+        protocol: rule.protocol,
+        ports: rule.ports,
+        exposure: rule.exposure,
+        sources: rule.sources,
+    }));
+    return [...catalogue, ...extra];
+}
+
+/** Every trusted source the stack names, with Kolmisoft's support host unless removed explicitly. */
+export function trustedSources(firewall: FirewallConfig): string[] {
+    const sources = firewall.trustKolmisoftSupport ? [KOLMISOFT_SUPPORT, ...firewall.trusted] : firewall.trusted;
+    return [...new Set(sources)];
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env node
+// npm run lab -- up [--hosts N] | status | exec NAME -- COMMAND... | down
+import { join } from "node:path";
+import { Command } from "commander";
+import { findNode, labDown, labExec, labUp, readState, requireRootOnLinux } from "./lab";
+import { writeLabStacks } from "./stacks";
+
+export const LAB_DIR = join(__dirname, "..", "..", "..", ".lab");
+
+const program = new Command("lab").description("disposable MOR-like Debian hosts in namespaces");
+
+program
+    .command("up")
+    .description("start the lab (harmless when it already runs) and write its stack files")
+    .option("--hosts <n>", "number of hosts", (value) => Number(value), 1)
+    .action(async (options: { hosts: number }) => {
+        if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > 20) throw new Error("--hosts: a number from 1 to 20");
+        const state = await labUp(LAB_DIR, options.hosts);
+        const stacks = writeLabStacks(state, join(LAB_DIR, "..", "stacks"));
+        for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  started in ${host.startSeconds.toFixed(2)}s`);
+        for (const client of state.clients) console.log(`${client.name}  ${client.v4}  ${client.v6}`);
+        console.log(`stack files: ${stacks.join(", ")}`);
+    });
+
+program
+    .command("status")
+    .description("what runs now")
+    .action(() => {
+        const state = readState(LAB_DIR);
+        if (!state) return console.log("the lab is down");
+        for (const host of state.hosts) {
+            const services = labExec(host, ["sh", "-c", "for p in sshd apache2 fail2ban-server rsyslogd; do pgrep -x $p >/dev/null && printf '%s up  ' $p || printf '%s DOWN  ' $p; done"], { timeoutMs: 10_000 });
+            console.log(`${host.name}  ${host.v4}  ${services.code === 0 ? services.stdout : "unreachable"}`);
+        }
+        for (const client of state.clients) console.log(`${client.name}  ${client.v4}`);
+    });
+
+program
+    .command("exec <name> <command...>")
+    .description("run a command inside a host, workstation or attacker; exits with its code")
+    .action((name: string, command: string[]) => {
+        const state = readState(LAB_DIR);
+        if (!state) throw new Error("the lab is down: npm run lab -- up");
+        const result = labExec(findNode(state, name), command, { timeoutMs: 600_000 });
+        process.stdout.write(result.stdout);
+        process.stderr.write(result.stderr);
+        process.exitCode = result.code;
+    });
+
+program
+    .command("down")
+    .description("stop everything the lab started")
+    .action(() => {
+        requireRootOnLinux();
+        labDown(LAB_DIR);
+        console.log("the lab is down");
+    });
+
+program.parseAsync().catch((error: Error) => {
+    console.error(`lab: ${error.message}`);
+    process.exit(2);
+});

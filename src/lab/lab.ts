@@ -1,0 +1,283 @@
+// The lab: disposable MOR-like Debian hosts on this machine, for the tests and for trying
+// mor-harden. Each host is a network, mount, PID and UTS namespace whose root is an overlay
+// of `/` with its upper layer on a tmpfs that lives and dies with the namespace; it runs real
+// rsyslog, sshd, apache2 (mod_ssl) and fail2ban. Clients (workstation, attacker) are network
+// namespaces. All of them hang off a bridge inside a switch namespace, so nothing is added to
+// the machine's own network and nothing leaves the lab.
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { join } from "node:path";
+import { hostInit, labFiles } from "./host-files";
+
+export const NETNS_PREFIX = "morh-";
+const SWITCH = `${NETNS_PREFIX}switch`;
+
+export interface LabNode {
+    name: string;
+    kind: "host" | "client";
+    netns: string;
+    v4: string;
+    v6: string;
+}
+
+export interface LabHost extends LabNode {
+    kind: "host";
+    /** PID (on this machine) of the `unshare` that owns the host's namespaces; killing it ends the host. */
+    ownerPid: number;
+    /** PID (on this machine) of the host's init (PID 1 inside), the target of nsenter. */
+    initPid: number;
+    /** As `ssh-keygen -lf` prints it. */
+    hostKey: string;
+    /** "ssh-ed25519 AAAA...", for known_hosts. */
+    publicKey: string;
+    startSeconds: number;
+}
+
+export interface LabState {
+    dir: string;
+    operatorKey: string;
+    caCertificate: string;
+    hosts: LabHost[];
+    clients: LabNode[];
+}
+
+export interface ExecResult {
+    code: number;
+    stdout: string;
+    stderr: string;
+}
+
+/** Lab addresses: documentation ranges only (RFC 5737 and RFC 3849). */
+export function hostAddress(index: number): { v4: string; v6: string } {
+    if (index < 1 || index > 80) throw new Error(`lab host index ${index} is out of range (1-80)`);
+    return { v4: `192.0.2.${10 + index}`, v6: `2001:db8:2::${10 + index}` };
+}
+export const clientAddresses = {
+    workstation: { v4: "198.51.100.10", v6: "2001:db8:51::10" },
+    attacker: { v4: "203.0.113.66", v6: "2001:db8:113::66" },
+};
+const onLinkRoutes = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"];
+
+export function hostName(index: number): string {
+    return `mor-${index}`;
+}
+
+function run(command: string, args: string[], input?: string): string {
+    return execFileSync(command, args, { encoding: "utf8", input, stdio: ["pipe", "pipe", "pipe"] });
+}
+
+function tryRun(command: string, args: string[]): SpawnSyncReturns<string> {
+    return spawnSync(command, args, { encoding: "utf8" });
+}
+
+export function requireRootOnLinux(): void {
+    if (process.platform !== "linux") throw new Error(`the lab needs Linux namespaces; this is ${process.platform}`);
+    if (process.getuid?.() !== 0) throw new Error("the lab needs root (network, mount and PID namespaces, overlayfs): run it as root");
+    for (const tool of ["ip", "unshare", "nsenter", "tini", "sshd", "apache2ctl", "fail2ban-client", "rsyslogd", "iptables", "ssh-keygen", "openssl"]) {
+        if (tryRun("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`the lab needs ${tool}: run .ci/run (or apt-get install the packages it lists)`);
+    }
+}
+
+function netnsExists(name: string): boolean {
+    return tryRun("ip", ["netns", "list"]).stdout.split("\n").some((line) => line.split(" ")[0] === name);
+}
+
+function addNode(name: string, v4: string, v6: string): string {
+    const netns = `${NETNS_PREFIX}${name}`;
+    run("ip", ["netns", "add", netns]);
+    const peer = `v-${name}`.slice(0, 15);
+    run("ip", ["-n", SWITCH, "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", netns]);
+    run("ip", ["-n", SWITCH, "link", "set", peer, "master", "br0", "up"]);
+    const inNs = (...args: string[]) => run("ip", ["-n", netns, ...args]);
+    inNs("link", "set", "lo", "up");
+    inNs("addr", "add", `${v4}/24`, "dev", "eth0");
+    inNs("-6", "addr", "add", `${v6}/64`, "dev", "eth0", "nodad");
+    inNs("link", "set", "eth0", "up");
+    for (const route of onLinkRoutes) if (!route.startsWith(v4.split(".").slice(0, 3).join("."))) inNs("route", "add", route, "dev", "eth0");
+    inNs("-6", "route", "add", "2001:db8::/32", "dev", "eth0");
+    return netns;
+}
+
+function ensureSwitch(): void {
+    if (netnsExists(SWITCH)) return;
+    run("ip", ["netns", "add", SWITCH]);
+    run("ip", ["-n", SWITCH, "link", "add", "br0", "type", "bridge"]);
+    run("ip", ["-n", SWITCH, "link", "set", "br0", "up"]);
+}
+
+/** The operator's key and the lab CA, made once per lab directory. */
+function ensureOperatorMaterial(dir: string): { operatorKey: string; caCertificate: string } {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const operatorKey = join(dir, "id_ed25519");
+    if (!existsSync(operatorKey)) run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "mor-harden-lab-operator", "-f", operatorKey]);
+    const caCertificate = join(dir, "ca.crt");
+    if (!existsSync(caCertificate)) {
+        run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "ca.key"), "-out", caCertificate, "-days", "30", "-subj", "/CN=mor-harden lab CA"]);
+    }
+    return { operatorKey, caCertificate };
+}
+
+/** A certificate for a lab host's GUI, signed by the lab CA. */
+export function issueCertificate(dir: string, name: string, address: string): { certificate: string; key: string } {
+    const certificate = join(dir, `${name}.crt`);
+    const key = join(dir, `${name}.key`);
+    if (!existsSync(certificate)) {
+        const request = join(dir, `${name}.csr`);
+        run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", request, "-subj", `/CN=${name}.lab.example`]);
+        const extensions = join(dir, `${name}.ext`);
+        writeFileSync(extensions, `subjectAltName=DNS:${name}.lab.example,IP:${address}\n`);
+        run("openssl", ["x509", "-req", "-in", request, "-CA", join(dir, "ca.crt"), "-CAkey", join(dir, "ca.key"), "-CAcreateserial", "-out", certificate, "-days", "30", "-extfile", extensions]);
+        chmodSync(key, 0o600);
+    }
+    return { certificate, key };
+}
+
+function childPid(pid: number): number | undefined {
+    try {
+        const children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+        return children.length > 0 ? Number(children[0]) : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Starts one host; resolves once its services are up (bounded: 30 s). */
+async function startHost(dir: string, index: number, operatorKey: string): Promise<LabHost> {
+    const started = process.hrtime.bigint();
+    const name = hostName(index);
+    const { v4, v6 } = hostAddress(index);
+    const hostDir = join(dir, "hosts", name);
+    rmSync(hostDir, { recursive: true, force: true });
+    const files = join(hostDir, "files");
+    mkdirSync(files, { recursive: true });
+    const { fingerprint: hostKey, publicKey } = labFiles(files, { name, operatorPublicKey: readFileSync(`${operatorKey}.pub`, "utf8") });
+    const netns = addNode(name, v4, v6);
+    const log = openSync(join(hostDir, "console.log"), "w");
+    const owner = spawn("ip", ["netns", "exec", netns, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh", "-c", hostInit(files)], {
+        detached: true,
+        stdio: ["ignore", log, log],
+    });
+    owner.unref();
+    const ownerPid = owner.pid!;
+    const deadline = Date.now() + 30_000;
+    let initPid: number | undefined;
+    while (Date.now() < deadline) {
+        initPid ??= childPid(ownerPid);
+        if (initPid && tryRun("nsenter", ["-t", String(initPid), "-m", "-p", "-r", "test", "-e", "/run/lab-ready"]).status === 0) break;
+        if (tryRun("kill", ["-0", String(ownerPid)]).status !== 0) break;
+        await sleep(50);
+    }
+    const ready = initPid !== undefined && tryRun("nsenter", ["-t", String(initPid), "-m", "-p", "-r", "test", "-e", "/run/lab-ready"]).status === 0;
+    if (!ready) {
+        const console_ = readFileSync(join(hostDir, "console.log"), "utf8").trim().split("\n").slice(-15).join("\n");
+        throw new Error(`lab host ${name} did not start within 30 s:\n${console_}`);
+    }
+    return { name, kind: "host", netns, v4, v6, ownerPid, initPid: initPid!, hostKey, publicKey, startSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+/** known_hosts with every lab host's key, for OpenSSH clients in the lab. */
+export function knownHostsPath(dir: string): string {
+    return join(dir, "known_hosts");
+}
+
+export function statePath(dir: string): string {
+    return join(dir, "state.json");
+}
+
+export function readState(dir: string): LabState | undefined {
+    try {
+        return JSON.parse(readFileSync(statePath(dir), "utf8")) as LabState;
+    } catch {
+        return undefined;
+    }
+}
+
+function alive(host: LabHost): boolean {
+    return tryRun("kill", ["-0", String(host.initPid)]).status === 0 && netnsExists(host.netns);
+}
+
+/**
+ * Starts the switch, the two clients and `hosts` hosts (those already running are kept, so
+ * `up` twice is harmless). A failed start stops everything it started.
+ */
+export async function labUp(dir: string, hosts = 1): Promise<LabState> {
+    requireRootOnLinux();
+    const previous = readState(dir);
+    if (previous && previous.hosts.length === hosts && previous.hosts.every(alive)) return previous;
+    if (previous || listLabNamespaces().length > 0) labDown(dir);
+    const { operatorKey, caCertificate } = ensureOperatorMaterial(dir);
+    const state: LabState = { dir, operatorKey, caCertificate, hosts: [], clients: [] };
+    try {
+        ensureSwitch();
+        for (const [name, addresses] of Object.entries(clientAddresses)) {
+            state.clients.push({ name, kind: "client", netns: addNode(name, addresses.v4, addresses.v6), ...addresses });
+        }
+        // Started one after another: each start is mostly waiting on its own daemons, and the
+        // machine has two cores.
+        for (let index = 1; index <= hosts; index++) {
+            state.hosts.push(await startHost(dir, index, operatorKey));
+            writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
+        }
+        writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
+        writeFileSync(knownHostsPath(dir), state.hosts.map((host) => `${host.v4},${host.v6},${host.name}.lab.example ${host.publicKey}`).join("\n") + "\n");
+        return state;
+    } catch (error) {
+        writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
+        labDown(dir);
+        throw error;
+    }
+}
+
+export function listLabNamespaces(): string[] {
+    return tryRun("ip", ["netns", "list"])
+        .stdout.split("\n")
+        .map((line) => line.split(" ")[0])
+        .filter((name) => name.startsWith(NETNS_PREFIX));
+}
+
+/** Stops every host (by the PIDs it recorded) and removes every namespace the lab made. */
+export function labDown(dir: string): void {
+    const state = readState(dir);
+    for (const host of state?.hosts ?? []) {
+        // SIGKILL to the owner: unshare --kill-child then kills the host's PID 1, and with it every
+        // process of the host's PID namespace; its mounts go with its mount namespace.
+        tryRun("kill", ["-KILL", String(host.ownerPid)]);
+        tryRun("kill", ["-KILL", String(host.initPid)]);
+    }
+    for (const netns of listLabNamespaces()) {
+        // A namespace still holding processes we did not record (a crashed earlier run): kill them by
+        // their network namespace, which only lab processes share.
+        for (const pid of tryRun("ip", ["netns", "pids", netns]).stdout.split(/\s+/).filter(Boolean)) tryRun("kill", ["-KILL", pid]);
+        tryRun("ip", ["netns", "delete", netns]);
+    }
+    rmSync(statePath(dir), { force: true });
+    rmSync(join(dir, "hosts"), { recursive: true, force: true });
+}
+
+export function findNode(state: LabState, name: string): LabHost | LabNode {
+    const node = [...state.hosts, ...state.clients].find((candidate) => candidate.name === name);
+    if (!node) throw new Error(`no lab node "${name}" (have: ${[...state.hosts, ...state.clients].map((n) => n.name).join(", ")})`);
+    return node;
+}
+
+/** The command line that runs `argv` inside a host (all its namespaces and root) or a client. */
+export function execArgv(node: LabHost | LabNode, argv: string[]): string[] {
+    return node.kind === "host"
+        ? ["nsenter", "-t", String((node as LabHost).initPid), "-n", "-m", "-p", "-u", "-i", "-r", "-w", ...argv]
+        : ["ip", "netns", "exec", node.netns, ...argv];
+}
+
+/** Runs a command in a lab node, bounded by `timeoutMs`. */
+export function labExec(node: LabHost | LabNode, argv: string[], options: { input?: string; timeoutMs?: number } = {}): ExecResult {
+    const [command, ...args] = execArgv(node, argv);
+    const result = spawnSync(command, args, { encoding: "utf8", input: options.input, timeout: options.timeoutMs ?? 60_000 });
+    return { code: result.status ?? (result.signal ? 128 : 1), stdout: result.stdout ?? "", stderr: result.stderr ?? (result.error?.message ?? "") };
+}
+
+export function readHostFile(host: LabHost, path: string): string {
+    const result = labExec(host, ["cat", path]);
+    if (result.code !== 0) throw new Error(`${host.name}: cannot read ${path}: ${result.stderr.trim()}`);
+    return result.stdout;
+}

@@ -1,0 +1,71 @@
+// What a renderer produces: plain data, the same for `render`, the Pulumi program, the direct
+// apply and the drift check. The effects layer runs these commands without knowing the concern.
+
+export type Concern = "firewall" | "fail2ban" | "sshd" | "apache" | "knocking";
+
+export interface Artifact {
+    /** Absolute path on the host. */
+    path: string;
+    /** File content; secret parts are `secretPlaceholder(name)` tokens filled in on the host side only. */
+    content: string;
+    mode: string;
+    owner: string;
+    group: string;
+    /** True when the content holds a secret placeholder: never print the filled-in text. */
+    secret: boolean;
+}
+
+export interface ConcernPlan {
+    concern: Concern;
+    /** What the preview shows beside the files: resolved sources, chosen directives and why. */
+    summary: string[];
+    /** OS packages that must be installed before the files mean anything. */
+    packages: string[];
+    artifacts: Artifact[];
+    /** Idempotent commands run after the files are written, before validation (enable modules, sites). */
+    prepare: string[];
+    /** Commands that judge the written files with the real tool; any failure rolls the files back. */
+    validate: string[];
+    /** Commands that make the files live (reload, restore). */
+    activate: string[];
+    /** Commands that check the live state after activation (effective config, loaded jails). */
+    verify: string[];
+    /** A mistake here can lock the operator out: the change is committed only after a new SSH login. */
+    needsConfirm: boolean;
+}
+
+const SECRET_MARK = "@@mor-harden-secret:";
+
+/** The token a renderer writes where a secret goes; the provider substitutes it on the way to the host. */
+export function secretPlaceholder(name: string): string {
+    return `${SECRET_MARK}${name}@@`;
+}
+
+export function secretNamesIn(content: string): string[] {
+    return [...content.matchAll(/@@mor-harden-secret:([A-Za-z0-9_]+)@@/g)].map((match) => match[1]);
+}
+
+/** Fills the placeholders; a missing secret is an error naming the key, never its value. */
+export function fillSecrets(content: string, secrets: Record<string, string | undefined>): string {
+    return content.replace(/@@mor-harden-secret:([A-Za-z0-9_]+)@@/g, (_, name: string) => {
+        const value = secrets[name];
+        if (value === undefined) throw new Error(`secret "${name}" is needed but not set`);
+        return value;
+    });
+}
+
+export function file(path: string, content: string, options: Partial<Omit<Artifact, "path" | "content">> = {}): Artifact {
+    return {
+        path,
+        content,
+        mode: options.mode ?? "0644",
+        owner: options.owner ?? "root",
+        group: options.group ?? "root",
+        secret: options.secret ?? secretNamesIn(content).length > 0,
+    };
+}
+
+/** The content as previews show it: each secret placeholder becomes `[secret NAME]`. */
+export function redactSecrets(content: string): string {
+    return content.replace(/@@mor-harden-secret:([A-Za-z0-9_]+)@@/g, "[secret $1: never shown]");
+}

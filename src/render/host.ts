@@ -1,0 +1,15 @@
+// Every concern's plan for one host, in the order they are applied: the firewall first (so
+// fail2ban's ban action finds INPUT as it will stay), then the services behind it.
+import { renderApache } from "../apache/render";
+import { renderFail2ban } from "../fail2ban/render";
+import { renderFirewall } from "../firewall/render";
+import { describeKnocking } from "../knocking/render";
+import { renderSshd } from "../sshd/render";
+import type { ConcernPlan } from "./artifact";
+import type { RenderInput } from "./input";
+
+export function renderHost(input: RenderInput): ConcernPlan[] {
+    const firewall = renderFirewall(input);
+    firewall.summary.push(describeKnocking(input.config.knocking));
+    return [firewall, renderSshd(input), renderFail2ban(input), renderApache(input)].filter((plan): plan is ConcernPlan => plan !== undefined);
+}

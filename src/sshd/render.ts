@@ -1,0 +1,120 @@
+// An sshd drop-in that wins over the distribution's and cloud-init's drop-ins.
+//
+// sshd keeps the FIRST value it reads for most keywords and reads sshd_config.d/*.conf in
+// lexical order where sshd_config includes them (at its top on Debian 12 and RHEL 9), so
+// 00-mor-harden.conf beats 50-cloud-init.conf's `PasswordAuthentication yes`. The effective
+// configuration (`sshd -T`) is what is judged, before the reload and after it.
+import { addressesOf } from "../config/resolve";
+import { atLeast } from "../config/os";
+import { trustedSources } from "../firewall/schema";
+import { file, type ConcernPlan } from "../render/artifact";
+import type { RenderInput } from "../render/input";
+import { renderTemplate } from "../render/templates";
+
+export const DROP_IN = "/etc/ssh/sshd_config.d/00-mor-harden.conf";
+
+export interface Directive {
+    keyword: string;
+    value: string;
+    /** How `sshd -T` prints the value when it differs from what is written. */
+    effective?: string;
+    why: string;
+}
+
+const yesNo = (value: boolean) => (value ? "yes" : "no");
+
+/** Modern algorithms, chosen by the server's version (Mozilla/ssh-audit guidance). */
+function algorithms(openssh: [number, number]) {
+    return {
+        kex: [
+            ...(atLeast(openssh, 9, 9) ? ["mlkem768x25519-sha256"] : []),
+            ...(atLeast(openssh, 8, 5) ? ["sntrup761x25519-sha512@openssh.com"] : []),
+            "curve25519-sha256",
+            "curve25519-sha256@libssh.org",
+            "diffie-hellman-group16-sha512",
+            "diffie-hellman-group18-sha512",
+        ],
+        ciphers: ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes192-ctr", "aes128-ctr"],
+        macs: ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com"],
+        hostKeys: ["ssh-ed25519", "sk-ssh-ed25519@openssh.com", "rsa-sha2-512", "rsa-sha2-256"],
+    };
+}
+
+/** The directives of the drop-in, in order, each with why. Pure, tested directly. */
+export function sshdDirectives(input: RenderInput): Directive[] {
+    const { sshd, os, firewall } = input.config;
+    const openssh = input.facts.openssh;
+    if (!atLeast(openssh, 8, 2)) {
+        throw new Error(`sshd: OpenSSH ${openssh.join(".")} cannot include sshd_config.d drop-ins (8.2+ needed); upgrade the host first`);
+    }
+    const d = (keyword: string, value: string, why: string, effective?: string): Directive => ({ keyword, value, why, effective });
+    const directives: Directive[] = [
+        d("Port", String(sshd.port), "the port the firewall opens for SSH"),
+        d("PasswordAuthentication", "no", "keys only: passwords are what brute force guesses"),
+        d("KbdInteractiveAuthentication", "no", "PAM's keyboard-interactive would ask for a password anyway"),
+        d("PubkeyAuthentication", "yes", "the one way in"),
+        d("AuthenticationMethods", "publickey", "nothing else counts, whatever PAM says"),
+        d("PermitEmptyPasswords", "no", "never"),
+        d("PermitRootLogin", sshd.permitRootLogin, "root by key only (or not at all)", sshd.permitRootLogin === "prohibit-password" ? "without-password" : undefined),
+        d("MaxAuthTries", String(sshd.maxAuthTries), "each key an agent offers is one try: too low locks out agents with several keys"),
+        d("LoginGraceTime", String(sshd.loginGraceTime), "unauthenticated connections do not linger"),
+        d("MaxStartups", sshd.maxStartups, "caps unauthenticated connections in all"),
+    ];
+    if (atLeast(openssh, 8, 5)) {
+        directives.push(d("PerSourceMaxStartups", String(sshd.perSourceMaxStartups), "caps unauthenticated connections per source (8.5+)"));
+        directives.push(d("PerSourceNetBlockSize", "32:128", "counts sources per address"));
+    }
+    if (atLeast(openssh, 9, 8)) {
+        directives.push(d("PerSourcePenalties", yesNo(sshd.perSourcePenalties), "sshd's own penalties for misbehaving sources (9.8+)"));
+        const exempt = ["v4", "v6"].flatMap((family) => addressesOf(trustedSources(firewall), input.sources, family as "v4" | "v6"));
+        if (sshd.perSourcePenalties && exempt.length > 0) {
+            directives.push(d("PerSourcePenaltyExemptList", exempt.join(","), "trusted sources are never penalised"));
+        }
+    }
+    directives.push(
+        d("ClientAliveInterval", String(sshd.clientAliveInterval), "dead sessions are noticed"),
+        d("ClientAliveCountMax", String(sshd.clientAliveCountMax), "and closed after this many unanswered probes"),
+        d("X11Forwarding", yesNo(sshd.x11Forwarding), "a MOR server has no desktop"),
+        d("AllowAgentForwarding", yesNo(sshd.allowAgentForwarding), "an agent forwarded to a compromised host is lent to the attacker"),
+        d("AllowTcpForwarding", yesNo(sshd.allowTcpForwarding), "no tunnels through the switch"),
+        d("PermitTunnel", "no", "no tunnel devices"),
+        d("UseDNS", "no", "logs and fail2ban see addresses, not names an attacker controls"),
+        d("LogLevel", "VERBOSE", "logs the key fingerprint of each login"),
+    );
+    if (sshd.allowUsers) directives.push(d("AllowUsers", sshd.allowUsers.join(" "), "only these users"));
+    if (os === "debian" || sshd.rhelCryptoPolicy === "override") {
+        const modern = algorithms(openssh);
+        directives.push(
+            d("KexAlgorithms", (sshd.kexAlgorithms ?? modern.kex).join(","), "no SHA-1 or small groups"),
+            d("Ciphers", (sshd.ciphers ?? modern.ciphers).join(","), "AEAD and CTR only"),
+            d("MACs", (sshd.macs ?? modern.macs).join(","), "encrypt-then-MAC only"),
+            d("HostKeyAlgorithms", (sshd.hostKeyAlgorithms ?? modern.hostKeys).join(","), "no SHA-1 signatures, no NIST curves"),
+        );
+    }
+    return directives;
+}
+
+/** `sshd -T` lines (lower-case keyword, value) the effective configuration must show. */
+export function effectiveExpectations(directives: Directive[]): string[] {
+    return directives.map((directive) => `${directive.keyword.toLowerCase()} ${directive.effective ?? directive.value}`);
+}
+
+export function renderSshd(input: RenderInput): ConcernPlan {
+    const directives = sshdDirectives(input);
+    const rhelPolicy = input.config.os === "rhel" && input.config.sshd.rhelCryptoPolicy === "respect";
+    const content = renderTemplate("sshd/hardening.conf.hbs", { stack: input.stack, directives, rhelPolicy });
+    const check = renderTemplate("sshd/check-effective.sh.hbs", { expectations: effectiveExpectations(directives).map((line) => ({ keyword: line.split(" ")[0], line })) }).trim();
+    const service = input.config.os === "debian" ? "ssh" : "sshd";
+    return {
+        concern: "sshd",
+        summary: [`${DROP_IN}: ${directives.length} directives for OpenSSH ${input.facts.openssh.join(".")}`, ...(rhelPolicy ? ["algorithms left to the system crypto policy"] : [])],
+        packages: ["openssh-server"],
+        artifacts: [file(DROP_IN, content, { mode: "0600" })],
+        prepare: ["mkdir -p /run/sshd"],
+        validate: ["sshd -t", check],
+        activate: [`systemctl reload ${service} 2>/dev/null || kill -HUP "$(cat /run/sshd.pid)"`],
+        // The daemon survived the reload (a broken config makes it exit); logins are proven by the confirm step.
+        verify: ['kill -0 "$(cat /run/sshd.pid)"'],
+        needsConfirm: true,
+    };
+}
