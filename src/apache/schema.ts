@@ -1,4 +1,5 @@
 import { X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
 import { z } from "zod";
 import { absolutePath, hostname, token } from "../config/values";
 
@@ -64,7 +65,7 @@ export const apacheSchema = z
         if (!apache.certificate) ctx.addIssue({ code: "custom", path: ["certificate"], message: "is required when apache is enabled (or certificateFile)" });
         if (apache.certificate && apache.serverName) {
             const leaf = new X509Certificate(splitPemChain(apache.certificate)![0]);
-            if (!leaf.checkHost(apache.serverName) && !leaf.checkIP(apache.serverName)) {
+            if (!leaf.checkHost(apache.serverName) && !(isIP(apache.serverName) && leaf.checkIP(apache.serverName))) {
                 ctx.addIssue({ code: "custom", path: ["certificate"], message: `is not valid for serverName "${apache.serverName}" (subject ${leaf.subject.replace(/\n/g, ", ")})` });
             }
         }

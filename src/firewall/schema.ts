@@ -9,8 +9,11 @@ const exposure = z.enum(["public", "trusted", "closed"], {
 });
 const protocol = z.enum(["tcp", "udp"], { error: (iss) => `${JSON.stringify(iss.input)} is not a protocol (tcp or udp)` });
 
-/** `ssh: trusted` or `rtp: {exposure: public, ports: "10000-20000"}`. */
-const serviceSetting = z.union([exposure, z.object({ exposure: exposure.optional(), ports: portRange.optional() }).strict()]);
+/** `ssh: trusted` or `rtp: {exposure: public, ports: "10000-20000"}`; always the object form afterwards. */
+const serviceSetting = z.preprocess(
+    (value) => (typeof value === "string" ? { exposure: value } : value),
+    z.object({ exposure: exposure.optional(), ports: portRange.optional() }, { error: (iss) => `${JSON.stringify(iss.input)} is not an exposure or {exposure, ports}` }).strict(),
+);
 
 const services = z
     .object(Object.fromEntries(serviceNames.map((name) => [name, serviceSetting.optional()])) as Record<ServiceName, z.ZodOptional<typeof serviceSetting>>)
@@ -18,8 +21,7 @@ const services = z
     .default({})
     .superRefine((settings, ctx) => {
         for (const name of serviceNames) {
-            const setting = settings[name];
-            const chosen = typeof setting === "string" ? setting : setting?.exposure;
+            const chosen = settings[name]?.exposure;
             const definition: ServiceDefinition = serviceCatalogue[name];
             const never = definition.never ?? [];
             if (chosen && never.includes(chosen)) {
@@ -82,8 +84,7 @@ export interface EffectiveService {
 export function effectiveServices(firewall: FirewallConfig, sshPort: number): EffectiveService[] {
     const catalogue: EffectiveService[] = serviceNames.map((name) => {
         const definition = serviceCatalogue[name];
-        const setting = firewall.services[name];
-        const chosen = typeof setting === "string" ? { exposure: setting } : (setting ?? {});
+        const chosen = firewall.services[name] ?? {};
         const defaultPorts = name === "ssh" ? { from: sshPort, to: sshPort } : definition.ports;
         return { name, protocol: definition.protocol, ports: chosen.ports ?? defaultPorts, exposure: chosen.exposure ?? definition.exposure };
     });

@@ -8,6 +8,14 @@ import { renderSshd } from "../sshd/render";
 import type { ConcernPlan } from "./artifact";
 import type { RenderInput } from "./input";
 
+import type { HostConfig } from "../config/schema";
+import type { Concern } from "./artifact";
+
+/** The concerns a config renders, in apply order, known before any name is resolved. */
+export function concernsOf(config: HostConfig): Concern[] {
+    return ["firewall", "sshd", "fail2ban", ...(config.apache.enabled ? (["apache"] as const) : [])];
+}
+
 export function renderHost(input: RenderInput): ConcernPlan[] {
     const firewall = renderFirewall(input);
     firewall.summary.push(describeKnocking(input.config.knocking));

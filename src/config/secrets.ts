@@ -1,0 +1,21 @@
+// Where secret values come from when they are files on the operator's machine instead of Pulumi
+// secrets. Read here, on the operator's side, and only ever handed on as secrets.
+import { readFileSync } from "node:fs";
+import { ConfigError, type HostConfig, type SecretKey } from "./schema";
+
+export type SecretValues = Partial<Record<SecretKey, string>>;
+
+/** The secrets a config takes from files (`connection.privateKeyFile`, `apache.keyFile`). */
+export function secretsFromFiles(config: HostConfig, source: string): SecretValues {
+    const read = (key: string, path: string) => {
+        try {
+            return readFileSync(path, "utf8");
+        } catch (error) {
+            throw new ConfigError(source, [`${key}: cannot read ${JSON.stringify(path)} (${(error as NodeJS.ErrnoException).code})`]);
+        }
+    };
+    const values: SecretValues = {};
+    if (config.connection.privateKeyFile) values.privateKey = read("connection.privateKeyFile", config.connection.privateKeyFile);
+    if (config.apache.enabled && config.apache.keyFile) values.tlsKey = read("apache.keyFile", config.apache.keyFile);
+    return values;
+}

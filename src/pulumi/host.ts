@@ -1,0 +1,37 @@
+// One hardened MOR host: a component with one child per concern.
+import * as pulumi from "@pulumi/pulumi";
+import type { Resolver } from "../config/resolve";
+import type { HostConfig } from "../config/schema";
+import { concernsOf, renderHost } from "../render/host";
+import { prepareRenderInput } from "../render/prepare";
+import { ConcernComponent } from "./concern";
+
+export interface MorHostArgs {
+    stack: string;
+    config: HostConfig;
+    secrets: pulumi.Input<Record<string, string | undefined>>;
+    /** How host names among the trusted sources are resolved (DNS by default). */
+    resolver?: Resolver;
+}
+
+export class MorHost extends pulumi.ComponentResource {
+    readonly address: pulumi.Output<string>;
+    readonly concerns: Record<string, ConcernComponent>;
+    /** Every trusted source with the addresses it was resolved to, as the preview shows them. */
+    readonly trustedSources: pulumi.Output<Record<string, string[]>>;
+
+    constructor(name: string, args: MorHostArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("mor-harden:index:MorHost", name, {}, opts);
+        const input = pulumi.output(prepareRenderInput(args.stack, args.config, { resolver: args.resolver, source: `stack ${args.stack}` }));
+        const plans = input.apply(renderHost);
+        this.address = pulumi.output(args.config.connection.address);
+        this.trustedSources = input.apply((resolved) => Object.fromEntries(Object.entries(resolved.sources).map(([source, addresses]) => [source, [...addresses.v4, ...addresses.v6]])));
+        this.concerns = Object.fromEntries(
+            concernsOf(args.config).map((concern) => [
+                concern,
+                new ConcernComponent(`${name}-${concern}`, { concern, plan: plans.apply((all) => all.find((plan) => plan.concern === concern)!), secrets: args.secrets }, { parent: this }),
+            ]),
+        );
+        this.registerOutputs({ address: this.address, trustedSources: this.trustedSources });
+    }
+}

@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { buildRuleset, renderFirewall, renderRuleset, INPUT_CHAIN } from "../../src/firewall/render";
+import { minimalConfig, renderInputFor, SUPPORT_V4, SUPPORT_V6 } from "../helpers/fixtures";
+
+const chain = (ruleset: ReturnType<typeof buildRuleset>, name: string) => ruleset.chains.find((candidate) => candidate.name === name)?.rules ?? [];
+
+describe("firewall renderer", () => {
+    it("drops by default and owns only its chains and one jump from INPUT", async () => {
+        const text = renderRuleset(await renderInputFor(minimalConfig()), "v4");
+        const lines = text.split("\n").filter((line) => line && !line.startsWith("#"));
+        assert.equal(lines[0], "*filter");
+        assert.ok(lines.includes(":INPUT DROP [0:0]"));
+        assert.equal(lines.at(-1), "COMMIT");
+        const declared = lines.filter((line) => line.startsWith(":")).map((line) => line.slice(1).split(" ")[0]);
+        assert.deepEqual(declared.filter((name) => !name.startsWith("MORH-")), ["INPUT"], "no chain but INPUT and MORH-* is declared (fail2ban's would be flushed)");
+        const inputRules = lines.filter((line) => line.startsWith("-A INPUT "));
+        assert.deepEqual(inputRules, [`-A INPUT -j ${INPUT_CHAIN}`]);
+        assert.ok(!lines.some((line) => /^-[FXZ]/.test(line)), "no flush, delete or zero");
+    });
+
+    it("lets the trusted sources reach SSH and the public reach the MOR services", async () => {
+        const ruleset = buildRuleset(await renderInputFor(minimalConfig()), "v4");
+        const input = chain(ruleset, INPUT_CHAIN);
+        assert.ok(input.includes("-s 198.51.100.10 -j MORH-TRUSTED"));
+        assert.ok(chain(ruleset, "MORH-TRUSTED").includes("-p tcp -m tcp --dport 22 -j MORH-SSH"));
+        for (const port of ["-p tcp -m tcp --dport 80", "-p tcp -m tcp --dport 443", "-p udp -m udp --dport 5060", "-p tcp -m tcp --dport 5060", "-p udp -m udp --dport 4569", "-p udp -m udp --dport 10000:20000"]) {
+            assert.ok(input.includes(`${port} -j ACCEPT`), `${port} is public`);
+        }
+        assert.ok(!input.some((rule) => rule.includes("--dport 22 ")), "SSH is not public");
+        assert.ok(!ruleset.chains.flatMap((c) => c.rules).some((rule) => /--dport (5038|5039|3306|9200)\b/.test(rule)), "AMI, MySQL and Elasticsearch are closed");
+    });
+
+    it("rate-limits new SSH connections per source", async () => {
+        const ruleset = buildRuleset(await renderInputFor(minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, sshRateLimit: { perMinute: 6, burst: 3 } } })), "v4");
+        assert.match(chain(ruleset, "MORH-SSH")[0], /--ctstate NEW -m hashlimit --hashlimit-above 6\/minute --hashlimit-burst 3 --hashlimit-mode srcip .* -j DROP$/);
+    });
+
+    it("trusts support.kolmisoft.com by default, by its resolved addresses in each family", async () => {
+        const config = minimalConfig({ firewall: { trusted: ["office.example.net"] } });
+        const input = await renderInputFor(config);
+        assert.ok(chain(buildRuleset(input, "v4"), INPUT_CHAIN).includes(`-s ${SUPPORT_V4} -j MORH-TRUSTED`));
+        assert.ok(chain(buildRuleset(input, "v4"), INPUT_CHAIN).includes("-s 198.51.100.20 -j MORH-TRUSTED"));
+        assert.ok(chain(buildRuleset(input, "v6"), INPUT_CHAIN).includes(`-s ${SUPPORT_V6} -j MORH-TRUSTED`));
+        assert.ok(renderFirewall(input).summary[0].includes(`support.kolmisoft.com -> ${SUPPORT_V4}, ${SUPPORT_V6}`), "the preview shows what names resolved to");
+    });
+
+    it("allows the ICMPv6 a host needs, neighbour discovery from the link only", async () => {
+        const input = chain(buildRuleset(await renderInputFor(minimalConfig()), "v6"), INPUT_CHAIN);
+        for (const type of ["neighbour-solicitation", "neighbour-advertisement", "router-advertisement"]) {
+            assert.ok(input.includes(`-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`), type);
+        }
+        assert.ok(input.includes("-p ipv6-icmp -m icmp6 --icmpv6-type packet-too-big -j ACCEPT"));
+    });
+
+    it("opens no IPv6 service when ipv6 is off, but keeps the default drop", async () => {
+        const text = renderRuleset(await renderInputFor(minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, ipv6: false } })), "v6");
+        assert.ok(text.includes(":INPUT DROP [0:0]"));
+        assert.ok(!/--dport/.test(text));
+    });
+
+    it("sends SIP packets with a scanner's User-Agent to the logging drop", async () => {
+        const ruleset = buildRuleset(await renderInputFor(minimalConfig()), "v4");
+        assert.ok(chain(ruleset, INPUT_CHAIN).includes("-p udp -m udp --dport 5060 -j MORH-SIPUA"));
+        assert.ok(chain(ruleset, "MORH-SIPUA").includes('-m string --string "friendly-scanner" --algo bm -j MORH-SIPSCAN'));
+        assert.match(chain(ruleset, "MORH-SIPSCAN")[0], /-j LOG --log-prefix "MORH-SIPSCAN "/);
+    });
+
+    it("restricts an extra rule to its own sources", async () => {
+        const config = minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted", sources: ["198.51.100.20"] }] } });
+        const input = chain(buildRuleset(await renderInputFor(config), "v4"), INPUT_CHAIN);
+        assert.ok(input.includes("-s 198.51.100.20 -p tcp -m tcp --dport 9100 -j ACCEPT"));
+    });
+
+    it("persists where each OS family restores from at boot, and validates before activating", async () => {
+        const debian = renderFirewall(await renderInputFor(minimalConfig()));
+        assert.deepEqual(debian.artifacts.map((a) => a.path), ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"]);
+        assert.deepEqual(debian.validate, ["iptables-restore --test --noflush /etc/iptables/rules.v4", "ip6tables-restore --test --noflush /etc/iptables/rules.v6"]);
+        assert.ok(debian.activate.every((command) => command.includes("--noflush")));
+        assert.ok(debian.needsConfirm);
+        const rhel = renderFirewall(await renderInputFor(minimalConfig({ os: "rhel" })));
+        assert.deepEqual(rhel.artifacts.map((a) => a.path), ["/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables"]);
+        assert.ok(rhel.prepare[0].includes("mask firewalld"));
+        assert.deepEqual(rhel.packages, ["iptables-services"]);
+    });
+});
