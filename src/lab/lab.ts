@@ -9,8 +9,9 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, c
 import { join } from "node:path";
 import { hostInit, labFiles } from "./host-files";
 
-export const NETNS_PREFIX = "morh-";
-const SWITCH = `${NETNS_PREFIX}switch`;
+/** Every namespace of a lab is named with its prefix, so two labs (the operator's, a test run's) never meet. */
+export const DEFAULT_PREFIX = "morh-";
+const switchName = (prefix: string) => `${prefix}switch`;
 
 export interface LabNode {
     name: string;
@@ -35,6 +36,7 @@ export interface LabHost extends LabNode {
 
 export interface LabState {
     dir: string;
+    prefix: string;
     operatorKey: string;
     caCertificate: string;
     hosts: LabHost[];
@@ -82,12 +84,12 @@ function netnsExists(name: string): boolean {
     return tryRun("ip", ["netns", "list"]).stdout.split("\n").some((line) => line.split(" ")[0] === name);
 }
 
-function addNode(name: string, v4: string, v6: string): string {
-    const netns = `${NETNS_PREFIX}${name}`;
+function addNode(prefix: string, name: string, v4: string, v6: string): string {
+    const netns = `${prefix}${name}`;
     run("ip", ["netns", "add", netns]);
     const peer = `v-${name}`.slice(0, 15);
-    run("ip", ["-n", SWITCH, "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", netns]);
-    run("ip", ["-n", SWITCH, "link", "set", peer, "master", "br0", "up"]);
+    run("ip", ["-n", switchName(prefix), "link", "add", peer, "type", "veth", "peer", "name", "eth0", "netns", netns]);
+    run("ip", ["-n", switchName(prefix), "link", "set", peer, "master", "br0", "up"]);
     const inNs = (...args: string[]) => run("ip", ["-n", netns, ...args]);
     inNs("link", "set", "lo", "up");
     inNs("addr", "add", `${v4}/24`, "dev", "eth0");
@@ -98,11 +100,12 @@ function addNode(name: string, v4: string, v6: string): string {
     return netns;
 }
 
-function ensureSwitch(): void {
-    if (netnsExists(SWITCH)) return;
-    run("ip", ["netns", "add", SWITCH]);
-    run("ip", ["-n", SWITCH, "link", "add", "br0", "type", "bridge"]);
-    run("ip", ["-n", SWITCH, "link", "set", "br0", "up"]);
+function ensureSwitch(prefix: string): void {
+    const name = switchName(prefix);
+    if (netnsExists(name)) return;
+    run("ip", ["netns", "add", name]);
+    run("ip", ["-n", name, "link", "add", "br0", "type", "bridge"]);
+    run("ip", ["-n", name, "link", "set", "br0", "up"]);
 }
 
 /** The operator's key and the lab CA, made once per lab directory. */
@@ -144,7 +147,7 @@ function childPid(pid: number): number | undefined {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts one host; resolves once its services are up (bounded: 30 s). */
-async function startHost(dir: string, index: number, operatorKey: string): Promise<LabHost> {
+async function startHost(dir: string, prefix: string, index: number, operatorKey: string): Promise<LabHost> {
     const started = process.hrtime.bigint();
     const name = hostName(index);
     const { v4, v6 } = hostAddress(index);
@@ -153,7 +156,7 @@ async function startHost(dir: string, index: number, operatorKey: string): Promi
     const files = join(hostDir, "files");
     mkdirSync(files, { recursive: true });
     const { fingerprint: hostKey, publicKey } = labFiles(files, { name, operatorPublicKey: readFileSync(`${operatorKey}.pub`, "utf8") });
-    const netns = addNode(name, v4, v6);
+    const netns = addNode(prefix, name, v4, v6);
     const log = openSync(join(hostDir, "console.log"), "w");
     const owner = spawn("ip", ["netns", "exec", netns, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh", "-c", hostInit(files)], {
         detached: true,
@@ -202,22 +205,23 @@ function alive(host: LabHost): boolean {
  * Starts the switch, the two clients and `hosts` hosts (those already running are kept, so
  * `up` twice is harmless). A failed start stops everything it started.
  */
-export async function labUp(dir: string, hosts = 1): Promise<LabState> {
+export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX): Promise<LabState> {
     requireRootOnLinux();
+    if (!/^[a-z0-9-]{1,12}$/.test(prefix)) throw new Error(`lab prefix "${prefix}": lower-case letters, digits and '-', at most 12`);
     const previous = readState(dir);
-    if (previous && previous.hosts.length === hosts && previous.hosts.every(alive)) return previous;
-    if (previous || listLabNamespaces().length > 0) labDown(dir);
+    if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive)) return previous;
+    if (previous || listLabNamespaces(prefix).length > 0) labDown(dir, prefix);
     const { operatorKey, caCertificate } = ensureOperatorMaterial(dir);
-    const state: LabState = { dir, operatorKey, caCertificate, hosts: [], clients: [] };
+    const state: LabState = { dir, prefix, operatorKey, caCertificate, hosts: [], clients: [] };
     try {
-        ensureSwitch();
+        ensureSwitch(prefix);
         for (const [name, addresses] of Object.entries(clientAddresses)) {
-            state.clients.push({ name, kind: "client", netns: addNode(name, addresses.v4, addresses.v6), ...addresses });
+            state.clients.push({ name, kind: "client", netns: addNode(prefix, name, addresses.v4, addresses.v6), ...addresses });
         }
         // Started one after another: each start is mostly waiting on its own daemons, and the
         // machine has two cores.
         for (let index = 1; index <= hosts; index++) {
-            state.hosts.push(await startHost(dir, index, operatorKey));
+            state.hosts.push(await startHost(dir, prefix, index, operatorKey));
             writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
         }
         writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
@@ -225,20 +229,20 @@ export async function labUp(dir: string, hosts = 1): Promise<LabState> {
         return state;
     } catch (error) {
         writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
-        labDown(dir);
+        labDown(dir, prefix);
         throw error;
     }
 }
 
-export function listLabNamespaces(): string[] {
+export function listLabNamespaces(prefix = DEFAULT_PREFIX): string[] {
     return tryRun("ip", ["netns", "list"])
         .stdout.split("\n")
         .map((line) => line.split(" ")[0])
-        .filter((name) => name.startsWith(NETNS_PREFIX));
+        .filter((name) => name.startsWith(prefix));
 }
 
 /** Stops every host (by the PIDs it recorded) and removes every namespace the lab made. */
-export function labDown(dir: string): void {
+export function labDown(dir: string, prefix = readState(dir)?.prefix ?? DEFAULT_PREFIX): void {
     const state = readState(dir);
     for (const host of state?.hosts ?? []) {
         // SIGKILL to the owner: unshare --kill-child then kills the host's PID 1, and with it every
@@ -246,7 +250,7 @@ export function labDown(dir: string): void {
         tryRun("kill", ["-KILL", String(host.ownerPid)]);
         tryRun("kill", ["-KILL", String(host.initPid)]);
     }
-    for (const netns of listLabNamespaces()) {
+    for (const netns of listLabNamespaces(prefix)) {
         // A namespace still holding processes we did not record (a crashed earlier run): kill them by
         // their network namespace, which only lab processes share.
         for (const pid of tryRun("ip", ["netns", "pids", netns]).stdout.split(/\s+/).filter(Boolean)) tryRun("kill", ["-KILL", pid]);
