@@ -25,6 +25,7 @@ const layout = {
         staplingCache: "/var/run/apache2/ssl_stapling",
         packages: ["apache2"],
         prepare: ["a2enmod -q ssl headers >/dev/null && a2ensite -q 000-mor-harden >/dev/null"],
+        disable: (vhost: string) => `[ -e ${vhost} ] || a2dissite -q 000-mor-harden >/dev/null 2>&1; true`,
     },
     rhel: {
         vhost: "/etc/httpd/conf.d/000-mor-harden.conf",
@@ -33,6 +34,7 @@ const layout = {
         staplingCache: "/run/httpd/ssl_stapling",
         packages: ["httpd", "mod_ssl"],
         prepare: [],
+        disable: (_vhost: string) => "true",
     },
 };
 
@@ -80,7 +82,11 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
             `${paths.ctl} -t`,
         ],
         activate: [`${paths.ctl} graceful`],
-        verify: [`sleep 1; pgrep -x ${paths.process} >/dev/null || { echo "apache is not running"; exit 1; }`],
+        verify: [`for try in 1 2 3 4 5 6 7 8 9 10; do pgrep -x ${paths.process} >/dev/null && exit 0; sleep 0.2; done; echo "apache is not running"; exit 1`],
+        snapshot: [],
+        // Without our vhost (a first apply undone) the site link must go too, or Apache will not start.
+        rollback: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],
+        deactivate: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],
         needsConfirm: false,
     };
 }

@@ -6,6 +6,9 @@ import { Command, Option } from "commander";
 import { isIP } from "node:net";
 import { dnsResolver, type Resolver } from "../config/resolve";
 import { ConfigError } from "../config/schema";
+import { secretsWithoutPulumi } from "../config/secrets";
+import { applyHost, ApplyError, type ApplyReport } from "../apply/engine";
+import { hostTarget } from "../apply/target";
 import { loadStackConfig } from "../config/stack-file";
 import { opensshVersion } from "../config/values";
 import { redactSecrets } from "../render/artifact";
@@ -66,6 +69,34 @@ program
         }
         if (options.out) console.log(`written under ${resolve(options.out)}`);
     });
+
+program
+    .command("apply")
+    .description("apply one stack directly, with no Pulumi state (the lab, an emergency re-harden, benchmarks)")
+    .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
+    .addOption(new Option("--config <file>", "a stack file by path"))
+    .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable)", collectResolve, {})
+    .action(async (options: TargetOptions & { resolve: Record<string, string[]> }) => {
+        const loaded = loadStackConfig(target(options));
+        const secrets = secretsWithoutPulumi(loaded.config, loaded.source);
+        const input = await prepareRenderInput(loaded.name, loaded.config, { resolver: staticResolver(options.resolve), source: loaded.source });
+        const plans = renderHost(input);
+        let report: ApplyReport;
+        try {
+            report = await applyHost(hostTarget(loaded.config, secrets), plans, secrets, { renderedForOpenssh: input.facts.openssh.join(".") });
+        } catch (error) {
+            if (!(error instanceof ApplyError)) throw error;
+            printReport(error.report);
+            process.exitCode = 1;
+            return;
+        }
+        printReport(report);
+    });
+
+function printReport(report: ApplyReport): void {
+    for (const concern of report.concerns) console.log(`${report.address} ${concern.concern}: ${concern.status}${concern.message ? ` (${concern.message})` : ""}`);
+    console.log(`${report.address}: ${report.roundTrips} round trips over ${report.connections} connection(s), ${report.bytes} bytes`);
+}
 
 program.parseAsync().catch((error: Error) => {
     if (error instanceof ConfigError) {

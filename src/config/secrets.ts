@@ -19,3 +19,15 @@ export function secretsFromFiles(config: HostConfig, source: string): SecretValu
     if (config.apache.enabled && config.apache.keyFile) values.tlsKey = read("apache.keyFile", config.apache.keyFile);
     return values;
 }
+
+/** For commands run without Pulumi (apply, drift): secrets from files named in the config, or the environment. */
+export const secretEnvironment: Record<SecretKey, string> = {
+    privateKey: "MOR_HARDEN_PRIVATE_KEY",
+    privateKeyPassphrase: "MOR_HARDEN_PRIVATE_KEY_PASSPHRASE",
+    tlsKey: "MOR_HARDEN_TLS_KEY",
+};
+
+export function secretsWithoutPulumi(config: HostConfig, source: string, env: NodeJS.ProcessEnv = process.env): SecretValues {
+    const fromEnv = Object.fromEntries(Object.entries(secretEnvironment).filter(([, name]) => env[name]).map(([key, name]) => [key, env[name]])) as SecretValues;
+    return { ...fromEnv, ...secretsFromFiles(config, source) };
+}

@@ -88,7 +88,10 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         prepare: missingLogs(jails),
         validate: ["fail2ban-client -t"],
         activate: ["fail2ban-client ping >/dev/null 2>&1 && fail2ban-client reload || { systemctl restart fail2ban 2>/dev/null || fail2ban-client start; }"],
-        verify: [`status=$(fail2ban-client status) || exit 1; for jail in ${enabled.join(" ")}; do printf '%s' "$status" | grep -q "[ ,]$jail\\(,\\|$\\)" || { echo "fail2ban: jail $jail is not running"; exit 1; }; done`],
+        verify: [`running=$(fail2ban-client status | sed -n 's/.*Jail list:[[:space:]]*//p' | tr -d ' ' | tr ',' '\\n') || exit 1; for jail in ${enabled.join(" ")}; do printf '%s\\n' "$running" | grep -qxF "$jail" || { echo "fail2ban: jail $jail is not running"; exit 1; }; done`],
+        snapshot: [],
+        rollback: [],
+        deactivate: [],
         needsConfirm: false,
     };
 }

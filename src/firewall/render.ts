@@ -151,6 +151,10 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         validate: families.map((family) => `${tools[family].restore} --test --noflush ${persistPaths[os][family]}`),
         activate: families.map((family) => renderTemplate("firewall/activate.sh.hbs", commands(family)).trim()),
         verify: families.map((family) => `${tools[family].cli} -w -C INPUT -j ${INPUT_CHAIN}`),
+        // The live rules as they were, fail2ban's chains and bans included, restored whole on rollback.
+        snapshot: families.map((family) => `${tools[family].save} > "$MORH_TX/live.${family}"`),
+        rollback: families.map((family) => `[ ! -s "$MORH_TX/live.${family}" ] || ${tools[family].restore} -w < "$MORH_TX/live.${family}"`),
+        deactivate: families.map((family) => renderTemplate("firewall/deactivate.sh.hbs", commands(family)).trim()),
         needsConfirm: true,
     };
 }

@@ -241,6 +241,22 @@ export function listLabNamespaces(prefix = DEFAULT_PREFIX): string[] {
         .filter((name) => name.startsWith(prefix));
 }
 
+/** Running, as opposed to gone or a zombie waiting for its parent to reap it. */
+export function isRunning(pid: number): boolean {
+    try {
+        const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+        return !/^\d+ \(.*\) [ZX] /.test(stat);
+    } catch {
+        return false;
+    }
+}
+
+/** Waits (at most 5 s) for killed processes to end. */
+function waitUntilGone(pids: number[]): void {
+    const deadline = Date.now() + 5_000;
+    while (pids.some(isRunning) && Date.now() < deadline) spawnSync("sleep", ["0.05"]);
+}
+
 /** Stops every host (by the PIDs it recorded) and removes every namespace the lab made. */
 export function labDown(dir: string, prefix = readState(dir)?.prefix ?? DEFAULT_PREFIX): void {
     const state = readState(dir);
@@ -250,6 +266,7 @@ export function labDown(dir: string, prefix = readState(dir)?.prefix ?? DEFAULT_
         tryRun("kill", ["-KILL", String(host.ownerPid)]);
         tryRun("kill", ["-KILL", String(host.initPid)]);
     }
+    waitUntilGone(state?.hosts.flatMap((host) => [host.ownerPid, host.initPid]) ?? []);
     for (const netns of listLabNamespaces(prefix)) {
         // A namespace still holding processes we did not record (a crashed earlier run): kill them by
         // their network namespace, which only lab processes share.

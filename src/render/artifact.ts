@@ -28,8 +28,14 @@ export interface ConcernPlan {
     validate: string[];
     /** Commands that make the files live (reload, restore). */
     activate: string[];
-    /** Commands that check the live state after activation (effective config, loaded jails). */
+    /** Commands that check the live state after activation (effective config, loaded jails); also how drift in the running state is seen. */
     verify: string[];
+    /** Commands that save the running state into $MORH_TX before activation (the firewall's live rules). */
+    snapshot: string[];
+    /** Commands that bring the running state back once the old files are restored (default: activate again). */
+    rollback: string[];
+    /** Commands that undo activation when mor-harden stops managing the concern, after the originals are back. */
+    deactivate: string[];
     /** A mistake here can lock the operator out: the change is committed only after a new SSH login. */
     needsConfirm: boolean;
 }

@@ -1,0 +1,24 @@
+export interface Figure {
+    name: string;
+    unit: string;
+    median: number;
+    min: number;
+    max: number;
+    samples: number;
+    target?: number;
+    meetsTarget?: boolean;
+}
+
+export function summarize(name: string, unit: string, samples: number[], target?: number): Figure {
+    const sorted = [...samples].sort((a, b) => a - b);
+    const middle = Math.floor(sorted.length / 2);
+    const median = sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    return { name, unit, median, min: sorted[0], max: sorted.at(-1)!, samples: samples.length, target, meetsTarget: target === undefined ? undefined : median <= target };
+}
+
+export function printTable(figures: Figure[]): void {
+    const rows = figures.map((figure) => [figure.name, `${figure.median.toFixed(3)} ${figure.unit}`, `${figure.min.toFixed(3)}`, `${figure.max.toFixed(3)}`, figure.target === undefined ? "" : `${figure.meetsTarget ? "meets" : "MISSES"} target ${figure.target} ${figure.unit}`]);
+    const header = ["benchmark", "median", "min", "max", "target"];
+    const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
+    for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join("  "));
+}

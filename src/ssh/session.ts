@@ -1,0 +1,135 @@
+// One SSH connection to one host, over ssh2. The host key is pinned and checked fail-closed
+// (ssh2 accepts any key unless hostVerifier says otherwise); commands run one at a time as
+// `sh -s` with the script on stdin, so nothing is quoted twice and per-connection session
+// limits (OpenSSH MaxSessions 10) are never reached. Every exec is one round trip, counted.
+import { createHash } from "node:crypto";
+import { Client, type ConnectConfig } from "ssh2";
+
+export interface SessionTarget {
+    address: string;
+    port: number;
+    user: string;
+    /** "SHA256:..." as `ssh-keygen -lf` prints it. */
+    hostKey: string;
+    sudo: boolean;
+    privateKey?: string;
+    passphrase?: string;
+    /** Path of an ssh-agent socket, used when no private key is given. */
+    agent?: string;
+    connectTimeoutSeconds: number;
+    commandTimeoutSeconds: number;
+}
+
+export interface CommandResult {
+    code: number;
+    stdout: string;
+    stderr: string;
+}
+
+export class HostKeyMismatchError extends Error {
+    constructor(
+        readonly address: string,
+        readonly expected: string,
+        readonly seen: string,
+    ) {
+        super(`host key mismatch for ${address}: expected ${expected}, the host presented ${seen}; refusing to connect (update connection.hostKey only if the host was really re-keyed)`);
+        this.name = "HostKeyMismatchError";
+    }
+}
+
+/** The fingerprint of a raw SSH public key blob, as `ssh-keygen -lf` prints it. */
+export function fingerprintOf(keyBlob: Buffer): string {
+    return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
+}
+
+// Modern algorithms only: the client never agrees to less than the hardened sshd offers.
+const algorithms: ConnectConfig["algorithms"] = {
+    kex: ["curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512", "ecdh-sha2-nistp256"],
+    cipher: ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes128-ctr"],
+    serverHostKey: ["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256"],
+    hmac: ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512", "hmac-sha2-256"],
+};
+
+export class HostSession {
+    /** Commands run over this connection (each one is a round trip). */
+    roundTrips = 0;
+    bytesSent = 0;
+    bytesReceived = 0;
+    private closed = false;
+
+    private constructor(
+        private readonly client: Client,
+        readonly target: SessionTarget,
+    ) {
+        client.on("close", () => (this.closed = true));
+    }
+
+    /** Connects, checks the pinned host key and authenticates; rejects with a clear reason. */
+    static connect(target: SessionTarget): Promise<HostSession> {
+        return new Promise((resolve, reject) => {
+            const client = new Client();
+            let seen: string | undefined;
+            const config: ConnectConfig = {
+                host: target.address,
+                port: target.port,
+                username: target.user,
+                readyTimeout: target.connectTimeoutSeconds * 1000,
+                keepaliveInterval: 10_000,
+                keepaliveCountMax: 3,
+                algorithms,
+                hostVerifier: (key: Buffer) => {
+                    seen = fingerprintOf(key);
+                    return seen === target.hostKey;
+                },
+            };
+            if (target.privateKey) {
+                config.privateKey = target.privateKey;
+                config.passphrase = target.passphrase;
+            } else if (target.agent) {
+                config.agent = target.agent;
+            }
+            client.once("ready", () => resolve(new HostSession(client, target)));
+            client.once("error", (error: Error & { level?: string }) => {
+                client.end();
+                if (seen !== undefined && seen !== target.hostKey) return reject(new HostKeyMismatchError(target.address, target.hostKey, seen));
+                const what = error.level === "client-authentication" ? "authentication failed (is the key authorized on the host?)" : error.message;
+                reject(new Error(`ssh ${target.user}@${target.address}:${target.port}: ${what}`));
+            });
+            client.connect(config);
+        });
+    }
+
+    /** Runs a shell script on the host (through sudo when the user is not root). */
+    run(script: string, timeoutSeconds = this.target.commandTimeoutSeconds): Promise<CommandResult> {
+        if (this.closed) return Promise.reject(new Error(`ssh ${this.target.address}: the connection is closed`));
+        this.roundTrips++;
+        this.bytesSent += Buffer.byteLength(script);
+        const command = this.target.sudo ? "sudo -n sh -s" : "sh -s";
+        return new Promise((resolve, reject) => {
+            this.client.exec(command, (error, stream) => {
+                if (error) return reject(new Error(`ssh ${this.target.address}: ${error.message}`));
+                const stdout: Buffer[] = [];
+                const stderr: Buffer[] = [];
+                const timer = setTimeout(() => {
+                    stream.close();
+                    reject(new Error(`ssh ${this.target.address}: a command timed out after ${timeoutSeconds} s`));
+                }, timeoutSeconds * 1000);
+                stream.on("data", (chunk: Buffer) => stdout.push(chunk));
+                stream.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+                stream.on("close", (code: number | null, signal?: string) => {
+                    clearTimeout(timer);
+                    const out = Buffer.concat(stdout);
+                    const err = Buffer.concat(stderr);
+                    this.bytesReceived += out.length + err.length;
+                    resolve({ code: code ?? (signal ? 128 : 255), stdout: out.toString("utf8"), stderr: err.toString("utf8") });
+                });
+                stream.end(script);
+            });
+        });
+    }
+
+    close(): void {
+        this.closed = true;
+        this.client.end();
+    }
+}
