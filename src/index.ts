@@ -10,6 +10,7 @@ export = async () => {
     const host = new MorHost(pulumi.getStack(), { stack: pulumi.getStack(), config, secrets });
     return {
         address: host.address,
+        hardening: host.hardening.urn,
         trustedSources: host.trustedSources,
         files: pulumi.all(Object.fromEntries(Object.entries(host.concerns).map(([concern, component]) => [concern, component.artifacts]))),
     };

@@ -34,7 +34,7 @@ function validate(plan: ConcernPlan, secrets: Record<string, string>, os: "debia
 
 function cleanUp(plans: ConcernPlan[]): void {
     const paths = plans.flatMap((plan) => plan.artifacts.map((artifact) => `'${artifact.path}'`));
-    sh(lab.host(), `rm -f ${paths.join(" ")}; a2dissite -q 000-mor-harden >/dev/null 2>&1; true`);
+    sh(lab.host(), `rm -f ${paths.join(" ")}; a2dissite -q 00-mor-harden >/dev/null 2>&1; true`);
 }
 
 function exampleStack(os: "debian" | "rhel"): HostConfig {

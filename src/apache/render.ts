@@ -1,6 +1,6 @@
 // The GUI's SSL virtual host (Mozilla "intermediate": TLS 1.2 and 1.3, ECDHE with AEAD only,
-// HSTS) and a plain-HTTP virtual host that redirects to it. Named 000-* so it is Apache's
-// default virtual host on both ports.
+// HSTS) and a plain-HTTP virtual host that redirects to it. Named 00-* so it is Apache's
+// default virtual host on both ports (it sorts before Debian's 000-default).
 import { X509Certificate } from "node:crypto";
 import { file, secretPlaceholder, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
@@ -19,16 +19,16 @@ export const INTERMEDIATE_CIPHERS = [
 
 const layout = {
     debian: {
-        vhost: "/etc/apache2/sites-available/000-mor-harden.conf",
+        vhost: "/etc/apache2/sites-available/00-mor-harden.conf",
         ctl: "apache2ctl",
         process: "apache2",
         staplingCache: "/var/run/apache2/ssl_stapling",
         packages: ["apache2"],
-        prepare: ["a2enmod -q ssl headers >/dev/null && a2ensite -q 000-mor-harden >/dev/null"],
-        disable: (vhost: string) => `[ -e ${vhost} ] || a2dissite -q 000-mor-harden >/dev/null 2>&1; true`,
+        prepare: ["a2enmod -q ssl headers >/dev/null && a2ensite -q 00-mor-harden >/dev/null"],
+        disable: (vhost: string) => `[ -e ${vhost} ] || a2dissite -q 00-mor-harden >/dev/null 2>&1; true`,
     },
     rhel: {
-        vhost: "/etc/httpd/conf.d/000-mor-harden.conf",
+        vhost: "/etc/httpd/conf.d/00-mor-harden.conf",
         ctl: "apachectl",
         process: "httpd",
         staplingCache: "/run/httpd/ssl_stapling",

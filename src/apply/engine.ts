@@ -5,7 +5,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { fillSecrets, type ConcernPlan } from "../render/artifact";
 import { HostSession, type SessionTarget } from "../ssh/session";
-import { applyScript, confirmScript, deleteScript, parseReadOutput, readScript, rollbackNowScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
+import { applyScript, confirmScript, parseReadOutput, readScript, rollbackNowScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
 
 export interface FileDigest {
     path: string;
@@ -192,14 +192,4 @@ async function applyConcern(
             return { status: "rolled-back", message: `a new SSH login failed after activation (${reason}); the host rolls back by itself within ${target.confirmSeconds} s` };
         }
     }
-}
-
-/** Puts back the originals of each concern (in reverse order) and undoes activation. */
-export async function deleteFromHost(target: HostTarget, plans: ConcernPlan[]): Promise<void> {
-    await withSession(target.session, async (session) => {
-        for (const plan of [...plans].reverse()) {
-            const result = await session.run(deleteScript(plan));
-            if (result.code !== 0) throw new Error(`${target.session.address}: restoring the originals of ${plan.concern} failed: ${result.stdout}${result.stderr}`);
-        }
-    });
 }

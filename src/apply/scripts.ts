@@ -84,6 +84,9 @@ function base64Lines(content: string): string {
     return (Buffer.from(content, "utf8").toString("base64").match(/.{1,76}/g) ?? [""]).join("\n");
 }
 
+/** Transactions kept on the host per concern (each holds backups of the files it replaced). */
+export const KEEP_TRANSACTIONS = 5;
+
 /** Exit codes of an apply script, by the step that failed. */
 export const applyExit = { write: 10, packages: 11, prepare: 12, validate: 13, snapshot: 14, activate: 15, verify: 16 } as const;
 export type ApplyStep = keyof typeof applyExit;
@@ -140,7 +143,13 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
             'echo $! > "$TX/timer.pid"',
         );
     }
-    lines.push(...plan.activate.map((command) => step("activate", command)), ...plan.verify.map((command) => step("verify", command)), "echo MORH-APPLIED");
+    lines.push(
+        ...plan.activate.map((command) => step("activate", command)),
+        ...plan.verify.map((command) => step("verify", command)),
+        // Keep the last transactions of this concern for forensics; older ones go.
+        `ls -1d '${STATE_DIR}/tx/'*-${plan.concern}-* 2>/dev/null | sort | head -n -${KEEP_TRANSACTIONS} | xargs -r rm -rf`,
+        "echo MORH-APPLIED",
+    );
     return lines.join("\n") + "\n";
 }
 

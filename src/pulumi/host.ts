@@ -4,6 +4,8 @@ import type { Resolver } from "../config/resolve";
 import type { HostConfig } from "../config/schema";
 import { concernsOf, renderHost } from "../render/host";
 import { prepareRenderInput } from "../render/prepare";
+import { sessionFor } from "../apply/target";
+import { HostHardening } from "../provider/host-provider";
 import { ConcernComponent } from "./concern";
 
 export interface MorHostArgs {
@@ -17,6 +19,8 @@ export interface MorHostArgs {
 export class MorHost extends pulumi.ComponentResource {
     readonly address: pulumi.Output<string>;
     readonly concerns: Record<string, ConcernComponent>;
+    /** The resource that changes the host (and reads it back for drift). */
+    readonly hardening: HostHardening;
     /** Every trusted source with the addresses it was resolved to, as the preview shows them. */
     readonly trustedSources: pulumi.Output<Record<string, string[]>>;
 
@@ -31,6 +35,19 @@ export class MorHost extends pulumi.ComponentResource {
                 concern,
                 new ConcernComponent(`${name}-${concern}`, { concern, plan: plans.apply((all) => all.find((plan) => plan.concern === concern)!), secrets: args.secrets }, { parent: this }),
             ]),
+        );
+        this.hardening = new HostHardening(
+            `${name}-hardening`,
+            {
+                session: sessionFor(args.config),
+                os: args.config.os,
+                confirmSeconds: args.config.connection.confirmTimeout,
+                renderedForOpenssh: input.apply((resolved) => resolved.facts.openssh.join(".")),
+                plans,
+                secrets: args.secrets,
+            },
+            // After the concern components, so the preview shows what each concern renders first.
+            { parent: this, dependsOn: Object.values(this.concerns) },
         );
         this.registerOutputs({ address: this.address, trustedSources: this.trustedSources });
     }

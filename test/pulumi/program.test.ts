@@ -56,6 +56,7 @@ describe("Pulumi program", () => {
         setStackConfig(goodStack(), ["tlsKey"]);
         const outputs = await runProgram();
         await resolved(outputs.files);
+        await resolved(outputs.hardening);
         const types = registered.map((resource) => `${resource.type}::${resource.name}`).sort();
         assert.deepEqual(types, [
             "mor-harden:host:apache::unit-apache",
@@ -63,6 +64,7 @@ describe("Pulumi program", () => {
             "mor-harden:host:firewall::unit-firewall",
             "mor-harden:host:sshd::unit-sshd",
             "mor-harden:index:MorHost::unit",
+            "pulumi-nodejs:dynamic/mor-harden:HostHardening::unit-hardening",
         ]);
     });
 
@@ -72,6 +74,7 @@ describe("Pulumi program", () => {
         const host = new MorHost("graph", { stack: "unit", config: parseHostConfig({ ...goodStack(), tlsKey: { secretRef: "tlsKey" } }), secrets: pulumi.secret({ tlsKey: key }) });
         const urn = await resolved(host.concerns.firewall.urn);
         assert.match(urn, /::mor-harden:index:MorHost\$mor-harden:host:firewall::graph-firewall$/);
+        assert.match(await resolved(host.hardening.urn), /::mor-harden:index:MorHost\$pulumi-nodejs:dynamic\/mor-harden:HostHardening::graph-hardening$/);
     });
 
     it("fails on a bad config before declaring any resource, naming every key", async () => {
@@ -101,6 +104,10 @@ describe("Pulumi program", () => {
         const host = new MorHost("secrets", { stack: "unit", config: parseHostConfig({ ...goodStack(), tlsKey: { secretRef: "tlsKey" } }), secrets: pulumi.secret({ tlsKey: key }) });
         assert.equal(await pulumi.isSecret(host.concerns.apache.artifacts), true);
         assert.equal(await pulumi.isSecret(host.concerns.firewall.summary), false);
+        await resolved(host.hardening.urn);
+        const hardening = registered.find((resource) => resource.name === "secrets-hardening");
+        assert.ok(hardening, "the hardening resource was registered");
+        assert.ok(!JSON.stringify(hardening.inputs.plans).includes("PRIVATE KEY"), "rendered plans carry placeholders, not the key");
         const everything = JSON.stringify(await resolved(pulumi.all([host.concerns.apache.artifacts, host.concerns.apache.summary, files])));
         assert.ok(!everything.includes("PRIVATE KEY"), "the key's text is in no output");
         assert.ok(!everything.includes(key.split("\n")[1]), "nor any line of it");

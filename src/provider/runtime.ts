@@ -1,0 +1,132 @@
+// What the dynamic provider does, as plain functions over plain data. The provider object the
+// Pulumi engine serializes (host-provider.ts) only loads this module and calls it, so nothing
+// here is ever captured in a closure: no schema, no SSH client, no secret.
+import { randomUUID } from "node:crypto";
+import type { OsFamily } from "../config/os";
+import type { SecretKey } from "../config/schema";
+import type { ConcernPlan } from "../render/artifact";
+import { applyHost, desiredDigests, liveDigests, readHost, sameFiles, type FileDigest, type HostTarget } from "../apply/engine";
+import { HostSession, type SessionTarget } from "../ssh/session";
+import { deleteScript, STATE_DIR } from "../apply/scripts";
+
+/** Bump when the shape of HostState changes; `upgradeState` reads every earlier shape. */
+export const STATE_VERSION = 1;
+
+export interface HostInputs {
+    /** The connection without secrets (they travel in `secrets`). */
+    session: Omit<SessionTarget, "privateKey" | "passphrase">;
+    os: OsFamily;
+    confirmSeconds: number;
+    renderedForOpenssh: string;
+    plans: ConcernPlan[];
+    /** Secret input: private key, passphrase, TLS key. */
+    secrets: Partial<Record<SecretKey, string>>;
+}
+
+export interface HostState extends HostInputs {
+    stateVersion: number;
+    /** Digests of the files without secrets, per concern, as last seen on the host. */
+    files: Record<string, FileDigest[]>;
+    /** Digests of files that hold a secret (the TLS key): secret outputs. */
+    secretFiles: Record<string, FileDigest[]>;
+    /** Per concern: did its live check pass when last seen? */
+    running: Record<string, boolean>;
+}
+
+function target(inputs: HostInputs): HostTarget {
+    return {
+        os: inputs.os,
+        confirmSeconds: inputs.confirmSeconds,
+        session: { ...inputs.session, privateKey: inputs.secrets.privateKey, passphrase: inputs.secrets.privateKeyPassphrase },
+    };
+}
+
+function split(plans: ConcernPlan[], digests: (plan: ConcernPlan) => FileDigest[]): Pick<HostState, "files" | "secretFiles"> {
+    const files: Record<string, FileDigest[]> = {};
+    const secretFiles: Record<string, FileDigest[]> = {};
+    for (const plan of plans) {
+        const all = digests(plan);
+        files[plan.concern] = all.filter((_, index) => !plan.artifacts[index].secret);
+        secretFiles[plan.concern] = all.filter((_, index) => plan.artifacts[index].secret);
+    }
+    return { files, secretFiles };
+}
+
+/** State written by any earlier version, in today's shape. */
+export function upgradeState(state: Partial<HostState>): HostState {
+    const version = typeof state.stateVersion === "number" ? state.stateVersion : 0;
+    if (version > STATE_VERSION) throw new Error(`this state was written by a newer mor-harden (state version ${version}; this one reads up to ${STATE_VERSION}): upgrade mor-harden`);
+    // Version 0 (before versioning) kept every digest in `files`, secret or not, and no running state.
+    return {
+        ...(state as HostState),
+        stateVersion: STATE_VERSION,
+        files: state.files ?? {},
+        secretFiles: state.secretFiles ?? {},
+        running: state.running ?? {},
+    };
+}
+
+function desiredState(inputs: HostInputs): HostState {
+    return { ...inputs, stateVersion: STATE_VERSION, ...split(inputs.plans, (plan) => desiredDigests(plan, inputs.secrets)), running: Object.fromEntries(inputs.plans.map((plan) => [plan.concern, true])) };
+}
+
+/** Concerns whose files or running state differ from what the inputs want. */
+export function changedConcerns(olds: HostState, news: HostInputs): string[] {
+    const desired = desiredState(news);
+    return news.plans
+        .map((plan) => plan.concern)
+        .filter((concern) => {
+            const seen = [...(olds.files[concern] ?? []), ...(olds.secretFiles[concern] ?? [])];
+            const wanted = [...desired.files[concern], ...desired.secretFiles[concern]];
+            return !sameFiles(seen, wanted) || olds.running[concern] === false;
+        });
+}
+
+export async function create(inputs: HostInputs): Promise<{ id: string; outs: HostState }> {
+    const id = `${inputs.session.hostKey}/${randomUUID()}`;
+    await applyHost(target(inputs), inputs.plans, inputs.secrets, { renderedForOpenssh: inputs.renderedForOpenssh });
+    await claimHost(inputs, id);
+    return { id, outs: desiredState(inputs) };
+}
+
+export async function update(inputs: HostInputs): Promise<HostState> {
+    await applyHost(target(inputs), inputs.plans, inputs.secrets, { renderedForOpenssh: inputs.renderedForOpenssh });
+    return desiredState(inputs);
+}
+
+/** What is live on the host, in the state's shape: what `pulumi refresh` records and `diff` compares. */
+export async function read(props: HostState): Promise<HostState> {
+    const state = upgradeState(props);
+    const live = await readHost(target(state), state.plans);
+    return { ...state, ...split(state.plans, (plan) => liveDigests(plan, live)), running: live.running };
+}
+
+/**
+ * The resource that last created the host's hardening owns it. A replacement creates the new
+ * resource first; the old one's delete then finds another owner and leaves the host alone, so
+ * it never undoes what the new one applied.
+ */
+async function claimHost(inputs: HostInputs, id: string): Promise<void> {
+    const session = await HostSession.connect(target(inputs).session);
+    try {
+        await session.run(`mkdir -p '${STATE_DIR}' && printf '%s\\n' '${id.replace(/'/g, "")}' > '${STATE_DIR}/owner'\n`);
+    } finally {
+        session.close();
+    }
+}
+
+export async function remove(id: string, props: HostState): Promise<void> {
+    const state = upgradeState(props);
+    const session = await HostSession.connect(target(state).session);
+    try {
+        const owner = (await session.run(`cat '${STATE_DIR}/owner' 2>/dev/null || true\n`)).stdout.trim();
+        if (owner !== id) return;
+        for (const plan of [...state.plans].reverse()) {
+            const result = await session.run(deleteScript(plan));
+            if (result.code !== 0) throw new Error(`${state.session.address}: restoring the originals of ${plan.concern} failed: ${result.stdout}${result.stderr}`);
+        }
+        await session.run(`rm -f '${STATE_DIR}/owner'\n`);
+    } finally {
+        session.close();
+    }
+}
