@@ -156,13 +156,13 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
 /** Run over a NEW connection: the login worked, so the change stays. */
 export function confirmScript(txid: string): string {
     const tx = `${STATE_DIR}/tx/${txid}`;
-    return `if mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then kill "$(cat '${tx}/timer.pid')" 2>/dev/null; echo MORH-CONFIRMED; else echo MORH-EXPIRED; exit 3; fi\n`;
+    return `if mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then kill -- -"$(cat '${tx}/timer.pid')" 2>/dev/null; echo MORH-CONFIRMED; else echo MORH-EXPIRED; exit 3; fi\n`;
 }
 
 /** Run over the old connection when the new login failed: roll back now instead of waiting for the timer. */
 export function rollbackNowScript(txid: string): string {
     const tx = `${STATE_DIR}/tx/${txid}`;
-    return `if mv '${tx}/pending' '${tx}/expired' 2>/dev/null; then kill "$(cat '${tx}/timer.pid')" 2>/dev/null; sh '${tx}/rollback.sh'; echo MORH-ROLLED-BACK; else echo MORH-ALREADY-DONE; fi\n`;
+    return `if mv '${tx}/pending' '${tx}/expired' 2>/dev/null; then kill -- -"$(cat '${tx}/timer.pid')" 2>/dev/null; sh '${tx}/rollback.sh'; echo MORH-ROLLED-BACK; else echo MORH-ALREADY-DONE; fi\n`;
 }
 
 /** Puts back the files as they were before mor-harden first wrote them, then undoes activation. */

@@ -76,7 +76,8 @@ program
     .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
     .addOption(new Option("--config <file>", "a stack file by path"))
     .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable)", collectResolve, {})
-    .action(async (options: TargetOptions & { resolve: Record<string, string[]> }) => {
+    .option("--json", "print the report as JSON")
+    .action(async (options: TargetOptions & { resolve: Record<string, string[]>; json?: boolean }) => {
         const loaded = loadStackConfig(target(options));
         const secrets = secretsWithoutPulumi(loaded.config, loaded.source);
         const input = await prepareRenderInput(loaded.name, loaded.config, { resolver: staticResolver(options.resolve), source: loaded.source });
@@ -86,14 +87,15 @@ program
             report = await applyHost(hostTarget(loaded.config, secrets), plans, secrets, { renderedForOpenssh: input.facts.openssh.join(".") });
         } catch (error) {
             if (!(error instanceof ApplyError)) throw error;
-            printReport(error.report);
+            printReport(error.report, options.json);
             process.exitCode = 1;
             return;
         }
-        printReport(report);
+        printReport(report, options.json);
     });
 
-function printReport(report: ApplyReport): void {
+function printReport(report: ApplyReport, json = false): void {
+    if (json) return void console.log(JSON.stringify(report));
     for (const concern of report.concerns) console.log(`${report.address} ${concern.concern}: ${concern.status}${concern.message ? ` (${concern.message})` : ""}`);
     console.log(`${report.address}: ${report.roundTrips} round trips over ${report.connections} connection(s), ${report.bytes} bytes`);
 }

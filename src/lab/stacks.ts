@@ -23,7 +23,7 @@ export function labStackConfig(state: LabState, host: LabHost): Record<string, u
     const { certificate, key } = issueCertificate(state.dir, host.name, host.v4);
     const workstation = state.clients.find((client) => client.name === "workstation")!;
     const values: Record<string, unknown> = {
-        connection: { address: host.v4, user: "root", hostKey: host.hostKey, privateKeyFile: state.operatorKey, agent: false, confirmTimeout: 30 },
+        connection: { address: host.v4, user: "root", hostKey: host.hostKey, privateKeyFile: state.operatorKey, agent: false, connectTimeout: 5, confirmTimeout: 20 },
         os: "debian",
         // The lab reaches no network, so support.kolmisoft.com could not be resolved: removed explicitly.
         firewall: { trusted: [workstation.v4, workstation.v6], trustKolmisoftSupport: false },

@@ -88,9 +88,17 @@ export class HostSession {
             } else if (target.agent) {
                 config.agent = target.agent;
             }
-            client.once("ready", () => resolve(new HostSession(client, target)));
-            client.once("error", (error: Error & { level?: string }) => {
+            let settled = false;
+            client.once("ready", () => {
+                settled = true;
+                resolve(new HostSession(client, target));
+            });
+            // Listened to for the whole life of the client: a connection can fail more than once
+            // (a reset after a failed handshake), and an unheard error would end the process.
+            client.on("error", (error: Error & { level?: string }) => {
                 client.end();
+                if (settled) return;
+                settled = true;
                 if (seen !== undefined && seen !== target.hostKey) return reject(new HostKeyMismatchError(target.address, target.hostKey, seen));
                 const what = error.level === "client-authentication" ? "authentication failed (is the key authorized on the host?)" : error.message;
                 reject(new Error(`ssh ${target.user}@${target.address}:${target.port}: ${what}`));

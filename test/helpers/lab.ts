@@ -1,10 +1,13 @@
 // Lab hosts for integration tests: each test file gets its own lab (own namespace prefix and
 // directory), stopped in `after` and, should the process die first, on exit.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { labDown, labExec, labUp, type ExecResult, type LabHost, type LabNode, type LabState } from "../../src/lab/lab";
 import { fillSecrets, type Artifact } from "../../src/render/artifact";
+import { labStackConfig } from "../../src/lab/stacks";
+import type { ApplyReport } from "../../src/apply/engine";
+import { stringify } from "yaml";
 
 export interface TestLab {
     state: LabState;
@@ -53,4 +56,46 @@ export function writeArtifacts(host: LabHost, artifacts: Artifact[], secrets: Re
         });
         if (result.code !== 0) throw new Error(`writing ${artifact.path} into ${host.name}: ${result.stderr}`);
     }
+}
+
+/** A stack file for a lab host (as `lab up` writes it), with some keys changed; returns its path. */
+export function labStackFile(lab: TestLab, name: string, change: Record<string, Record<string, unknown> | string> = {}, hostIndex = 1): string {
+    const base = labStackConfig(lab.state, lab.host(hostIndex)).config as Record<string, Record<string, unknown>>;
+    const config = { ...base };
+    for (const [key, value] of Object.entries(change)) {
+        const full = `mor-harden:${key}`;
+        config[full] = typeof value === "string" ? (value as never) : { ...(base[full] ?? {}), ...value };
+    }
+    // Every variant is the same stack ("lab"), as when an operator edits one stack file: the
+    // stack name is written into each managed file, so it must not change between variants.
+    mkdirSync(join(lab.state.dir, "stacks", name), { recursive: true });
+    const path = join(lab.state.dir, "stacks", name, "Pulumi.lab.yaml");
+    writeFileSync(path, stringify({ config }));
+    return path;
+}
+
+const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
+
+export interface CliRun {
+    code: number;
+    report?: ApplyReport;
+    stdout: string;
+    stderr: string;
+}
+
+/** Runs `mor-harden apply --json` from the workstation, as an operator would. */
+export function applyFromWorkstation(lab: TestLab, stackFile: string, timeoutMs = 120_000): CliRun {
+    const result = labExec(lab.client("workstation"), ["node", CLI, "apply", "--config", stackFile, "--json"], { timeoutMs });
+    const last = result.stdout.trim().split("\n").at(-1) ?? "";
+    let report: ApplyReport | undefined;
+    try {
+        report = JSON.parse(last) as ApplyReport;
+    } catch {
+        report = undefined;
+    }
+    return { ...result, report };
+}
+
+export function statuses(report: ApplyReport | undefined): Record<string, string> {
+    return Object.fromEntries((report?.concerns ?? []).map((concern) => [concern.concern, concern.status]));
 }
