@@ -148,7 +148,11 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         packages: os === "debian" ? ["iptables", "iptables-persistent"] : ["iptables-services"],
         artifacts,
         prepare: os === "rhel" ? ["systemctl disable --now firewalld 2>/dev/null; systemctl mask firewalld; systemctl enable iptables ip6tables"] : [],
-        validate: families.map((family) => `${tools[family].restore} --test --noflush ${persistPaths[os][family]}`),
+        validate: [
+            // Rules in both backends (nft and legacy) would each see only half: refuse to add a third half.
+            renderTemplate("firewall/one-backend.sh.hbs", {}).trim(),
+            ...families.map((family) => `${tools[family].restore} --test --noflush ${persistPaths[os][family]}`),
+        ],
         activate: families.map((family) => renderTemplate("firewall/activate.sh.hbs", commands(family)).trim()),
         verify: families.map((family) => `${tools[family].cli} -w -C INPUT -j ${INPUT_CHAIN}`),
         // The live rules as they were, fail2ban's chains and bans included, restored whole on rollback.

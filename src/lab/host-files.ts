@@ -18,10 +18,15 @@ function put(root: string, path: string, content: string, mode = 0o644): void {
     chmodSync(target, mode);
 }
 
-function hostsFile(): string {
+/** /etc/hosts of every lab node: the hosts and clients by their lab names. */
+export function hostsFile(): string {
     const lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"];
-    for (let index = 1; index <= 20; index++) lines.push(`${hostAddress(index).v4} mor-${index}.lab.example mor-${index}`);
-    lines.push(`${clientAddresses.workstation.v4} workstation.lab.example workstation`, `${clientAddresses.attacker.v4} attacker.lab.example attacker`);
+    const named: [string, { v4: string; v6: string }][] = [
+        ...Array.from({ length: 20 }, (_, index) => [`mor-${index + 1}`, hostAddress(index + 1)] as [string, { v4: string; v6: string }]),
+        ["workstation", clientAddresses.workstation],
+        ["attacker", clientAddresses.attacker],
+    ];
+    for (const [name, { v4, v6 }] of named) lines.push(`${v4} ${name}.lab.example ${name}`, `${v6} ${name}.lab.example ${name}`);
     return lines.join("\n") + "\n";
 }
 

@@ -7,7 +7,7 @@
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
-import { hostInit, labFiles } from "./host-files";
+import { hostInit, hostsFile, labFiles } from "./host-files";
 
 /** Every namespace of a lab is named with its prefix, so two labs (the operator's, a test run's) never meet. */
 export const DEFAULT_PREFIX = "morh-";
@@ -97,6 +97,10 @@ function addNode(prefix: string, name: string, v4: string, v6: string): string {
     inNs("link", "set", "eth0", "up");
     for (const route of onLinkRoutes) if (!route.startsWith(v4.split(".").slice(0, 3).join("."))) inNs("route", "add", route, "dev", "eth0");
     inNs("-6", "route", "add", "2001:db8::/32", "dev", "eth0");
+    // `ip netns exec` reads /etc/netns/NAME/hosts as the node's /etc/hosts: lab names resolve in
+    // the clients (a trusted source may be a host name) without touching the machine's /etc/hosts.
+    mkdirSync(join("/etc/netns", netns), { recursive: true });
+    writeFileSync(join("/etc/netns", netns, "hosts"), hostsFile());
     return netns;
 }
 
@@ -272,6 +276,7 @@ export function labDown(dir: string, prefix = readState(dir)?.prefix ?? DEFAULT_
         // their network namespace, which only lab processes share.
         for (const pid of tryRun("ip", ["netns", "pids", netns]).stdout.split(/\s+/).filter(Boolean)) tryRun("kill", ["-KILL", pid]);
         tryRun("ip", ["netns", "delete", netns]);
+        rmSync(join("/etc/netns", netns), { recursive: true, force: true });
     }
     rmSync(statePath(dir), { force: true });
     rmSync(join(dir, "hosts"), { recursive: true, force: true });

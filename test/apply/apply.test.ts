@@ -158,6 +158,57 @@ describe("apply over SSH", () => {
         assert.equal(statuses(next.report).firewall, "unchanged");
     });
 
+    it("finds no protocol or cipher below Mozilla intermediate (testssl.sh)", () => {
+        const name = `${host().name}.lab.example`;
+        const report = sh(attacker(), `testssl --quiet --color 0 --nodns none --protocols --std --ip ${host().v4} https://${name}/`, 180_000).stdout;
+        for (const protocol of ["SSLv2", "SSLv3", "TLS 1 ", "TLS 1.1"]) assert.match(report, new RegExp(`^ ${protocol.replace(".", "\\.")}\\s+not offered`, "m"), protocol);
+        assert.match(report, /^ TLS 1\.2\s+offered \(OK\)/m);
+        assert.match(report, /^ TLS 1\.3\s+offered \(OK\)/m);
+        for (const category of ["NULL ciphers", "Export ciphers", "LOW: 64 Bit", "Triple DES Ciphers", "Obsolete CBC ciphers"]) {
+            assert.match(report, new RegExp(`^ ${category.replace(/[()+]/g, ".")}.*not offered`, "m"), category);
+        }
+        assert.match(report, /^ Strong encryption \(AEAD ciphers\)\s+offered \(OK\)/m);
+    });
+
+    it("trusts a source given by host name, resolved where mor-harden runs", () => {
+        const byName = labStackFile(lab, "trusted-by-name", { firewall: { trusted: ["workstation.lab.example"] } });
+        const run = applyFromWorkstation(lab, byName);
+        assert.equal(run.code, 0, run.stdout + run.stderr);
+        // The name resolves to exactly the workstation's two addresses, which the stack so far named
+        // directly: the same ruleset, so nothing to change.
+        assert.equal(statuses(run.report).firewall, "unchanged");
+        assert.match(sh(host(), "iptables -S MORH-INPUT").stdout, /-s 198\.51\.100\.10\/32 -j MORH-TRUSTED/);
+        assert.match(sh(host(), "ip6tables -S MORH-INPUT").stdout, /-s 2001:db8:51::10\/128 -j MORH-TRUSTED/);
+        assert.equal(applyFromWorkstation(lab, stack).code, 0);
+    });
+
+    it("refuses to add rules when the other iptables backend holds some", () => {
+        sh(host(), "iptables-legacy -A INPUT -s 192.0.2.250 -j DROP");
+        try {
+            const run = applyFromWorkstation(lab, labStackFile(lab, "backends", { firewall: { allowPing: false } }));
+            assert.equal(statuses(run.report).firewall, "rolled-back");
+            assert.match(run.report!.concerns[0].message!, /the legacy backend also holds rules/);
+        } finally {
+            sh(host(), "iptables-legacy -F INPUT");
+        }
+        assert.ok(sshWorks());
+    });
+
+    it("comes back after a reboot: netfilter-persistent loads the rules, fail2ban its chains", () => {
+        const rules = () => sh(host(), "iptables-save -t filter | grep -E '^(:|-A)' | grep -v f2b | sed 's/\\[[0-9:]*\\]//' | sort").stdout;
+        const before_ = rules();
+        // A reboot's firewall: nothing loaded, then the boot scripts.
+        sh(host(), "iptables -P INPUT ACCEPT; iptables -F; iptables -X; ip6tables -P INPUT ACCEPT; ip6tables -F; ip6tables -X");
+        assert.equal(sh(host(), "/usr/share/netfilter-persistent/plugins.d/15-ip4tables start && /usr/share/netfilter-persistent/plugins.d/25-ip6tables start").code, 0);
+        assert.equal(rules(), before_);
+        sh(host(), "fail2ban-client restart >/dev/null");
+        // fail2ban makes its chain at the first ban, and puts its jump before mor-harden's.
+        assert.equal(sh(host(), "fail2ban-client set ssh-iptables banip 203.0.113.99").code, 0);
+        assert.match(sh(host(), "iptables -S INPUT").stdout, /^-A INPUT -j f2b-ssh-iptables\n-A INPUT -j MORH-INPUT$/m);
+        sh(host(), "fail2ban-client set ssh-iptables unbanip 203.0.113.99");
+        assert.ok(sshWorks());
+    });
+
     it("drops too many new SSH connections per minute from one source", () => {
         // Last: it spends the workstation's SSH budget for the minute.
         const attempts = sh(workstation(), `start=$(date +%s); ok=0; for i in $(seq 1 40); do timeout 1 bash -c 'exec 3<>/dev/tcp/${host().v4}/22' 2>/dev/null && ok=$((ok+1)); done; echo $ok $(( $(date +%s) - start ))`, 90_000);
