@@ -150,8 +150,8 @@ function childPid(pid: number): number | undefined {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Starts one host; resolves once its services are up (bounded: 30 s). */
-async function startHost(dir: string, prefix: string, index: number, operatorKey: string): Promise<LabHost> {
+/** Starts one host; resolves once its services are up (bounded by `timeoutMs`). */
+async function startHost(dir: string, prefix: string, index: number, operatorKey: string, timeoutMs: number): Promise<LabHost> {
     const started = process.hrtime.bigint();
     const name = hostName(index);
     const { v4, v6 } = hostAddress(index);
@@ -168,7 +168,7 @@ async function startHost(dir: string, prefix: string, index: number, operatorKey
     });
     owner.unref();
     const ownerPid = owner.pid!;
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + timeoutMs;
     let initPid: number | undefined;
     while (Date.now() < deadline) {
         initPid ??= childPid(ownerPid);
@@ -179,7 +179,7 @@ async function startHost(dir: string, prefix: string, index: number, operatorKey
     const ready = initPid !== undefined && tryRun("nsenter", ["-t", String(initPid), "-m", "-p", "-r", "test", "-e", "/run/lab-ready"]).status === 0;
     if (!ready) {
         const console_ = readFileSync(join(hostDir, "console.log"), "utf8").trim().split("\n").slice(-15).join("\n");
-        throw new Error(`lab host ${name} did not start within 30 s:\n${console_}`);
+        throw new Error(`lab host ${name} did not start within ${timeoutMs / 1000} s:\n${console_}`);
     }
     return { name, kind: "host", netns, v4, v6, ownerPid, initPid: initPid!, hostKey, publicKey, startSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }
@@ -209,8 +209,9 @@ function alive(host: LabHost): boolean {
  * Starts the switch, the two clients and `hosts` hosts (those already running are kept, so
  * `up` twice is harmless). A failed start stops everything it started.
  */
-export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX): Promise<LabState> {
+export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, options: { startTimeoutMs?: number } = {}): Promise<LabState> {
     requireRootOnLinux();
+    hostAddress(hosts); // a count out of range fails before anything is made
     if (!/^[a-z0-9-]{1,12}$/.test(prefix)) throw new Error(`lab prefix "${prefix}": lower-case letters, digits and '-', at most 12`);
     const previous = readState(dir);
     if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive)) return previous;
@@ -225,7 +226,7 @@ export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX): Pr
         // Started one after another: each start is mostly waiting on its own daemons, and the
         // machine has two cores.
         for (let index = 1; index <= hosts; index++) {
-            state.hosts.push(await startHost(dir, prefix, index, operatorKey));
+            state.hosts.push(await startHost(dir, prefix, index, operatorKey, options.startTimeoutMs ?? 30_000));
             writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
         }
         writeFileSync(statePath(dir), JSON.stringify(state, null, 2));

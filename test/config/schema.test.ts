@@ -184,3 +184,16 @@ describe("stack files", () => {
         assert.throws(() => parseStackDocument("config: [", "Pulumi.broken.yaml"), (error: ConfigError) => error.message.startsWith("Pulumi.broken.yaml: 1 problem") && error.problems[0].startsWith("is not YAML"));
     });
 });
+
+describe("trusted host names", () => {
+    it("resolves them by family, and names the key of one that does not resolve", async () => {
+        const { resolveSources } = await import("../../src/config/resolve");
+        const { tableResolver } = await import("../helpers/fixtures");
+        const resolved = await resolveSources(minimalConfig({ firewall: { trusted: ["workstation.lab.example"] } }), tableResolver);
+        assert.deepEqual(resolved["workstation.lab.example"], { v4: ["198.51.100.10"], v6: ["2001:db8:51::10"] });
+        await assert.rejects(
+            resolveSources(minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false }, fail2ban: { ignoreip: ["nowhere.example.net"] } }), tableResolver),
+            (error: ConfigError) => error.problems[0] === 'fail2ban.ignoreip[0]: host name "nowhere.example.net" does not resolve (ENOTFOUND)',
+        );
+    });
+});

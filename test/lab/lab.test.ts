@@ -78,3 +78,26 @@ describe("the lab", () => {
         assert.ok(!execFileSync("cat", ["/proc/mounts"], { encoding: "utf8" }).includes(dir));
     });
 });
+
+describe("lab start-up", () => {
+    it("is harmless twice, and cleans up after a failed start", async () => {
+        const { mkdtempSync, rmSync } = await import("node:fs");
+        const { tmpdir } = await import("node:os");
+        const { labUp, labDown } = await import("../../src/lab/lab");
+        const dir = mkdtempSync(join(tmpdir(), "mor-harden-lab-"));
+        const prefix = `mhu${process.pid % 100000}-`;
+        try {
+            const first = await labUp(dir, 1, prefix);
+            const second = await labUp(dir, 1, prefix);
+            assert.equal(second.hosts[0].initPid, first.hosts[0].initPid, "the running host was kept");
+            labDown(dir, prefix);
+            // A host that cannot be ready in 1 ms: the start fails after the switch, the clients and
+            // the host's namespaces were made, and must take them all down with it.
+            await assert.rejects(labUp(dir, 1, prefix, { startTimeoutMs: 1 }), /did not start within 0\.001 s/);
+            assert.deepEqual(listLabNamespaces(prefix), []);
+        } finally {
+            labDown(dir, prefix);
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});
