@@ -87,6 +87,7 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         // Without our vhost (a first apply undone) the site link must go too, or Apache will not start.
         rollback: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],
         deactivate: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],
+        liveViews: [],
         needsConfirm: false,
     };
 }

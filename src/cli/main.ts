@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // npx mor-harden render --stack NAME | --config FILE [--out DIR]
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import pLimit from "p-limit";
 import { dirname, join, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { isIP } from "node:net";
@@ -9,7 +10,9 @@ import { ConfigError } from "../config/schema";
 import { secretsWithoutPulumi } from "../config/secrets";
 import { applyHost, ApplyError, type ApplyReport } from "../apply/engine";
 import { hostTarget } from "../apply/target";
-import { loadStackConfig } from "../config/stack-file";
+import { loadStackConfig, STACKS_DIR } from "../config/stack-file";
+import { checkStack } from "../drift/check";
+import { exitCode, junitReport, progressLine, textReport } from "../drift/report";
 import { opensshVersion } from "../config/values";
 import { redactSecrets } from "../render/artifact";
 import { renderHost } from "../render/host";
@@ -93,6 +96,48 @@ program
         }
         printReport(report, options.json);
     });
+
+program
+    .command("drift")
+    .description("compare hosts with their stacks, read-only; exit 0 no drift, 1 drift, 2 could not check")
+    .argument("[stacks...]", "stack names (stacks/Pulumi.<name>.yaml)")
+    .option("--stack <name>", "a stack (repeatable)", (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option("--config <file>", "a stack file by path (repeatable)", (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option("--all", "every stack in stacks/ but the example")
+    .option("--concurrency <n>", "hosts checked at once", (value) => Number(value), 10)
+    .option("--json", "print the results as JSON")
+    .option("--junit <file>", "also write the results as JUnit XML")
+    .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable)", collectResolve, {})
+    .action(async (names: string[], options: { stack: string[]; config: string[]; all?: boolean; concurrency: number; json?: boolean; junit?: string; resolve: Record<string, string[]> }) => {
+        const targets = [
+            ...[...names, ...options.stack, ...(options.all ? allStacks() : [])].map((stack) => ({ stack })),
+            ...options.config.map((file) => ({ file })),
+        ];
+        if (targets.length === 0) throw new ConfigError("arguments", ["name at least one stack (or --all)"]);
+        if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new ConfigError("arguments", ["--concurrency: a whole number of hosts, at least 1"]);
+        const limit = pLimit(options.concurrency);
+        let done = 0;
+        const results = await Promise.all(
+            targets.map((target) =>
+                limit(async () => {
+                    const result = await checkStack(target, { resolver: staticResolver(options.resolve) });
+                    console.error(progressLine(result, ++done, targets.length));
+                    return result;
+                }),
+            ),
+        );
+        if (options.junit) writeFileSync(options.junit, junitReport(results));
+        process.stdout.write(options.json ? JSON.stringify(results, null, 2) + "\n" : textReport(results));
+        process.exitCode = exitCode(results);
+    });
+
+/** Every stack file in stacks/ but the documented example. */
+function allStacks(): string[] {
+    return readdirSync(STACKS_DIR)
+        .map((file) => /^Pulumi\.(.+)\.yaml$/.exec(file)?.[1])
+        .filter((name): name is string => name !== undefined && name !== "example")
+        .sort();
+}
 
 function printReport(report: ApplyReport, json = false): void {
     if (json) return void console.log(JSON.stringify(report));

@@ -92,6 +92,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         snapshot: [],
         rollback: [],
         deactivate: [],
+        liveViews: [],
         needsConfirm: false,
     };
 }

@@ -159,6 +159,16 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         snapshot: families.map((family) => `${tools[family].save} > "$MORH_TX/live.${family}"`),
         rollback: families.map((family) => `[ ! -s "$MORH_TX/live.${family}" ] || ${tools[family].restore} -w < "$MORH_TX/live.${family}"`),
         deactivate: families.map((family) => renderTemplate("firewall/deactivate.sh.hbs", commands(family)).trim()),
+        // The loaded rules against the file loaded into a scratch network namespace by the same
+        // iptables, so both sides are printed alike; see live-view.sh.hbs for what is compared.
+        liveViews: families.map((family, index) => {
+            const view = renderTemplate("firewall/live-view.sh.hbs", commands(family)).trim();
+            return {
+                name: `${tools[family].cli} rules`,
+                live: `${tools[family].save} -t filter | ${view}`,
+                expected: { artifact: index, command: `unshare --net sh -c '${tools[family].restore} && ${tools[family].save} -t filter' | ${view}` },
+            };
+        }),
         needsConfirm: true,
     };
 }

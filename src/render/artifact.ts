@@ -15,6 +15,17 @@ export interface Artifact {
     secret: boolean;
 }
 
+/**
+ * Live state that files alone do not show (the loaded ruleset, sshd's effective settings): a
+ * command that prints it, and what it must print, either fixed text or the output of a command
+ * fed one artifact's desired content (so the same tool formats both sides).
+ */
+export interface LiveView {
+    name: string;
+    live: string;
+    expected: { text: string } | { artifact: number; command: string };
+}
+
 export interface ConcernPlan {
     concern: Concern;
     /** What the preview shows beside the files: resolved sources, chosen directives and why. */
@@ -36,6 +47,8 @@ export interface ConcernPlan {
     rollback: string[];
     /** Commands that undo activation when mor-harden stops managing the concern, after the originals are back. */
     deactivate: string[];
+    /** What drift checks compare beyond the files. */
+    liveViews: LiveView[];
     /** A mistake here can lock the operator out: the change is committed only after a new SSH login. */
     needsConfirm: boolean;
 }

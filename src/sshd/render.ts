@@ -119,6 +119,13 @@ export function renderSshd(input: RenderInput): ConcernPlan {
         snapshot: [],
         rollback: [],
         deactivate: [],
+        liveViews: [
+            {
+                name: "sshd effective settings (sshd -T)",
+                live: `sshd -T | grep -iE '^(${directives.map((directive) => directive.keyword.toLowerCase()).join("|")}) ' | LC_ALL=C sort`,
+                expected: { text: [...effectiveExpectations(directives)].sort().join("\n") + "\n" },
+            },
+        ],
         needsConfirm: true,
     };
 }

@@ -1,0 +1,68 @@
+// The one read-only script a drift check runs on a host, and the parser of what it prints.
+// It writes nothing: it reads the managed files, prints live views (a scratch network
+// namespace formats the desired ruleset with the host's own iptables), and runs the checks.
+import type { ConcernPlan } from "../render/artifact";
+
+export interface LiveFileContent {
+    mode: string;
+    owner: string;
+    sha256: string;
+    /** Undefined for secret files: only their digest leaves the host. */
+    content?: string;
+}
+
+export interface DriftRead {
+    files: Record<string, LiveFileContent | undefined>;
+    /** `${concern}/${view index}` -> what the live command printed and, for artifact views, what the desired content prints. */
+    views: Record<string, { live: string; expected?: string }>;
+    /** concern -> its checks' exit code and output. */
+    services: Record<string, { ok: boolean; output: string }>;
+}
+
+const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
+const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").toString("utf8");
+
+/**
+ * `desired[concern][artifact index]` is the desired content of artifacts that views format
+ * (never a secret one).
+ */
+export function driftScript(plans: ConcernPlan[], desired: Record<string, (string | undefined)[]>): string {
+    const lines = ["set -u", "export LC_ALL=C"];
+    for (const plan of plans) {
+        plan.artifacts.forEach((artifact, index) => {
+            const content = artifact.secret ? "printf -" : `base64 -w0 < '${artifact.path}'`;
+            lines.push(
+                `if [ -f '${artifact.path}' ]; then printf 'F %s %s %s %s %s\\n' '${artifact.path}' "$(stat -c %a '${artifact.path}')" "$(stat -c %U:%G '${artifact.path}')" "$(sha256sum < '${artifact.path}' | cut -d' ' -f1)" "$(${content})"; else printf 'F %s absent\\n' '${artifact.path}'; fi`,
+            );
+        });
+        plan.liveViews.forEach((view, index) => {
+            lines.push(`printf 'W ${plan.concern}/${index} live %s\\n' "$( (${view.live}) 2>&1 | base64 -w0)"`);
+            if ("artifact" in view.expected) {
+                const source = b64(desired[plan.concern]?.[view.expected.artifact] ?? "");
+                lines.push(`printf 'W ${plan.concern}/${index} expected %s\\n' "$(printf '%s' '${source}' | base64 -d | (${view.expected.command}) 2>&1 | base64 -w0)"`);
+            }
+        });
+        const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
+        lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);
+    }
+    return lines.join("\n") + "\n";
+}
+
+export function parseDriftOutput(output: string): DriftRead {
+    const read: DriftRead = { files: {}, views: {}, services: {} };
+    for (const line of output.split("\n")) {
+        const fields = line.split(" ");
+        if (fields[0] === "F" && fields[2] === "absent") {
+            read.files[fields[1]] = undefined;
+        } else if (fields[0] === "F" && fields.length >= 6) {
+            const [, path, mode, owner, sha256, content] = fields;
+            read.files[path] = { mode: mode.padStart(4, "0"), owner, sha256, content: content === "-" ? undefined : unb64(content) };
+        } else if (fields[0] === "W") {
+            const view = (read.views[fields[1]] ??= { live: "" });
+            view[fields[2] as "live" | "expected"] = unb64(fields[3]);
+        } else if (fields[0] === "S") {
+            read.services[fields[1]] = { ok: fields[2] === "0", output: unb64(fields[3]).trim() };
+        }
+    }
+    return read;
+}
