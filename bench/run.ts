@@ -2,11 +2,13 @@
 import { writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
+import { benchFleet } from "./fleet";
 import { benchLabStart } from "./lab-start";
 import { printTable, type Figure } from "./stats";
 
 async function main(): Promise<void> {
-    const figures: Figure[] = [...(await benchLabStart())];
+    const only = process.argv[2];
+    const figures: Figure[] = [...(!only || only === "lab" ? await benchLabStart() : []), ...(!only || only === "fleet" ? await benchFleet() : [])];
     printTable(figures);
     const machine = `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`;
     const out = join(__dirname, "..", "..", "bench", "results.json");

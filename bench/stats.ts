@@ -17,7 +17,8 @@ export function summarize(name: string, unit: string, samples: number[], target?
 }
 
 export function printTable(figures: Figure[]): void {
-    const rows = figures.map((figure) => [figure.name, `${figure.median.toFixed(3)} ${figure.unit}`, `${figure.min.toFixed(3)}`, `${figure.max.toFixed(3)}`, figure.target === undefined ? "" : `${figure.meetsTarget ? "meets" : "MISSES"} target ${figure.target} ${figure.unit}`]);
+    const number = (value: number) => (Number.isNaN(value) ? "" : value.toFixed(3));
+    const rows = figures.map((figure) => [figure.name, `${number(figure.median)} ${figure.unit}`, number(figure.min), number(figure.max), figure.target === undefined ? "" : `${figure.meetsTarget ? "meets" : "MISSES"} target ${figure.target.toFixed(2)} ${figure.unit}`]);
     const header = ["benchmark", "median", "min", "max", "target"];
     const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
     for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join("  "));

@@ -44,11 +44,9 @@ const installedCheck: Record<OsFamily, string> = {
 
 /** One script that reports every managed file, every concern's running state, facts and packages. */
 export function readScript(plans: ConcernPlan[], os: OsFamily): string {
-    const lines = [
-        "for path in " + plans.flatMap((plan) => plan.artifacts.map((artifact) => `'${artifact.path}'`)).join(" ") + "; do",
-        '  if [ -f "$path" ]; then printf \'F %s %s %s %s\\n\' "$path" "$(sha256sum < "$path" | cut -d" " -f1)" "$(stat -c %a "$path")" "$(stat -c %U:%G "$path")"; else printf \'F %s - - -\\n\' "$path"; fi',
-        "done",
-    ];
+    const paths = plans.flatMap((plan) => plan.artifacts.map((artifact) => `'${artifact.path}'`)).join(" ");
+    // One stat and one sha256sum for all files; a missing file prints no line.
+    const lines = [`stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`, `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`];
     for (const plan of plans) {
         const verify = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
         lines.push(`if ${verify} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`);
@@ -60,11 +58,13 @@ export function readScript(plans: ConcernPlan[], os: OsFamily): string {
 
 export function parseReadOutput(output: string): LiveState {
     const state: LiveState = { files: {}, running: {}, missingPackages: {} };
+    const hashes: Record<string, string> = {};
     for (const line of output.split("\n")) {
         const [kind, ...fields] = line.split(" ");
-        if (kind === "F" && fields.length === 4) {
-            const [path, sha256, mode, owner] = fields;
-            state.files[path] = sha256 === "-" ? undefined : { sha256, mode: mode.padStart(4, "0"), owner };
+        if (kind === "M" && fields.length === 3) {
+            state.files[fields[0]] = { sha256: "", mode: fields[1].padStart(4, "0"), owner: fields[2] };
+        } else if (kind === "H" && fields.length === 2) {
+            hashes[fields[1]] = fields[0];
         } else if (kind === "V") {
             state.running[fields[0]] = fields[1] === "0";
         } else if (kind === "P") {
@@ -73,6 +73,7 @@ export function parseReadOutput(output: string): LiveState {
             state.openssh = fields[1];
         }
     }
+    for (const [path, file] of Object.entries(state.files)) if (file) file.sha256 = hashes[path] ?? "";
     return state;
 }
 

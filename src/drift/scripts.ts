@@ -27,14 +27,18 @@ const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").to
  * (never a secret one).
  */
 export function driftScript(plans: ConcernPlan[], desired: Record<string, (string | undefined)[]>): string {
-    const lines = ["set -u", "export LC_ALL=C"];
+    const all = plans.flatMap((plan) => plan.artifacts);
+    const paths = all.map((artifact) => `'${artifact.path}'`).join(" ");
+    // One stat and one sha256sum for every file (a missing file prints no line), then the
+    // contents of the files that hold no secret.
+    const lines = [
+        "set -u",
+        "export LC_ALL=C",
+        `stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`,
+        `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
+        ...all.filter((artifact) => !artifact.secret).map((artifact) => `[ ! -f '${artifact.path}' ] || printf 'C %s %s\\n' '${artifact.path}' "$(base64 -w0 < '${artifact.path}')"`),
+    ];
     for (const plan of plans) {
-        plan.artifacts.forEach((artifact, index) => {
-            const content = artifact.secret ? "printf -" : `base64 -w0 < '${artifact.path}'`;
-            lines.push(
-                `if [ -f '${artifact.path}' ]; then printf 'F %s %s %s %s %s\\n' '${artifact.path}' "$(stat -c %a '${artifact.path}')" "$(stat -c %U:%G '${artifact.path}')" "$(sha256sum < '${artifact.path}' | cut -d' ' -f1)" "$(${content})"; else printf 'F %s absent\\n' '${artifact.path}'; fi`,
-            );
-        });
         plan.liveViews.forEach((view, index) => {
             lines.push(`printf 'W ${plan.concern}/${index} live %s\\n' "$( (${view.live}) 2>&1 | base64 -w0)"`);
             if ("artifact" in view.expected) {
@@ -50,19 +54,25 @@ export function driftScript(plans: ConcernPlan[], desired: Record<string, (strin
 
 export function parseDriftOutput(output: string): DriftRead {
     const read: DriftRead = { files: {}, views: {}, services: {} };
+    const hashes: Record<string, string> = {};
+    const contents: Record<string, string> = {};
     for (const line of output.split("\n")) {
         const fields = line.split(" ");
-        if (fields[0] === "F" && fields[2] === "absent") {
-            read.files[fields[1]] = undefined;
-        } else if (fields[0] === "F" && fields.length >= 6) {
-            const [, path, mode, owner, sha256, content] = fields;
-            read.files[path] = { mode: mode.padStart(4, "0"), owner, sha256, content: content === "-" ? undefined : unb64(content) };
+        if (fields[0] === "M" && fields.length === 4) {
+            read.files[fields[1]] = { mode: fields[2].padStart(4, "0"), owner: fields[3], sha256: "" };
+        } else if (fields[0] === "H" && fields.length === 3) {
+            hashes[fields[2]] = fields[1];
+        } else if (fields[0] === "C") {
+            contents[fields[1]] = unb64(fields[2]);
         } else if (fields[0] === "W") {
             const view = (read.views[fields[1]] ??= { live: "" });
             view[fields[2] as "live" | "expected"] = unb64(fields[3]);
         } else if (fields[0] === "S") {
             read.services[fields[1]] = { ok: fields[2] === "0", output: unb64(fields[3]).trim() };
         }
+    }
+    for (const [path, file] of Object.entries(read.files)) {
+        if (file) Object.assign(file, { sha256: hashes[path] ?? "", content: contents[path] });
     }
     return read;
 }

@@ -76,9 +76,11 @@ describe("drift comparison", () => {
         const b64 = (text: string) => Buffer.from(text).toString("base64");
         const read = parseDriftOutput(
             [
-                `F /etc/a.conf 600 root:root ${sha("x\n")} ${b64("x\n")}`,
-                `F /etc/key 600 root:root ${sha("k")} -`,
-                "F /etc/gone absent",
+                "M /etc/a.conf 600 root:root",
+                "M /etc/key 600 root:root",
+                `H ${sha("x\n")} /etc/a.conf`,
+                `H ${sha("k")} /etc/key`,
+                `C /etc/a.conf ${b64("x\n")}`,
                 `W firewall/0 live ${b64("-A X\n")}`,
                 `W firewall/0 expected ${b64("-A Y\n")}`,
                 `S fail2ban 1 ${b64("down")}`,
@@ -86,7 +88,7 @@ describe("drift comparison", () => {
         );
         assert.deepEqual(read.files["/etc/a.conf"], { mode: "0600", owner: "root:root", sha256: sha("x\n"), content: "x\n" });
         assert.equal(read.files["/etc/key"]!.content, undefined);
-        assert.ok("/etc/gone" in read.files && read.files["/etc/gone"] === undefined);
+        assert.equal(read.files["/etc/gone"], undefined);
         assert.deepEqual(read.views["firewall/0"], { live: "-A X\n", expected: "-A Y\n" });
         assert.deepEqual(read.services.fail2ban, { ok: false, output: "down" });
     });
