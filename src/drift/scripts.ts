@@ -28,15 +28,18 @@ const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").to
  */
 export function driftScript(plans: ConcernPlan[], desired: Record<string, (string | undefined)[]>): string {
     const all = plans.flatMap((plan) => plan.artifacts);
-    const paths = all.map((artifact) => `'${artifact.path}'`).join(" ");
-    // One stat and one sha256sum for every file (a missing file prints no line), then the
-    // contents of the files that hold no secret.
+    const quoted = (artifacts: typeof all) => artifacts.map((artifact) => `'${artifact.path}'`).join(" ");
+    const readable = all.filter((artifact) => !artifact.secret);
+    // Few processes, whatever the number of files (process creation is most of a check's cost):
+    // one stat and one sha256sum for all files (a missing file prints no line), then the files
+    // that hold no secret concatenated in one base64 line, cut apart by the sizes stat printed.
     const lines = [
         "set -u",
         "export LC_ALL=C",
-        `stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`,
-        `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
-        ...all.filter((artifact) => !artifact.secret).map((artifact) => `[ ! -f '${artifact.path}' ] || printf 'C %s %s\\n' '${artifact.path}' "$(base64 -w0 < '${artifact.path}')"`),
+        `stat -c 'M %n %a %U:%G' ${quoted(all)} 2>/dev/null`,
+        `stat -c 'Z %n %s' ${quoted(readable)} 2>/dev/null`,
+        `sha256sum ${quoted(all)} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
+        `printf 'C %s\\n' "$(cat ${quoted(readable)} 2>/dev/null | base64 -w0)"`,
     ];
     for (const plan of plans) {
         plan.liveViews.forEach((view, index) => {
@@ -55,21 +58,30 @@ export function driftScript(plans: ConcernPlan[], desired: Record<string, (strin
 export function parseDriftOutput(output: string): DriftRead {
     const read: DriftRead = { files: {}, views: {}, services: {} };
     const hashes: Record<string, string> = {};
-    const contents: Record<string, string> = {};
+    const sizes: [string, number][] = [];
+    let concatenated = Buffer.alloc(0);
     for (const line of output.split("\n")) {
         const fields = line.split(" ");
         if (fields[0] === "M" && fields.length === 4) {
             read.files[fields[1]] = { mode: fields[2].padStart(4, "0"), owner: fields[3], sha256: "" };
+        } else if (fields[0] === "Z" && fields.length === 3) {
+            sizes.push([fields[1], Number(fields[2])]);
         } else if (fields[0] === "H" && fields.length === 3) {
             hashes[fields[2]] = fields[1];
         } else if (fields[0] === "C") {
-            contents[fields[1]] = unb64(fields[2]);
+            concatenated = Buffer.from(fields[1] ?? "", "base64");
         } else if (fields[0] === "W") {
             const view = (read.views[fields[1]] ??= { live: "" });
             view[fields[2] as "live" | "expected"] = unb64(fields[3]);
         } else if (fields[0] === "S") {
             read.services[fields[1]] = { ok: fields[2] === "0", output: unb64(fields[3]).trim() };
         }
+    }
+    const contents: Record<string, string> = {};
+    let offset = 0;
+    for (const [path, size] of sizes) {
+        contents[path] = concatenated.subarray(offset, offset + size).toString("utf8");
+        offset += size;
     }
     for (const [path, file] of Object.entries(read.files)) {
         if (file) Object.assign(file, { sha256: hashes[path] ?? "", content: contents[path] });

@@ -78,15 +78,19 @@ describe("drift comparison", () => {
             [
                 "M /etc/a.conf 600 root:root",
                 "M /etc/key 600 root:root",
+                "Z /etc/a.conf 2",
+                "Z /etc/b.conf 3",
+                "M /etc/b.conf 644 root:root",
                 `H ${sha("x\n")} /etc/a.conf`,
                 `H ${sha("k")} /etc/key`,
-                `C /etc/a.conf ${b64("x\n")}`,
+                `C ${b64("x\nyz\n")}`,
                 `W firewall/0 live ${b64("-A X\n")}`,
                 `W firewall/0 expected ${b64("-A Y\n")}`,
                 `S fail2ban 1 ${b64("down")}`,
             ].join("\n"),
         );
         assert.deepEqual(read.files["/etc/a.conf"], { mode: "0600", owner: "root:root", sha256: sha("x\n"), content: "x\n" });
+        assert.equal(read.files["/etc/b.conf"]!.content, "yz\n", "contents are cut apart by size");
         assert.equal(read.files["/etc/key"]!.content, undefined);
         assert.equal(read.files["/etc/gone"], undefined);
         assert.deepEqual(read.views["firewall/0"], { live: "-A X\n", expected: "-A Y\n" });
