@@ -26,10 +26,18 @@ function runner(state: LabState, mode: string, runs: number, files: string[]): S
     return samples;
 }
 
-export async function benchFleet(sizes = [1, 5, 20], runs = 5): Promise<Figure[]> {
+export async function benchFleet(sizes = [1, 5, 20], runs = 3): Promise<Figure[]> {
     const figures: Figure[] = [];
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-bench-"));
     const prefix = `mhf${process.pid % 100000}-`;
+    const stop = () => {
+        labDown(dir, prefix);
+        rmSync(dir, { recursive: true, force: true });
+    };
+    // Interrupted (Ctrl-C, a CI timeout): the lab goes too.
+    const onSignal = () => (stop(), process.exit(130));
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
     try {
         const state = await labUp(dir, Math.max(...sizes), prefix);
         const files = state.hosts.map((host) => {
@@ -52,8 +60,9 @@ export async function benchFleet(sizes = [1, 5, 20], runs = 5): Promise<Figure[]
             figures.push({ name: `  apply / floor (${size})`, unit: "x", median: applyFigure.median / floorFigure.median, min: NaN, max: NaN, samples: runs, target: 2, meetsTarget: applyFigure.median / floorFigure.median <= 2 });
         }
     } finally {
-        labDown(dir, prefix);
-        rmSync(dir, { recursive: true, force: true });
+        stop();
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
     }
     return figures;
 }

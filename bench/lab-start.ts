@@ -9,6 +9,9 @@ export async function benchLabStart(runs = 3, hosts = 3): Promise<Figure[]> {
     const samples: number[] = [];
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-bench-"));
     const prefix = `mhb${process.pid % 100000}-`;
+    const onSignal = () => (labDown(dir, prefix), rmSync(dir, { recursive: true, force: true }), process.exit(130));
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
     try {
         for (let run = 0; run < runs; run++) {
             const state = await labUp(dir, hosts, prefix);
@@ -18,6 +21,8 @@ export async function benchLabStart(runs = 3, hosts = 3): Promise<Figure[]> {
     } finally {
         labDown(dir, prefix);
         rmSync(dir, { recursive: true, force: true });
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
     }
     return [summarize(`lab host start (${hosts} hosts x ${runs} runs)`, "s", samples, 5)];
 }

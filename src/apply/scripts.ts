@@ -2,7 +2,7 @@
 // without a host). One script is one round trip. Every path and command in them comes from a
 // validated config; file contents travel base64-encoded, so no content is ever parsed by sh.
 import type { OsFamily } from "../config/os";
-import type { ConcernPlan } from "../render/artifact";
+import type { ConcernPlan, LiveView } from "../render/artifact";
 
 /** Where mor-harden keeps its transactions and the files as they were before it first wrote them. */
 export const STATE_DIR = "/var/lib/mor-harden";
@@ -48,12 +48,22 @@ export function readScript(plans: ConcernPlan[], os: OsFamily): string {
     // One stat and one sha256sum for all files; a missing file prints no line.
     const lines = [`stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`, `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`];
     for (const plan of plans) {
-        const verify = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
-        lines.push(`if ${verify} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`);
+        // Live as configured: the checks pass and every live view prints what it must (a rule
+        // added by hand, a drop-in that wins over ours), so `pulumi refresh` sees that drift too.
+        const views = plan.liveViews.map((view) => `[ "$(${view.live})" = "$(${expectedOf(view, plan)})" ]`);
+        const checks = [...plan.verify.map((command) => `( ${command} )`), ...views];
+        lines.push(`if ${checks.length > 0 ? checks.join(" && ") : "true"} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`);
         if (plan.packages.length > 0) lines.push(`for pkg in ${plan.packages.join(" ")}; do ${installedCheck[os]} || echo "P ${plan.concern} $pkg"; done`);
     }
     lines.push(`printf 'X openssh %s\\n' "$( (sshd -V 2>&1 || true) | sed -n 's/^OpenSSH_\\([0-9]*\\.[0-9]*\\).*/\\1/p' | head -1)"`);
     return lines.join("\n") + "\n";
+}
+
+/** The command printing what a live view must print (a view never reads a secret artifact). */
+export function expectedOf(view: LiveView, plan: ConcernPlan): string {
+    if ("text" in view.expected) return `printf '%s' '${Buffer.from(view.expected.text.trim()).toString("base64")}' | base64 -d`;
+    const content = Buffer.from(plan.artifacts[view.expected.artifact].content).toString("base64");
+    return `printf '%s' '${content}' | base64 -d | ${view.expected.command}`;
 }
 
 export function parseReadOutput(output: string): LiveState {

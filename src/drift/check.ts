@@ -49,7 +49,7 @@ export async function checkStack(target: { stack?: string; file?: string }, opti
         }
         const session = await HostSession.connect(hostTarget(loaded.config, secrets).session);
         try {
-            const output = await session.run(driftScript(plans, desired));
+            const output = await session.run(driftScript(plans));
             if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
             result.findings = compareHost(plans, desired, parseDriftOutput(output.stdout));
             result.status = result.findings.length > 0 ? "drift" : "clean";

@@ -1,6 +1,7 @@
 // The one read-only script a drift check runs on a host, and the parser of what it prints.
 // It writes nothing: it reads the managed files, prints live views (a scratch network
 // namespace formats the desired ruleset with the host's own iptables), and runs the checks.
+import { expectedOf } from "../apply/scripts";
 import type { ConcernPlan } from "../render/artifact";
 
 export interface LiveFileContent {
@@ -19,14 +20,9 @@ export interface DriftRead {
     services: Record<string, { ok: boolean; output: string }>;
 }
 
-const b64 = (text: string) => Buffer.from(text, "utf8").toString("base64");
 const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").toString("utf8");
 
-/**
- * `desired[concern][artifact index]` is the desired content of artifacts that views format
- * (never a secret one).
- */
-export function driftScript(plans: ConcernPlan[], desired: Record<string, (string | undefined)[]>): string {
+export function driftScript(plans: ConcernPlan[]): string {
     const all = plans.flatMap((plan) => plan.artifacts);
     const quoted = (artifacts: typeof all) => artifacts.map((artifact) => `'${artifact.path}'`).join(" ");
     const readable = all.filter((artifact) => !artifact.secret);
@@ -44,10 +40,7 @@ export function driftScript(plans: ConcernPlan[], desired: Record<string, (strin
     for (const plan of plans) {
         plan.liveViews.forEach((view, index) => {
             lines.push(`printf 'W ${plan.concern}/${index} live %s\\n' "$( (${view.live}) 2>&1 | base64 -w0)"`);
-            if ("artifact" in view.expected) {
-                const source = b64(desired[plan.concern]?.[view.expected.artifact] ?? "");
-                lines.push(`printf 'W ${plan.concern}/${index} expected %s\\n' "$(printf '%s' '${source}' | base64 -d | (${view.expected.command}) 2>&1 | base64 -w0)"`);
-            }
+            if ("artifact" in view.expected) lines.push(`printf 'W ${plan.concern}/${index} expected %s\\n' "$( (${expectedOf(view, plan)}) 2>&1 | base64 -w0)"`);
         });
         const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
         lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);

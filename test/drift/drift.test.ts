@@ -65,11 +65,15 @@ describe("drift check", () => {
         });
     }
 
-    it("is clean again after a re-apply repairs a hand change", () => {
+    it("is clean again after a re-apply repairs hand changes to files and to the live rules", () => {
         sh(lab.host(), "sed -i 's/^maxretry = 3$/maxretry = 30/' /etc/fail2ban/jail.d/mor-harden.local");
+        sh(lab.host(), "iptables -I INPUT 1 -p tcp --dport 3306 -j ACCEPT; iptables -I MORH-INPUT 1 -p tcp --dport 5038 -j ACCEPT; ip6tables -P INPUT ACCEPT");
         assert.equal(drift("--config", stack).code, 1);
-        assert.equal(applyFromWorkstation(lab, stack).code, 0);
-        assert.equal(drift("--config", stack).code, 0);
+        const repair = applyFromWorkstation(lab, stack);
+        assert.equal(repair.code, 0, repair.stdout + repair.stderr);
+        assert.equal(repair.report!.concerns.find((c) => c.concern === "firewall")!.status, "applied", "the live rules count, not only the files");
+        const { code, results } = drift("--config", stack);
+        assert.equal(code, 0, JSON.stringify(results[0].findings, null, 1));
     });
 
     it("reports an unreachable host and a wrong host key with exit 2, without hiding the others", () => {
