@@ -15,14 +15,6 @@ export function token(what: string, accepts: (value: string) => boolean) {
     });
 }
 
-export function isIPv4(value: string): boolean {
-    return isIP(value) === 4;
-}
-
-export function isIPv6(value: string): boolean {
-    return isIP(value) === 6;
-}
-
 /** "192.0.2.0/24" or "2001:db8::/32" with a prefix length that fits the family. */
 export function isCidr(value: string): boolean {
     const match = /^([0-9A-Fa-f:.]+)\/(\d{1,3})$/.exec(value);
@@ -39,8 +31,6 @@ export function isHostname(value: string): boolean {
     return value.split(".").every((label) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));
 }
 
-export const ipAddress = token("an IPv4 or IPv6 address", (v) => isIP(v) !== 0);
-export const addressOrCidr = token("an address or CIDR", (v) => isIP(v) !== 0 || isCidr(v));
 export const hostname = token("a host name", isHostname);
 /** Where a trusted or ignored source may come from: an address, a network, or a name resolved at render time. */
 export const source = token("an address, CIDR or host name", (v) => isIP(v) !== 0 || isCidr(v) || isHostname(v));
