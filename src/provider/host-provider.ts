@@ -27,8 +27,8 @@ export const hostProvider: pulumi.dynamic.ResourceProvider = {
     async create(inputs: HostInputs): Promise<pulumi.dynamic.CreateResult> {
         return loadRuntime().create(inputs);
     },
-    async update(_id: string, _olds: HostState, news: HostInputs): Promise<pulumi.dynamic.UpdateResult> {
-        return { outs: await loadRuntime().update(news) };
+    async update(_id: string, olds: HostState, news: HostInputs): Promise<pulumi.dynamic.UpdateResult> {
+        return { outs: await loadRuntime().update(olds, news) };
     },
     async read(id: string, props: HostState): Promise<pulumi.dynamic.ReadResult> {
         return { id, props: await loadRuntime().read(props) };

@@ -70,16 +70,22 @@ function desiredState(inputs: HostInputs): HostState {
     return { ...inputs, stateVersion: STATE_VERSION, ...split(inputs.plans, (plan) => desiredDigests(plan, inputs.secrets)), running: Object.fromEntries(inputs.plans.map((plan) => [plan.concern, true])) };
 }
 
-/** Concerns whose files or running state differ from what the inputs want. */
+/** Concerns the old state manages and the new inputs no longer do (Apache turned off, say). */
+function droppedPlans(olds: HostState, news: HostInputs): ConcernPlan[] {
+    return olds.plans.filter((old) => !news.plans.some((plan) => plan.concern === old.concern));
+}
+
+/** Concerns whose files or running state differ from what the inputs want, or that are no longer wanted. */
 export function changedConcerns(olds: HostState, news: HostInputs): string[] {
     const desired = desiredState(news);
-    return news.plans
+    const changed = news.plans
         .map((plan) => plan.concern)
         .filter((concern) => {
             const seen = [...(olds.files[concern] ?? []), ...(olds.secretFiles[concern] ?? [])];
             const wanted = [...desired.files[concern], ...desired.secretFiles[concern]];
             return !sameFiles(seen, wanted) || olds.running[concern] === false;
         });
+    return [...changed, ...droppedPlans(olds, news).map((plan) => plan.concern)];
 }
 
 export async function create(inputs: HostInputs): Promise<{ id: string; outs: HostState }> {
@@ -89,8 +95,10 @@ export async function create(inputs: HostInputs): Promise<{ id: string; outs: Ho
     return { id, outs: desiredState(inputs) };
 }
 
-export async function update(inputs: HostInputs): Promise<HostState> {
+export async function update(olds: HostState, inputs: HostInputs): Promise<HostState> {
     await applyHost(target(inputs), inputs.plans, inputs.secrets, { renderedForOpenssh: inputs.renderedForOpenssh });
+    const dropped = droppedPlans(upgradeState(olds), inputs);
+    if (dropped.length > 0) await restoreOriginals(target(inputs).session, dropped);
     return desiredState(inputs);
 }
 
@@ -115,16 +123,27 @@ async function claimHost(inputs: HostInputs, id: string): Promise<void> {
     }
 }
 
+/** Puts back each concern's files as they were before mor-harden first wrote them (last applied first). */
+async function restoreOriginals(session: HostSession | SessionTarget, plans: ConcernPlan[]): Promise<void> {
+    const own = !(session instanceof HostSession);
+    const connection = session instanceof HostSession ? session : await HostSession.connect(session);
+    try {
+        for (const plan of [...plans].reverse()) {
+            const result = await connection.run(deleteScript(plan));
+            if (result.code !== 0) throw new Error(`${connection.target.address}: restoring the originals of ${plan.concern} failed: ${result.stdout}${result.stderr}`);
+        }
+    } finally {
+        if (own) connection.close();
+    }
+}
+
 export async function remove(id: string, props: HostState): Promise<void> {
     const state = upgradeState(props);
     const session = await HostSession.connect(target(state).session);
     try {
         const owner = (await session.run(`cat '${STATE_DIR}/owner' 2>/dev/null || true\n`)).stdout.trim();
         if (owner !== id) return;
-        for (const plan of [...state.plans].reverse()) {
-            const result = await session.run(deleteScript(plan));
-            if (result.code !== 0) throw new Error(`${state.session.address}: restoring the originals of ${plan.concern} failed: ${result.stdout}${result.stderr}`);
-        }
+        await restoreOriginals(session, state.plans);
         await session.run(`rm -f '${STATE_DIR}/owner'\n`);
     } finally {
         session.close();

@@ -86,6 +86,18 @@ describe("the serialized dynamic provider", () => {
         assert.throws(() => call("diff", first.id, { ...first.outs, stateVersion: 99 }, inputs), /written by a newer mor-harden/);
     });
 
+    it("puts back the originals of a concern the stack no longer manages", () => {
+        const withoutApache = { ...inputs, plans: inputs.plans.filter((plan) => plan.concern !== "apache") };
+        const current = call<{ props: HostState }>("read", first.id, first.outs).props;
+        assert.equal(call<pulumi.dynamic.DiffResult>("diff", first.id, current, withoutApache).changes, true);
+        call("update", first.id, current, withoutApache);
+        assert.notEqual(sh(lab.host(), "test -e /etc/apache2/sites-available/00-mor-harden.conf").code, 0, "the vhost is gone");
+        assert.notEqual(sh(lab.host(), "test -e /etc/apache2/sites-enabled/00-mor-harden.conf").code, 0, "and its site link");
+        assert.equal(sh(lab.host(), "apache2ctl -t && pgrep -x apache2 >/dev/null").code, 0, "Apache still runs");
+        assert.equal(sh(lab.host(), "test -f /etc/ssh/sshd_config.d/00-mor-harden.conf").code, 0, "the other concerns stay");
+        first = call<{ id: string; outs: HostState }>("create", inputs);
+    });
+
     it("never lets a replaced resource's delete undo what its replacement applied", () => {
         const replacement = call<{ id: string; outs: HostState }>("create", inputs);
         call("delete", first.id, first.outs);
