@@ -1,18 +1,11 @@
 // Applies plans to one host over SSH: read what is live (one round trip), then one
 // transaction per concern that differs, confirmed by a NEW login when the change could lock
 // the operator out. Knows nothing of firewalls or jails: only artifacts and commands.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { OsFamily } from "../config/os";
-import { fillSecrets, type ConcernPlan } from "../render/artifact";
+import { desiredDigests, fillSecrets, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { HostSession, type SessionTarget } from "../ssh/session";
 import { applyScript, confirmScript, parseReadOutput, readScript, rollbackNowScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
-
-export interface FileDigest {
-    path: string;
-    sha256: string;
-    mode: string;
-    owner: string;
-}
 
 export type ConcernStatus = "unchanged" | "applied" | "failed" | "rolled-back";
 
@@ -50,13 +43,6 @@ export interface HostTarget {
     os: OsFamily;
     /** Seconds before an unconfirmed change rolls itself back on the host. */
     confirmSeconds: number;
-}
-
-const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
-
-/** The files as they should be on the host (contents with secrets filled in, never kept). */
-export function desiredDigests(plan: ConcernPlan, secrets: Record<string, string | undefined>): FileDigest[] {
-    return plan.artifacts.map((artifact) => ({ path: artifact.path, sha256: sha256(fillSecrets(artifact.content, secrets)), mode: artifact.mode, owner: `${artifact.owner}:${artifact.group}` }));
 }
 
 export function liveDigests(plan: ConcernPlan, live: LiveState): FileDigest[] {
@@ -102,13 +88,16 @@ async function withSession<T>(target: SessionTarget, work: (session: HostSession
     }
 }
 
+/** One round trip: what is live on the host for these plans. */
+async function readLive(session: HostSession, target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>): Promise<LiveState> {
+    const result = await session.run(readScript(plans, target.os));
+    if (result.code !== 0) throw new Error(`${target.session.address}: reading the host failed: ${redact(result.stderr, secrets).trim()}`);
+    return parseReadOutput(result.stdout);
+}
+
 /** What is live on the host for these plans: one connection, one round trip. */
 export async function readHost(target: HostTarget, plans: ConcernPlan[]): Promise<LiveState & { roundTrips: number }> {
-    return withSession(target.session, async (session) => {
-        const result = await session.run(readScript(plans, target.os));
-        if (result.code !== 0) throw new Error(`${target.session.address}: reading the host failed: ${result.stderr.trim()}`);
-        return { ...parseReadOutput(result.stdout), roundTrips: session.roundTrips };
-    });
+    return withSession(target.session, async (session) => ({ ...(await readLive(session, target, plans, {})), roundTrips: session.roundTrips }));
 }
 
 function checkFacts(plans: ConcernPlan[], live: LiveState, renderedFor: string | undefined): string | undefined {
@@ -130,9 +119,7 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
     const report: ApplyReport = { address: target.session.address, concerns: [], roundTrips: 0, connections: 1, bytes: 0 };
     const session = await HostSession.connect(target.session);
     try {
-        const read = await session.run(readScript(plans, target.os));
-        if (read.code !== 0) throw new Error(`${target.session.address}: reading the host failed: ${redact(read.stderr, secrets).trim()}`);
-        const live = parseReadOutput(read.stdout);
+        const live = await readLive(session, target, plans, secrets);
         const factProblem = checkFacts(plans, live, options.renderedForOpenssh);
         if (factProblem) {
             report.concerns.push({ concern: "sshd", status: "failed", message: factProblem, files: liveDigests(plans.find((p) => p.concern === "sshd")!, live) });

@@ -14,9 +14,8 @@ export function labStackName(index: number): string {
 
 /** The OpenSSH version the lab hosts run (they are copies of this machine). */
 function opensshVersion(): string {
-    const banner = execFileSync("ssh", ["-V"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }) || "";
-    const fromStderr = /OpenSSH_(\d+\.\d+)/.exec(banner)?.[1];
-    return fromStderr ?? /OpenSSH_(\d+\.\d+)/.exec(execFileSync("sh", ["-c", "ssh -V 2>&1"], { encoding: "utf8" }))![1];
+    // `ssh -V` prints its banner on stderr.
+    return /OpenSSH_(\d+\.\d+)/.exec(execFileSync("sh", ["-c", "ssh -V 2>&1"], { encoding: "utf8" }))![1];
 }
 
 export function labStackConfig(state: LabState, host: LabHost): Record<string, unknown> {

@@ -4,8 +4,8 @@
 import { randomUUID } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { SecretKey } from "../config/schema";
-import type { ConcernPlan } from "../render/artifact";
-import { applyHost, desiredDigests, liveDigests, readHost, sameFiles, type FileDigest, type HostTarget } from "../apply/engine";
+import { applyHost, liveDigests, readHost, sameFiles, type HostTarget } from "../apply/engine";
+import { desiredDigests, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { HostSession, type SessionTarget } from "../ssh/session";
 import { deleteScript, STATE_DIR } from "../apply/scripts";
 

@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 // What a renderer produces: plain data, the same for `render`, the Pulumi program, the direct
 // apply and the drift check. The effects layer runs these commands without knowing the concern.
 
@@ -87,4 +89,23 @@ export function file(path: string, content: string, options: Partial<Omit<Artifa
 /** The content as previews show it: each secret placeholder becomes `[secret NAME]`. */
 export function redactSecrets(content: string): string {
     return content.replace(/@@mor-harden-secret:([A-Za-z0-9_]+)@@/g, "[secret $1: never shown]");
+}
+
+/** A managed file as it should be on the host: what drift and idempotence compare. */
+export interface FileDigest {
+    path: string;
+    sha256: string;
+    mode: string;
+    /** "owner:group" */
+    owner: string;
+}
+
+/** The digests of a plan's files with secrets filled in (the filled text is never kept). */
+export function desiredDigests(plan: ConcernPlan, secrets: Record<string, string | undefined>): FileDigest[] {
+    return plan.artifacts.map((artifact) => ({
+        path: artifact.path,
+        sha256: createHash("sha256").update(fillSecrets(artifact.content, secrets)).digest("hex"),
+        mode: artifact.mode,
+        owner: `${artifact.owner}:${artifact.group}`,
+    }));
 }
