@@ -4,7 +4,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import Handlebars from "handlebars";
 
-function findTemplatesDir(): string {
+/** The project's templates/ directory (found from the compiled file, wherever dist/ is). */
+export function findTemplatesDir(): string {
     for (let dir = __dirname; dirname(dir) !== dir; dir = dirname(dir)) {
         if (existsSync(join(dir, "templates")) && existsSync(join(dir, "package.json"))) return join(dir, "templates");
     }

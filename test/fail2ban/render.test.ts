@@ -44,6 +44,13 @@ describe("fail2ban renderer", () => {
         assert.match(jailFile, /^\[sshd\]\nenabled = false$/m);
     });
 
+    it("reads sshd in aggressive mode, sshd-session included", async () => {
+        const plan = renderFail2ban(await renderInputFor(minimalConfig()));
+        const filter = plan.artifacts.find((artifact) => artifact.path.endsWith("mor-harden-ssh-iptables.local"))!.content;
+        assert.match(filter, /^mode = aggressive$/m);
+        assert.match(filter, /^_daemon = sshd\(\?:-session\)\?$/m);
+    });
+
     it("puts a stack's own failure pattern in the jail's filter", async () => {
         const pattern = '^<HOST> .* "GET /billing/api/\\S+" 200 .*Incorrect hash';
         const plan = renderFail2ban(await renderInputFor(minimalConfig({ fail2ban: { jails: { mor_api: { failregex: [pattern] } } } })));

@@ -1,0 +1,106 @@
+// The jails' filters judged by fail2ban-regex: upstream's annotated samples shipped in Debian's
+// fail2ban package, and each filter's own annotated sample beside its template.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { filterName, renderFail2ban } from "../../src/fail2ban/render";
+import { jailDefaults, jailNames, type JailName } from "../../src/fail2ban/schema";
+import { findTemplatesDir } from "../../src/render/templates";
+import {
+    bannedHosts,
+    describeProblems,
+    evaluateConditions,
+    fail2banConfigWith,
+    hitsPerRegex,
+    judge,
+    parseSamples,
+    runFilter,
+    UPSTREAM_SAMPLES,
+    type LineVerdict,
+    type SampleFile,
+    type SampleLine,
+} from "../helpers/fail2ban-regex";
+import { minimalConfig, renderInputFor } from "../helpers/fixtures";
+
+const samplePath = (jail: JailName) => join(findTemplatesDir(), "fail2ban", "filter.d", `${jail}.sample.log`);
+
+let config: { dir: string; cleanup: () => void };
+
+before(async () => {
+    config = fail2banConfigWith(renderFail2ban(await renderInputFor(minimalConfig())).artifacts);
+});
+after(() => config.cleanup());
+
+/**
+ * Upstream's samples as its own test reads them (samplestestcase.py): each section with each of
+ * its option sets, feeding the filter only the lines whose constraint holds for that set, with
+ * our filter in place of the stock one.
+ */
+function judgeUpstream(sample: SampleFile, stockName: string, filter: string, expectation: (line: SampleLine) => SampleLine = (line) => line): { verdicts: LineVerdict[]; runs: number } {
+    const verdicts: LineVerdict[] = [];
+    let runs = 0;
+    for (const section of sample.sections) {
+        const allowed = evaluateConditions(section.optionSets.map((opts) => ({ expression: String(opts["test.condition"] ?? "True"), name: stockName, opts })));
+        for (const opts of section.optionSets.filter((_, i) => allowed[i])) {
+            // fail2ban-regex reads journal entries from the journal, not from a file.
+            if (opts.logtype === "journal") continue;
+            const constrained = section.lines.filter((line) => line.expect.constraint);
+            const holds = evaluateConditions(constrained.map((line) => ({ expression: line.expect.constraint!, name: stockName, opts })));
+            const lines = section.lines.filter((line) => !line.expect.constraint || holds[constrained.indexOf(line)]).map(expectation);
+            // A section without a mode means the stock default (normal); ours defaults to aggressive.
+            const args = Object.entries({ mode: "normal", ...opts }).filter(([key]) => !key.startsWith("test."));
+            const failures = runFilter(config.dir, `${filter}${args.length ? `[${args.map(([key, value]) => `${key}=${value}`).join(", ")}]` : ""}`, lines.map((line) => line.text));
+            verdicts.push(...judge(lines, failures));
+            runs++;
+        }
+    }
+    return { verdicts, runs };
+}
+
+const matched = (verdicts: LineVerdict[]) => verdicts.filter((verdict) => verdict.line.expect.match && !verdict.problem).length;
+
+describe("fail2ban filters judged by fail2ban-regex on upstream's samples", () => {
+    it("ssh-iptables reads upstream's sshd samples as the stock filter does, in each mode they test", () => {
+        const sample = parseSamples(readFileSync(join(UPSTREAM_SAMPLES, "sshd"), "utf8"));
+        // Upstream's sections name the filter's mode (normal, ddos, extra, aggressive); ours runs in
+        // aggressive mode on the hosts (the renderer's test checks that), which is all three at once.
+        const { verdicts, runs } = judgeUpstream(sample, "sshd", filterName("ssh-iptables"));
+        assert.equal(describeProblems("sshd", verdicts), "");
+        assert.ok(runs >= 8, `only ${runs} option sets read`);
+        assert.ok(matched(verdicts) >= 100, `only ${matched(verdicts)} failures checked`);
+    });
+
+    it("asterisk-iptables matches upstream's asterisk samples, ports and IPv6 included", () => {
+        const sample = parseSamples(readFileSync(join(UPSTREAM_SAMPLES, "asterisk"), "utf8"));
+        const { verdicts } = judgeUpstream(sample, "asterisk", filterName("asterisk-iptables"));
+        assert.equal(describeProblems("asterisk", verdicts), "");
+        assert.ok(matched(verdicts) >= 30, `only ${matched(verdicts)} failures checked`);
+    });
+
+    it("asterisk-manager matches upstream's AMI failures and none of its SIP or IAX2 lines", () => {
+        const sample = parseSamples(readFileSync(join(UPSTREAM_SAMPLES, "asterisk"), "utf8"));
+        const isAmi = (text: string) => /manager\.c|Service="AMI"/.test(text);
+        const amiOnly = (line: SampleLine): SampleLine => ({ ...line, expect: { ...line.expect, match: line.expect.match === true && isAmi(line.text) } });
+        const { verdicts } = judgeUpstream(sample, "asterisk", filterName("asterisk-manager"), amiOnly);
+        assert.equal(describeProblems("asterisk", verdicts), "");
+        assert.ok(matched(verdicts) >= 3, `only ${matched(verdicts)} AMI failures checked`);
+    });
+});
+
+describe("fail2ban filters judged by fail2ban-regex on their own samples", () => {
+    for (const jail of jailNames) {
+        it(`${jail}: every annotated line, every pattern used, the right hosts banned`, () => {
+            const sample = parseSamples(readFileSync(samplePath(jail), "utf8"));
+            assert.equal(sample.sections.length, 1);
+            const lines = sample.sections[0].lines;
+            assert.ok(lines.some((line) => line.expect.match) && lines.some((line) => !line.expect.match), "a sample needs lines that must match and lines that must not");
+            const failures = runFilter(config.dir, filterName(jail), lines.map((line) => line.text));
+            assert.equal(describeProblems(`${jail}.sample.log`, judge(lines, failures)), "");
+            const hits = hitsPerRegex(config.dir, filterName(jail), lines.map((line) => line.text));
+            assert.ok(hits.length > 0 && hits.every((count) => count > 0), `a pattern with no sample: hits per pattern ${JSON.stringify(hits)}`);
+            const { maxretry, findtime } = jailDefaults[jail];
+            assert.deepEqual(bannedHosts(failures, maxretry, findtime), sample.bans, `bans at ${maxretry} in ${findtime}s`);
+        });
+    }
+});
