@@ -45,6 +45,9 @@ export const hostSchema = z
         if (config.sshd.allowUsers && !config.sshd.allowUsers.includes(config.connection.user)) {
             issue(["sshd", "allowUsers"], `does not include the connection user "${config.connection.user}": mor-harden would lock itself out`);
         }
+        if (config.firewall.scannerLog === "nflog" && config.os !== "debian") {
+            issue(["firewall", "scannerLog"], `nflog needs Debian's ulogd2 and its default log; on ${config.os} keep "kernel"`);
+        }
         if (config.privateKey && config.connection.privateKeyFile) {
             issue(["connection", "privateKeyFile"], "is set as well as the secret privateKey: keep one");
         }

@@ -46,7 +46,7 @@ export function effectiveJails(input: RenderInput): EffectiveJail[] {
             maxretry: settings.maxretry ?? defaults.maxretry,
             findtime: settings.findtime ?? defaults.findtime,
             bantime: seconds(settings.bantime ?? defaults.bantime),
-            logpath: settings.logpath ?? defaults.logpath(os),
+            logpath: settings.logpath ?? defaults.logpath(os, firewall),
             backend: settings.backend ?? "auto",
             ignoreip: ["127.0.0.1/8", "::1", ...addresses([...ignored, ...(settings.ignoreip ?? [])])],
             failregex: settings.failregex,

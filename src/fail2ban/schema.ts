@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { duration, logPath, source } from "../config/values";
 import type { OsFamily } from "../config/os";
+import { scannerLogFile, type FirewallConfig } from "../firewall/schema";
 
 /** The seven jails of Kolmisoft's guide "How to be secure using MOR", by the names MOR uses. */
 export const jailNames = ["ssh-iptables", "asterisk-iptables", "ast-cli-attck", "asterisk-manager", "ast-hgc-200", "mor_api", "mor_ddos"] as const;
@@ -71,7 +72,7 @@ export interface JailDefaults {
     maxretry: number;
     findtime: number;
     bantime: number | typeof PERMANENT;
-    logpath: (os: OsFamily) => string[];
+    logpath: (os: OsFamily, firewall: FirewallConfig) => string[];
 }
 
 const asteriskLog = () => ["/var/log/asterisk/messages"];
@@ -99,7 +100,7 @@ export const jailDefaults: Record<JailName, JailDefaults> = {
         findtime: 600,
         bantime: PERMANENT,
         // The firewall logs scanner packets it sees on the SIP ports (see firewall/render.ts).
-        logpath: (os) => [os === "debian" ? "/var/log/kern.log" : "/var/log/messages"],
+        logpath: (os, firewall) => [scannerLogFile(firewall.scannerLog, os)],
     },
     "asterisk-manager": {
         description: "any unauthorized Asterisk Manager login: banned permanently",

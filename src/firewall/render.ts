@@ -9,15 +9,24 @@ import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { isGuarded, knockRules, type Family } from "../knocking/render";
-import { effectiveServices, trustedSources, type EffectiveService } from "./schema";
+import { effectiveServices, trustedSources, type EffectiveService, type FirewallConfig } from "./schema";
 
 export const INPUT_CHAIN = "MORH-INPUT";
 const TRUSTED_CHAIN = "MORH-TRUSTED";
 const SSH_CHAIN = "MORH-SSH";
 const SIP_AGENT_CHAIN = "MORH-SIPUA";
 const SIPSCAN_CHAIN = "MORH-SIPSCAN";
-/** The kernel log prefix of scanner packets; the ast-cli-attck jail bans the source it names. */
+/** The log prefix of scanner packets; the ast-cli-attck jail bans the source it names. */
 export const SIPSCAN_LOG_PREFIX = "MORH-SIPSCAN ";
+/** Debian's ulogd2 logs NFLOG group 0 to /var/log/ulog/syslogemu.log (its default stack). */
+const ULOGD_GROUP = 0;
+
+function scannerLogRule(scannerLog: FirewallConfig["scannerLog"]): string {
+    const limit = "-m limit --limit 20/second";
+    return scannerLog === "nflog"
+        ? `${limit} -j NFLOG --nflog-group ${ULOGD_GROUP} --nflog-prefix "${SIPSCAN_LOG_PREFIX.trim()}"`
+        : `${limit} -j LOG --log-prefix "${SIPSCAN_LOG_PREFIX}"`;
+}
 
 /** User-Agents of the SIP scanners the guide lists (ast-cli-attck). */
 export const sipScannerAgents = [
@@ -78,22 +87,19 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
     const gate = (service: EffectiveService, viaTrusted: boolean) =>
         knock && isGuarded(knocking, service.name) && !(viaTrusted && knocking.trustedBypass) ? ` ${knock.openMatch}` : "";
 
-    const input_: string[] = [
-        "-i lo -j ACCEPT",
-        "-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT",
-        "-m conntrack --ctstate INVALID -j DROP",
-        ...icmpRules(family, firewall.allowPing),
-    ];
+    const input_: string[] = ["-i lo -j ACCEPT"];
     const chains: Chain[] = [];
-
-    const sip = services.filter((service) => (service.name === "sip-udp" || service.name === "sip-tcp") && service.exposure !== "closed");
+    const sip = sipServices(services);
     if (sip.length > 0) {
         // The scanners' User-Agent in clear-text SIP, whatever Asterisk logs: logged for the
-        // ast-cli-attck jail, then dropped. (SIP over TLS cannot be seen this way.)
+        // ast-cli-attck jail, then dropped. Before the ESTABLISHED rule: over TCP the request
+        // comes after the handshake, and a UDP scanner may have had an answer already. (SIP
+        // over TLS cannot be seen this way.)
         input_.push(...sip.map((service) => `${portMatch(service)} -j ${SIP_AGENT_CHAIN}`));
         chains.push({ name: SIP_AGENT_CHAIN, rules: sipScannerAgents.map((agent) => `-m string --string "${agent}" --algo bm -j ${SIPSCAN_CHAIN}`) });
-        chains.push({ name: SIPSCAN_CHAIN, rules: [`-m limit --limit 20/second -j LOG --log-prefix "${SIPSCAN_LOG_PREFIX}"`, "-j DROP"] });
+        chains.push({ name: SIPSCAN_CHAIN, rules: [scannerLogRule(firewall.scannerLog), "-j DROP"] });
     }
+    input_.push("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", "-m conntrack --ctstate INVALID -j DROP", ...icmpRules(family, firewall.allowPing));
     if (knock) {
         input_.push(knock.entry);
         chains.push(knock.chain);
@@ -124,6 +130,12 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
     return { family, chains: [{ name: INPUT_CHAIN, rules: input_ }, ...chains] };
 }
 
+const sipServices = (services: EffectiveService[]) => services.filter((service) => (service.name === "sip-udp" || service.name === "sip-tcp") && service.exposure !== "closed");
+const hasSip = (input: RenderInput) => sipServices(effectiveServices(input.config.firewall, input.config.sshd.port)).length > 0;
+// ulogd keeps no state worth a reload: started when it is not running (systemd where there is one).
+const ULOGD_START = "pgrep -x ulogd >/dev/null || { systemctl enable --now ulogd2 2>/dev/null || ulogd -d; }";
+const ULOGD_CHECK = `pgrep -x ulogd >/dev/null || { echo 'ulogd is not running: scanner packets are not logged for ast-cli-attck' >&2; exit 1; }`;
+
 export function renderRuleset(input: RenderInput, family: Family): string {
     const ruleset = buildRuleset(input, family);
     return renderTemplate("firewall/ruleset.hbs", {
@@ -138,6 +150,7 @@ export function renderRuleset(input: RenderInput, family: Family): string {
 export function renderFirewall(input: RenderInput): ConcernPlan {
     const { os, firewall } = input.config;
     const families: Family[] = ["v4", "v6"];
+    const usesUlogd = firewall.scannerLog === "nflog" && hasSip(input);
     const artifacts = families.map((family) => file(persistPaths[os][family], renderRuleset(input, family), { mode: "0600" }));
     const commands = (family: Family) => ({ ...tools[family], path: persistPaths[os][family], inputChain: INPUT_CHAIN });
     const trusted = trustedSources(firewall).map((source) => `${source} -> ${[...input.sources[source]?.v4 ?? [], ...input.sources[source]?.v6 ?? []].join(", ") || "(unresolved)"}`);
@@ -145,7 +158,7 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
     return {
         concern: "firewall",
         summary: [`trusted: ${trusted.join("; ") || "(none)"}`, ...services],
-        packages: os === "debian" ? ["iptables", "iptables-persistent"] : ["iptables-services"],
+        packages: [...(os === "debian" ? ["iptables", "iptables-persistent"] : ["iptables-services"]), ...(usesUlogd ? ["ulogd2"] : [])],
         artifacts,
         prepare: os === "rhel" ? ["systemctl disable --now firewalld 2>/dev/null; systemctl mask firewalld; systemctl enable iptables ip6tables"] : [],
         validate: [
@@ -153,10 +166,13 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
             renderTemplate("firewall/one-backend.sh.hbs", {}).trim(),
             ...families.map((family) => `${tools[family].restore} --test --noflush ${persistPaths[os][family]}`),
         ],
-        activate: families.map((family) => renderTemplate("firewall/activate.sh.hbs", commands(family)).trim()),
+        activate: [
+            ...families.map((family) => renderTemplate("firewall/activate.sh.hbs", commands(family)).trim()),
+            ...(usesUlogd ? [ULOGD_START] : []),
+        ],
         // Whether the rules are live is judged by the live views below (the whole ruleset mor-harden
         // owns, jump and policy included), not by a separate check.
-        verify: [],
+        verify: usesUlogd ? [ULOGD_CHECK] : [],
         // The live rules as they were, fail2ban's chains and bans included, restored whole on rollback.
         snapshot: families.map((family) => `${tools[family].save} > "$MORH_TX/live.${family}"`),
         rollback: families.map((family) => `[ ! -s "$MORH_TX/live.${family}" ] || ${tools[family].restore} -w < "$MORH_TX/live.${family}"`),

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import type { OsFamily } from "../config/os";
 import { portRange, source, token } from "../config/values";
 import { serviceCatalogue, serviceNames, type Exposure, type ServiceDefinition, type ServiceName } from "./services";
 
@@ -60,6 +61,12 @@ export const firewallSchema = z
             .default({ perMinute: 20, burst: 20 }),
         /** Answer ping (rate limited); the ICMP a host needs to work is always allowed. */
         allowPing: z.boolean().default(true),
+        /**
+         * Where SIP scanner packets are logged for the ast-cli-attck jail: the kernel log, or NFLOG
+         * read by ulogd (Debian's ulogd2) for hosts whose kernel log is not theirs (containers,
+         * network namespaces: the kernel logs only the initial namespace's LOG rules).
+         */
+        scannerLog: z.enum(["kernel", "nflog"], { error: (iss) => `${JSON.stringify(iss.input)} is not kernel or nflog` }).default("kernel"),
     })
     .strict()
     .superRefine((firewall, ctx) => {
@@ -102,4 +109,11 @@ export function effectiveServices(firewall: FirewallConfig, sshPort: number): Ef
 export function trustedSources(firewall: FirewallConfig): string[] {
     const sources = firewall.trustKolmisoftSupport ? [KOLMISOFT_SUPPORT, ...firewall.trusted] : firewall.trusted;
     return [...new Set(sources)];
+}
+
+/** The file in which the firewall's scanner log lines land (ast-cli-attck reads it). */
+export function scannerLogFile(scannerLog: FirewallConfig["scannerLog"], os: OsFamily): string {
+    // Debian's ulogd2 writes NFLOG group 0 there in syslog's format (its default stack).
+    if (scannerLog === "nflog") return "/var/log/ulog/syslogemu.log";
+    return os === "debian" ? "/var/log/kern.log" : "/var/log/messages";
 }

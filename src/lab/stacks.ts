@@ -25,7 +25,8 @@ export function labStackConfig(state: LabState, host: LabHost): Record<string, u
         connection: { address: host.v4, user: "root", hostKey: host.hostKey, privateKeyFile: state.operatorKey, agent: false, connectTimeout: 5, confirmTimeout: 20 },
         os: "debian",
         // The lab reaches no network, so support.kolmisoft.com could not be resolved: removed explicitly.
-        firewall: { trusted: [workstation.v4, workstation.v6], trustKolmisoftSupport: false },
+        // A lab host is a network namespace, whose LOG rules the kernel does not log: NFLOG + ulogd.
+        firewall: { trusted: [workstation.v4, workstation.v6], trustKolmisoftSupport: false, scannerLog: "nflog" },
         apache: { enabled: true, serverName: `${host.name}.lab.example`, certificateFile: certificate, keyFile: key },
         host: { openssh: opensshVersion() },
     };

@@ -34,6 +34,8 @@ const badConfigs: [string, Record<string, unknown>, string][] = [
     ["extra rule protocol", withFirewall({ extraRules: [{ name: "x", protocol: "icmp", ports: 1, exposure: "public" }] }), 'firewall.extraRules[0].protocol: "icmp" is not a protocol'],
     ["extra rule name with a space", withFirewall({ extraRules: [{ name: "my rule", protocol: "tcp", ports: 1, exposure: "public" }] }), 'firewall.extraRules[0].name: "my rule" is not a rule name'],
     ["extra rule names twice", withFirewall({ extraRules: [{ name: "a", protocol: "tcp", ports: 1, exposure: "public" }, { name: "a", protocol: "udp", ports: 2, exposure: "public" }] }), 'firewall.extraRules[1].name: "a" is used by another rule'],
+    ["NFLOG scanner log on RHEL", minimalRaw({ os: "rhel", firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, scannerLog: "nflog" } }), 'firewall.scannerLog: nflog needs Debian\'s ulogd2'],
+    ["scanner log elsewhere", withFirewall({ scannerLog: "journal" }), 'firewall.scannerLog: "journal" is not kernel or nflog'],
     ["nobody trusted", withFirewall({ trusted: [] }), "firewall.trusted: is empty and trustKolmisoftSupport is false"],
     ["SSH port moved in the firewall only", withFirewall({ services: { ssh: { ports: 2222 } } }), "firewall.services.ssh.ports: differs from sshd.port 22"],
     ["host key not a fingerprint", withConnection({ hostKey: "MD5:aa:bb" }), 'connection.hostKey: "MD5:aa:bb" is not a host key fingerprint'],

@@ -64,6 +64,18 @@ describe("firewall renderer", () => {
         assert.ok(chain(ruleset, INPUT_CHAIN).includes("-p udp -m udp --dport 5060 -j MORH-SIPUA"));
         assert.ok(chain(ruleset, "MORH-SIPUA").includes('-m string --string "friendly-scanner" --algo bm -j MORH-SIPSCAN'));
         assert.match(chain(ruleset, "MORH-SIPSCAN")[0], /-j LOG --log-prefix "MORH-SIPSCAN "/);
+        // Over TCP the User-Agent comes after the handshake: the check precedes ESTABLISHED.
+        const input = chain(ruleset, INPUT_CHAIN);
+        assert.ok(input.indexOf("-p tcp -m tcp --dport 5060 -j MORH-SIPUA") < input.indexOf("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"));
+    });
+
+    it("logs scanners through NFLOG and ulogd when the kernel log is not the host's", async () => {
+        const input = await renderInputFor(minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, scannerLog: "nflog" } }));
+        assert.match(chain(buildRuleset(input, "v6"), "MORH-SIPSCAN")[0], /-j NFLOG --nflog-group 0 --nflog-prefix "MORH-SIPSCAN"/);
+        const plan = renderFirewall(input);
+        assert.ok(plan.packages.includes("ulogd2"));
+        assert.ok(plan.verify.some((check) => check.includes("pgrep -x ulogd")));
+        assert.ok(!renderFirewall(await renderInputFor(minimalConfig())).packages.includes("ulogd2"), "not with the kernel log");
     });
 
     it("restricts an extra rule to its own sources", async () => {

@@ -1,7 +1,7 @@
 // fail2ban-regex as the judge of the filters: annotated sample logs in fail2ban's own format
 // (`# failJSON:` before each line, `# filterOptions:` starting a section), one fail2ban-regex run
 // per section, each failure it prints mapped back to the line that produced it.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -103,7 +103,13 @@ export function runFilter(configDir: string, filter: string, lines: string[]): F
     try {
         const log = join(work, "sample.log");
         writeFileSync(log, lines.join("\n") + "\n");
-        const out = execFileSync("fail2ban-regex", ["-c", configDir, "--raw", "--no-check-all", "-o", `${RECORD}<fid>\t<time>\t<matches>`, log, filter], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+        const run = spawnSync("fail2ban-regex", ["-c", configDir, "-l", "warning", "--raw", "--no-check-all", "-o", `${RECORD}<fid>\t<time>\t<matches>`, log, filter], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+        if (run.status !== 0) throw new Error(`fail2ban-regex ${filter} failed (${run.status}): ${run.stderr}${run.stdout}`);
+        // fail2ban-server ignores a failure whose line has no date it can read; fail2ban-regex
+        // only warns and stamps it "now". Such a filter would never ban: an error here.
+        const undated = /Match without a timestamp: (.*)/.exec(run.stdout + run.stderr);
+        if (undated) throw new Error(`${filter} finds no date in: ${undated[1]}`);
+        const out = run.stdout;
         const failures: Failure[] = [];
         let next = 0;
         for (const record of out.split(RECORD).slice(1)) {

@@ -1,0 +1,150 @@
+// The guide's jails banning for real on a lab host: wrong SSH logins from the attacker, log lines
+// appended as Asterisk, MOR and Apache write them, sipvicious; permanent bans surviving a fail2ban
+// restart and a firewall apply; the trusted workstation never banned.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { jailDefaults, type JailName } from "../../src/fail2ban/schema";
+import type { LabNode } from "../../src/lab/lab";
+import { findTemplatesDir } from "../../src/render/templates";
+import { parseSamples } from "../helpers/fail2ban-regex";
+import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+
+let lab: TestLab;
+const host = () => lab.host(1);
+const attacker = () => lab.client("attacker");
+const workstation = () => lab.client("workstation");
+
+const SSH_BANTIME = 10;
+/** SSH open to everyone (the jail matters most there) and a short SSH ban, so the test sees it lift. */
+const stackChange = (firewall: Record<string, unknown> = {}) => ({
+    firewall: { services: { ssh: "public" }, ...firewall },
+    fail2ban: { jails: { "ssh-iptables": { bantime: SSH_BANTIME } } },
+});
+
+async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        if (check()) return;
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+        await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+}
+
+function banned(jail: string): string[] {
+    const status = sh(host(), `fail2ban-client status ${jail}`, 15_000);
+    assert.equal(status.code, 0, status.stderr);
+    return /Banned IP list:\s*(.*)$/m.exec(status.stdout)?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
+}
+
+/** Waits until `jail` bans `address` and its rule is in the firewall (fail2ban lists a ban a moment before its action has run). */
+async function waitForBan(jail: string, address: string, timeoutMs: number): Promise<void> {
+    const tool = address.includes(":") ? "ip6tables" : "iptables";
+    const rule = new RegExp(`-s ${address.replace(/\./g, "\\.")}/(32|128) -j REJECT`);
+    await waitFor(`${jail} bans ${address} (${tool} f2b-${jail})`, () => banned(jail).includes(address) && rule.test(sh(host(), `${tool} -S f2b-${jail} 2>/dev/null`).stdout), timeoutMs);
+}
+
+/** One SSH login attempt with a key the host does not know: what the client printed. */
+function wrongKeyLogin(from: LabNode, address: string): string {
+    const attempt = sh(
+        from,
+        `k=$(mktemp -u) && ssh-keygen -q -t ed25519 -N '' -f "$k" && ssh -i "$k" -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 root@${address} true; rm -f "$k" "$k.pub"`,
+        20_000,
+    );
+    return attempt.stderr;
+}
+
+/** TCP connect from `from` to the host: "open", "refused" (a ban rejects) or "filtered". */
+function connect(from: LabNode, address: string, port: number): string {
+    const result = sh(from, `timeout 4 bash -c 'exec 3<>/dev/tcp/${address}/${port}' 2>&1; echo "exit=$?"`, 10_000).stdout;
+    if (/exit=0/.test(result)) return "open";
+    return /refused/i.test(result) ? "refused" : "filtered";
+}
+
+before(async () => {
+    lab = await startTestLab(1);
+    const run = applyFromWorkstation(lab, labStackFile(lab, "bans", stackChange()));
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(statuses(run.report), { firewall: "applied", sshd: "applied", fail2ban: "applied", apache: "applied" });
+});
+after(() => lab?.stop());
+
+describe("fail2ban bans live on a lab host", () => {
+    it("bans the attacker at the third wrong SSH login (the fourth connection is refused) and lifts the ban after its time", async () => {
+        const address = host().v4;
+        for (let attempt = 1; attempt <= 3; attempt++) assert.match(wrongKeyLogin(attacker(), address), /Permission denied/, `attempt ${attempt} reaches sshd`);
+        await waitForBan("ssh-iptables", attacker().v4, 15_000);
+        assert.match(wrongKeyLogin(attacker(), address), /Connection refused/, "the fourth connection is refused");
+        assert.equal(connect(attacker(), address, 443), "refused", "the ban covers every port");
+        await waitFor("the SSH ban lifts", () => !banned("ssh-iptables").includes(attacker().v4) && !sh(host(), "iptables -S f2b-ssh-iptables").stdout.includes(attacker().v4), (SSH_BANTIME + 15) * 1000);
+        assert.match(wrongKeyLogin(attacker(), address), /Permission denied/, "sshd answers again after the ban time");
+    });
+
+    it("never bans the trusted workstation, whatever it gets wrong", async () => {
+        for (let attempt = 1; attempt <= 4; attempt++) assert.match(wrongKeyLogin(workstation(), host().v4), /Permission denied/);
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        assert.ok(!banned("ssh-iptables").includes(workstation().v4));
+        assert.equal(connect(workstation(), host().v4, 22), "open");
+    });
+
+    it("bans the address named in appended Asterisk, AMI, HGC, API and Apache log lines, over IPv4 and IPv6", async () => {
+        // Each jail's own sample lines (templates/fail2ban/filter.d/*.sample.log), stamped now,
+        // naming an address of their own; one AMI line names the trusted workstation.
+        assert.equal(connect(attacker(), host().v6, 443), "open", "before the AMI lines");
+        const now = sh(host(), "date '+%Y-%m-%d %H:%M:%S|%b %e %H:%M:%S|%d/%b/%Y:%H:%M:%S %z'").stdout.trim().split("|");
+        const restamp = (line: string) =>
+            line
+                .replace(/^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\]/, `[${now[0]}]`)
+                .replace(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, now[0])
+                .replace(/^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d/, now[1])
+                .replace(/\[\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\]/, `[${now[2]}]`);
+        const cases: { jail: JailName; from: string; as: string; log: string }[] = [
+            { jail: "asterisk-iptables", from: "203.0.113.66", as: "203.0.113.101", log: "/var/log/asterisk/messages" },
+            { jail: "asterisk-manager", from: "2001:db8:113::66", as: attacker().v6, log: "/var/log/asterisk/messages" },
+            { jail: "asterisk-manager", from: "203.0.113.66", as: workstation().v4, log: "/var/log/asterisk/messages" },
+            { jail: "ast-hgc-200", from: "203.0.113.66", as: "203.0.113.103", log: "/var/log/asterisk/messages" },
+            { jail: "mor_api", from: "203.0.113.66", as: "203.0.113.104", log: "/var/log/apache2/access.log" },
+            { jail: "mor_ddos", from: "203.0.113.66", as: "203.0.113.105", log: "/var/log/apache2/access.log" },
+        ];
+        for (const { jail, from, as, log } of cases) {
+            const sample = parseSamples(readFileSync(join(findTemplatesDir(), "fail2ban", "filter.d", `${jail}.sample.log`), "utf8"));
+            const failing = sample.sections[0].lines.filter((line) => line.expect.match && line.expect.host === from).map((line) => line.text);
+            assert.ok(failing.length > 0, `${jail}.sample.log has failures of ${from}`);
+            const count = jailDefaults[jail].maxretry;
+            const lines = Array.from({ length: count }, (_, i) => restamp(failing[i % failing.length]).split(from).join(as));
+            const write = sh(host(), `printf '%s\\n' ${lines.map((line) => `'${line.replace(/'/g, `'\\''`)}'`).join(" ")} >> ${log}`, 10_000);
+            assert.equal(write.code, 0, write.stderr);
+        }
+        for (const { jail, as } of cases.filter((c) => c.as !== workstation().v4)) await waitForBan(jail, as, 20_000);
+        // Refused or unanswered: the ban also drops the on-link attacker's neighbour advertisements,
+        // so the host may not get its ICMPv6 error out.
+        assert.notEqual(connect(attacker(), host().v6, 443), "open", "the AMI ban covers every port over IPv6");
+        assert.ok(!banned("asterisk-manager").includes(workstation().v4), "the workstation is in ignoreip");
+        assert.equal(connect(workstation(), host().v4, 22), "open");
+    });
+
+    it("bans sipvicious from the attacker permanently, through the firewall's User-Agent match", async () => {
+        assert.equal(connect(attacker(), host().v4, 443), "open");
+        const scan = sh(attacker(), `timeout 20 svmap -p5060 ${host().v4} 2>&1`, 30_000);
+        assert.notEqual(scan.code, 124, "svmap ends by itself");
+        await waitForBan("ast-cli-attck", attacker().v4, 20_000);
+        assert.equal(sh(host(), "fail2ban-client get ast-cli-attck bantime").stdout.trim(), "-1", "permanently");
+        assert.match(sh(host(), "cat /var/log/ulog/syslogemu.log").stdout, new RegExp(`MORH-SIPSCAN .*SRC=${attacker().v4.replace(/\./g, "\\.")} .*DPT=5060`));
+        assert.equal(connect(attacker(), host().v4, 443), "refused");
+    });
+
+    it("keeps a permanent ban across a fail2ban restart and a firewall apply", async () => {
+        const restart = sh(host(), "fail2ban-client restart", 60_000);
+        assert.equal(restart.code, 0, restart.stderr);
+        await waitForBan("ast-cli-attck", attacker().v4, 30_000);
+        assert.equal(connect(attacker(), host().v4, 443), "refused", "after the restart");
+
+        const run = applyFromWorkstation(lab, labStackFile(lab, "bans-no-ping", stackChange({ allowPing: false })));
+        assert.equal(run.code, 0, run.stderr);
+        assert.equal(statuses(run.report).firewall, "applied");
+        assert.ok(banned("ast-cli-attck").includes(attacker().v4));
+        assert.equal(connect(attacker(), host().v4, 443), "refused", "after the firewall apply");
+        assert.equal(connect(workstation(), host().v4, 22), "open");
+    });
+});
