@@ -1,18 +1,26 @@
 // npm run bench: every benchmark against the lab, printed as a table and written as JSON.
-import { writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
+import { benchFail2banFilters } from "./fail2ban-filters";
 import { benchFleet } from "./fleet";
 import { benchLabStart } from "./lab-start";
 import { printTable, type Figure } from "./stats";
 
 async function main(): Promise<void> {
     const only = process.argv[2];
-    const figures: Figure[] = [...(!only || only === "lab" ? await benchLabStart() : []), ...(!only || only === "fleet" ? await benchFleet() : [])];
+    const parts: Record<string, () => Promise<Figure[]>> = { lab: benchLabStart, fleet: benchFleet, fail2ban: () => benchFail2banFilters() };
+    if (only && !parts[only]) throw new Error(`unknown part "${only}" (${Object.keys(parts).join(", ")})`);
+    const figures: Figure[] = [];
+    for (const [name, part] of Object.entries(parts)) if (!only || only === name) figures.push(...(await part()));
     printTable(figures);
     const machine = `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`;
     const out = join(__dirname, "..", "..", "bench", "results.json");
-    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, figures }, null, 2) + "\n");
+    // A part run alone replaces its own figures and keeps the others'.
+    const previous: Figure[] = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")).figures ?? []) : [];
+    const names = new Set(figures.map((figure) => figure.name));
+    const merged = [...previous.filter((figure) => !names.has(figure.name)), ...figures];
+    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, figures: merged }, null, 2) + "\n");
     console.log(`written to ${out} (${machine})`);
 }
 
