@@ -10,6 +10,8 @@ import { ConfigError } from "../config/schema";
 import { secretsWithoutPulumi } from "../config/secrets";
 import { applyHost, ApplyError, type ApplyReport } from "../apply/engine";
 import { hostTarget } from "../apply/target";
+import { fwknoprcStanza, knockSpecOf, sendKnock } from "../knocking/client";
+import { generateSpaKeys } from "../knocking/spa";
 import { loadStackConfig, STACKS_DIR } from "../config/stack-file";
 import { checkStack } from "../drift/check";
 import { exitCode, junitReport, progressLine, textReport } from "../drift/report";
@@ -129,6 +131,35 @@ program
         if (options.junit) writeFileSync(options.junit, junitReport(results));
         process.stdout.write(options.json ? JSON.stringify(results, null, 2) + "\n" : textReport(results));
         process.exitCode = exitCode(results);
+    });
+
+program
+    .command("knock")
+    .description("open the stack's knock-guarded services (SSH, the GUI, AMI) for this machine, in either knocking mode")
+    .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
+    .addOption(new Option("--config <file>", "a stack file by path"))
+    .option("--key-gen", "print new fwknop keys (KEY_BASE64, HMAC_KEY_BASE64) for knocking.spa.keyFile or the secrets knockKey/knockHmacKey, and exit")
+    .option("--client-config", "print the ~/.fwknoprc stanza for fwknop's own client (keys as placeholders) and exit")
+    .action(async (options: TargetOptions & { keyGen?: boolean; clientConfig?: boolean }) => {
+        if (options.keyGen) {
+            const keys = generateSpaKeys();
+            process.stdout.write(`KEY_BASE64: ${keys.key}\nHMAC_KEY_BASE64: ${keys.hmacKey}\n`);
+            return;
+        }
+        const loaded = loadStackConfig(target(options));
+        const spec = knockSpecOf(loaded.config);
+        if (!spec) throw new ConfigError(loaded.source, ["knocking.mode: is off: there is nothing to knock"]);
+        const address = loaded.config.connection.address;
+        if (options.clientConfig) {
+            process.stdout.write(fwknoprcStanza(loaded.name, address, spec));
+            return;
+        }
+        const secrets = secretsWithoutPulumi(loaded.config, loaded.source);
+        const keys = secrets.knockKey && secrets.knockHmacKey ? { key: secrets.knockKey, hmacKey: secrets.knockHmacKey } : undefined;
+        if (spec.mode === "spa" && !keys) throw new ConfigError(loaded.source, ["knockKey: no SPA keys (knocking.spa.keyFile, or MOR_HARDEN_KNOCK_KEY and MOR_HARDEN_KNOCK_HMAC_KEY)"]);
+        await sendKnock(spec, address, keys);
+        const { openWindow, guards } = loaded.config.knocking;
+        console.log(`knocked on ${address} (${spec.mode}): ${guards.join(", ")} open for this machine for ${openWindow} s`);
     });
 
 /** Every stack file in stacks/ but the documented example. */

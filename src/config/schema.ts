@@ -12,7 +12,7 @@ import { opensshVersion, rangesOverlap, secretRef } from "./values";
 export const PROJECT = "mor-harden";
 
 /** Stack keys whose values must be Pulumi secrets. */
-export const secretKeys = ["privateKey", "privateKeyPassphrase", "tlsKey"] as const;
+export const secretKeys = ["privateKey", "privateKeyPassphrase", "tlsKey", "knockKey", "knockHmacKey"] as const;
 export type SecretKey = (typeof secretKeys)[number];
 
 export const hostSchema = z
@@ -29,6 +29,9 @@ export const hostSchema = z
         privateKey: secretRef.optional(),
         privateKeyPassphrase: secretRef.optional(),
         tlsKey: secretRef.optional(),
+        /** fwknop's keys for knocking.mode spa (KEY_BASE64 and HMAC_KEY_BASE64). */
+        knockKey: secretRef.optional(),
+        knockHmacKey: secretRef.optional(),
     })
     .strict()
     .superRefine((config, ctx) => {
@@ -57,13 +60,25 @@ export const hostSchema = z
         }
 
         const knocking = config.knocking;
-        if (knocking.mode !== "off") {
+        if (knocking.mode === "spa") {
+            const secrets = Boolean(config.knockKey) && Boolean(config.knockHmacKey);
+            if (!secrets && !knocking.spa.keyFile) issue(["knockKey"], "and knockHmacKey are required for knocking.mode spa (pulumi config set --secret, or knocking.spa.keyFile): without them nobody could open the guarded services");
+            if (secrets && knocking.spa.keyFile) issue(["knocking", "spa", "keyFile"], "is set as well as the secrets knockKey and knockHmacKey: keep one");
+            if (config.os !== "debian") issue(["knocking", "mode"], `spa needs Debian's fwknop-server; on ${config.os} use sequence`);
+            // fwknopd opens access for IPv4 sources: over IPv6 mor-harden itself could not get in.
+            if (knocking.guards.includes("ssh") && config.connection.address.includes(":") && !knocking.trustedBypass) {
+                issue(["knocking", "guards"], "guards ssh in spa mode while connection.address is IPv6, which fwknopd does not open: mor-harden would lock itself out (set trustedBypass, or connect over IPv4)");
+            }
+        }
+        if (knocking.mode === "sequence") {
             knocking.sequence.forEach((knock, index) => {
                 const clash = services.find(
                     (service) => service.exposure !== "closed" && service.protocol === knocking.protocol && rangesOverlap(service.ports, { from: knock, to: knock }),
                 );
                 if (clash) issue(["knocking", "sequence", index], `${knock}/${knocking.protocol} clashes with the ${clash.name} service port`);
             });
+        }
+        if (knocking.mode !== "off") {
             knocking.guards.forEach((guarded, index) => {
                 if (services.find((service) => service.name === guarded)?.exposure === "closed") {
                     issue(["knocking", "guards", index], `"${guarded}" is closed in firewall.services: there is nothing to guard`);

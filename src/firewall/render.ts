@@ -105,8 +105,12 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
         chains.push(knock.chain);
     }
 
+    // In spa mode a guarded service has no accept rule at all: fwknopd's own chain (jumped to
+    // from INPUT, kept by --noflush) accepts each authorized source for its open window.
+    const byFwknopOnly = (service: EffectiveService, viaTrusted: boolean) =>
+        knocking.mode === "spa" && isGuarded(knocking, service.name) && !(viaTrusted && knocking.trustedBypass);
     const trustedRules = services
-        .filter((service) => service.exposure === "trusted" && !service.sources)
+        .filter((service) => service.exposure === "trusted" && !service.sources && !byFwknopOnly(service, true))
         .map((service) => `${portMatch(service)}${gate(service, true)} ${accept(service)}`);
     if (trustedRules.length > 0) {
         input_.push(...trusted.map((address) => `-s ${address} -j ${TRUSTED_CHAIN}`));
@@ -115,7 +119,7 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
     for (const service of services) {
         if (service.sources) {
             for (const address of addressesOf(service.sources, input.sources, family)) input_.push(`-s ${address} ${portMatch(service)} ${accept(service)}`);
-        } else if (service.exposure === "public") {
+        } else if (service.exposure === "public" && !byFwknopOnly(service, false)) {
             input_.push(`${portMatch(service)}${gate(service, false)} ${accept(service)}`);
         }
     }

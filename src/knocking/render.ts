@@ -1,6 +1,10 @@
 // Port knocking in the firewall itself: each knock of the sequence moves the source from one
 // `recent` list to the next, the last opens the guarded services for `openWindow` seconds.
 // No daemon is involved, so nothing can die and leave SSH hidden for good.
+import { file, secretPlaceholder, type ConcernPlan } from "../render/artifact";
+import type { RenderInput } from "../render/input";
+import { renderTemplate } from "../render/templates";
+import { knockSpecOf } from "./client";
 import type { KnockingConfig, GuardedService } from "./schema";
 
 export type Family = "v4" | "v6";
@@ -49,5 +53,46 @@ export function knockRules(knocking: KnockingConfig, family: Family): KnockRules
 
 export function describeKnocking(knocking: KnockingConfig): string {
     if (knocking.mode === "off") return "port knocking: off";
-    return `port knocking (${knocking.mode}): ${knocking.sequence.join(", ")}/${knocking.protocol} opens ${knocking.guards.join(", ")} for ${knocking.openWindow}s${knocking.trustedBypass ? " (trusted sources bypass)" : ""}`;
+    const knock = knocking.mode === "sequence" ? `${knocking.sequence.join(", ")}/${knocking.protocol}` : `an SPA packet to udp/${knocking.spa.port}`;
+    return `port knocking (${knocking.mode}): ${knock} opens ${knocking.guards.join(", ")} for ${knocking.openWindow}s${knocking.trustedBypass ? " (trusted sources bypass)" : ""}`;
+}
+
+const FWKNOP_DIR = "/etc/fwknop";
+// Restarted when running (new keys or ports), started otherwise; systemd where there is one.
+const FWKNOPD_START = "systemctl enable fwknop-server 2>/dev/null; systemctl restart fwknop-server 2>/dev/null || { fwknopd -K >/dev/null 2>&1; fwknopd; }";
+
+/**
+ * fwknopd for spa mode: its config, who may open what (the keys, filled in on the host only),
+ * and Debian's switch that lets it start. Applied before the firewall, which then drops the
+ * guarded services' own accept rules: fwknopd must be up to let anyone in.
+ */
+export function renderKnockingServer(input: RenderInput): ConcernPlan | undefined {
+    const { knocking } = input.config;
+    const spec = knockSpecOf(input.config);
+    if (knocking.mode !== "spa" || spec?.mode !== "spa") return undefined;
+    const data = { stack: input.stack, port: knocking.spa.port };
+    return {
+        concern: "knocking",
+        summary: [`fwknopd on udp/${knocking.spa.port} (pcap) opens ${spec.access.join(", ")} for ${knocking.openWindow}s to a valid SPA packet`],
+        packages: ["fwknop-server"],
+        artifacts: [
+            file(`${FWKNOP_DIR}/fwknopd.conf`, renderTemplate("knocking/fwknopd.conf.hbs", data), { mode: "0600" }),
+            file(
+                `${FWKNOP_DIR}/access.conf`,
+                renderTemplate("knocking/access.conf.hbs", { ...data, openPorts: spec.access.join(", "), openWindow: knocking.openWindow, key: secretPlaceholder("knockKey"), hmacKey: secretPlaceholder("knockHmacKey") }),
+                { mode: "0600", secret: true },
+            ),
+            file("/etc/default/fwknop-server", renderTemplate("knocking/default.hbs", data)),
+        ],
+        prepare: [],
+        validate: [`fwknopd --dump-config -c ${FWKNOP_DIR}/fwknopd.conf -a ${FWKNOP_DIR}/access.conf >/dev/null`],
+        activate: [FWKNOPD_START],
+        verify: ["for try in 1 2 3 4 5 6 7 8 9 10; do pgrep -x fwknopd >/dev/null && exit 0; sleep 0.2; done; echo 'fwknopd is not running'; exit 1"],
+        snapshot: [],
+        rollback: [],
+        deactivate: ["systemctl disable --now fwknop-server 2>/dev/null; fwknopd -K >/dev/null 2>&1; true"],
+        liveViews: [],
+        // New keys could keep the operator out: confirmed by a new login that knocks with them.
+        needsConfirm: true,
+    };
 }

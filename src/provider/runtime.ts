@@ -8,18 +8,19 @@ import { applyHost, liveDigests, readHost, sameFiles, type HostTarget } from "..
 import { desiredDigests, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { HostSession, type SessionTarget } from "../ssh/session";
 import { deleteScript, STATE_DIR } from "../apply/scripts";
+import { connectable, type PlainSession } from "../apply/target";
 
 /** Bump when the shape of HostState changes; `upgradeState` reads every earlier shape. */
 export const STATE_VERSION = 1;
 
 export interface HostInputs {
     /** The connection without secrets (they travel in `secrets`). */
-    session: Omit<SessionTarget, "privateKey" | "passphrase">;
+    session: PlainSession;
     os: OsFamily;
     confirmSeconds: number;
     renderedForOpenssh: string;
     plans: ConcernPlan[];
-    /** Secret input: private key, passphrase, TLS key. */
+    /** Secret input: private key, passphrase, TLS key, knocking keys. */
     secrets: Partial<Record<SecretKey, string>>;
 }
 
@@ -33,11 +34,12 @@ export interface HostState extends HostInputs {
     running: Record<string, boolean>;
 }
 
-function target(inputs: HostInputs): HostTarget {
+/** How to reach the host; `previous` (the olds of an update) adds the knock the host still expects. */
+function target(inputs: HostInputs, previous?: HostInputs): HostTarget {
     return {
         os: inputs.os,
         confirmSeconds: inputs.confirmSeconds,
-        session: { ...inputs.session, privateKey: inputs.secrets.privateKey, passphrase: inputs.secrets.privateKeyPassphrase },
+        session: connectable(inputs.session, inputs.secrets, previous),
     };
 }
 
@@ -96,9 +98,10 @@ export async function create(inputs: HostInputs): Promise<{ id: string; outs: Ho
 }
 
 export async function update(olds: HostState, inputs: HostInputs): Promise<HostState> {
-    await applyHost(target(inputs), inputs.plans, inputs.secrets, { renderedForOpenssh: inputs.renderedForOpenssh });
-    const dropped = droppedPlans(upgradeState(olds), inputs);
-    if (dropped.length > 0) await restoreOriginals(target(inputs).session, dropped);
+    const previous = upgradeState(olds);
+    await applyHost(target(inputs, previous), inputs.plans, inputs.secrets, { renderedForOpenssh: inputs.renderedForOpenssh });
+    const dropped = droppedPlans(previous, inputs);
+    if (dropped.length > 0) await restoreOriginals(target(inputs, previous).session, dropped);
     return desiredState(inputs);
 }
 

@@ -3,7 +3,7 @@
 import { renderApache } from "../apache/render";
 import { renderFail2ban } from "../fail2ban/render";
 import { renderFirewall } from "../firewall/render";
-import { describeKnocking } from "../knocking/render";
+import { describeKnocking, renderKnockingServer } from "../knocking/render";
 import { renderSshd } from "../sshd/render";
 import type { ConcernPlan } from "./artifact";
 import type { RenderInput } from "./input";
@@ -13,11 +13,12 @@ import type { Concern } from "./artifact";
 
 /** The concerns a config renders, in apply order, known before any name is resolved. */
 export function concernsOf(config: HostConfig): Concern[] {
-    return ["firewall", "sshd", "fail2ban", ...(config.apache.enabled ? (["apache"] as const) : [])];
+    return [...(config.knocking.mode === "spa" ? (["knocking"] as const) : []), "firewall", "sshd", "fail2ban", ...(config.apache.enabled ? (["apache"] as const) : [])];
 }
 
 export function renderHost(input: RenderInput): ConcernPlan[] {
     const firewall = renderFirewall(input);
     firewall.summary.push(describeKnocking(input.config.knocking));
-    return [firewall, renderSshd(input), renderFail2ban(input), renderApache(input)].filter((plan): plan is ConcernPlan => plan !== undefined);
+    // fwknopd (spa knocking) first: the firewall it follows lets guarded services in through it only.
+    return [renderKnockingServer(input), firewall, renderSshd(input), renderFail2ban(input), renderApache(input)].filter((plan): plan is ConcernPlan => plan !== undefined);
 }

@@ -18,6 +18,8 @@ export interface SessionTarget {
     agent?: string;
     connectTimeoutSeconds: number;
     commandTimeoutSeconds: number;
+    /** Runs before every connection: port knocking, when the host hides SSH behind it. */
+    preConnect?: () => Promise<void>;
 }
 
 export interface CommandResult {
@@ -65,7 +67,8 @@ export class HostSession {
     }
 
     /** Connects, checks the pinned host key and authenticates; rejects with a clear reason. */
-    static connect(target: SessionTarget): Promise<HostSession> {
+    static async connect(target: SessionTarget): Promise<HostSession> {
+        if (target.preConnect) await target.preConnect();
         return new Promise((resolve, reject) => {
             const client = new Client();
             let seen: string | undefined;

@@ -67,6 +67,11 @@ const badConfigs: [string, Record<string, unknown>, string][] = [
     ["knock port is the SSH port", knocking({ sequence: [7001, 22, 9003] }), "knocking.sequence[1]: 22/tcp clashes with the ssh service port"],
     ["knock port inside the RTP range", knocking({ sequence: [7001, 8002, 15000], protocol: "udp" }), "knocking.sequence[2]: 15000/udp clashes with the rtp service port"],
     ["knock port twice", knocking({ sequence: [7001, 8002, 7001] }), "knocking.sequence[2]: 7001 appears twice in the sequence"],
+    ["SPA without keys", minimalRaw({ knocking: { mode: "spa" } }), "knockKey: and knockHmacKey are required for knocking.mode spa"],
+    ["SPA keys twice", minimalRaw({ knocking: { mode: "spa", spa: { keyFile: "/etc/keys" } }, knockKey: { secretRef: "a" }, knockHmacKey: { secretRef: "b" } }), "knocking.spa.keyFile: is set as well as the secrets knockKey and knockHmacKey"],
+    ["SPA on RHEL", minimalRaw({ os: "rhel", knocking: { mode: "spa", spa: { keyFile: "/etc/keys" } } }), "knocking.mode: spa needs Debian's fwknop-server"],
+    ["SPA guarding SSH of a host reached over IPv6", minimalRaw({ connection: { address: "2001:db8:2::11", hostKey: HOST_KEY }, knocking: { mode: "spa", spa: { keyFile: "/etc/keys" } } }), "knocking.guards: guards ssh in spa mode while connection.address is IPv6"],
+    ["unknown knocking mode", minimalRaw({ knocking: { mode: "fwknop" } }), 'knocking.mode: "fwknop" is not a knocking mode (off, sequence or spa)'],
     ["knocking guards a closed service", knocking({ guards: ["ami"] }), 'knocking.guards[0]: "ami" is closed in firewall.services'],
     ["unknown top-level key", minimalRaw({ firewal: {} }), "firewal: is not a known key"],
 ];
@@ -178,7 +183,7 @@ describe("stack files", () => {
     it("refuses a secure value under a key that is not a secret", () => {
         assert.throws(
             () => parseStackDocument("config:\n  mor-harden:os: { secure: v1:x }\n", "Pulumi.test.yaml"),
-            (error: ConfigError) => error.problems[0].startsWith("os: is a secret, but only privateKey, privateKeyPassphrase, tlsKey are read as secrets"),
+            (error: ConfigError) => error.problems[0].startsWith("os: is a secret, but only privateKey, privateKeyPassphrase, tlsKey, knockKey, knockHmacKey are read as secrets"),
         );
     });
 
