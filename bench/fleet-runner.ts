@@ -1,5 +1,5 @@
 // Runs inside the lab's workstation namespace (where the hosts are reachable), for bench/fleet.ts:
-//   node fleet-runner.js floor|drift|apply RUNS STACK_FILE...
+//   node fleet-runner.js floor|drift|drift-dirty|apply|setup RUNS STACK_FILE...
 // prints one JSON line: the wall-clock seconds of each run, for all hosts in parallel.
 import pLimit from "p-limit";
 import { HostSession } from "../src/ssh/session";
@@ -11,7 +11,7 @@ import { checkStack } from "../src/drift/check";
 import { renderHost } from "../src/render/host";
 import { prepareRenderInput } from "../src/render/prepare";
 
-type Mode = "floor" | "drift" | "apply" | "setup";
+type Mode = "floor" | "drift" | "drift-dirty" | "apply" | "setup";
 
 async function once(mode: Mode, files: string[]): Promise<{ seconds: number; roundTrips: number; failures: number }> {
     const started = process.hrtime.bigint();
@@ -29,9 +29,9 @@ async function once(mode: Mode, files: string[]): Promise<{ seconds: number; rou
                 session.close();
                 return { roundTrips: 1, ok: result.code === 0 };
             }
-            if (mode === "drift") {
+            if (mode === "drift" || mode === "drift-dirty") {
                 const result = await checkStack({ file });
-                return { roundTrips: result.roundTrips, ok: result.status === "clean" };
+                return { roundTrips: result.roundTrips, ok: result.status === (mode === "drift" ? "clean" : "drift") };
             }
             const input = await prepareRenderInput(loaded.name, loaded.config, { source: loaded.source });
             const report = await applyHost(hostTarget(loaded.config, secrets), renderHost(input), secrets, { renderedForOpenssh: input.facts.openssh.join(".") });
