@@ -89,8 +89,8 @@ async function withSession<T>(target: SessionTarget, work: (session: HostSession
 }
 
 /** One round trip: what is live on the host for these plans. */
-async function readLive(session: HostSession, target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>): Promise<LiveState> {
-    const result = await session.run(readScript(plans, target.os));
+async function readLive(session: HostSession, target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, options: { fillViewCache?: boolean } = {}): Promise<LiveState> {
+    const result = await session.run(readScript(plans, target.os, options));
     if (result.code !== 0) throw new Error(`${target.session.address}: reading the host failed: ${redact(result.stderr, secrets).trim()}`);
     return parseReadOutput(result.stdout);
 }
@@ -119,7 +119,7 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
     const report: ApplyReport = { address: target.session.address, concerns: [], roundTrips: 0, connections: 1, bytes: 0 };
     const session = await HostSession.connect(target.session);
     try {
-        const live = await readLive(session, target, plans, secrets);
+        const live = await readLive(session, target, plans, secrets, { fillViewCache: true });
         const factProblem = checkFacts(plans, live, options.renderedForOpenssh);
         if (factProblem) {
             report.concerns.push({ concern: "sshd", status: "failed", message: factProblem, files: liveDigests(plans.find((p) => p.concern === "sshd")!, live) });

@@ -1,6 +1,7 @@
 // The shell scripts mor-harden runs on a host, built from plans as plain text (pure, tested
 // without a host). One script is one round trip. Every path and command in them comes from a
 // validated config; file contents travel base64-encoded, so no content is ever parsed by sh.
+import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { ConcernPlan, LiveView } from "../render/artifact";
 
@@ -42,15 +43,43 @@ const installedCheck: Record<OsFamily, string> = {
     rhel: `rpm -q "$pkg" >/dev/null 2>&1`,
 };
 
+/**
+ * Where the canonical form of an artifact's live view is kept on the host, keyed by what produces
+ * it (the artifact and the command). Computing it (a scratch network namespace, the host's own
+ * iptables) is most of a drift check's cost; the cache makes a clean check cheap, and a stale or
+ * missing entry only costs the computation again (see expectedOfView).
+ */
+export function viewCachePath(plan: ConcernPlan, index: number): string | undefined {
+    const view = plan.liveViews[index];
+    if (!("artifact" in view.expected)) return undefined;
+    const key = createHash("sha256").update(plan.artifacts[view.expected.artifact].content).update("\0").update(view.expected.command).digest("hex").slice(0, 32);
+    return `${VIEW_CACHE}/${plan.concern}-${index}-${key}`;
+}
+
+const VIEW_CACHE = `${STATE_DIR}/views`;
+
+/**
+ * Shell that sets $exp to what view `index` must print, given $live: the cached form when it
+ * equals $live (nothing to compute on a clean host), else computed. With `fill`, a computed form
+ * is cached (apply only: reads for drift and refresh write nothing).
+ */
+export function expectedOfView(plan: ConcernPlan, index: number, fill = false): string {
+    const compute = `exp=$( (${expectedOf(plan.liveViews[index], plan)}) 2>&1)`;
+    const cache = viewCachePath(plan, index);
+    if (!cache) return compute;
+    const store = fill ? `; mkdir -p '${VIEW_CACHE}' && rm -f '${VIEW_CACHE}/${plan.concern}-${index}-'* && printf '%s\\n' "$exp" > '${cache}'` : "";
+    return `exp=$(cat '${cache}' 2>/dev/null); { [ -n "$exp" ] && [ "$exp" = "$live" ]; } || { ${compute}${store}; }`;
+}
+
 /** One script that reports every managed file, every concern's running state, facts and packages. */
-export function readScript(plans: ConcernPlan[], os: OsFamily): string {
+export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillViewCache?: boolean } = {}): string {
     const paths = plans.flatMap((plan) => plan.artifacts.map((artifact) => `'${artifact.path}'`)).join(" ");
     // One stat and one sha256sum for all files; a missing file prints no line.
     const lines = [`stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`, `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`];
     for (const plan of plans) {
         // Live as configured: the checks pass and every live view prints what it must (a rule
         // added by hand, a drop-in that wins over ours), so `pulumi refresh` sees that drift too.
-        const views = plan.liveViews.map((view) => `[ "$(${view.live})" = "$(${expectedOf(view, plan)})" ]`);
+        const views = plan.liveViews.map((view, index) => `{ live=$( (${view.live}) 2>&1); ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`);
         const checks = [...plan.verify.map((command) => `( ${command} )`), ...views];
         lines.push(`if ${checks.length > 0 ? checks.join(" && ") : "true"} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`);
         if (plan.packages.length > 0) lines.push(`for pkg in ${plan.packages.join(" ")}; do ${installedCheck[os]} || echo "P ${plan.concern} $pkg"; done`);
@@ -157,6 +186,8 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
     lines.push(
         ...plan.activate.map((command) => step("activate", command)),
         ...plan.verify.map((command) => step("verify", command)),
+        // The canonical form of the new artifacts' live views, for the next drift check.
+        ...plan.liveViews.flatMap((_, index) => (viewCachePath(plan, index) ? [`live=''; ${expectedOfView(plan, index, true)}`] : [])),
         // Keep the last transactions of this concern for forensics; older ones go.
         `ls -1d '${STATE_DIR}/tx/'*-${plan.concern}-* 2>/dev/null | sort | head -n -${KEEP_TRANSACTIONS} | xargs -r rm -rf`,
         "echo MORH-APPLIED",

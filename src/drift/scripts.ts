@@ -1,7 +1,8 @@
 // The one read-only script a drift check runs on a host, and the parser of what it prints.
 // It writes nothing: it reads the managed files, prints live views (a scratch network
-// namespace formats the desired ruleset with the host's own iptables), and runs the checks.
-import { expectedOf } from "../apply/scripts";
+// namespace formats the desired ruleset with the host's own iptables, unless the form cached by
+// the last apply already equals the live one), and runs the checks.
+import { expectedOfView } from "../apply/scripts";
 import type { ConcernPlan } from "../render/artifact";
 
 export interface LiveFileContent {
@@ -39,8 +40,10 @@ export function driftScript(plans: ConcernPlan[]): string {
     ];
     for (const plan of plans) {
         plan.liveViews.forEach((view, index) => {
-            lines.push(`printf 'W ${plan.concern}/${index} live %s\\n' "$( (${view.live}) 2>&1 | base64 -w0)"`);
-            if ("artifact" in view.expected) lines.push(`printf 'W ${plan.concern}/${index} expected %s\\n' "$( (${expectedOf(view, plan)}) 2>&1 | base64 -w0)"`);
+            const id = `${plan.concern}/${index}`;
+            lines.push(`live=$( (${view.live}) 2>&1); printf 'W ${id} live %s\\n' "$(printf '%s' "$live" | base64 -w0)"`);
+            // Usually the cached form equals the live one: "same" then, and nothing computed.
+            if ("artifact" in view.expected) lines.push(`${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`);
         });
         const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
         lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);
@@ -65,7 +68,8 @@ export function parseDriftOutput(output: string): DriftRead {
             concatenated = Buffer.from(fields[1] ?? "", "base64");
         } else if (fields[0] === "W") {
             const view = (read.views[fields[1]] ??= { live: "" });
-            view[fields[2] as "live" | "expected"] = unb64(fields[3]);
+            if (fields[2] === "same") view.expected = view.live;
+            else view[fields[2] as "live" | "expected"] = unb64(fields[3]);
         } else if (fields[0] === "S") {
             read.services[fields[1]] = { ok: fields[2] === "0", output: unb64(fields[3]).trim() };
         }

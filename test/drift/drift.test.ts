@@ -48,6 +48,21 @@ describe("drift check", () => {
         assert.equal(fingerprint(), before_, "the host's files and rules are byte-identical");
     });
 
+    it("compares the live rules with the form the apply cached, and a stale or missing cache is no drift", () => {
+        const views = sh(lab.host(), "ls /var/lib/mor-harden/views").stdout.trim().split("\n");
+        assert.deepEqual(views.map((name) => name.replace(/-[0-9a-f]{32}$/, "")).sort(), ["firewall-0", "firewall-1"], "one cached form per family");
+        // Garbage in one entry, the other gone: both recomputed, still clean, and nothing written.
+        const entry = (name: string) => `/var/lib/mor-harden/views/${name}`;
+        assert.equal(sh(lab.host(), `cp ${entry(views[0])} /var/tmp/view0 && cp ${entry(views[1])} /var/tmp/view1 && echo stale > ${entry(views[0])} && rm ${entry(views[1])}`).code, 0);
+        try {
+            const { code, results } = drift("--config", stack);
+            assert.equal(code, 0, JSON.stringify(results, null, 1));
+            assert.equal(sh(lab.host(), `cat ${entry(views[0])}`).stdout.trim(), "stale", "drift wrote nothing");
+        } finally {
+            sh(lab.host(), `mv /var/tmp/view0 ${entry(views[0])} && mv /var/tmp/view1 ${entry(views[1])}`);
+        }
+    });
+
     for (const [what, change, revert, expected] of handChanges) {
         it(`reports ${what} with its diff, exit 1, and is clean after the revert`, () => {
             assert.equal(sh(lab.host(), change).code, 0);
