@@ -112,4 +112,21 @@ describe("Pulumi program", () => {
         assert.ok(!everything.includes("PRIVATE KEY"), "the key's text is in no output");
         assert.ok(!everything.includes(key.split("\n")[1]), "nor any line of it");
     });
+
+    it("keeps SPA knocking keys out of plain state: placeholders in plans, secret outputs", async () => {
+        const knockKey = Buffer.alloc(32, 3).toString("base64");
+        const knockHmacKey = Buffer.alloc(64, 5).toString("base64");
+        setStackConfig({ ...goodStack(), knocking: { mode: "spa", guards: ["ssh"] }, knockKey, knockHmacKey }, ["tlsKey", "knockKey", "knockHmacKey"]);
+        const outputs = await runProgram();
+        await resolved(outputs.files as pulumi.Output<unknown>);
+        await resolved(outputs.hardening as pulumi.Output<unknown>);
+        assert.ok(registered.some((resource) => resource.type === "mor-harden:host:knocking"), "a knocking component");
+        const hardening = registered.find((resource) => resource.name === "unit-hardening");
+        assert.ok(hardening, "the hardening resource was registered");
+        const plans = JSON.stringify(hardening.inputs.plans);
+        assert.ok(plans.includes("/etc/fwknop/access.conf"), "fwknopd's files are planned");
+        assert.ok(!plans.includes(knockKey) && !plans.includes(knockHmacKey), "no key in the plans");
+        assert.ok(JSON.stringify(hardening.inputs.session).includes('"mode":"spa"'), "the connection knocks");
+        assert.ok(!JSON.stringify(hardening.inputs.session).includes(knockKey), "without the keys");
+    });
 });
