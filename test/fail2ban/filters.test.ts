@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { filterName, renderFail2ban } from "../../src/fail2ban/render";
-import { jailDefaults, jailNames, type JailName } from "../../src/fail2ban/schema";
+import { effectiveJails, filterName, renderFail2ban, type EffectiveJail } from "../../src/fail2ban/render";
+import { jailNames, type JailName } from "../../src/fail2ban/schema";
 import { findTemplatesDir } from "../../src/render/templates";
 import {
     bannedHosts,
@@ -26,9 +26,13 @@ import { minimalConfig, renderInputFor } from "../helpers/fixtures";
 const samplePath = (jail: JailName) => join(findTemplatesDir(), "fail2ban", "filter.d", `${jail}.sample.log`);
 
 let config: { dir: string; cleanup: () => void };
+let effective: EffectiveJail[];
 
 before(async () => {
-    config = fail2banConfigWith(renderFail2ban(await renderInputFor(minimalConfig())).artifacts);
+    // The minimal stack trusts the workstation 198.51.100.10: it is in every jail's ignoreip.
+    const input = await renderInputFor(minimalConfig());
+    config = fail2banConfigWith(renderFail2ban(input).artifacts);
+    effective = effectiveJails(input);
 });
 after(() => config.cleanup());
 
@@ -99,8 +103,9 @@ describe("fail2ban filters judged by fail2ban-regex on their own samples", () =>
             assert.equal(describeProblems(`${jail}.sample.log`, judge(lines, failures)), "");
             const hits = hitsPerRegex(config.dir, filterName(jail), lines.map((line) => line.text));
             assert.ok(hits.length > 0 && hits.every((count) => count > 0), `a pattern with no sample: hits per pattern ${JSON.stringify(hits)}`);
-            const { maxretry, findtime } = jailDefaults[jail];
-            assert.deepEqual(bannedHosts(failures, maxretry, findtime), sample.bans, `bans at ${maxretry} in ${findtime}s`);
+            // At the jail's thresholds, and never a source in its ignoreip (the trusted ones).
+            const { maxretry, findtime, ignoreip } = effective.find((candidate) => candidate.name === jail)!;
+            assert.deepEqual(bannedHosts(failures, maxretry, findtime, ignoreip), sample.bans, `bans at ${maxretry} in ${findtime}s`);
         });
     }
 });
