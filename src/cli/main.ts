@@ -47,11 +47,16 @@ function staticResolver(pinned: Record<string, string[]>): Resolver {
 
 const program = new Command("mor-harden").description("harden Kolmisoft MOR servers: iptables, fail2ban, sshd, Apache, port knocking");
 
-program
-    .command("render")
-    .description("render every artifact of a stack, without touching any host")
-    .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
-    .addOption(new Option("--config <file>", "a stack file by path"))
+/** A command about one stack: --stack NAME or --config FILE. */
+function stackCommand(name: string, description: string): Command {
+    return program
+        .command(name)
+        .description(description)
+        .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
+        .addOption(new Option("--config <file>", "a stack file by path"));
+}
+
+stackCommand("render", "render every artifact of a stack, without touching any host")
     .option("--out <dir>", "write the artifacts under DIR, mirroring their host paths")
     .option("--openssh <version>", "assume this OpenSSH version on the host (else the stack's host.openssh or the OS default)")
     .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable; for offline renders)", collectResolve, {})
@@ -75,11 +80,7 @@ program
         if (options.out) console.log(`written under ${resolve(options.out)}`);
     });
 
-program
-    .command("apply")
-    .description("apply one stack directly, with no Pulumi state (the lab, an emergency re-harden, benchmarks)")
-    .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
-    .addOption(new Option("--config <file>", "a stack file by path"))
+stackCommand("apply", "apply one stack directly, with no Pulumi state (the lab, an emergency re-harden, benchmarks)")
     .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable)", collectResolve, {})
     .option("--json", "print the report as JSON")
     .action(async (options: TargetOptions & { resolve: Record<string, string[]>; json?: boolean }) => {
@@ -133,11 +134,7 @@ program
         process.exitCode = exitCode(results);
     });
 
-program
-    .command("knock")
-    .description("open the stack's knock-guarded services (SSH, the GUI, AMI) for this machine, in either knocking mode")
-    .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
-    .addOption(new Option("--config <file>", "a stack file by path"))
+stackCommand("knock", "open the stack's knock-guarded services (SSH, the GUI, AMI) for this machine, in either knocking mode")
     .option("--key-gen", "print new fwknop keys (KEY_BASE64, HMAC_KEY_BASE64) for knocking.spa.keyFile or the secrets knockKey/knockHmacKey, and exit")
     .option("--client-config", "print the ~/.fwknoprc stanza for fwknop's own client (keys as placeholders) and exit")
     .action(async (options: TargetOptions & { keyGen?: boolean; clientConfig?: boolean }) => {
