@@ -19,6 +19,12 @@ import { labStackConfig } from "../src/lab/stacks";
 import { prepareAnsible, runAnsible } from "./ansible";
 import { summarize, type Figure } from "./stats";
 
+interface AnsibleFigures {
+    samples: { seconds: number }[];
+    bytes: number;
+    roundTrips: number;
+}
+
 interface Sample {
     seconds: number;
     roundTrips: number;
@@ -87,8 +93,10 @@ function ratio(name: string, numerator: Figure, denominator: Figure, target?: nu
 const perHost = (bytes: number, hosts: number, runs: number) => Math.round(bytes / hosts / runs);
 
 const defaultSizes = (process.env.BENCH_SIZES ?? "1,5,20").split(",").map(Number);
+/** BENCH_ANSIBLE=0 leaves Ansible out (it takes most of the time: about 70 SSH commands a host). */
+const withAnsible = process.env.BENCH_ANSIBLE !== "0";
 
-export async function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH_RUNS ?? 3), ansibleRuns = Number(process.env.BENCH_ANSIBLE_RUNS ?? 3)): Promise<Figure[]> {
+export async function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH_RUNS ?? 3), ansibleRuns = Number(process.env.BENCH_ANSIBLE_RUNS ?? 3), onSize: (figures: Figure[]) => void = () => undefined): Promise<Figure[]> {
     const figures: Figure[] = [];
     const ansibleRoundTrips: { check?: number; apply?: number } = {};
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-bench-"));
@@ -132,30 +140,36 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             for (const host of state.hosts) labExec(host, ["sh", "-c", "echo '# hand edit' >> /etc/fail2ban/jail.d/mor-harden.local"]);
             const dirty = measure("drift-dirty");
 
-            const ansibleDir = join(dir, "ansible");
-            rmSync(ansibleDir, { recursive: true, force: true });
-            await prepareAnsible(state, state.hosts.map((host, index) => ({ host, stackFile: files[index] })), ansibleDir);
-            note("ansible --check --diff, with drift");
-            const dirtyCheck = runAnsible(state, ansibleDir, { check: true });
-            if (dirtyCheck.changedHosts !== size) throw new Error(`ansible --check saw drift on ${dirtyCheck.changedHosts} of ${size} hosts`);
-            runner(state, "setup", 1, files); // repaired by mor-harden: Ansible starts from the same hosts
-            const ansible = (check: boolean) => {
-                const samples = [];
-                counter.reset(state.hosts);
-                for (let run = 0; run < ansibleRuns; run++) {
-                    note(`ansible ${check ? "--check --diff" : "apply"}, run ${run + 1}/${ansibleRuns}`);
-                    const result = runAnsible(state, ansibleDir, { check });
-                    if (result.failedHosts > 0) throw new Error(`ansible: ${result.failedHosts} hosts failed`);
-                    samples.push(result);
-                }
-                const bytes = perHost(counter.total(), size, ansibleRuns);
-                // Round trips a host do not depend on N: counted once (-vvv, untimed), at the first size.
-                const key = check ? "check" : "apply";
-                ansibleRoundTrips[key] ??= runAnsible(state, ansibleDir, { check, count: true }).roundTrips!;
-                return { samples, bytes, roundTrips: ansibleRoundTrips[key]! };
-            };
-            const ansibleCheck = ansible(true);
-            const ansibleApply = ansible(false);
+            let ansibleCheck: AnsibleFigures | undefined;
+            let ansibleApply: AnsibleFigures | undefined;
+            if (withAnsible) {
+                const ansibleDir = join(dir, "ansible");
+                rmSync(ansibleDir, { recursive: true, force: true });
+                await prepareAnsible(state, state.hosts.map((host, index) => ({ host, stackFile: files[index] })), ansibleDir);
+                note("ansible --check --diff, with drift");
+                const dirtyCheck = runAnsible(state, ansibleDir, { check: true });
+                if (dirtyCheck.changedHosts !== size) throw new Error(`ansible --check saw drift on ${dirtyCheck.changedHosts} of ${size} hosts`);
+                runner(state, "setup", 1, files); // repaired by mor-harden: Ansible starts from the same hosts
+                const ansible = (check: boolean) => {
+                    const samples = [];
+                    counter.reset(state.hosts);
+                    for (let run = 0; run < ansibleRuns; run++) {
+                        note(`ansible ${check ? "--check --diff" : "apply"}, run ${run + 1}/${ansibleRuns}`);
+                        const result = runAnsible(state, ansibleDir, { check });
+                        if (result.failedHosts > 0) throw new Error(`ansible: ${result.failedHosts} hosts failed`);
+                        samples.push(result);
+                    }
+                    const bytes = perHost(counter.total(), size, ansibleRuns);
+                    // Round trips a host do not depend on N: counted once (-vvv, untimed), at the first size.
+                    const key = check ? "check" : "apply";
+                    ansibleRoundTrips[key] ??= runAnsible(state, ansibleDir, { check, count: true }).roundTrips!;
+                    return { samples, bytes, roundTrips: ansibleRoundTrips[key]! };
+                };
+                ansibleCheck = ansible(true);
+                ansibleApply = ansible(false);
+            } else {
+                runner(state, "setup", 1, files); // repaired
+            }
 
             const label = (what: string, roundTrips: number, bytes: number) => `${what}, ${size} host${size > 1 ? "s" : ""} (${roundTrips} round trips, ${bytes} B a host)`;
             const seconds = (samples: { seconds: number }[]) => samples.map((sample) => sample.seconds);
@@ -164,16 +178,24 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             const dirtyFigure = summarize(label("mor-harden drift, drift on every host", dirty.samples[0].roundTrips, dirty.bytes), "s", seconds(dirty.samples));
             const firstFigure = summarize(label("mor-harden first apply, fresh hosts", Math.max(...first.map((s) => s.roundTrips)), Math.round(firstBytes.reduce((a, b) => a + b, 0) / firstBytes.length)), "s", seconds(first));
             const applyFigure = summarize(label("mor-harden no-change apply", apply.samples[0].roundTrips, apply.bytes), "s", seconds(apply.samples));
-            const checkFigure = summarize(label("ansible --check --diff", ansibleCheck.roundTrips, ansibleCheck.bytes), "s", seconds(ansibleCheck.samples));
-            const ansibleApplyFigure = summarize(label("ansible apply (no change)", ansibleApply.roundTrips, ansibleApply.bytes), "s", seconds(ansibleApply.samples));
-            figures.push(floorFigure, driftFigure, dirtyFigure, firstFigure, applyFigure, checkFigure, ansibleApplyFigure);
-            figures.push(
-                ratio(`  drift / floor (${size})`, driftFigure, floorFigure, size === 20 ? 1.5 : undefined),
+            const sizeFigures = [floorFigure, driftFigure, dirtyFigure, firstFigure, applyFigure];
+            sizeFigures.push(
+                ratio(`  drift / floor (${size})`, driftFigure, floorFigure, 1.5),
                 ratio(`  no-change apply / floor (${size})`, applyFigure, floorFigure, 2),
                 ratio(`  first apply / floor (${size})`, firstFigure, floorFigure),
-                ratio(`  ansible check / mor-harden drift (${size})`, checkFigure, driftFigure, 15, true),
-                ratio(`  ansible apply / mor-harden no-change apply (${size})`, ansibleApplyFigure, applyFigure, 15, true),
             );
+            if (ansibleCheck && ansibleApply) {
+                const checkFigure = summarize(label("ansible --check --diff", ansibleCheck.roundTrips, ansibleCheck.bytes), "s", seconds(ansibleCheck.samples));
+                const ansibleApplyFigure = summarize(label("ansible apply (no change)", ansibleApply.roundTrips, ansibleApply.bytes), "s", seconds(ansibleApply.samples));
+                sizeFigures.push(
+                    checkFigure,
+                    ansibleApplyFigure,
+                    ratio(`  ansible check / mor-harden drift (${size})`, checkFigure, driftFigure, 15, true),
+                    ratio(`  ansible apply / mor-harden no-change apply (${size})`, ansibleApplyFigure, applyFigure, 15, true),
+                );
+            }
+            figures.push(...sizeFigures);
+            onSize(sizeFigures);
         }
     } finally {
         stop();

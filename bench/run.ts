@@ -7,20 +7,31 @@ import { benchFleet } from "./fleet";
 import { benchLabStart } from "./lab-start";
 import { printTable, type Figure } from "./stats";
 
-async function main(): Promise<void> {
-    const only = process.argv[2];
-    const parts: Record<string, () => Promise<Figure[]>> = { lab: benchLabStart, fleet: benchFleet, fail2ban: () => benchFail2banFilters() };
-    if (only && !parts[only]) throw new Error(`unknown part "${only}" (${Object.keys(parts).join(", ")})`);
-    const figures: Figure[] = [];
-    for (const [name, part] of Object.entries(parts)) if (!only || only === name) figures.push(...(await part()));
-    printTable(figures);
-    const machine = `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`;
-    const out = join(__dirname, "..", "..", "bench", "results.json");
-    // A part run alone replaces its own figures and keeps the others'.
+const machine = `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`;
+const out = join(__dirname, "..", "..", "bench", "results.json");
+
+/** Writes these figures into results.json, replacing earlier ones of the same name and keeping the rest. */
+function persist(figures: Figure[]): void {
     const previous: Figure[] = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")).figures ?? []) : [];
     const names = new Set(figures.map((figure) => figure.name));
     const merged = [...previous.filter((figure) => !names.has(figure.name)), ...figures];
     writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, figures: merged }, null, 2) + "\n");
+}
+
+async function main(): Promise<void> {
+    const only = process.argv[2];
+    // The fleet reports each size as soon as it is measured (a full run takes long).
+    const eachSize = (figures: Figure[]) => (printTable(figures), persist(figures));
+    const parts: Record<string, () => Promise<Figure[]>> = {
+        lab: benchLabStart,
+        fleet: () => benchFleet(undefined, undefined, undefined, eachSize),
+        fail2ban: () => benchFail2banFilters(),
+    };
+    if (only && !parts[only]) throw new Error(`unknown part "${only}" (${Object.keys(parts).join(", ")})`);
+    const figures: Figure[] = [];
+    for (const [name, part] of Object.entries(parts)) if (!only || only === name) figures.push(...(await part()));
+    printTable(figures);
+    persist(figures);
     console.log(`written to ${out} (${machine})`);
 }
 
