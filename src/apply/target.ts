@@ -1,7 +1,7 @@
 // From a host's config and secrets to how the engine reaches it.
 import type { HostConfig } from "../config/schema";
 import type { SecretValues } from "../config/secrets";
-import { knockSpecOf, sendKnock, type KnockSpec } from "../knocking/client";
+import { knockSpecOf, sendKnock, spaKeysOf, type KnockSpec } from "../knocking/client";
 import type { SessionTarget } from "../ssh/session";
 import type { HostTarget } from "./engine";
 
@@ -32,10 +32,9 @@ export function sessionFor(config: HostConfig, env: NodeJS.ProcessEnv = process.
  */
 export function connectable(plain: PlainSession, secrets: SecretValues, previous?: { session: PlainSession; secrets: SecretValues }): SessionTarget {
     const { knock, ...session } = plain;
-    const keysOf = (values: SecretValues) => (values.knockKey && values.knockHmacKey ? { key: values.knockKey, hmacKey: values.knockHmacKey } : undefined);
     const knocks = [
-        ...(previous?.session.knock && JSON.stringify(previous.session.knock) !== JSON.stringify(knock) ? [{ spec: previous.session.knock, keys: keysOf(previous.secrets) }] : []),
-        ...(knock ? [{ spec: knock, keys: keysOf(secrets) }] : []),
+        ...(previous?.session.knock && JSON.stringify(previous.session.knock) !== JSON.stringify(knock) ? [{ spec: previous.session.knock, keys: spaKeysOf(previous.secrets) }] : []),
+        ...(knock ? [{ spec: knock, keys: spaKeysOf(secrets) }] : []),
     ];
     return {
         ...session,

@@ -10,7 +10,7 @@ import { ConfigError } from "../config/schema";
 import { secretsWithoutPulumi } from "../config/secrets";
 import { applyHost, ApplyError, type ApplyReport } from "../apply/engine";
 import { hostTarget } from "../apply/target";
-import { fwknoprcStanza, knockSpecOf, sendKnock } from "../knocking/client";
+import { fwknoprcStanza, knockSpecOf, sendKnock, spaKeysOf } from "../knocking/client";
 import { generateSpaKeys } from "../knocking/spa";
 import { loadStackConfig, STACKS_DIR } from "../config/stack-file";
 import { checkStack } from "../drift/check";
@@ -152,7 +152,7 @@ stackCommand("knock", "open the stack's knock-guarded services (SSH, the GUI, AM
             return;
         }
         const secrets = secretsWithoutPulumi(loaded.config, loaded.source);
-        const keys = secrets.knockKey && secrets.knockHmacKey ? { key: secrets.knockKey, hmacKey: secrets.knockHmacKey } : undefined;
+        const keys = spaKeysOf(secrets);
         if (spec.mode === "spa" && !keys) throw new ConfigError(loaded.source, ["knockKey: no SPA keys (knocking.spa.keyFile, or MOR_HARDEN_KNOCK_KEY and MOR_HARDEN_KNOCK_HMAC_KEY)"]);
         await sendKnock(spec, address, keys);
         const { openWindow, guards } = loaded.config.knocking;

@@ -4,26 +4,33 @@
 import { createSocket } from "node:dgram";
 import { isIPv6, Socket } from "node:net";
 import type { HostConfig } from "../config/schema";
-import { serviceCatalogue } from "../firewall/services";
+import { effectiveServices } from "../firewall/schema";
 import { spaPacket, type SpaKeys } from "./spa";
 
 /** What a knock needs besides secrets: plain data, kept in Pulumi state with the connection. */
 export type KnockSpec =
     | { mode: "sequence"; ports: number[]; protocol: "tcp" | "udp" }
-    | { mode: "spa"; port: number; access: string[]; openSeconds: number };
+    | { mode: "spa"; port: number; access: string[] };
 
 /** The knock of a stack, or none when knocking is off. */
 export function knockSpecOf(config: HostConfig): KnockSpec | undefined {
     const { knocking } = config;
     if (knocking.mode === "sequence") return { mode: "sequence", ports: knocking.sequence, protocol: knocking.protocol };
     if (knocking.mode === "spa") {
+        // The guarded services where the firewall has them (sshd's own port for SSH).
+        const services = effectiveServices(config.firewall, config.sshd.port);
         const access = knocking.guards.map((guarded) => {
-            const port = guarded === "ssh" ? config.sshd.port : (config.firewall.services[guarded]?.ports?.from ?? serviceCatalogue[guarded].ports.from);
-            return `tcp/${port}`;
+            const service = services.find((candidate) => candidate.name === guarded)!;
+            return `${service.protocol}/${service.ports.from}`;
         });
-        return { mode: "spa", port: knocking.spa.port, access, openSeconds: knocking.openWindow };
+        return { mode: "spa", port: knocking.spa.port, access };
     }
     return undefined;
+}
+
+/** The SPA keys among a host's secrets, when both are there. */
+export function spaKeysOf(secrets: { knockKey?: string; knockHmacKey?: string }): SpaKeys | undefined {
+    return secrets.knockKey && secrets.knockHmacKey ? { key: secrets.knockKey, hmacKey: secrets.knockHmacKey } : undefined;
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -74,7 +81,7 @@ export async function sendKnock(spec: KnockSpec, address: string, keys?: SpaKeys
     }
     if (!keys) throw new Error("knocking.mode spa needs the secrets knockKey and knockHmacKey");
     const source = await sourceAddressTowards(address);
-    await udpSend(address, spec.port, Buffer.from(spaPacket({ keys, source, access: spec.access, openSeconds: spec.openSeconds })));
+    await udpSend(address, spec.port, Buffer.from(spaPacket({ keys, source, access: spec.access })));
     // fwknopd reads the packet from pcap and runs iptables: give it a moment.
     await pause(700);
 }

@@ -69,7 +69,7 @@ const FWKNOPD_START = "systemctl enable fwknop-server 2>/dev/null; systemctl res
 export function renderKnockingServer(input: RenderInput): ConcernPlan | undefined {
     const { knocking } = input.config;
     const spec = knockSpecOf(input.config);
-    if (knocking.mode !== "spa" || spec?.mode !== "spa") return undefined;
+    if (spec?.mode !== "spa") return undefined;
     const data = { stack: input.stack, port: knocking.spa.port };
     return {
         concern: "knocking",

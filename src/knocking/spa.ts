@@ -23,10 +23,8 @@ export interface SpaRequest {
     keys: SpaKeys;
     /** The address the host will see the packet from (fwknopd opens the ports for it). */
     source: string;
-    /** "tcp/22" and the like. */
+    /** "tcp/22" and the like. How long they stay open is the server's FW_ACCESS_TIMEOUT. */
     access: string[];
-    /** Unused by the message (the server's FW_ACCESS_TIMEOUT rules); kept for the summary. */
-    openSeconds?: number;
     user?: string;
     /** For tests: fixed time, random value and salt. */
     now?: Date;

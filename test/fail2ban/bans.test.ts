@@ -9,7 +9,7 @@ import { jailDefaults, type JailName } from "../../src/fail2ban/schema";
 import type { LabNode } from "../../src/lab/lab";
 import { findTemplatesDir } from "../../src/render/templates";
 import { parseSamples } from "../helpers/fail2ban-regex";
-import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 
 let lab: TestLab;
 const host = () => lab.host(1);
@@ -55,12 +55,7 @@ function wrongKeyLogin(from: LabNode, address: string): string {
     return attempt.stderr;
 }
 
-/** TCP connect from `from` to the host: "open", "refused" (a ban rejects) or "filtered". */
-function connect(from: LabNode, address: string, port: number): string {
-    const result = sh(from, `timeout 4 bash -c 'exec 3<>/dev/tcp/${address}/${port}' 2>&1; echo "exit=$?"`, 10_000).stdout;
-    if (/exit=0/.test(result)) return "open";
-    return /refused/i.test(result) ? "refused" : "filtered";
-}
+const connect = (from: LabNode, address: string, port: number) => tcpConnect(from, address, port, 4);
 
 before(async () => {
     lab = await startTestLab(1);

@@ -99,10 +99,7 @@ const RECORD = "\u0001";
  * first matching pattern wins.
  */
 export function runFilter(configDir: string, filter: string, lines: string[]): Failure[] {
-    const work = mkdtempSync(join(tmpdir(), "mor-harden-f2b-log-"));
-    try {
-        const log = join(work, "sample.log");
-        writeFileSync(log, lines.join("\n") + "\n");
+    return withLog(lines, (log) => {
         const run = spawnSync("fail2ban-regex", ["-c", configDir, "-l", "warning", "--raw", "--no-check-all", "-o", `${RECORD}<fid>\t<time>\t<matches>`, log, filter], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
         if (run.status !== 0) throw new Error(`fail2ban-regex ${filter} failed (${run.status}): ${run.stderr}${run.stdout}`);
         // fail2ban-server ignores a failure whose line has no date it can read; fail2ban-regex
@@ -122,6 +119,16 @@ export function runFilter(configDir: string, filter: string, lines: string[]): F
             next = index + 1;
         }
         return failures;
+    });
+}
+
+/** `lines` as a log file in a scratch directory, for the time of `use`. */
+function withLog<T>(lines: string[], use: (log: string) => T): T {
+    const work = mkdtempSync(join(tmpdir(), "mor-harden-f2b-log-"));
+    try {
+        const log = join(work, "sample.log");
+        writeFileSync(log, lines.join("\n") + "\n");
+        return use(log);
     } finally {
         rmSync(work, { recursive: true, force: true });
     }
@@ -137,16 +144,11 @@ function findFrom(lines: string[], from: number, message: string[]): number {
 
 /** What each failure regex of a filter matched in a log: hits per regex, from fail2ban-regex's summary. */
 export function hitsPerRegex(configDir: string, filter: string, lines: string[]): number[] {
-    const work = mkdtempSync(join(tmpdir(), "mor-harden-f2b-log-"));
-    try {
-        const log = join(work, "sample.log");
-        writeFileSync(log, lines.join("\n") + "\n");
+    return withLog(lines, (log) => {
         const out = execFileSync("fail2ban-regex", ["-c", configDir, "--raw", "--print-no-missed", "--print-no-ignored", log, filter], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
         const summary = out.slice(out.indexOf("Failregex:"), out.indexOf("Ignoreregex:"));
         return [...summary.matchAll(/^\|-?\s+(\d+)\) \[(\d+)\]/gm)].map((match) => Number(match[2]));
-    } finally {
-        rmSync(work, { recursive: true, force: true });
-    }
+    });
 }
 
 /** The hosts a jail bans from these failures: `maxretry` of them within `findtime` seconds. */

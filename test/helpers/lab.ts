@@ -48,6 +48,13 @@ export function sh(node: LabNode, script: string, timeoutMs = 60_000): ExecResul
     return labExec(node, ["sh", "-c", script], { timeoutMs });
 }
 
+/** A TCP connection from `from` to `address`: "open", "refused" (a ban's REJECT) or "filtered" (no answer). */
+export function tcpConnect(from: LabNode, address: string, port: number, timeoutSeconds = 3): string {
+    const result = sh(from, `timeout ${timeoutSeconds} bash -c 'exec 3<>/dev/tcp/${address}/${port}' 2>&1; echo "exit=$?"`, 10_000).stdout;
+    if (/exit=0/.test(result)) return "open";
+    return /refused/i.test(result) ? "refused" : "filtered";
+}
+
 /** Writes artifacts into a lab host as the provider would (secrets filled in), without activating them. */
 export function writeArtifacts(host: LabHost, artifacts: Artifact[], secrets: Record<string, string> = {}): void {
     for (const artifact of artifacts) {

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { labExec, type LabNode } from "../../src/lab/lab";
 import { generateSpaKeys } from "../../src/knocking/spa";
-import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 
 let lab: TestLab;
 const host = () => lab.host(1);
@@ -19,12 +19,7 @@ const OPEN_WINDOW = 6;
 
 const pause = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
 
-/** TCP connect from `from` to the host: "open", "refused" or "filtered". */
-function connect(from: LabNode, port: number): string {
-    const result = sh(from, `timeout 3 bash -c 'exec 3<>/dev/tcp/${host().v4}/${port}' 2>&1; echo "exit=$?"`, 10_000).stdout;
-    if (/exit=0/.test(result)) return "open";
-    return /refused/i.test(result) ? "refused" : "filtered";
-}
+const connect = (from: LabNode, port: number) => tcpConnect(from, host().v4, port);
 
 function knock(stackFile: string) {
     return labExec(workstation(), ["node", CLI, "knock", "--config", stackFile], { timeoutMs: 20_000 });

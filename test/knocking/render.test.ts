@@ -100,7 +100,7 @@ describe("single packet authorization (fwknopd)", () => {
 
     it("knocks before every connection, and also the old way while the knocking settings change", () => {
         const session = sessionFor(spa(), {});
-        assert.deepEqual(session.knock, { mode: "spa", port: 62201, access: ["tcp/22", "tcp/443"], openSeconds: 30 });
+        assert.deepEqual(session.knock, { mode: "spa", port: 62201, access: ["tcp/22", "tcp/443"] });
         assert.ok(connectable(session, {}).preConnect, "a knock before each connection");
         assert.equal(connectable(sessionFor(minimalConfig(), {}), {}).preConnect, undefined, "none without knocking");
         const previous = { session: sessionFor(knocking(), {}), secrets: {} };
