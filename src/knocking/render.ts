@@ -62,6 +62,13 @@ const FWKNOP_DIR = "/etc/fwknop";
 const FWKNOPD_START = "systemctl enable fwknop-server 2>/dev/null; systemctl restart fwknop-server 2>/dev/null || { fwknopd -K >/dev/null 2>&1; fwknopd; }";
 
 /**
+ * Drops from `iptables -S FWKNOP_INPUT` the rules fwknopd adds itself (one source, a comment with
+ * its expiry time, ACCEPT): what is left was added by someone else, and is drift. fwknopd owns the
+ * chain, so the firewall's own view leaves it out.
+ */
+export const FWKNOP_FOREIGN_RULES = `grep '^-A ' | grep -vE '^-A FWKNOP_INPUT -s [0-9.]+/32 (.* )?-m comment --comment "?_exp_[0-9]+"? -j ACCEPT$'`;
+
+/**
  * fwknopd for spa mode: its config, who may open what (the keys, filled in on the host only),
  * and Debian's switch that lets it start. Applied before the firewall, which then drops the
  * guarded services' own accept rules: fwknopd must be up to let anyone in.
@@ -91,7 +98,7 @@ export function renderKnockingServer(input: RenderInput): ConcernPlan | undefine
         snapshot: [],
         rollback: [],
         deactivate: ["systemctl disable --now fwknop-server 2>/dev/null; fwknopd -K >/dev/null 2>&1; true"],
-        liveViews: [],
+        liveViews: [{ name: "fwknopd's chain: rules fwknopd did not add (iptables -S FWKNOP_INPUT)", live: `iptables -w -S FWKNOP_INPUT 2>/dev/null | ${FWKNOP_FOREIGN_RULES}`, expected: { text: "" } }],
         // New keys could keep the operator out: confirmed by a new login that knocks with them.
         needsConfirm: true,
     };

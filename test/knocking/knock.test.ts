@@ -1,7 +1,7 @@
 // Port knocking live on a lab host, in both modes: the apply that turns it on is confirmed by a
 // login that knocked; the guarded services are closed to everyone until a knock, then open for
 // the knocker only, and close again after the open window; a replayed SPA packet opens nothing;
-// knocking disabled by hand is drift.
+// knocking disabled by hand, or a rule added to fwknopd's chain, is drift.
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -129,6 +129,20 @@ describe("single packet authorization live", () => {
         const knocked = knock(stackFile);
         assert.equal(knocked.code, 0, knocked.stderr);
         assert.equal(connect(workstation(), 22), "open");
+    });
+
+    it("reports a rule added by hand to fwknopd's chain as drift, never fwknopd's own rules", () => {
+        const drift = () => labExec(workstation(), ["node", CLI, "drift", "--config", stackFile], { timeoutMs: 60_000 });
+        assert.match(sh(host(), "iptables -S FWKNOP_INPUT").stdout, /_exp_/, "fwknopd has opened for the workstation");
+        const clean = drift();
+        assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+        assert.equal(sh(host(), "iptables -I FWKNOP_INPUT 1 -p tcp --dport 22 -j ACCEPT").code, 0);
+        const dirty = drift();
+        assert.equal(dirty.code, 1, dirty.stdout + dirty.stderr);
+        assert.match(dirty.stdout, /^\+-A FWKNOP_INPUT -p tcp -m tcp --dport 22 -j ACCEPT$/m);
+        assert.equal(sh(host(), "iptables -D FWKNOP_INPUT -p tcp --dport 22 -j ACCEPT").code, 0);
+        const again = drift();
+        assert.equal(again.code, 0, again.stdout + again.stderr);
     });
 
     it("prints the settings of fwknop's own client, keys left out", () => {

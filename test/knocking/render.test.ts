@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { createDecipheriv, createHash, createHmac } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { buildRuleset, INPUT_CHAIN } from "../../src/firewall/render";
-import { knockListName, renderKnockingServer } from "../../src/knocking/render";
+import { FWKNOP_FOREIGN_RULES, knockListName, renderKnockingServer } from "../../src/knocking/render";
 import { spaPacket } from "../../src/knocking/spa";
 import { concernsOf, renderHost } from "../../src/render/host";
 import { parseFwknopKeys } from "../../src/config/secrets";
@@ -62,6 +63,20 @@ describe("single packet authorization (fwknopd)", () => {
         assert.match(plan.artifacts[0].content, /^PCAP_FILTER +udp port 62201;$/m);
         assert.ok(plan.needsConfirm);
         assert.equal(renderKnockingServer(await renderInputFor(knocking())), undefined, "no fwknopd in sequence mode");
+    });
+
+    it("sees a rule added by hand to fwknopd's chain, and not fwknopd's own", async () => {
+        const plan = renderKnockingServer(await renderInputFor(spa()))!;
+        assert.deepEqual(plan.liveViews.map((view) => view.expected), [{ text: "" }]);
+        const chain = [
+            "-N FWKNOP_INPUT",
+            '-A FWKNOP_INPUT -s 198.51.100.10/32 -p tcp -m tcp --dport 22 -m comment --comment _exp_1795000030 -j ACCEPT',
+            '-A FWKNOP_INPUT -s 198.51.100.10/32 -p tcp -m tcp --dport 443 -m comment --comment "_exp_1795000030" -j ACCEPT',
+            "-A FWKNOP_INPUT -p tcp -m tcp --dport 22 -j ACCEPT",
+            "-A FWKNOP_INPUT -p tcp -m comment --comment _exp_1795000030 -j ACCEPT",
+        ].join("\n");
+        const foreign = execFileSync("sh", ["-c", FWKNOP_FOREIGN_RULES], { input: chain + "\n", encoding: "utf8" });
+        assert.equal(foreign, "-A FWKNOP_INPUT -p tcp -m tcp --dport 22 -j ACCEPT\n-A FWKNOP_INPUT -p tcp -m comment --comment _exp_1795000030 -j ACCEPT\n");
     });
 
     it("builds packets fwknopd can read: salted AES-256-CBC, a SHA-256 digest, an HMAC over the whole text", () => {
