@@ -5,16 +5,16 @@ import { join } from "node:path";
 import { benchFail2banFilters } from "./fail2ban-filters";
 import { benchFleet } from "./fleet";
 import { benchLabStart } from "./lab-start";
-import { printTable, type Figure } from "./stats";
+import { figureKey, printTable, type Figure } from "./stats";
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, node ${process.version}`;
 const out = join(__dirname, "..", "..", "bench", "results.json");
 
-/** Writes these figures into results.json, replacing earlier ones of the same name and keeping the rest. */
+/** Writes these figures into results.json, replacing earlier ones of the same measure and keeping the rest. */
 function persist(figures: Figure[]): void {
     const previous: Figure[] = existsSync(out) ? (JSON.parse(readFileSync(out, "utf8")).figures ?? []) : [];
-    const names = new Set(figures.map((figure) => figure.name));
-    const merged = [...previous.filter((figure) => !names.has(figure.name)), ...figures];
+    const keys = new Set(figures.map((figure) => figureKey(figure.name)));
+    const merged = [...previous.filter((figure) => !keys.has(figureKey(figure.name))), ...figures];
     writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), machine, figures: merged }, null, 2) + "\n");
 }
 

@@ -29,3 +29,8 @@ export function printTable(figures: Figure[]): void {
     const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
     for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join("  "));
 }
+
+/** What a figure measures: its name without the counts measured with it ("(1 round trips, 58194 B a host)"). */
+export function figureKey(name: string): string {
+    return name.replace(/ \(\d+ round trips?, \d+ B a host\)/, "");
+}
