@@ -151,10 +151,9 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             for (const host of state.hosts) labExec(host, ["sh", "-c", "echo '# hand edit' >> /etc/fail2ban/jail.d/mor-harden.local"]);
             const dirty = measure("drift-dirty");
 
-            let ansibleCheck: AnsibleFigures | undefined;
-            let ansibleApply: AnsibleFigures | undefined;
+            let ansibleDir: string | undefined;
             if (withAnsible) {
-                const ansibleDir = join(dir, "ansible");
+                ansibleDir = join(dir, "ansible");
                 rmSync(ansibleDir, { recursive: true, force: true });
                 await prepareAnsible(state, state.hosts.map((host, index) => ({ host, stackFile: files[index] })), ansibleDir);
                 // The playbook sees the hand edit (so its check is a real check): once, at the first size.
@@ -163,28 +162,27 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
                     const dirtyCheck = runAnsible(state, ansibleDir, { check: true });
                     if (dirtyCheck.changedHosts !== size) throw new Error(`ansible --check saw drift on ${dirtyCheck.changedHosts} of ${size} hosts`);
                 }
-                runner(state, "setup", 1, files); // repaired by mor-harden: Ansible starts from the same hosts
-                const ansible = (check: boolean) => {
-                    const samples = [];
-                    counter.reset(state.hosts);
-                    const ansibleRunCount = ansibleRuns[sizeIndex];
-                    for (let run = 0; run < ansibleRunCount; run++) {
-                        note(`ansible ${check ? "--check --diff" : "apply"}, run ${run + 1}/${ansibleRunCount}`);
-                        const result = runAnsible(state, ansibleDir, { check });
-                        if (result.failedHosts > 0) throw new Error(`ansible: ${result.failedHosts} hosts failed`);
-                        samples.push(result);
-                    }
-                    const bytes = perHost(counter.total(), size, ansibleRunCount);
-                    // Round trips a host do not depend on N: counted once (-vvv, untimed), at the first size.
-                    const key = check ? "check" : "apply";
-                    ansibleRoundTrips[key] ??= runAnsible(state, ansibleDir, { check, count: true }).roundTrips!;
-                    return { samples, bytes, roundTrips: ansibleRoundTrips[key]! };
-                };
-                ansibleCheck = ansible(true);
-                ansibleApply = ansible(false);
-            } else {
-                runner(state, "setup", 1, files); // repaired
             }
+            runner(state, "setup", 1, files); // repaired by mor-harden: Ansible starts from the same hosts
+
+            const ansibleRunCount = ansibleRuns[sizeIndex];
+            const ansible = (directory: string, check: boolean): AnsibleFigures => {
+                const samples = [];
+                counter.reset(state.hosts);
+                for (let run = 0; run < ansibleRunCount; run++) {
+                    note(`ansible ${check ? "--check --diff" : "apply"}, run ${run + 1}/${ansibleRunCount}`);
+                    const result = runAnsible(state, directory, { check });
+                    if (result.failedHosts > 0) throw new Error(`ansible: ${result.failedHosts} hosts failed`);
+                    samples.push(result);
+                }
+                const bytes = perHost(counter.total(), size, ansibleRunCount);
+                // Round trips a host do not depend on N: counted once (-vvv, untimed), at the first size.
+                const key = check ? "check" : "apply";
+                ansibleRoundTrips[key] ??= runAnsible(state, directory, { check, count: true }).roundTrips!;
+                return { samples, bytes, roundTrips: ansibleRoundTrips[key]! };
+            };
+            const ansibleCheck = ansibleDir ? ansible(ansibleDir, true) : undefined;
+            const ansibleApply = ansibleDir ? ansible(ansibleDir, false) : undefined;
 
             const label = (what: string, roundTrips: number, bytes: number) => `${what}, ${size} host${size > 1 ? "s" : ""} (${roundTrips} round trips, ${bytes} B a host)`;
             const seconds = (samples: { seconds: number }[]) => samples.map((sample) => sample.seconds);
@@ -193,12 +191,16 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             const dirtyFigure = summarize(label("mor-harden drift, drift on every host", dirty.samples[0].roundTrips, dirty.bytes), "s", seconds(dirty.samples));
             const firstFigure = summarize(label("mor-harden first apply, fresh hosts", Math.max(...first.map((s) => s.roundTrips)), Math.round(firstBytes.reduce((a, b) => a + b, 0) / firstBytes.length)), "s", seconds(first));
             const applyFigure = summarize(label("mor-harden no-change apply", apply.samples[0].roundTrips, apply.bytes), "s", seconds(apply.samples));
-            const sizeFigures = [floorFigure, driftFigure, dirtyFigure, firstFigure, applyFigure];
-            sizeFigures.push(
+            const sizeFigures = [
+                floorFigure,
+                driftFigure,
+                dirtyFigure,
+                firstFigure,
+                applyFigure,
                 ratio(`  drift / floor (${size})`, driftFigure, floorFigure, 1.5),
                 ratio(`  no-change apply / floor (${size})`, applyFigure, floorFigure, 2),
                 ratio(`  first apply / floor (${size})`, firstFigure, floorFigure),
-            );
+            ];
             if (ansibleCheck && ansibleApply) {
                 const checkFigure = summarize(label("ansible --check --diff", ansibleCheck.roundTrips, ansibleCheck.bytes), "s", seconds(ansibleCheck.samples));
                 const ansibleApplyFigure = summarize(label("ansible apply (no change)", ansibleApply.roundTrips, ansibleApply.bytes), "s", seconds(ansibleApply.samples));
