@@ -86,6 +86,7 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         snapshot: [],
         // Without our vhost (a first apply undone) the site link must go too, or Apache will not start.
         rollback: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],
+        rollbackCheck: [],
         deactivate: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],
         liveViews: [],
         needsConfirm: false,

@@ -147,7 +147,7 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
     const originals = `${STATE_DIR}/originals/${plan.concern}`;
     const files = plan.artifacts.map((artifact, index) => ({ ...artifact, index, content: plan.contents[index] }));
     const rollback = [
-        `export MORH_TX='${tx}'`,
+        `export MORH_TX='${tx}' MORH_STATE='${tx}/state'`,
         ...files.map((file) => `if [ -e "$MORH_TX/backup/${file.index}" ]; then cp -a "$MORH_TX/backup/${file.index}" '${file.path}'; else rm -f '${file.path}'; fi`),
         ...(plan.rollback.length > 0 ? plan.rollback : plan.activate).map((command) => `( ${command} ) || echo "rollback step failed: ${command.replace(/["$`\\]/g, ".").slice(0, 60)}"`),
     ].join("\n");
@@ -171,7 +171,8 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         ]),
         ...plan.prepare.map((command) => step("prepare", command)),
         ...plan.validate.map((command) => step("validate", command)),
-        "export MORH_TX=\"$TX\"",
+        'export MORH_TX="$TX" MORH_STATE="$TX/state"',
+        'mkdir -p "$MORH_STATE"',
         ...plan.snapshot.map((command) => step("snapshot", command)),
     ];
     if (plan.needsConfirm) {

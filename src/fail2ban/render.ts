@@ -105,6 +105,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         verify: [jailThreadsCheck(enabled)],
         snapshot: [],
         rollback: [],
+        rollbackCheck: [],
         deactivate: [],
         liveViews: [],
         needsConfirm: false,

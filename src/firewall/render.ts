@@ -178,8 +178,9 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         // owns, jump and policy included), not by a separate check.
         verify: usesUlogd ? [ULOGD_CHECK] : [],
         // The live rules as they were, fail2ban's chains and bans included, restored whole on rollback.
-        snapshot: families.map((family) => `${tools[family].save} > "$MORH_TX/live.${family}"`),
-        rollback: families.map((family) => `[ ! -s "$MORH_TX/live.${family}" ] || ${tools[family].restore} -w < "$MORH_TX/live.${family}"`),
+        snapshot: families.map((family) => `${tools[family].save} > "$MORH_STATE/live.${family}"`),
+        rollback: families.map((family) => `[ ! -s "$MORH_STATE/live.${family}" ] || ${tools[family].restore} -w < "$MORH_STATE/live.${family}"`),
+        rollbackCheck: [],
         deactivate: families.map((family) => renderTemplate("firewall/deactivate.sh.hbs", commands(family)).trim()),
         // The loaded rules against the file loaded into a scratch network namespace by the same
         // iptables, so both sides are printed alike; see live-view.sh.hbs for what is compared.

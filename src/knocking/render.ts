@@ -97,6 +97,7 @@ export function renderKnockingServer(input: RenderInput): ConcernPlan | undefine
         verify: ["for try in 1 2 3 4 5 6 7 8 9 10; do pgrep -x fwknopd >/dev/null && exit 0; sleep 0.2; done; echo 'fwknopd is not running'; exit 1"],
         snapshot: [],
         rollback: [],
+        rollbackCheck: [],
         deactivate: ["systemctl disable --now fwknop-server 2>/dev/null; fwknopd -K >/dev/null 2>&1; true"],
         liveViews: [{ name: "fwknopd's chain: rules fwknopd did not add (iptables -S FWKNOP_INPUT)", live: `iptables -w -S FWKNOP_INPUT 2>/dev/null | ${FWKNOP_FOREIGN_RULES}`, expected: { text: "" } }],
         // New keys could keep the operator out: confirmed by a new login that knocks with them.

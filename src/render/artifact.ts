@@ -39,15 +39,31 @@ export interface ConcernPlan {
     prepare: string[];
     /** Commands that judge the written files with the real tool; any failure rolls the files back. */
     validate: string[];
-    /** Commands that make the files live (reload, restore). */
+    /**
+     * Commands that make the files live (reload, restore). A line `MORH-NOTE <text>` on their
+     * output is carried into the report (what an activation replaced, for instance).
+     */
     activate: string[];
     /** Commands that check the live state after activation (effective config, loaded jails); also how drift in the running state is seen. */
     verify: string[];
-    /** Commands that save the running state into $MORH_TX before activation (the firewall's live rules). */
+    /**
+     * Commands that save the running state into the directory `$MORH_STATE` before activation (the
+     * firewall's live rules). The first transaction of a concern keeps its snapshot with the
+     * originals, so delete can bring back the running state mor-harden found.
+     */
     snapshot: string[];
-    /** Commands that bring the running state back once the old files are restored (default: activate again). */
+    /** Commands that bring the running state back from `$MORH_STATE` once the old files are restored (default: activate again). */
     rollback: string[];
-    /** Commands that undo activation when mor-harden stops managing the concern, after the originals are back. */
+    /**
+     * Commands run after `rollback`: each exits non-zero, printing what is live instead, when the
+     * running state does not match the snapshot in `$MORH_STATE`. "Rolled back" is reported only
+     * when all pass.
+     */
+    rollbackCheck: string[];
+    /**
+     * Commands that undo activation when mor-harden stops managing the concern, after the originals
+     * are back; `$MORH_STATE` is the snapshot the first transaction took (it may be missing).
+     */
     deactivate: string[];
     /** What drift checks compare beyond the files. */
     liveViews: LiveView[];

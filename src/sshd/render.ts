@@ -118,6 +118,7 @@ export function renderSshd(input: RenderInput): ConcernPlan {
         verify: ['for try in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null && exit 0; sleep 0.2; done; echo "sshd is not running after the reload"; exit 1'],
         snapshot: [],
         rollback: [],
+        rollbackCheck: [],
         deactivate: [],
         liveViews: [
             {
