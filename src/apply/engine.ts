@@ -4,16 +4,24 @@
 import { randomBytes } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { desiredDigests, fillSecrets, type ConcernPlan, type FileDigest } from "../render/artifact";
-import { HostSession, type SessionTarget } from "../ssh/session";
-import { applyScript, confirmScript, parseReadOutput, readScript, rollbackNowScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
+import { CommandInterruptedError, HostSession, type SessionTarget } from "../ssh/session";
+import { applyExit, applyScript, concernOfTransaction, confirmScript, parseReadOutput, readScript, rollbackNowScript, statusScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
 
-export type ConcernStatus = "unchanged" | "applied" | "failed" | "rolled-back";
+/**
+ * How a concern ended. `failed`: nothing of it is live (refused before anything moved, or its
+ * rollback could not be completed: the message says what is live); `rolled-back`: it was
+ * activated or written and is back as it was, checked; `unknown`: the connection was lost and
+ * the outcome could not be learnt (the message says what the host does by itself).
+ */
+export type ConcernStatus = "unchanged" | "applied" | "failed" | "rolled-back" | "unknown";
 
 export interface ConcernReport {
     concern: string;
     status: ConcernStatus;
     /** What failed, with the tool's own message (secrets redacted). */
     message?: string;
+    /** What the transaction did beside its files (rules it replaced, stale transactions it rolled back). */
+    notes?: string[];
     files: FileDigest[];
 }
 
@@ -30,7 +38,7 @@ export class ApplyError extends Error {
         super(
             `${report.address}: ` +
                 report.concerns
-                    .filter((concern) => concern.status === "failed" || concern.status === "rolled-back")
+                    .filter((concern) => concern.status !== "unchanged" && concern.status !== "applied")
                     .map((concern) => `${concern.concern} ${concern.status}: ${concern.message}`)
                     .join("; "),
         );
@@ -43,6 +51,19 @@ export interface HostTarget {
     os: OsFamily;
     /** Seconds before an unconfirmed change rolls itself back on the host. */
     confirmSeconds: number;
+}
+
+/**
+ * How long a transaction waits for the host's lock: another operator's transaction runs for at
+ * most a command's time and then waits at most the confirm time for its confirmation.
+ */
+export function lockSecondsOf(target: HostTarget): number {
+    return target.session.commandTimeoutSeconds + target.confirmSeconds;
+}
+
+/** The `MORH-NOTE` lines of a script's output. */
+function notesIn(output: string): string[] {
+    return output.split("\n").filter((line) => line.startsWith("MORH-NOTE ")).map((line) => line.slice("MORH-NOTE ".length));
 }
 
 export function liveDigests(plan: ConcernPlan, live: LiveState): FileDigest[] {
@@ -89,15 +110,26 @@ async function withSession<T>(target: SessionTarget, work: (session: HostSession
 }
 
 /** One round trip: what is live on the host for these plans. */
-async function readLive(session: HostSession, target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, options: { fillViewCache?: boolean } = {}): Promise<LiveState> {
-    const result = await session.run(readScript(plans, target.os, options));
-    if (result.code !== 0) throw new Error(`${target.session.address}: reading the host failed: ${redact(result.stderr, secrets).trim()}`);
-    return parseReadOutput(result.stdout);
+async function readLive(session: HostSession, target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, options: { fillViewCache?: boolean; lockSeconds?: number } = {}): Promise<LiveState & { notes: string[] }> {
+    const result = await session.run(readScript(plans, target.os, options), target.session.commandTimeoutSeconds + (options.lockSeconds ?? 0));
+    if (result.code !== 0) {
+        const why = result.code === applyExit.state ? result.stdout.replace(/^[\s\S]*MORH-ABORTED /, "") : result.stderr;
+        throw new Error(`${target.session.address}: reading the host failed: ${redact(why, secrets).trim()}`);
+    }
+    return { ...parseReadOutput(result.stdout), notes: notesIn(result.stdout) };
 }
 
-/** What is live on the host for these plans: one connection, one round trip. */
+/**
+ * What is live on the host for these plans: one connection, one round trip, nothing written. A
+ * concern with a transaction waiting for its confirmation is not live as configured: what runs
+ * may still be rolled back, so it is never reported as settled.
+ */
 export async function readHost(target: HostTarget, plans: ConcernPlan[]): Promise<LiveState & { roundTrips: number }> {
-    return withSession(target.session, async (session) => ({ ...(await readLive(session, target, plans, {})), roundTrips: session.roundTrips }));
+    return withSession(target.session, async (session) => {
+        const live = await readLive(session, target, plans, {});
+        for (const { txid } of live.pending) live.running[concernOfTransaction(txid)] = false;
+        return { ...live, roundTrips: session.roundTrips };
+    });
 }
 
 function checkFacts(plans: ConcernPlan[], live: LiveState, renderedFor: string | undefined): string | undefined {
@@ -119,7 +151,8 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
     const report: ApplyReport = { address: target.session.address, concerns: [], roundTrips: 0, connections: 1, bytes: 0 };
     const session = await HostSession.connect(target.session);
     try {
-        const live = await readLive(session, target, plans, secrets, { fillViewCache: true });
+        // Waits out another operator's transaction first: what it reads is not about to be rolled back.
+        const live = await readLive(session, target, plans, secrets, { fillViewCache: true, lockSeconds: lockSecondsOf(target) });
         const factProblem = checkFacts(plans, live, options.renderedForOpenssh);
         if (factProblem) {
             report.concerns.push({ concern: "sshd", status: "failed", message: factProblem, files: liveDigests(plans.find((p) => p.concern === "sshd")!, live) });
@@ -132,7 +165,8 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
                 continue;
             }
             const outcome = await applyConcern(session, target, plan, secrets, live.missingPackages[plan.concern] ?? [], report);
-            report.concerns.push({ ...outcome, concern: plan.concern, files: outcome.status === "applied" ? desired : liveDigests(plan, live) });
+            const notes = [...(report.concerns.length === 0 ? live.notes : []), ...(outcome.notes ?? [])];
+            report.concerns.push({ ...outcome, concern: plan.concern, ...(notes.length > 0 ? { notes } : {}), files: outcome.status === "applied" ? desired : liveDigests(plan, live) });
             if (outcome.status !== "applied") throw new ApplyError(report);
         }
         return report;
@@ -143,6 +177,8 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
     }
 }
 
+type Outcome = { status: ConcernStatus; message?: string; notes?: string[] };
+
 async function applyConcern(
     session: HostSession,
     target: HostTarget,
@@ -150,33 +186,106 @@ async function applyConcern(
     secrets: Record<string, string | undefined>,
     missingPackages: string[],
     report: ApplyReport,
-): Promise<{ status: ConcernStatus; message?: string }> {
+): Promise<Outcome> {
     const txid = transactionId(plan.concern);
-    const script = applyScript(fill(plan, secrets), { txid, os: target.os, installPackages: missingPackages, confirmSeconds: target.confirmSeconds });
-    const result = await session.run(script);
+    const lockSeconds = lockSecondsOf(target);
+    const script = applyScript(fill(plan, secrets), { txid, os: target.os, installPackages: missingPackages, confirmSeconds: target.confirmSeconds, lockSeconds });
+    let result;
+    try {
+        result = await session.run(script, target.session.commandTimeoutSeconds + lockSeconds);
+    } catch (error) {
+        if (!(error instanceof CommandInterruptedError)) throw error;
+        return settleOverNewConnection(target, plan, txid, error.message, report);
+    }
+    const output = (text: string) => lastLines(redact(text, secrets).replace(/^MORH-(FAILED|NOTE) .*$/gm, "").trim(), 12) || "(no output)";
+    const notes = notesIn(result.stdout);
+    if (result.code === applyExit.state) {
+        return { status: "failed", notes, message: `nothing was changed: ${redact(result.stdout.replace(/^[\s\S]*MORH-ABORTED /, ""), secrets).trim()}` };
+    }
+    if (result.code === applyExit.rollback) {
+        return { status: "failed", notes, message: `the change failed and its rollback is incomplete; what is live: ${output(`${result.stdout}${result.stderr}`)}` };
+    }
     if (result.code !== 0) {
         const step = stepOfExit(result.code) ?? `exit ${result.code}`;
-        const output = lastLines(redact(`${result.stdout}${result.stderr}`, secrets).replace(/^MORH-FAILED .*$/m, "").trim(), 12);
-        return { status: "rolled-back", message: `${step} failed, files and running state restored: ${output || "(no output)"}` };
+        return { status: "rolled-back", notes, message: `${step} failed, files and running state restored: ${output(`${result.stdout}${result.stderr}`)}` };
     }
-    if (!plan.needsConfirm) return { status: "applied" };
-    // The change could lock the operator out: only a NEW login proves it did not.
+    if (!plan.needsConfirm) return { status: "applied", notes };
+    return { ...(await confirm(session, target, plan, txid, report)), notes };
+}
+
+/** The change could lock the operator out: only a NEW login proves it did not. */
+async function confirm(session: HostSession, target: HostTarget, plan: ConcernPlan, txid: string, report: ApplyReport): Promise<Outcome> {
     report.connections++;
+    let fresh: HostSession;
     try {
-        const confirmed = await withSession(target.session, async (fresh) => {
-            const outcome = await fresh.run(confirmScript(txid));
-            report.roundTrips += fresh.roundTrips;
-            return outcome;
-        });
-        if (confirmed.code === 0) return { status: "applied" };
-        return { status: "rolled-back", message: `the host rolled the change back before it was confirmed (confirm timeout ${target.confirmSeconds} s)` };
+        // A refused connection is retried briefly: sshd may be restarting.
+        fresh = await HostSession.connectPatiently(target.session, 10);
     } catch (error) {
         const reason = (error as Error).message;
         try {
-            await session.run(rollbackNowScript(txid), 60);
-            return { status: "rolled-back", message: `a new SSH login failed after activation (${reason}); rolled back` };
+            const now = await session.run(rollbackNowScript(txid), 180);
+            return outcomeOfRollbackNow(now.stdout, `a new SSH login failed after activation (${reason})`, target);
         } catch {
-            return { status: "rolled-back", message: `a new SSH login failed after activation (${reason}); the host rolls back by itself within ${target.confirmSeconds} s` };
+            return { status: "unknown", message: `a new SSH login failed after activation (${reason}) and the first connection is gone: the host rolls the change back by itself within ${target.confirmSeconds} s of its activation` };
         }
     }
+    try {
+        const confirmed = await fresh.run(confirmScript(txid, plan));
+        report.roundTrips += fresh.roundTrips;
+        if (confirmed.code === 0) return { status: "applied" };
+        return { status: "rolled-back", message: `the host rolled the change back before it was confirmed (confirm timeout ${target.confirmSeconds} s)` };
+    } catch (error) {
+        if (!(error instanceof CommandInterruptedError)) throw error;
+        // The confirmation may have been done with its reply lost: ask.
+        return settleOverNewConnection(target, plan, txid, `the confirmation's reply was lost (${error.message})`, report);
+    } finally {
+        fresh.close();
+    }
+}
+
+function outcomeOfRollbackNow(stdout: string, why: string, target: HostTarget): Outcome {
+    if (stdout.includes("MORH-ROLLED-BACK")) return { status: "rolled-back", message: `${why}; rolled back` };
+    if (stdout.includes("MORH-ALREADY-CONFIRMED")) return { status: "applied", message: `${why}, but the change had been confirmed` };
+    if (stdout.includes("MORH-ROLLBACK-INCOMPLETE")) return { status: "failed", message: `${why}; the rollback is incomplete: ${lastLines(stdout.replace("MORH-ROLLBACK-INCOMPLETE", "").trim(), 12)}` };
+    const ended = /MORH-ALREADY-ENDED (.*)/.exec(stdout)?.[1] ?? "";
+    if (ended.startsWith("rolled-back")) return { status: "rolled-back", message: `${why}; the host had rolled it back (confirm timeout ${target.confirmSeconds} s)` };
+    return { status: "failed", message: `${why}; the transaction ended as: ${ended || "(unknown)"}` };
+}
+
+/**
+ * The connection was lost (or a command timed out) while a transaction ran: its script goes on
+ * on the host. Asks over new connections how it ended, for a bounded time; a transaction waiting
+ * for its confirmation is confirmed by that new login itself.
+ */
+async function settleOverNewConnection(target: HostTarget, plan: ConcernPlan, txid: string, why: string, report: ApplyReport): Promise<Outcome> {
+    const deadline = Date.now() + (target.confirmSeconds + 30) * 1000;
+    let lastError = "";
+    while (Date.now() < deadline) {
+        report.connections++;
+        try {
+            const status = await withSession(target.session, async (fresh) => {
+                const result = await fresh.run(statusScript(txid), 30);
+                report.roundTrips += fresh.roundTrips;
+                const state = /MORH-STATUS (.*)/.exec(result.stdout)?.[1] ?? "unknown";
+                if (state.startsWith("pending")) {
+                    const confirmed = await fresh.run(confirmScript(txid, plan), 30);
+                    return confirmed.code === 0 ? "applied" : "rolled-back unconfirmed";
+                }
+                return state;
+            });
+            if (status === "applied") return { status: "applied", message: `${why}; the transaction completed on the host` };
+            if (status.startsWith("rolled-back")) return { status: "rolled-back", message: `${why}; the host rolled the change back (${status.replace(/^rolled-back ?/, "") || "failed step"})` };
+            if (status.startsWith("rollback-incomplete")) return { status: "failed", message: `${why}; the host's rollback is incomplete (see ${txid} on the host)` };
+            if (status.startsWith("aborted")) return { status: "failed", message: `${why}; nothing was changed: ${status.replace(/^aborted: /, "")}` };
+            if (status === "none") return { status: "failed", message: `${why}; the transaction never started: nothing was changed` };
+            lastError = `the transaction is still ${status}`;
+        } catch (error) {
+            lastError = (error as Error).message;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    const byItself = plan.needsConfirm
+        ? `unless confirmed, the host rolls the change back by itself within ${target.confirmSeconds} s of its activation`
+        : "the transaction finishes on the host by itself, applied or rolled back";
+    return { status: "unknown", message: `${why}; its outcome could not be learnt (${lastError}): ${byItself}` };
 }

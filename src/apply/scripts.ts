@@ -29,6 +29,8 @@ export interface LiveState {
     openssh?: string;
     /** Packages that are not installed, per concern. */
     missingPackages: Record<string, string[]>;
+    /** Transactions waiting for their confirmation: what is live may still be rolled back. */
+    pending: { txid: string; deadline: number }[];
 }
 
 const installers: Record<OsFamily, (packages: string[]) => string> = {
@@ -71,11 +73,24 @@ export function expectedOfView(plan: ConcernPlan, index: number, fill = false): 
     return `exp=$(cat '${cache}' 2>/dev/null); { [ -n "$exp" ] && [ "$exp" = "$live" ]; } || { ${compute}${store}; }`;
 }
 
-/** One script that reports every managed file, every concern's running state, facts and packages. */
-export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillViewCache?: boolean } = {}): string {
+/** Lines `T <txid> <deadline>`: the transactions waiting for their confirmation (read-only). */
+export const PENDING_LINES = `for morh_p in '${STATE_DIR}'/tx/*/pending; do [ -e "$morh_p" ] || continue; morh_t=\${morh_p%/pending}; echo "T \${morh_t##*/} $(head -c 20 "$morh_p" | tr -cd 0-9)"; done`;
+
+/**
+ * One script that reports every managed file, every concern's running state, facts, packages
+ * and pending transactions. With `lockSeconds` (an apply's read) it first waits, under the host's
+ * lock, for another operator's transaction to end, so what it reports is not about to be rolled
+ * back; without (drift, refresh) it writes nothing and only reports what is pending.
+ */
+export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillViewCache?: boolean; lockSeconds?: number } = {}): string {
     const paths = plans.flatMap((plan) => plan.artifacts.map((artifact) => `'${artifact.path}'`)).join(" ");
     // One stat and one sha256sum for all files; a missing file prints no line.
-    const lines = [`stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`, `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`];
+    const lines = [
+        ...(options.lockSeconds !== undefined ? [lockAndWait(options.lockSeconds)] : []),
+        PENDING_LINES,
+        `stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`,
+        `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
+    ];
     for (const plan of plans) {
         // Live as configured: the checks pass and every live view prints what it must (a rule
         // added by hand, a drop-in that wins over ours), so `pulumi refresh` sees that drift too.
@@ -96,7 +111,7 @@ export function expectedOf(view: LiveView, plan: ConcernPlan): string {
 }
 
 export function parseReadOutput(output: string): LiveState {
-    const state: LiveState = { files: {}, running: {}, missingPackages: {} };
+    const state: LiveState = { files: {}, running: {}, missingPackages: {}, pending: [] };
     const hashes: Record<string, string> = {};
     for (const line of output.split("\n")) {
         const [kind, ...fields] = line.split(" ");
@@ -108,6 +123,8 @@ export function parseReadOutput(output: string): LiveState {
             state.running[fields[0]] = fields[1] === "0";
         } else if (kind === "P") {
             (state.missingPackages[fields[0]] ??= []).push(fields[1]);
+        } else if (kind === "T" && fields.length === 2) {
+            state.pending.push({ txid: fields[0], deadline: Number(fields[1]) });
         } else if (kind === "X" && fields[0] === "openssh" && fields[1]) {
             state.openssh = fields[1];
         }
@@ -127,95 +144,292 @@ function base64Lines(content: string): string {
 /** Transactions kept on the host per concern (each holds backups of the files it replaced). */
 export const KEEP_TRANSACTIONS = 5;
 
-/** Exit codes of an apply script, by the step that failed. */
-export const applyExit = { write: 10, packages: 11, prepare: 12, validate: 13, snapshot: 14, activate: 15, verify: 16 } as const;
+/**
+ * Exit codes of an apply script, by the step that failed. `state` means nothing was changed: the
+ * host could not protect the transaction (lock held, disk full, read-only, a tool missing).
+ */
+export const applyExit = { write: 10, packages: 11, prepare: 12, validate: 13, snapshot: 14, activate: 15, verify: 16, state: 17, rollback: 18 } as const;
 export type ApplyStep = keyof typeof applyExit;
 
 export function stepOfExit(code: number): ApplyStep | undefined {
     return (Object.keys(applyExit) as ApplyStep[]).find((step) => applyExit[step] === code);
 }
 
+const LOCK = `${STATE_DIR}/lock`;
+const HOLDER = `${STATE_DIR}/lock.holder`;
+/** A pending transaction whose deadline passed this long ago has lost its timer (killed, or the host rebooted without the boot hook). */
+const STALE_GRACE_SECONDS = 15;
+/** The boot hook: rolls back every transaction a reboot interrupted, before the firewall and sshd start. */
+export const BOOT_SCRIPT = `${STATE_DIR}/boot-rollback.sh`;
+const BOOT_UNIT = "/etc/systemd/system/mor-harden-boot.service";
+
+/** The concern a transaction id names (`<time>-<concern>-<random>`, see the engine). */
+export function concernOfTransaction(txid: string): string {
+    return txid.split("-").slice(1, -1).join("-");
+}
+
+/** The transaction directory of a transaction id. */
+export const txDir = (txid: string) => `${STATE_DIR}/tx/${txid}`;
+
 /**
- * One concern's transaction: back up, write atomically (temp file + rename, mode and owner
- * set before the rename), validate with the real tool, snapshot the running state, arm the
- * rollback timer when the change could lock the operator out, activate, verify. Any failure
- * restores the backups and the running state, prints the tool's own message and exits with
- * the step's code. The first transaction of a concern also keeps the originals for delete.
+ * Shell that takes the host's mor-harden lock on fd 9 and waits until no other transaction is
+ * open or waiting for its confirmation, for at most `seconds`. A pending transaction past its
+ * deadline (its timer is gone) and an open one whose script died (it no longer holds the lock)
+ * are rolled back here, under the lock. On time-out it prints who holds the host and exits 17.
  */
-export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFamily; installPackages: string[]; confirmSeconds: number }): string {
-    const tx = `${STATE_DIR}/tx/${options.txid}`;
+function lockAndWait(seconds: number): string {
+    return [
+        `mkdir -p '${STATE_DIR}/tx' && chmod 0700 '${STATE_DIR}' || { echo "MORH-ABORTED cannot create ${STATE_DIR}"; exit ${applyExit.state}; }`,
+        `command -v flock >/dev/null || { echo 'MORH-ABORTED flock is missing (util-linux): transactions cannot be serialized'; exit ${applyExit.state}; }`,
+        `exec 9>>'${LOCK}' || { echo 'MORH-ABORTED cannot open ${LOCK}'; exit ${applyExit.state}; }`,
+        `morh_until=$(( $(date +%s) + ${seconds} ))`,
+        "while :; do",
+        `  flock -w ${seconds} 9 || { echo "MORH-ABORTED another mor-harden transaction holds the host for more than ${seconds} s: $(cat '${HOLDER}' 2>/dev/null)"; exit ${applyExit.state}; }`,
+        "  morh_waiting=''",
+        `  for morh_tx in '${STATE_DIR}'/tx/*; do`,
+        '    [ -d "$morh_tx" ] || continue',
+        '    if [ -e "$morh_tx/pending" ]; then',
+        `      if [ "$(date +%s)" -gt $(( $(head -c 20 "$morh_tx/pending" | tr -cd 0-9) + ${STALE_GRACE_SECONDS} )) ]; then`,
+        '        mv "$morh_tx/pending" "$morh_tx/expired" 2>/dev/null && sh "$morh_tx/rollback.sh" > "$morh_tx/rollback.log" 2>&1 9>&-; echo "MORH-NOTE rolled back ${morh_tx##*/}: its confirmation timer was gone"',
+        '      else morh_waiting="$morh_tx"; fi',
+        '    elif [ -e "$morh_tx/open" ]; then',
+        // Its script no longer holds the lock (we do): it died mid-way.
+        '      rm -f "$morh_tx/open"; sh "$morh_tx/rollback.sh" > "$morh_tx/rollback.log" 2>&1 9>&-; echo "MORH-NOTE rolled back ${morh_tx##*/}: its apply was cut off"',
+        "    fi",
+        "  done",
+        '  [ -z "$morh_waiting" ] && break',
+        "  flock -u 9",
+        `  [ "$(date +%s)" -lt "$morh_until" ] || { echo "MORH-ABORTED a change is waiting for its confirmation (\${morh_waiting##*/}: $(tail -n +2 "$morh_waiting/pending" 2>/dev/null | tr '\\n' ' '))"; exit ${applyExit.state}; }`,
+        "  sleep 1",
+        "done",
+        `printf 'pid %s, user %s, from %s, since %s\\n' "$$" "\${SUDO_USER:-$(id -un)}" "\${SSH_CLIENT%% *}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > '${HOLDER}' 2>/dev/null || true`,
+    ].join("\n");
+}
+
+/** What the boot hook runs: every transaction a reboot caught unconfirmed or mid-way gets its files back. */
+export function bootScript(): string {
+    return [
+        "#!/bin/sh",
+        "# mor-harden: rolls back, at boot and before the firewall and sshd load their files, every",
+        "# transaction a reboot caught unconfirmed (pending) or mid-way (open). Files only: the running",
+        "# state is new after a reboot.",
+        `for tx in '${STATE_DIR}'/tx/*; do`,
+        '  if mv "$tx/pending" "$tx/expired" 2>/dev/null || rm "$tx/open" 2>/dev/null; then MORH_BOOT=1 sh "$tx/rollback.sh" > "$tx/rollback.log" 2>&1; echo "rolled back at boot" > "$tx/result"; fi',
+        "done",
+        "exit 0",
+    ].join("\n") + "\n";
+}
+
+function bootUnit(): string {
+    const services = "netfilter-persistent.service iptables.service ip6tables.service ssh.service sshd.service fail2ban.service apache2.service httpd.service fwknop-server.service";
+    return [
+        "# mor-harden: unconfirmed changes do not survive a reboot.",
+        "[Unit]",
+        "Description=mor-harden: roll back unconfirmed changes",
+        "DefaultDependencies=no",
+        "After=local-fs.target",
+        `Before=network-pre.target ${services}`,
+        `RequiresMountsFor=${STATE_DIR}`,
+        "",
+        "[Service]",
+        "Type=oneshot",
+        `ExecStart=/bin/sh ${BOOT_SCRIPT}`,
+        "",
+        "[Install]",
+        "WantedBy=sysinit.target",
+    ].join("\n") + "\n";
+}
+
+/**
+ * Installs the boot hook when it is missing or differs (a script, and a systemd unit where systemd
+ * runs); checked, before anything of the transaction moves into place.
+ */
+function ensureBootHook(): string {
+    const script = Buffer.from(bootScript()).toString("base64");
+    const unit = Buffer.from(bootUnit()).toString("base64");
+    const put = (path: string, content: string) =>
+        `[ "$(cat '${path}' 2>/dev/null | base64 -w0)" = '${content}' ] || { printf '%s' '${content}' | base64 -d > '${path}.morh-new' && mv -f '${path}.morh-new' '${path}'; }`;
+    return [
+        `${put(BOOT_SCRIPT, script)} || abort 'cannot write the boot hook ${BOOT_SCRIPT}'`,
+        `if [ -d /run/systemd/system ]; then { ${put(BOOT_UNIT, unit)} && mkdir -p /etc/systemd/system/sysinit.target.wants && ln -sf '${BOOT_UNIT}' /etc/systemd/system/sysinit.target.wants/; } || abort 'cannot install ${BOOT_UNIT}'; fi`,
+    ].join("\n");
+}
+
+/**
+ * One concern's transaction. In order: take the host's lock (waiting out another operator's
+ * unconfirmed change); write everything that protects the transaction, each write checked
+ * (rollback script, new contents beside their targets, originals, backups, a hard link to each
+ * old file): any failure so far leaves the host as it was (exit 17). Then move the new files into
+ * place, validate with the real tool, snapshot the running state, arm the rollback timer when the
+ * change could lock the operator out, activate, verify. A failure after the move restores the
+ * old files by rename (no space needed) and, once activation had begun, the running state, and
+ * checks it. The script ignores SIGHUP and SIGPIPE: a lost connection never stops it half-way.
+ * `$TX/result` says how it ended, for a caller that lost the connection.
+ */
+export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFamily; installPackages: string[]; confirmSeconds: number; lockSeconds: number }): string {
+    const tx = txDir(options.txid);
     const originals = `${STATE_DIR}/originals/${plan.concern}`;
     const files = plan.artifacts.map((artifact, index) => ({ ...artifact, index, content: plan.contents[index] }));
+    const old = (path: string) => `'${path}.morh-old'`;
+    const fresh = (path: string) => `'${path}.morh-new'`;
+    const restoreFiles = files.map((file) =>
+        [
+            `rm -f ${fresh(file.path)}`,
+            `if [ -e ${old(file.path)} ]; then if [ ${old(file.path)} -ef '${file.path}' ]; then rm -f ${old(file.path)}; else mv -f ${old(file.path)} '${file.path}'; fi`,
+            `elif [ -e "$MORH_TX/absent.${file.index}" ]; then rm -f '${file.path}'; fi`,
+        ].join("; "),
+    );
+    const runningState = plan.rollback.length > 0 ? plan.rollback : plan.activate;
     const rollback = [
+        "trap '' HUP PIPE",
         `export MORH_TX='${tx}' MORH_STATE='${tx}/state'`,
-        ...files.map((file) => `if [ -e "$MORH_TX/backup/${file.index}" ]; then cp -a "$MORH_TX/backup/${file.index}" '${file.path}'; else rm -f '${file.path}'; fi`),
-        ...(plan.rollback.length > 0 ? plan.rollback : plan.activate).map((command) => `( ${command} ) || echo "rollback step failed: ${command.replace(/["$`\\]/g, ".").slice(0, 60)}"`),
+        "morh_failed=0",
+        ...restoreFiles.map((line) => `{ ${line}; } || { echo 'rollback: restoring a file failed'; morh_failed=1; }`),
+        `[ ! -f "$MORH_TX/created-dirs" ] || sort -r "$MORH_TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done`,
+        // The running state only when activation had begun (and not at boot, where it is new).
+        'if [ -e "$MORH_TX/activated" ] && [ -z "${MORH_BOOT:-}" ]; then',
+        ...runningState.map((command) => `  ( ${command} ) || { echo "rollback step failed: ${command.replace(/["$`\\]/g, ".").slice(0, 60)}"; morh_failed=1; }`),
+        ...plan.rollbackCheck.map((command) => `  morh_check=$( ( ${command} ) 2>&1) || { printf 'MORH-ROLLBACK-MISMATCH %s\\n' "$morh_check"; morh_failed=1; }`),
+        "fi",
+        'rm -f "$MORH_TX/open"',
+        "exit $morh_failed",
     ].join("\n");
-    const step = (name: ApplyStep, command: string) => `( ${command} ) >"$TX/out" 2>&1 || { cat "$TX/out"; fail ${applyExit[name]} '${name}'; }`;
+    const step = (name: ApplyStep, command: string) =>
+        `( ${command} ) >"$TX/out" 2>&1 9>&- || { cat "$TX/out"; fail ${applyExit[name]} '${name}'; }; grep '^MORH-NOTE ' "$TX/out" || true`;
     const lines = [
         "set -u",
+        "trap '' HUP PIPE",
         "umask 077",
         `TX='${tx}'`,
-        'mkdir -p "$TX/backup"',
-        `fail() { echo "MORH-FAILED $2"; sh "$TX/rollback.sh" >"$TX/rollback.log" 2>&1 || cat "$TX/rollback.log"; rm -f "$TX/pending"; exit $1; }`,
+        // Before anything moves: take back what this transaction wrote so far, report, exit 17.
+        `abort() { echo "MORH-ABORTED $1"; ${files.map((file) => `rm -f ${fresh(file.path)}; [ ${old(file.path)} -ef '${file.path}' ] && rm -f ${old(file.path)};`).join(" ")} rm -rf '${originals}.new'; [ ! -f "$TX/created-dirs" ] || sort -r "$TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done; rm -f "$TX/open"; echo "aborted: $1" > "$TX/result" 2>/dev/null; exit ${applyExit.state}; }`,
+        `fail() { echo "MORH-FAILED $2"; if sh "$TX/rollback.sh" >"$TX/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$TX/result"; else cat "$TX/rollback.log"; echo "rollback-incomplete $2" > "$TX/result"; rm -f "$TX/pending"; exit ${applyExit.rollback}; fi; rm -f "$TX/pending"; exit $1; }`,
+        lockAndWait(options.lockSeconds),
+        `mkdir -p "$TX/backup" "$TX/state" && touch "$TX/open" || abort 'cannot create the transaction directory'`,
         `cat > "$TX/rollback.sh" ${heredoc("MORH_ROLLBACK", rollback)}`,
+        `[ $? -eq 0 ] && [ -s "$TX/rollback.sh" ] || abort 'cannot write the rollback script'`,
+        ...(plan.needsConfirm ? [ensureBootHook()] : []),
         ...(options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : []),
-        // The files as they were before mor-harden first wrote them, for delete.
-        `if [ ! -d '${originals}' ]; then mkdir -p '${originals}.new' && : > '${originals}.new/manifest' && {`,
-        ...files.map((file) => `  if [ -e '${file.path}' ]; then cp -a '${file.path}' '${originals}.new/${file.index}'; fi; echo '${file.index} ${file.path}' >> '${originals}.new/manifest'`),
-        `} && mv '${originals}.new' '${originals}'; fi`,
+        // The new contents beside their targets (same file system, so the move is a rename).
         ...files.flatMap((file) => [
-            `if [ -e '${file.path}' ]; then cp -a '${file.path}' "$TX/backup/${file.index}"; fi`,
-            `mkdir -p "$(dirname '${file.path}')" && base64 -d > '${file.path}.morh-new' ${heredoc("MORH_CONTENT", base64Lines(file.content))}`,
-            `chmod ${file.mode} '${file.path}.morh-new' && chown ${file.owner}:${file.group} '${file.path}.morh-new' && mv -f '${file.path}.morh-new' '${file.path}' || { rm -f '${file.path}.morh-new'; fail ${applyExit.write} 'write ${file.path}'; }`,
+            `morh_dir=$(dirname '${file.path}'); [ -d "$morh_dir" ] || { mkdir -p "$morh_dir" && echo "$morh_dir" >> "$TX/created-dirs"; } || abort 'cannot create the directory of ${file.path}'`,
+            `base64 -d > ${fresh(file.path)} ${heredoc("MORH_CONTENT", base64Lines(file.content))}`,
+            `[ $? -eq 0 ] && chmod ${file.mode} ${fresh(file.path)} && chown ${file.owner}:${file.group} ${fresh(file.path)} || abort 'cannot write ${file.path}'`,
         ]),
+        // The files as they were before mor-harden first wrote them, for delete.
+        `if [ ! -d '${originals}' ]; then`,
+        `  { mkdir -p '${originals}.new' && : > '${originals}.new/manifest'; } || abort 'cannot keep the original files'`,
+        ...files.map((file) => `  { [ ! -e '${file.path}' ] || cp -a '${file.path}' '${originals}.new/${file.index}'; } && echo '${file.index} ${file.path}' >> '${originals}.new/manifest' || abort 'cannot keep the original of ${file.path}'`),
+        `  mv '${originals}.new' '${originals}' || abort 'cannot keep the original files'`,
+        "fi",
+        // Backups for forensics, and a hard link to each old file: the rollback puts it back by rename.
+        ...files.map(
+            (file) =>
+                `if [ -e '${file.path}' ]; then cp -a '${file.path}' "$TX/backup/${file.index}" && ln -f '${file.path}' ${old(file.path)} || abort 'cannot back up ${file.path}'; else touch "$TX/absent.${file.index}" || abort 'cannot record that ${file.path} is new'; fi`,
+        ),
+        ...files.map((file) => `mv -f ${fresh(file.path)} '${file.path}' || fail ${applyExit.write} 'write ${file.path}'`),
         ...plan.prepare.map((command) => step("prepare", command)),
         ...plan.validate.map((command) => step("validate", command)),
         'export MORH_TX="$TX" MORH_STATE="$TX/state"',
-        'mkdir -p "$MORH_STATE"',
         ...plan.snapshot.map((command) => step("snapshot", command)),
+        // The first snapshot is the running state mor-harden found: delete brings it back.
+        ...(plan.snapshot.length > 0 ? [`[ -d '${originals}/state' ] || cp -a "$TX/state" '${originals}/state' || fail ${applyExit.snapshot} 'snapshot (keeping the first one)'`] : []),
     ];
     if (plan.needsConfirm) {
-        // Armed before activation, in its own session so that losing the SSH connection does not stop
-        // it: unless a NEW login confirms in time, the host rolls itself back.
+        // Armed before activation, outside the SSH session (systemd-run where systemd runs, else its
+        // own session): unless a NEW login confirms in time, the host rolls itself back. The
+        // expiry takes the lock, so no other transaction starts while the rollback runs.
+        const expire = [
+            "trap '' HUP PIPE",
+            `exec 9>>'${LOCK}'`,
+            "flock -w 120 9",
+            `mv '${tx}/pending' '${tx}/expired' 2>/dev/null || exit 0`,
+            `if sh '${tx}/rollback.sh' > '${tx}/rollback.log' 2>&1 9>&-; then echo 'rolled-back unconfirmed' > '${tx}/result'; else echo 'rollback-incomplete unconfirmed' > '${tx}/result'; fi`,
+        ].join("\n");
         lines.push(
-            'touch "$TX/pending"',
-            `setsid sh -c 'sleep ${options.confirmSeconds}; mv "$0/pending" "$0/expired" 2>/dev/null && sh "$0/rollback.sh" > "$0/rollback.log" 2>&1' "$TX" </dev/null >/dev/null 2>&1 &`,
-            'echo $! > "$TX/timer.pid"',
+            `{ echo $(( $(date +%s) + ${options.confirmSeconds} )) && cat '${HOLDER}'; } > "$TX/pending" || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
+            `cat > "$TX/expire.sh" ${heredoc("MORH_EXPIRE", expire)}`,
+            `[ $? -eq 0 ] || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
+            `if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then`,
+            `  systemd-run --quiet --collect --unit='morh-confirm-${options.txid}' sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" && echo "systemctl stop 'morh-confirm-${options.txid}'" > "$TX/timer" || fail ${applyExit.snapshot} 'arming the confirmation timer (systemd-run)'`,
+            "else",
+            `  setsid sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" </dev/null >/dev/null 2>&1 9>&- &`,
+            `  echo "kill -- -$! 2>/dev/null" > "$TX/timer" || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
+            "fi",
         );
     }
     lines.push(
+        'touch "$TX/activated"',
         ...plan.activate.map((command) => step("activate", command)),
         ...plan.verify.map((command) => step("verify", command)),
         // The canonical form of the new artifacts' live views, for the next drift check.
         ...plan.liveViews.flatMap((_, index) => (viewCachePath(plan, index) ? [`live=''; ${expectedOfView(plan, index, true)}`] : [])),
+        // Committed unless a confirmation is still due: the old files' links go (the backups stay).
+        ...(plan.needsConfirm ? ['echo pending > "$TX/result"'] : [`rm -f ${files.map((file) => old(file.path)).join(" ")}`, 'rm -f "$TX/open"', 'echo applied > "$TX/result"']),
         // Keep the last transactions of this concern for forensics; older ones go.
-        `ls -1d '${STATE_DIR}/tx/'*-${plan.concern}-* 2>/dev/null | sort | head -n -${KEEP_TRANSACTIONS} | xargs -r rm -rf`,
+        `ls -1d '${STATE_DIR}/tx/'*-${plan.concern}-* 2>/dev/null | sort | head -n -${KEEP_TRANSACTIONS} | while IFS= read -r morh_old; do [ -e "$morh_old/pending" ] || [ -e "$morh_old/open" ] || rm -rf "$morh_old"; done`,
         "echo MORH-APPLIED",
     );
     return lines.join("\n") + "\n";
 }
 
+/** Ends a transaction that waited for its confirmation: its old files' links go, it is no longer open. */
+function commitLinks(txid: string, plan?: ConcernPlan): string {
+    const tx = txDir(txid);
+    const links = (plan?.artifacts ?? []).map((artifact) => `'${artifact.path}.morh-old'`).join(" ");
+    return `${links ? `rm -f ${links}; ` : ""}rm -f '${tx}/open'; echo applied > '${tx}/result'`;
+}
+
 /** Run over a NEW connection: the login worked, so the change stays. */
-export function confirmScript(txid: string): string {
-    const tx = `${STATE_DIR}/tx/${txid}`;
-    return `if mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then kill -- -"$(cat '${tx}/timer.pid')" 2>/dev/null; echo MORH-CONFIRMED; else echo MORH-EXPIRED; exit 3; fi\n`;
+export function confirmScript(txid: string, plan?: ConcernPlan): string {
+    const tx = txDir(txid);
+    return `trap '' HUP PIPE\nif mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then sh '${tx}/timer' 2>/dev/null; ${commitLinks(txid, plan)}; echo MORH-CONFIRMED; elif [ -e '${tx}/confirmed' ]; then echo MORH-CONFIRMED; else echo MORH-EXPIRED; exit 3; fi\n`;
 }
 
-/** Run over the old connection when the new login failed: roll back now instead of waiting for the timer. */
+/**
+ * Run over the old connection when the new login failed: roll back now instead of waiting for the
+ * timer. Says what happened when it is too late (confirmed, or rolled back by the timer).
+ */
 export function rollbackNowScript(txid: string): string {
-    const tx = `${STATE_DIR}/tx/${txid}`;
-    return `if mv '${tx}/pending' '${tx}/expired' 2>/dev/null; then kill -- -"$(cat '${tx}/timer.pid')" 2>/dev/null; sh '${tx}/rollback.sh'; echo MORH-ROLLED-BACK; else echo MORH-ALREADY-DONE; fi\n`;
+    const tx = txDir(txid);
+    return [
+        "trap '' HUP PIPE",
+        // Under the lock: no other transaction starts while this one's rollback runs.
+        `exec 9>>'${LOCK}'`,
+        "flock -w 120 9",
+        `if mv '${tx}/pending' '${tx}/expired' 2>/dev/null; then`,
+        `  sh '${tx}/timer' 2>/dev/null`,
+        `  if sh '${tx}/rollback.sh' > '${tx}/rollback.log' 2>&1 9>&-; then echo 'rolled-back after a failed login' > '${tx}/result'; echo MORH-ROLLED-BACK; else echo 'rollback-incomplete after a failed login' > '${tx}/result'; cat '${tx}/rollback.log'; echo MORH-ROLLBACK-INCOMPLETE; fi`,
+        `elif [ -e '${tx}/confirmed' ]; then echo MORH-ALREADY-CONFIRMED`,
+        `else echo "MORH-ALREADY-ENDED $(cat '${tx}/result' 2>/dev/null)"; fi`,
+    ].join("\n") + "\n";
 }
 
-/** Puts back the files as they were before mor-harden first wrote them, then undoes activation. */
-export function deleteScript(plan: ConcernPlan): string {
+/** How a transaction ended so far (for a caller whose connection was lost): its result and whether it waits for confirmation. */
+export function statusScript(txid: string): string {
+    const tx = txDir(txid);
+    return `if [ ! -d '${tx}' ]; then echo 'MORH-STATUS none'; elif [ -e '${tx}/pending' ]; then echo "MORH-STATUS pending $(cat '${tx}/result' 2>/dev/null)"; elif [ -e '${tx}/result' ]; then echo "MORH-STATUS $(cat '${tx}/result')"; elif [ -e '${tx}/open' ]; then echo 'MORH-STATUS running'; else echo 'MORH-STATUS unknown'; fi\n`;
+}
+
+/**
+ * Puts back the files as they were before mor-harden first wrote them (every path the first
+ * transaction recorded, by path), then undoes activation with `$MORH_STATE` at the running state
+ * that transaction found. Under the host's lock, like a transaction.
+ */
+export function deleteScript(plan: ConcernPlan, options: { lockSeconds: number }): string {
     const originals = `${STATE_DIR}/originals/${plan.concern}`;
+    const unrecorded = plan.artifacts.map((artifact) => `grep -q ' ${artifact.path}$' '${originals}/manifest' 2>/dev/null || rm -f '${artifact.path}'`);
     return [
         "set -u",
-        `[ -f '${originals}/manifest' ] || { echo 'MORH-NO-ORIGINALS'; }`,
-        ...plan.artifacts.map((artifact, index) => `if [ -e '${originals}/${index}' ]; then cp -a '${originals}/${index}' '${artifact.path}'; else rm -f '${artifact.path}'; fi`),
-        ...(plan.deactivate.length > 0 ? plan.deactivate : plan.activate).map((command) => `( ${command} ) || echo "deactivate step failed"`),
+        "trap '' HUP PIPE",
+        `abort() { echo "MORH-ABORTED $1"; exit ${applyExit.state}; }`,
+        lockAndWait(options.lockSeconds),
+        `[ -f '${originals}/manifest' ] || echo 'MORH-NO-ORIGINALS'`,
+        `[ ! -f '${originals}/manifest' ] || while read -r index path; do if [ -e '${originals}'/"$index" ]; then cp -a '${originals}'/"$index" "$path"; else rm -f "$path"; fi || echo "MORH-NOTE restoring $path failed"; done < '${originals}/manifest'`,
+        // A file mor-harden added after its first transaction had no original: it goes.
+        ...unrecorded,
+        `export MORH_STATE='${originals}/state'`,
+        ...(plan.deactivate.length > 0 ? plan.deactivate : plan.activate).map((command) => `( ${command} ) 9>&- || echo "deactivate step failed"`),
         `rm -rf '${originals}'`,
         "echo MORH-DELETED",
     ].join("\n") + "\n";

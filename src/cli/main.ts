@@ -45,7 +45,14 @@ function staticResolver(pinned: Record<string, string[]>): Resolver {
     return (name) => (pinned[name] ? Promise.resolve(pinned[name]) : dnsResolver(name));
 }
 
-const program = new Command("mor-harden").description("harden Kolmisoft MOR servers: iptables, fail2ban, sshd, Apache, port knocking");
+const program = new Command("mor-harden")
+    .description("harden Kolmisoft MOR servers: iptables, fail2ban, sshd, Apache, port knocking")
+    .showHelpAfterError()
+    // A usage error (unknown command or option, a missing value) exits 2 like any bad input, never
+    // 1: a CI drift job must not read a mistyped option as drift. Help and --version exit 0.
+    .exitOverride((error) => {
+        process.exit(error.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
+    });
 
 /** A command about one stack: --stack NAME or --config FILE. */
 function stackCommand(name: string, description: string): Command {
@@ -169,7 +176,10 @@ function allStacks(): string[] {
 
 function printReport(report: ApplyReport, json = false): void {
     if (json) return void console.log(JSON.stringify(report));
-    for (const concern of report.concerns) console.log(`${report.address} ${concern.concern}: ${concern.status}${concern.message ? ` (${concern.message})` : ""}`);
+    for (const concern of report.concerns) {
+        console.log(`${report.address} ${concern.concern}: ${concern.status}${concern.message ? ` (${concern.message})` : ""}`);
+        for (const note of concern.notes ?? []) console.log(`  ${note}`);
+    }
     console.log(`${report.address}: ${report.roundTrips} round trips over ${report.connections} connection(s), ${report.bytes} bytes`);
 }
 

@@ -3,6 +3,7 @@
 import { createHash } from "node:crypto";
 import { createTwoFilesPatch } from "diff";
 import type { ConcernPlan } from "../render/artifact";
+import { concernOfTransaction } from "../apply/scripts";
 import type { DriftRead } from "./scripts";
 
 export interface Finding {
@@ -48,6 +49,10 @@ export function compareHost(plans: ConcernPlan[], desired: Record<string, (strin
             if (!seen || expected === undefined) findings.push({ concern: plan.concern, subject: view.name, detail: "could not be read" });
             else if (seen.live.trim() !== expected.trim()) findings.push({ concern: plan.concern, subject: view.name, detail: patch(view.name, expected.trim() + "\n", seen.live.trim() + "\n") });
         });
+        // What runs may still be rolled back: never reported as settled.
+        for (const { txid, deadline } of read.pending.filter((pending) => concernOfTransaction(pending.txid) === plan.concern)) {
+            findings.push({ concern: plan.concern, subject: "transaction", detail: `${txid} is waiting for its confirmation until ${new Date(deadline * 1000).toISOString()}: what is live may still be rolled back` });
+        }
         const service = read.services[plan.concern];
         if (!service?.ok) findings.push({ concern: plan.concern, subject: "service", detail: `not running as configured${service?.output ? `: ${service.output}` : ""}` });
     }

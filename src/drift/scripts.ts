@@ -2,7 +2,7 @@
 // It writes nothing: it reads the managed files, prints live views (a scratch network
 // namespace formats the desired ruleset with the host's own iptables, unless the form cached by
 // the last apply already equals the live one), and runs the checks.
-import { expectedOfView } from "../apply/scripts";
+import { expectedOfView, PENDING_LINES } from "../apply/scripts";
 import type { ConcernPlan } from "../render/artifact";
 
 export interface LiveFileContent {
@@ -19,6 +19,8 @@ export interface DriftRead {
     views: Record<string, { live: string; expected?: string }>;
     /** concern -> its checks' exit code and output. */
     services: Record<string, { ok: boolean; output: string }>;
+    /** Transactions waiting for their confirmation (their id and deadline, epoch seconds). */
+    pending: { txid: string; deadline: number }[];
 }
 
 const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").toString("utf8");
@@ -37,6 +39,7 @@ export function driftScript(plans: ConcernPlan[]): string {
         `stat -c 'Z %n %s' ${quoted(readable)} 2>/dev/null`,
         `sha256sum ${quoted(all)} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
         `printf 'C %s\\n' "$(cat ${quoted(readable)} 2>/dev/null | base64 -w0)"`,
+        PENDING_LINES,
     ];
     for (const plan of plans) {
         plan.liveViews.forEach((view, index) => {
@@ -52,7 +55,7 @@ export function driftScript(plans: ConcernPlan[]): string {
 }
 
 export function parseDriftOutput(output: string): DriftRead {
-    const read: DriftRead = { files: {}, views: {}, services: {} };
+    const read: DriftRead = { files: {}, views: {}, services: {}, pending: [] };
     const hashes: Record<string, string> = {};
     const sizes: [string, number][] = [];
     let concatenated = Buffer.alloc(0);
@@ -70,6 +73,8 @@ export function parseDriftOutput(output: string): DriftRead {
             const view = (read.views[fields[1]] ??= { live: "" });
             if (fields[2] === "same") view.expected = view.live;
             else view[fields[2] as "live" | "expected"] = unb64(fields[3]);
+        } else if (fields[0] === "T" && fields.length === 3) {
+            read.pending.push({ txid: fields[1], deadline: Number(fields[2]) });
         } else if (fields[0] === "S") {
             read.services[fields[1]] = { ok: fields[2] === "0", output: unb64(fields[3]).trim() };
         }

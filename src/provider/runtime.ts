@@ -4,9 +4,9 @@
 import { randomUUID } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { SecretKey } from "../config/schema";
-import { applyHost, liveDigests, readHost, sameFiles, type HostTarget } from "../apply/engine";
+import { applyHost, liveDigests, lockSecondsOf, readHost, sameFiles, type HostTarget } from "../apply/engine";
 import { desiredDigests, type ConcernPlan, type FileDigest } from "../render/artifact";
-import { HostSession, type SessionTarget } from "../ssh/session";
+import { HostSession } from "../ssh/session";
 import { deleteScript, STATE_DIR } from "../apply/scripts";
 import { connectable, type PlainSession } from "../apply/target";
 
@@ -101,7 +101,7 @@ export async function update(olds: HostState, inputs: HostInputs): Promise<HostS
     const previous = upgradeState(olds);
     await applyHost(target(inputs, previous), inputs.plans, inputs.secrets, { renderedForOpenssh: inputs.renderedForOpenssh });
     const dropped = droppedPlans(previous, inputs);
-    if (dropped.length > 0) await restoreOriginals(target(inputs, previous).session, dropped);
+    if (dropped.length > 0) await restoreOriginals(target(inputs, previous), dropped);
     return desiredState(inputs);
 }
 
@@ -126,17 +126,17 @@ async function claimHost(inputs: HostInputs, id: string): Promise<void> {
     }
 }
 
-/** Puts back each concern's files as they were before mor-harden first wrote them (last applied first). */
-async function restoreOriginals(session: HostSession | SessionTarget, plans: ConcernPlan[]): Promise<void> {
-    const own = !(session instanceof HostSession);
-    const connection = session instanceof HostSession ? session : await HostSession.connect(session);
+/** Puts back each concern's files and running state as they were before mor-harden first changed them (last applied first). */
+async function restoreOriginals(host: HostTarget, plans: ConcernPlan[], session?: HostSession): Promise<void> {
+    const connection = session ?? (await HostSession.connect(host.session));
+    const lockSeconds = lockSecondsOf(host);
     try {
         for (const plan of [...plans].reverse()) {
-            const result = await connection.run(deleteScript(plan));
+            const result = await connection.run(deleteScript(plan, { lockSeconds }), host.session.commandTimeoutSeconds + lockSeconds);
             if (result.code !== 0) throw new Error(`${connection.target.address}: restoring the originals of ${plan.concern} failed: ${result.stdout}${result.stderr}`);
         }
     } finally {
-        if (own) connection.close();
+        if (!session) connection.close();
     }
 }
 
@@ -146,7 +146,7 @@ export async function remove(id: string, props: HostState): Promise<void> {
     try {
         const owner = (await session.run(`cat '${STATE_DIR}/owner' 2>/dev/null || true\n`)).stdout.trim();
         if (owner !== id) return;
-        await restoreOriginals(session, state.plans);
+        await restoreOriginals(target(state), state.plans, session);
         await session.run(`rm -f '${STATE_DIR}/owner'\n`);
     } finally {
         session.close();

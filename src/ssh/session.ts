@@ -39,6 +39,22 @@ export class HostKeyMismatchError extends Error {
     }
 }
 
+/**
+ * A command whose end was not seen: it timed out, or the connection was lost while it ran. The
+ * script may still be running on the host (mor-harden's scripts ignore SIGHUP), so its outcome
+ * is unknown until asked over a new connection.
+ */
+export class CommandInterruptedError extends Error {
+    constructor(
+        readonly address: string,
+        readonly reason: "timeout" | "connection-lost",
+        detail: string,
+    ) {
+        super(`ssh ${address}: ${detail}`);
+        this.name = "CommandInterruptedError";
+    }
+}
+
 /** The fingerprint of a raw SSH public key blob, as `ssh-keygen -lf` prints it. */
 export function fingerprintOf(keyBlob: Buffer): string {
     return `SHA256:${createHash("sha256").update(keyBlob).digest("base64").replace(/=+$/, "")}`;
@@ -58,12 +74,35 @@ export class HostSession {
     bytesSent = 0;
     bytesReceived = 0;
     private closed = false;
+    /** Called when the connection goes while a command runs. */
+    private onLost = new Set<(why: string) => void>();
 
     private constructor(
         private readonly client: Client,
         readonly target: SessionTarget,
     ) {
-        client.on("close", () => (this.closed = true));
+        const lost = (why: string) => {
+            this.closed = true;
+            for (const notify of [...this.onLost]) notify(why);
+        };
+        client.on("close", () => lost("the connection closed"));
+        client.on("error", (error: Error) => lost(error.message));
+    }
+
+    /**
+     * Connects, retrying a refused connection a few times (sshd restarting, another operator's
+     * reload) for at most `seconds`; anything else fails at once.
+     */
+    static async connectPatiently(target: SessionTarget, seconds = 10): Promise<HostSession> {
+        const deadline = Date.now() + seconds * 1000;
+        for (;;) {
+            try {
+                return await HostSession.connect(target);
+            } catch (error) {
+                if (!/ECONNREFUSED|ECONNRESET/.test((error as Error).message) || Date.now() >= deadline) throw error;
+                await new Promise((resolve) => setTimeout(resolve, 1000));
+            }
+        }
     }
 
     /** Connects, checks the pinned host key and authenticates; rejects with a clear reason. */
@@ -116,25 +155,35 @@ export class HostSession {
         this.roundTrips++;
         this.bytesSent += Buffer.byteLength(script);
         const command = this.target.sudo ? "sudo -n sh -s" : "sh -s";
+        const address = this.target.address;
         return new Promise((resolve, reject) => {
+            let done = false;
+            const settle = (action: () => void) => {
+                if (done) return;
+                done = true;
+                clearTimeout(timer);
+                this.onLost.delete(lost);
+                action();
+            };
+            const lost = (why: string) => settle(() => reject(new CommandInterruptedError(address, "connection-lost", `the connection was lost while a command ran (${why})`)));
+            this.onLost.add(lost);
+            const timer = setTimeout(() => settle(() => reject(new CommandInterruptedError(address, "timeout", `a command timed out after ${timeoutSeconds} s`))), timeoutSeconds * 1000);
             this.client.exec(command, (error, stream) => {
-                if (error) return reject(new Error(`ssh ${this.target.address}: ${error.message}`));
+                if (error) return settle(() => reject(new Error(`ssh ${address}: ${error.message}`)));
                 const stdout: Buffer[] = [];
                 const stderr: Buffer[] = [];
-                const timer = setTimeout(() => {
-                    stream.close();
-                    reject(new Error(`ssh ${this.target.address}: a command timed out after ${timeoutSeconds} s`));
-                }, timeoutSeconds * 1000);
                 stream.on("data", (chunk: Buffer) => stdout.push(chunk));
                 stream.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-                stream.on("close", (code: number | null, signal?: string) => {
-                    clearTimeout(timer);
+                stream.on("close", (code: number | null | undefined, signal?: string) => {
                     const out = Buffer.concat(stdout);
                     const err = Buffer.concat(stderr);
                     this.bytesReceived += out.length + err.length;
-                    resolve({ code: code ?? (signal ? 128 : 255), stdout: out.toString("utf8"), stderr: err.toString("utf8") });
+                    // No exit status and no signal: the channel went with the connection.
+                    if (code == null && !signal) return lost("no exit status");
+                    settle(() => resolve({ code: code ?? 128, stdout: out.toString("utf8"), stderr: err.toString("utf8") }));
                 });
                 stream.end(script);
+                if (done) stream.close();
             });
         });
     }

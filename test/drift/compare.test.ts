@@ -16,7 +16,7 @@ async function setup() {
     const plans = renderHost(await renderInputFor(config));
     const desired = Object.fromEntries(plans.map((plan) => [plan.concern, plan.artifacts.map((artifact) => fillSecrets(artifact.content, { tlsKey: key }))]));
     // A host exactly as desired.
-    const read: DriftRead = { files: {}, views: {}, services: {} };
+    const read: DriftRead = { files: {}, views: {}, services: {}, pending: [] };
     for (const plan of plans) {
         plan.artifacts.forEach((artifact, index) => {
             const content = desired[plan.concern][index];
