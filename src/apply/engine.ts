@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { desiredDigests, fillSecrets, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { CommandInterruptedError, HostSession, type SessionTarget } from "../ssh/session";
-import { applyExit, applyScript, concernOfTransaction, confirmScript, parseReadOutput, readScript, rollbackNowScript, statusScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
+import { applyExit, applyScript, concernOfTransaction, confirmScript, LOCKED_MARKER, parseReadOutput, readScript, rollbackNowScript, statusScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
 
 /**
  * How a concern ended. `failed`: nothing of it is live (refused before anything moved, or its
@@ -111,7 +111,8 @@ async function withSession<T>(target: SessionTarget, work: (session: HostSession
 
 /** One round trip: what is live on the host for these plans. */
 async function readLive(session: HostSession, target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, options: { fillViewCache?: boolean; lockSeconds?: number } = {}): Promise<LiveState & { notes: string[] }> {
-    const result = await session.run(readScript(plans, target.os, options), target.session.commandTimeoutSeconds + (options.lockSeconds ?? 0));
+    const lock = options.lockSeconds !== undefined ? { marker: LOCKED_MARKER, waitSeconds: options.lockSeconds } : undefined;
+    const result = await session.run(readScript(plans, target.os, options), target.session.commandTimeoutSeconds, lock);
     if (result.code !== 0) {
         const why = result.code === applyExit.state ? result.stdout.replace(/^[\s\S]*MORH-ABORTED /, "") : result.stderr;
         throw new Error(`${target.session.address}: reading the host failed: ${redact(why, secrets).trim()}`);
@@ -192,7 +193,7 @@ async function applyConcern(
     const script = applyScript(fill(plan, secrets), { txid, os: target.os, installPackages: missingPackages, confirmSeconds: target.confirmSeconds, lockSeconds });
     let result;
     try {
-        result = await session.run(script, target.session.commandTimeoutSeconds + lockSeconds);
+        result = await session.run(script, target.session.commandTimeoutSeconds, { marker: LOCKED_MARKER, waitSeconds: lockSeconds });
     } catch (error) {
         if (!(error instanceof CommandInterruptedError)) throw error;
         return settleOverNewConnection(target, plan, txid, error.message, report);

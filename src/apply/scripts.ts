@@ -74,7 +74,7 @@ export function expectedOfView(plan: ConcernPlan, index: number, fill = false): 
 }
 
 /** Lines `T <txid> <deadline>`: the transactions waiting for their confirmation (read-only). */
-export const PENDING_LINES = `for morh_p in '${STATE_DIR}'/tx/*/pending; do [ -e "$morh_p" ] || continue; morh_t=\${morh_p%/pending}; echo "T \${morh_t##*/} $(head -c 20 "$morh_p" | tr -cd 0-9)"; done`;
+export const PENDING_LINES = `for morh_p in '${STATE_DIR}'/tx/*/pending; do [ -e "$morh_p" ] || continue; morh_t=\${morh_p%/pending}; echo "T \${morh_t##*/} $(head -n 1 "$morh_p" | tr -cd 0-9)"; done`;
 
 /**
  * One script that reports every managed file, every concern's running state, facts, packages
@@ -156,6 +156,8 @@ export function stepOfExit(code: number): ApplyStep | undefined {
 }
 
 const LOCK = `${STATE_DIR}/lock`;
+/** Printed once a script holds the host's lock: its own time starts there (see HostSession.run). */
+export const LOCKED_MARKER = "MORH-LOCKED";
 const HOLDER = `${STATE_DIR}/lock.holder`;
 /** A pending transaction whose deadline passed this long ago has lost its timer (killed, or the host rebooted without the boot hook). */
 const STALE_GRACE_SECONDS = 15;
@@ -189,7 +191,7 @@ function lockAndWait(seconds: number): string {
         `  for morh_tx in '${STATE_DIR}'/tx/*; do`,
         '    [ -d "$morh_tx" ] || continue',
         '    if [ -e "$morh_tx/pending" ]; then',
-        `      if [ "$(date +%s)" -gt $(( $(head -c 20 "$morh_tx/pending" | tr -cd 0-9) + ${STALE_GRACE_SECONDS} )) ]; then`,
+        `      if [ "$(date +%s)" -gt $(( $(head -n 1 "$morh_tx/pending" | tr -cd 0-9) + ${STALE_GRACE_SECONDS} )) ]; then`,
         '        mv "$morh_tx/pending" "$morh_tx/expired" 2>/dev/null && sh "$morh_tx/rollback.sh" > "$morh_tx/rollback.log" 2>&1 9>&-; echo "MORH-NOTE rolled back ${morh_tx##*/}: its confirmation timer was gone"',
         '      else morh_waiting="$morh_tx"; fi',
         '    elif [ -e "$morh_tx/open" ]; then',
@@ -202,6 +204,7 @@ function lockAndWait(seconds: number): string {
         `  [ "$(date +%s)" -lt "$morh_until" ] || { echo "MORH-ABORTED a change is waiting for its confirmation (\${morh_waiting##*/}: $(tail -n +2 "$morh_waiting/pending" 2>/dev/null | tr '\\n' ' '))"; exit ${applyExit.state}; }`,
         "  sleep 1",
         "done",
+        `echo ${LOCKED_MARKER}`,
         `printf 'pid %s, user %s, from %s, since %s\\n' "$$" "\${SUDO_USER:-$(id -un)}" "\${SSH_CLIENT%% *}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > '${HOLDER}' 2>/dev/null || true`,
     ].join("\n");
 }

@@ -78,11 +78,7 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
             "rm -f /etc/ssh/ssh_host_rsa_key* /etc/ssh/ssh_host_ecdsa_key*",
             "mkdir -p /run/sshd /run/lock /run/apache2 /run/fail2ban /var/log/asterisk /var/log/apache2 /home/mor/log",
             `for log in ${labLogs.join(" ")}; do : > "$log"; done`,
-            "rsyslogd",
-            "/usr/sbin/sshd || echo 'sshd failed to start'",
-            "a2enmod -q ssl >/dev/null 2>&1; a2ensite -q default-ssl >/dev/null 2>&1",
-            "apache2ctl start || echo 'apache2 failed to start'",
-            "fail2ban-client -q start || echo 'fail2ban failed to start'",
+            ...LAB_SERVICES,
             "touch /run/lab-ready",
             "echo ready",
             "exec sleep infinity",
@@ -92,6 +88,15 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
     );
     return { fingerprint, publicKey };
 }
+
+/** What a lab host's init starts, in order (a simulated reboot starts them again). */
+export const LAB_SERVICES = [
+    "rsyslogd",
+    "/usr/sbin/sshd || echo 'sshd failed to start'",
+    "a2enmod -q ssl >/dev/null 2>&1; a2ensite -q default-ssl >/dev/null 2>&1",
+    "apache2ctl start || echo 'apache2 failed to start'",
+    "fail2ban-client -q start || echo 'fail2ban failed to start'",
+];
 
 /** The script `unshare` runs: build the host's root and hand over to its init. */
 export function hostInit(files: string): string {

@@ -7,7 +7,7 @@ import type { SecretKey } from "../config/schema";
 import { applyHost, liveDigests, lockSecondsOf, readHost, sameFiles, type HostTarget } from "../apply/engine";
 import { desiredDigests, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { HostSession } from "../ssh/session";
-import { deleteScript, STATE_DIR } from "../apply/scripts";
+import { deleteScript, LOCKED_MARKER, STATE_DIR } from "../apply/scripts";
 import { connectable, type PlainSession } from "../apply/target";
 
 /** Bump when the shape of HostState changes; `upgradeState` reads every earlier shape. */
@@ -132,7 +132,7 @@ async function restoreOriginals(host: HostTarget, plans: ConcernPlan[], session?
     const lockSeconds = lockSecondsOf(host);
     try {
         for (const plan of [...plans].reverse()) {
-            const result = await connection.run(deleteScript(plan, { lockSeconds }), host.session.commandTimeoutSeconds + lockSeconds);
+            const result = await connection.run(deleteScript(plan, { lockSeconds }), host.session.commandTimeoutSeconds, { marker: LOCKED_MARKER, waitSeconds: lockSeconds });
             if (result.code !== 0) throw new Error(`${connection.target.address}: restoring the originals of ${plan.concern} failed: ${result.stdout}${result.stderr}`);
         }
     } finally {

@@ -142,7 +142,12 @@ export class HostSession {
                 if (settled) return;
                 settled = true;
                 if (seen !== undefined && seen !== target.hostKey) return reject(new HostKeyMismatchError(target.address, target.hostKey, seen));
-                const what = error.level === "client-authentication" ? "authentication failed (is the key authorized on the host?)" : error.message;
+                const what =
+                    error.level === "client-authentication"
+                        ? "authentication failed (is the key authorized on the host?)"
+                        : /timed out/i.test(error.message)
+                          ? `${error.message} (connection.connectTimeout ${target.connectTimeoutSeconds} s)`
+                          : error.message;
                 reject(new Error(`ssh ${target.user}@${target.address}:${target.port}: ${what}`));
             });
             client.connect(config);
@@ -150,7 +155,7 @@ export class HostSession {
     }
 
     /** Runs a shell script on the host (through sudo when the user is not root). */
-    run(script: string, timeoutSeconds = this.target.commandTimeoutSeconds): Promise<CommandResult> {
+    run(script: string, timeoutSeconds = this.target.commandTimeoutSeconds, lock?: { marker: string; waitSeconds: number }): Promise<CommandResult> {
         if (this.closed) return Promise.reject(new Error(`ssh ${this.target.address}: the connection is closed`));
         this.roundTrips++;
         this.bytesSent += Buffer.byteLength(script);
@@ -167,12 +172,25 @@ export class HostSession {
             };
             const lost = (why: string) => settle(() => reject(new CommandInterruptedError(address, "connection-lost", `the connection was lost while a command ran (${why})`)));
             this.onLost.add(lost);
-            const timer = setTimeout(() => settle(() => reject(new CommandInterruptedError(address, "timeout", `a command timed out after ${timeoutSeconds} s`))), timeoutSeconds * 1000);
+            const expire = (what: string) => () => settle(() => reject(new CommandInterruptedError(address, "timeout", what)));
+            // A script that first waits for the host's lock gets that wait on top of its own time,
+            // which starts when it prints the lock's marker.
+            let timer = lock
+                ? setTimeout(expire(`waited more than ${lock.waitSeconds} s for the host's mor-harden lock`), (lock.waitSeconds + timeoutSeconds) * 1000)
+                : setTimeout(expire(`a command timed out after ${timeoutSeconds} s (connection.commandTimeout)`), timeoutSeconds * 1000);
+            let locked = !lock;
             this.client.exec(command, (error, stream) => {
                 if (error) return settle(() => reject(new Error(`ssh ${address}: ${error.message}`)));
                 const stdout: Buffer[] = [];
                 const stderr: Buffer[] = [];
-                stream.on("data", (chunk: Buffer) => stdout.push(chunk));
+                stream.on("data", (chunk: Buffer) => {
+                    stdout.push(chunk);
+                    if (!locked && lock && !done && Buffer.concat(stdout).includes(lock.marker)) {
+                        locked = true;
+                        clearTimeout(timer);
+                        timer = setTimeout(expire(`a command timed out after ${timeoutSeconds} s (connection.commandTimeout)`), timeoutSeconds * 1000);
+                    }
+                });
                 stream.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
                 stream.on("close", (code: number | null | undefined, signal?: string) => {
                     const out = Buffer.concat(stdout);
