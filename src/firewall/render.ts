@@ -54,6 +54,9 @@ function portMatch(service: Pick<EffectiveService, "protocol" | "ports">): strin
     return `-p ${service.protocol} -m ${service.protocol} --dport ${formatRange(service.ports)}`;
 }
 
+const mldTypes = [130, 131, 132, 143];
+const mldSources = ["fe80::/10", "::/128"];
+
 /** ICMP a host needs to work: path MTU discovery, errors, and on IPv6 neighbour discovery. */
 function icmpRules(family: Family, allowPing: boolean): string[] {
     const ping = "-m limit --limit 10/second --limit-burst 20 -j ACCEPT";
@@ -71,6 +74,9 @@ function icmpRules(family: Family, allowPing: boolean): string[] {
     return [
         ...types.map((type) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -j ACCEPT`),
         ...discovery.map((type) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`),
+        // Multicast listener discovery (queries, reports, done, MLDv2 reports): link-local sources
+        // (or none yet, ::) and hop limit 1 only, as RFC 4890 recommends.
+        ...mldTypes.flatMap((type) => mldSources.map((source) => `-s ${source} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`)),
         ...(allowPing ? [`-p ipv6-icmp -m icmp6 --icmpv6-type echo-request ${ping}`] : []),
     ];
 }

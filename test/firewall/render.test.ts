@@ -96,4 +96,15 @@ describe("firewall renderer", () => {
         assert.ok(rhel.prepare[0].includes("mask firewalld"));
         assert.deepEqual(rhel.packages, ["iptables-services"]);
     });
+
+    it("accepts multicast listener discovery from the link only (hop limit 1, link-local or unspecified source)", async () => {
+        const input = chain(buildRuleset(await renderInputFor(minimalConfig()), "v6"), INPUT_CHAIN);
+        for (const type of [130, 131, 132, 143]) {
+            for (const source of ["fe80::/10", "::/128"]) {
+                assert.ok(input.includes(`-s ${source} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`), `MLD type ${type} from ${source}`);
+            }
+        }
+        assert.ok(!input.some((rule) => /--icmpv6-type 1(30|31|32|43) /.test(rule) && !/--hl-eq 1 /.test(rule)), "never from further than the link");
+        assert.ok(!chain(buildRuleset(await renderInputFor(minimalConfig()), "v4"), INPUT_CHAIN).some((rule) => rule.includes("icmpv6")));
+    });
 });
