@@ -1,8 +1,9 @@
 // iptables and ip6tables rulesets in iptables-restore format.
 //
-// The firewall owns only its MORH-* chains, one jump from INPUT and INPUT's policy. It is loaded
-// with `iptables-restore --noflush`, so fail2ban's f2b-* chains (and their jumps, which fail2ban
-// inserts first in INPUT), MOR's "Blocked IPs" rules and docker's chains survive every apply.
+// The firewall owns its MORH-* chains, INPUT's policy and INPUT's rules: in INPUT it keeps only
+// fail2ban's jumps (fail2ban inserts them first), fwknopd's jump and bans (MOR's "Blocked IPs"),
+// with its own jump after them. Every change is one `iptables-restore --noflush` transaction, so
+// fail2ban's f2b-* chains, docker's chains, FORWARD and OUTPUT survive every apply and rollback.
 import { addressesOf } from "../config/resolve";
 import { formatRange } from "../config/values";
 import { file, type ConcernPlan } from "../render/artifact";
@@ -54,6 +55,9 @@ function portMatch(service: Pick<EffectiveService, "protocol" | "ports">): strin
     return `-p ${service.protocol} -m ${service.protocol} --dport ${formatRange(service.ports)}`;
 }
 
+const mldTypes = [130, 131, 132, 143];
+const mldSources = ["fe80::/10", "::/128"];
+
 /** ICMP a host needs to work: path MTU discovery, errors, and on IPv6 neighbour discovery. */
 function icmpRules(family: Family, allowPing: boolean): string[] {
     const ping = "-m limit --limit 10/second --limit-burst 20 -j ACCEPT";
@@ -71,6 +75,9 @@ function icmpRules(family: Family, allowPing: boolean): string[] {
     return [
         ...types.map((type) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -j ACCEPT`),
         ...discovery.map((type) => `-p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 255 -j ACCEPT`),
+        // Multicast listener discovery (queries, reports, done, MLDv2 reports): link-local sources
+        // (or none yet, ::) and hop limit 1 only, as RFC 4890 recommends.
+        ...mldTypes.flatMap((type) => mldSources.map((source) => `-s ${source} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`)),
         ...(allowPing ? [`-p ipv6-icmp -m icmp6 --icmpv6-type echo-request ${ping}`] : []),
     ];
 }
@@ -151,12 +158,49 @@ export function renderRuleset(input: RenderInput, family: Family): string {
     });
 }
 
+const familyNames: Record<Family, string> = { v4: "ipv4", v6: "ipv6" };
+
+/**
+ * The shell snippets of one family. The firewall owns INPUT's policy, INPUT's rules and the MORH-*
+ * chains, nothing else; every snippet that reads rules classifies them with the same awk parser.
+ */
+function familyCommands(os: RenderInput["config"]["os"], family: Family) {
+    const data = { ...tools[family], path: persistPaths[os][family], inputChain: INPUT_CHAIN, familyName: familyNames[family], snapshot: `"$MORH_STATE/live.${family}"` };
+    const parser = renderTemplate("firewall/parse-rule.awk.hbs", {}).trim();
+    const ownedView = renderTemplate("firewall/live-view.sh.hbs", { parser }).trim();
+    const restore = renderTemplate("firewall/restore.sh.hbs", { ...data, parser }).trim();
+    return {
+        ownedView,
+        snapshot: renderTemplate("firewall/snapshot.sh.hbs", data).trim(),
+        activate: renderTemplate("firewall/activate.sh.hbs", { ...data, parser }).trim(),
+        rollback: renderTemplate("firewall/rollback.sh.hbs", { ...data, restore }).trim(),
+        rollbackCheck: renderTemplate("firewall/rollback-check.sh.hbs", { ...data, ownedView }).trim(),
+        deactivate: renderTemplate("firewall/deactivate.sh.hbs", { ...data, restore }).trim(),
+    };
+}
+
+/**
+ * rhel: firewalld would filter beside these rules. It is stopped and masked at activation (after
+ * validation and the snapshot), and put back as it was (with iptables' and ip6tables' boot-time
+ * enablement) on rollback and delete.
+ */
+function unitCommands() {
+    const unitStates = renderTemplate("firewall/unit-states.sh.hbs", {}).trim();
+    return {
+        snapshot: renderTemplate("firewall/units-snapshot.sh.hbs", { unitStates }).trim(),
+        activate: renderTemplate("firewall/units-activate.sh.hbs", {}).trim(),
+        restore: renderTemplate("firewall/units-restore.sh.hbs", {}).trim(),
+        check: renderTemplate("firewall/units-check.sh.hbs", { unitStates }).trim(),
+    };
+}
+
 export function renderFirewall(input: RenderInput): ConcernPlan {
     const { os, firewall } = input.config;
     const families: Family[] = ["v4", "v6"];
     const usesUlogd = firewall.scannerLog === "nflog" && hasSip(input);
     const artifacts = families.map((family) => file(persistPaths[os][family], renderRuleset(input, family), { mode: "0600" }));
-    const commands = (family: Family) => ({ ...tools[family], path: persistPaths[os][family], inputChain: INPUT_CHAIN });
+    const commands = families.map((family) => familyCommands(os, family));
+    const units = os === "rhel" ? [unitCommands()] : [];
     const trusted = trustedSources(firewall).map((source) => `${source} -> ${[...input.sources[source]?.v4 ?? [], ...input.sources[source]?.v6 ?? []].join(", ") || "(unresolved)"}`);
     const services = effectiveServices(firewall, input.config.sshd.port).map((service) => `${service.name} ${formatRange(service.ports, "-")}/${service.protocol}: ${service.exposure}`);
     return {
@@ -164,34 +208,35 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         summary: [`trusted: ${trusted.join("; ") || "(none)"}`, ...services],
         packages: [...(os === "debian" ? ["iptables", "iptables-persistent"] : ["iptables-services"]), ...(usesUlogd ? ["ulogd2"] : [])],
         artifacts,
-        prepare: os === "rhel" ? ["systemctl disable --now firewalld 2>/dev/null; systemctl mask firewalld; systemctl enable iptables ip6tables"] : [],
+        prepare: [],
         validate: [
             // Rules in both backends (nft and legacy) would each see only half: refuse to add a third half.
             renderTemplate("firewall/one-backend.sh.hbs", {}).trim(),
             ...families.map((family) => `${tools[family].restore} --test --noflush ${persistPaths[os][family]}`),
         ],
-        activate: [
-            ...families.map((family) => renderTemplate("firewall/activate.sh.hbs", commands(family)).trim()),
-            ...(usesUlogd ? [ULOGD_START] : []),
-        ],
+        // The live filter table of each family (an absent table as the empty default it means),
+        // and on rhel the state of firewalld.
+        snapshot: [...commands.map((family) => family.snapshot), ...units.map((unit) => unit.snapshot)],
+        // One atomic iptables-restore per family: our chains and policy, the jump, and every rule
+        // in INPUT that would decide before or beside our chains removed (each named on a MORH-NOTE line).
+        activate: [...units.map((unit) => unit.activate), ...commands.map((family) => family.activate), ...(usesUlogd ? [ULOGD_START] : [])],
         // Whether the rules are live is judged by the live views below (the whole ruleset mor-harden
         // owns, jump and policy included), not by a separate check.
         verify: usesUlogd ? [ULOGD_CHECK] : [],
-        // The live rules as they were, fail2ban's chains and bans included, restored whole on rollback.
-        snapshot: families.map((family) => `${tools[family].save} > "$MORH_STATE/live.${family}"`),
-        rollback: families.map((family) => `[ ! -s "$MORH_STATE/live.${family}" ] || ${tools[family].restore} -w < "$MORH_STATE/live.${family}"`),
-        rollbackCheck: [],
-        deactivate: families.map((family) => renderTemplate("firewall/deactivate.sh.hbs", commands(family)).trim()),
+        // The part of each table mor-harden owns back from the snapshot, in one atomic transaction;
+        // fail2ban's jumps and bans added meanwhile stay, other chains are not touched.
+        rollback: [...commands.map((family) => family.rollback), ...units.map((unit) => unit.restore)],
+        rollbackCheck: [...commands.map((family) => family.rollbackCheck), ...units.map((unit) => unit.check)],
+        // With the first transaction's snapshot, the firewall the host had before mor-harden; without
+        // one (hosts applied by older versions), INPUT open and our chains gone.
+        deactivate: [...commands.map((family) => family.deactivate), ...units.map((unit) => unit.restore)],
         // The loaded rules against the file loaded into a scratch network namespace by the same
         // iptables, so both sides are printed alike; see live-view.sh.hbs for what is compared.
-        liveViews: families.map((family, index) => {
-            const view = renderTemplate("firewall/live-view.sh.hbs", commands(family)).trim();
-            return {
-                name: `${tools[family].cli} rules`,
-                live: `${tools[family].save} -t filter | ${view}`,
-                expected: { artifact: index, command: `unshare --net sh -c '${tools[family].restore} && ${tools[family].save} -t filter' | ${view}` },
-            };
-        }),
+        liveViews: families.map((family, index) => ({
+            name: `${tools[family].cli} rules`,
+            live: `${tools[family].save} -t filter | ${commands[index].ownedView}`,
+            expected: { artifact: index, command: `unshare --net sh -c '${tools[family].restore} && ${tools[family].save} -t filter' | ${commands[index].ownedView}` },
+        })),
         needsConfirm: true,
     };
 }

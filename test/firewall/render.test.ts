@@ -93,7 +93,49 @@ describe("firewall renderer", () => {
         assert.ok(debian.needsConfirm);
         const rhel = renderFirewall(await renderInputFor(minimalConfig({ os: "rhel" })));
         assert.deepEqual(rhel.artifacts.map((a) => a.path), ["/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables"]);
-        assert.ok(rhel.prepare[0].includes("mask firewalld"));
         assert.deepEqual(rhel.packages, ["iptables-services"]);
+    });
+
+    it("accepts multicast listener discovery from the link only (hop limit 1, link-local or unspecified source)", async () => {
+        const input = chain(buildRuleset(await renderInputFor(minimalConfig()), "v6"), INPUT_CHAIN);
+        for (const type of [130, 131, 132, 143]) {
+            for (const source of ["fe80::/10", "::/128"]) {
+                assert.ok(input.includes(`-s ${source} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`), `MLD type ${type} from ${source}`);
+            }
+        }
+        assert.ok(!input.some((rule) => /--icmpv6-type 1(30|31|32|43) /.test(rule) && !/--hl-eq 1 /.test(rule)), "never from further than the link");
+        assert.ok(!chain(buildRuleset(await renderInputFor(minimalConfig()), "v4"), INPUT_CHAIN).some((rule) => rule.includes("icmpv6")));
+    });
+
+    it("rhel: touches firewalld only at activation, after validation and the snapshot, and puts it back on rollback and delete", async () => {
+        const rhel = renderFirewall(await renderInputFor(minimalConfig({ os: "rhel" })));
+        const touchesUnits = (command: string) => /systemctl/.test(command);
+        assert.deepEqual(rhel.prepare, [], "nothing before validation");
+        assert.ok(!rhel.validate.some(touchesUnits));
+        // The state of the units is saved with the rules, before anything changes.
+        assert.ok(rhel.snapshot.some((command) => command.includes('unit_states > "$MORH_STATE/units.new"')));
+        assert.ok(touchesUnits(rhel.activate[0]) && rhel.activate[0].includes("systemctl mask firewalld"), "firewalld is stopped before our rules load");
+        assert.ok(rhel.activate.slice(1).every((command) => !touchesUnits(command)));
+        for (const commands of [rhel.rollback, rhel.deactivate]) {
+            const restore = commands.findIndex((command) => command.includes('done < "$MORH_STATE/units"'));
+            assert.equal(restore, commands.length - 1, "the units are put back after the rules");
+            assert.match(commands[restore], /systemctl unmask "\$unit" && systemctl enable "\$unit"/);
+            assert.match(commands[restore], /systemctl start firewalld/);
+        }
+        assert.ok(rhel.rollbackCheck.some((command) => command.includes("unit_states")), "the check covers the units");
+        const debian = renderFirewall(await renderInputFor(minimalConfig()));
+        assert.ok(![...debian.prepare, ...debian.snapshot, ...debian.activate, ...debian.rollback, ...debian.rollbackCheck, ...debian.deactivate].some(touchesUnits), "no systemctl on debian");
+    });
+
+    it("snapshots each family's filter table and restores only the part it owns, in one transaction", async () => {
+        const plan = renderFirewall(await renderInputFor(minimalConfig()));
+        assert.deepEqual(plan.snapshot.map((command) => command.split(" ")[0]), ["rules=$(iptables-save", "rules=$(ip6tables-save"]);
+        assert.match(plan.snapshot[0], /> "\$MORH_STATE\/live.v4".new && mv -f "\$MORH_STATE\/live.v4".new "\$MORH_STATE\/live.v4"$/);
+        for (const command of [...plan.activate, ...plan.rollback, ...plan.deactivate.map((text) => text.split("\nelse\n")[0])]) {
+            assert.equal(command.match(/-restore -w --noflush/g)?.length, 1, "one iptables-restore per family");
+            assert.ok(!/\beval\b/.test(command), "no eval");
+        }
+        assert.match(plan.deactivate[0], /^if \[ -n "\$\{MORH_STATE:-\}" \] && \[ -e "\$MORH_STATE\/live.v4" \]; then/);
+        assert.equal(plan.rollbackCheck.length, 2);
     });
 });
