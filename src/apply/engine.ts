@@ -150,7 +150,11 @@ function checkFacts(plans: ConcernPlan[], live: LiveState, renderedFor: string |
  */
 export async function applyHost(target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, options: { renderedForOpenssh?: string } = {}): Promise<ApplyReport> {
     const report: ApplyReport = { address: target.session.address, concerns: [], roundTrips: 0, connections: 1, bytes: 0 };
-    const session = await HostSession.connect(target.session);
+    let session = await HostSession.connect(target.session);
+    const count = (used: HostSession) => {
+        report.roundTrips += used.roundTrips;
+        report.bytes += used.bytesSent + used.bytesReceived;
+    };
     try {
         // Waits out another operator's transaction first: what it reads is not about to be rolled back.
         const live = await readLive(session, target, plans, secrets, { fillViewCache: true, lockSeconds: lockSecondsOf(target) });
@@ -165,15 +169,21 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
                 report.concerns.push({ concern: plan.concern, status: "unchanged", files: desired });
                 continue;
             }
+            if (session.isClosed) {
+                // Lost during an earlier concern (whose end was learnt over another connection).
+                count(session);
+                session = await HostSession.connectPatiently(target.session);
+                report.connections++;
+            }
             const outcome = await applyConcern(session, target, plan, secrets, live.missingPackages[plan.concern] ?? [], report);
-            const notes = [...(report.concerns.length === 0 ? live.notes : []), ...(outcome.notes ?? [])];
-            report.concerns.push({ ...outcome, concern: plan.concern, ...(notes.length > 0 ? { notes } : {}), files: outcome.status === "applied" ? desired : liveDigests(plan, live) });
+            const { notes: own = [], ...ended } = outcome;
+            const notes = [...(report.concerns.length === 0 ? live.notes : []), ...own];
+            report.concerns.push({ ...ended, concern: plan.concern, ...(notes.length > 0 ? { notes } : {}), files: outcome.status === "applied" ? desired : liveDigests(plan, live) });
             if (outcome.status !== "applied") throw new ApplyError(report);
         }
         return report;
     } finally {
-        report.roundTrips += session.roundTrips;
-        report.bytes += session.bytesSent + session.bytesReceived;
+        count(session);
         session.close();
     }
 }

@@ -206,6 +206,11 @@ export class HostSession {
         });
     }
 
+    /** The connection is gone (closed here, or lost). */
+    get isClosed(): boolean {
+        return this.closed;
+    }
+
     close(): void {
         this.closed = true;
         this.client.end();

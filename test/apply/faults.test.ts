@@ -162,12 +162,14 @@ describe("the fault matrix", () => {
         const undo = slowTool(host("connection-lost"), "iptables-restore", "/usr/sbin/iptables-restore", 4);
         try {
             const run = applyInBackground(lab, stackFor("connection-lost", "good"));
-            assert.ok(await waitFor(() => sh(host("connection-lost"), "pgrep -f 'sleep 4' >/dev/null").code === 0, 60_000), "the firewall transaction is running");
+            // (pgrep -x: the shell running pgrep must not match itself.)
+            const inTransaction = () => sh(host("connection-lost"), "ls -d /var/lib/mor-harden/tx/*-firewall-* >/dev/null 2>&1 && pgrep -fx 'sleep 4' >/dev/null").code === 0;
+            assert.ok(await waitFor(inTransaction, 60_000), "the firewall transaction is running");
             // The operator's connection is cut mid-transaction (its sshd session killed on the host).
             sh(host("connection-lost"), "pkill -KILL -f '^sshd: root'");
             const result = await run.done;
             assert.equal(statuses(result.report).firewall, "applied", result.stdout + result.stderr);
-            assert.match(result.report!.concerns[0].message!, /connection was lost.*completed on the host/);
+            assert.match(result.report!.concerns[0].message ?? "", /connection was lost.*completed on the host/, result.stdout + result.stderr);
         } finally {
             undo();
         }
