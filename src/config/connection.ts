@@ -19,6 +19,11 @@ export const connectionSchema = z
         commandTimeout: duration.default(120),
         /** Seconds after which an unconfirmed firewall/sshd change rolls itself back on the host. */
         confirmTimeout: duration.default(60),
+        /**
+         * `port` is forwarded to sshd.port (NAT, a jump relay): sshd does not listen on it. Otherwise a
+         * `port` that differs from sshd.port means SSH is moving, and sshd listens on both.
+         */
+        forwarded: z.boolean().default(false),
     })
     .strict()
     .transform((connection) => ({ ...connection, sudo: connection.sudo ?? connection.user !== "root" }));

@@ -5,6 +5,7 @@ import { fail2banSchema } from "../fail2ban/schema";
 import { effectiveServices, firewallSchema, trustedSources } from "../firewall/schema";
 import { knockingSchema } from "../knocking/schema";
 import { sshdSchema } from "../sshd/schema";
+import { sshdPorts } from "../sshd/ports";
 import { connectionSchema } from "./connection";
 import { osFamily } from "./os";
 import { opensshVersion, rangesOverlap, secretRef } from "./values";
@@ -36,7 +37,7 @@ export const hostSchema = z
     .strict()
     .superRefine((config, ctx) => {
         const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: "custom", path, message });
-        const services = effectiveServices(config.firewall, config.sshd.port);
+        const services = effectiveServices(config.firewall, sshdPorts(config));
         const ssh = services.find((service) => service.name === "ssh")!;
 
         if (ssh.ports.from !== config.sshd.port || ssh.ports.to !== config.sshd.port) {

@@ -11,6 +11,7 @@ import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { isGuarded, knockRules, type Family } from "../knocking/render";
 import { effectiveServices, trustedSources, type EffectiveService, type FirewallConfig } from "./schema";
+import { sshdPorts } from "../sshd/ports";
 
 export const INPUT_CHAIN = "MORH-INPUT";
 const TRUSTED_CHAIN = "MORH-TRUSTED";
@@ -84,9 +85,9 @@ function icmpRules(family: Family, allowPing: boolean): string[] {
 
 /** The rules of one family, as chains of rule bodies (without `-A CHAIN`). Pure, tested directly. */
 export function buildRuleset(input: RenderInput, family: Family): Ruleset {
-    const { firewall, knocking, sshd } = input.config;
+    const { firewall, knocking } = input.config;
     // Without IPv6 the host still gets a default-drop IPv6 policy, with no service open.
-    const services = family === "v6" && !firewall.ipv6 ? [] : effectiveServices(firewall, sshd.port);
+    const services = family === "v6" && !firewall.ipv6 ? [] : effectiveServices(firewall, sshdPorts(input.config));
     const trusted = addressesOf(trustedSources(firewall), input.sources, family);
     const knock = knockRules(knocking, family);
     const accept = (service: EffectiveService) => (service.name === "ssh" ? `-j ${SSH_CHAIN}` : "-j ACCEPT");
@@ -142,7 +143,7 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
 }
 
 const sipServices = (services: EffectiveService[]) => services.filter((service) => (service.name === "sip-udp" || service.name === "sip-tcp") && service.exposure !== "closed");
-const hasSip = (input: RenderInput) => sipServices(effectiveServices(input.config.firewall, input.config.sshd.port)).length > 0;
+const hasSip = (input: RenderInput) => sipServices(effectiveServices(input.config.firewall, sshdPorts(input.config))).length > 0;
 // ulogd keeps no state worth a reload: started when it is not running (systemd where there is one).
 const ULOGD_START = "pgrep -x ulogd >/dev/null || { systemctl enable --now ulogd2 2>/dev/null || ulogd -d; }";
 const ULOGD_CHECK = `pgrep -x ulogd >/dev/null || { echo 'ulogd is not running: scanner packets are not logged for ast-cli-attck' >&2; exit 1; }`;
@@ -202,7 +203,7 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
     const commands = families.map((family) => familyCommands(os, family));
     const units = os === "rhel" ? [unitCommands()] : [];
     const trusted = trustedSources(firewall).map((source) => `${source} -> ${[...input.sources[source]?.v4 ?? [], ...input.sources[source]?.v6 ?? []].join(", ") || "(unresolved)"}`);
-    const services = effectiveServices(firewall, input.config.sshd.port).map((service) => `${service.name} ${formatRange(service.ports, "-")}/${service.protocol}: ${service.exposure}`);
+    const services = effectiveServices(firewall, sshdPorts(input.config)).map((service) => `${service.name} ${formatRange(service.ports, "-")}/${service.protocol}: ${service.exposure}`);
     return {
         concern: "firewall",
         summary: [`trusted: ${trusted.join("; ") || "(none)"}`, ...services],

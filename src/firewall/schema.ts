@@ -88,12 +88,18 @@ export interface EffectiveService {
 }
 
 /** The catalogue with the stack's choices applied; `sshPort` is the port sshd listens on. */
-export function effectiveServices(firewall: FirewallConfig, sshPort: number): EffectiveService[] {
-    const catalogue: EffectiveService[] = serviceNames.map((name) => {
+/**
+ * Every service with its ports and exposure. `sshPorts` are sshd's (see sshdPorts): the first is
+ * the ssh service's default port; each further one (SSH moving to a new port) is one more "ssh"
+ * entry with the same exposure.
+ */
+export function effectiveServices(firewall: FirewallConfig, sshPorts: number[]): EffectiveService[] {
+    const catalogue: EffectiveService[] = serviceNames.flatMap((name) => {
         const definition = serviceCatalogue[name];
         const chosen = firewall.services[name] ?? {};
-        const defaultPorts = name === "ssh" ? { from: sshPort, to: sshPort } : definition.ports;
-        return { name, protocol: definition.protocol, ports: chosen.ports ?? defaultPorts, exposure: chosen.exposure ?? definition.exposure };
+        const defaultPorts = name === "ssh" ? { from: sshPorts[0], to: sshPorts[0] } : definition.ports;
+        const service = { name, protocol: definition.protocol, ports: chosen.ports ?? defaultPorts, exposure: chosen.exposure ?? definition.exposure };
+        return name === "ssh" ? [service, ...sshPorts.slice(1).map((port) => ({ ...service, ports: { from: port, to: port } }))] : [service];
     });
     const extra: EffectiveService[] = firewall.extraRules.map((rule) => ({
         name: rule.name,

@@ -5,6 +5,7 @@ import { createSocket } from "node:dgram";
 import { isIPv6, Socket } from "node:net";
 import type { HostConfig } from "../config/schema";
 import { effectiveServices } from "../firewall/schema";
+import { sshdPorts } from "../sshd/ports";
 import { spaPacket, type SpaKeys } from "./spa";
 
 /** What a knock needs besides secrets: plain data, kept in Pulumi state with the connection. */
@@ -18,11 +19,8 @@ export function knockSpecOf(config: HostConfig): KnockSpec | undefined {
     if (knocking.mode === "sequence") return { mode: "sequence", ports: knocking.sequence, protocol: knocking.protocol };
     if (knocking.mode === "spa") {
         // The guarded services where the firewall has them (sshd's own port for SSH).
-        const services = effectiveServices(config.firewall, config.sshd.port);
-        const access = knocking.guards.map((guarded) => {
-            const service = services.find((candidate) => candidate.name === guarded)!;
-            return `${service.protocol}/${service.ports.from}`;
-        });
+        const services = effectiveServices(config.firewall, sshdPorts(config));
+        const access = knocking.guards.flatMap((guarded) => services.filter((candidate) => candidate.name === guarded).map((service) => `${service.protocol}/${service.ports.from}`));
         return { mode: "spa", port: knocking.spa.port, access };
     }
     return undefined;

@@ -7,6 +7,7 @@
 import { addressesOf } from "../config/resolve";
 import { atLeast } from "../config/os";
 import { trustedSources } from "../firewall/schema";
+import { sshdPorts } from "./ports";
 import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
@@ -49,7 +50,9 @@ export function sshdDirectives(input: RenderInput): Directive[] {
     }
     const d = (keyword: string, value: string, why: string, effective?: string): Directive => ({ keyword, value, why, effective });
     const directives: Directive[] = [
-        d("Port", String(sshd.port), "the port the firewall opens for SSH"),
+        ...sshdPorts(input.config).map((port, index) =>
+            d("Port", String(port), index === 0 ? "the port the firewall opens for SSH" : "connection.port, where mor-harden logs in, until it follows sshd.port (SSH is moving)"),
+        ),
         d("PasswordAuthentication", "no", "keys only: passwords are what brute force guesses"),
         d("KbdInteractiveAuthentication", "no", "PAM's keyboard-interactive would ask for a password anyway"),
         d("PubkeyAuthentication", "yes", "the one way in"),
@@ -99,11 +102,18 @@ export function effectiveExpectations(directives: Directive[]): string[] {
     return directives.map((directive) => `${directive.keyword.toLowerCase()} ${directive.effective ?? directive.value}`);
 }
 
+/** The expected `sshd -T` lines of each keyword (several for Port), sorted as the check sorts what it sees. */
+function expectationsByKeyword(lines: string[]): { keyword: string; lines: string }[] {
+    const byKeyword = new Map<string, string[]>();
+    for (const line of lines) byKeyword.set(line.split(" ")[0], [...(byKeyword.get(line.split(" ")[0]) ?? []), line]);
+    return [...byKeyword].map(([keyword, all]) => ({ keyword, lines: [...all].sort().join("\n") }));
+}
+
 export function renderSshd(input: RenderInput): ConcernPlan {
     const directives = sshdDirectives(input);
     const rhelPolicy = input.config.os === "rhel" && input.config.sshd.rhelCryptoPolicy === "respect";
     const content = renderTemplate("sshd/hardening.conf.hbs", { stack: input.stack, directives, rhelPolicy });
-    const check = renderTemplate("sshd/check-effective.sh.hbs", { expectations: effectiveExpectations(directives).map((line) => ({ keyword: line.split(" ")[0], line })) }).trim();
+    const check = renderTemplate("sshd/check-effective.sh.hbs", { expectations: expectationsByKeyword(effectiveExpectations(directives)) }).trim();
     const service = input.config.os === "debian" ? "ssh" : "sshd";
     return {
         concern: "sshd",

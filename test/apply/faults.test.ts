@@ -3,11 +3,11 @@
 // judged from outside: the operator still gets in, and the host holds what the report says.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 import { applyInBackground, fillOver, hostFingerprint, simulateReboot, slowLossyLink, slowTool, waitFor } from "../helpers/faults";
 
 /** One fresh host per test, in this order. */
-const HOSTS = ["lockout", "concurrent", "full-state", "full-etc", "reboot-hardened", "reboot-fresh", "session-killed", "timeout", "connection-lost", "slow-link"] as const;
+const HOSTS = ["lockout", "concurrent", "full-state", "full-etc", "reboot-hardened", "reboot-fresh", "session-killed", "timeout", "connection-lost", "slow-link", "port-move"] as const;
 const hostOf = (name: (typeof HOSTS)[number]) => HOSTS.indexOf(name) + 1;
 
 let lab: TestLab;
@@ -196,5 +196,18 @@ describe("the fault matrix", () => {
         } finally {
             link.stop();
         }
+    });
+
+    it("moves SSH to a new port in two applies, never losing the way in", () => {
+        const listening = () => sh(host("port-move"), "ss -Hltn | awk '{ print $4 }' | sed 's/.*://' | sort -un | tr '\\n' ' '").stdout;
+        const moving = applyFromWorkstation(lab, stackFor("port-move", "moving", { sshd: { port: 2222 } }));
+        assert.equal(moving.code, 0, moving.stdout + moving.stderr);
+        assert.match(listening(), /(^| )22 .*2222 /, "sshd listens on the old port and the new one");
+        const moved = applyFromWorkstation(lab, stackFor("port-move", "moved", { sshd: { port: 2222 }, connection: { port: 2222 } }));
+        assert.equal(moved.code, 0, moved.stdout + moved.stderr);
+        assert.doesNotMatch(listening(), /(^| )22 /, "the old port is closed once connection.port followed");
+        assert.equal(sh(workstation(), `ssh ${sshOptions()} -p 2222 root@${host("port-move").v4} true`, 15_000).code, 0);
+        assert.equal(sh(workstation(), `ssh ${sshOptions()} -p 2222 root@${host("port-move").v6} true`, 15_000).code, 0);
+        assert.equal(tcpConnect(lab.client("attacker"), host("port-move").v4, 2222), "filtered", "the new port is trusted-only too");
     });
 });

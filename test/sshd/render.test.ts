@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DROP_IN, effectiveExpectations, renderSshd, sshdDirectives } from "../../src/sshd/render";
-import { minimalConfig, renderInputFor } from "../helpers/fixtures";
+import { buildRuleset } from "../../src/firewall/render";
+import { HOST_KEY, minimalConfig, renderInputFor } from "../helpers/fixtures";
 
 const keywords = (directives: { keyword: string }[]) => directives.map((directive) => directive.keyword);
 
@@ -52,5 +53,26 @@ describe("sshd renderer", () => {
         const plan = renderSshd(await renderInputFor(minimalConfig()));
         assert.equal(plan.validate[0], "sshd -t");
         assert.ok(plan.validate[1].includes("sshd -T"));
+    });
+
+    it("listens on connection.port too while SSH moves to a new sshd.port, and the firewall opens both to the trusted", async () => {
+        const moving = minimalConfig({ connection: { address: "192.0.2.11", hostKey: HOST_KEY, port: 22 }, sshd: { port: 2222 } });
+        const input = await renderInputFor(moving);
+        const ports = sshdDirectives(input).filter((directive) => directive.keyword === "Port").map((directive) => directive.value);
+        assert.deepEqual(ports, ["2222", "22"]);
+        const trusted = buildRuleset(input, "v4").chains.find((chain) => chain.name === "MORH-TRUSTED")!.rules;
+        assert.ok(trusted.includes("-p tcp -m tcp --dport 2222 -j MORH-SSH"));
+        assert.ok(trusted.includes("-p tcp -m tcp --dport 22 -j MORH-SSH"));
+        // The effective check wants both lines of `sshd -T`, sorted as sort(1) prints them.
+        assert.ok(renderSshd(input).validate[1].includes("[ \"$seen\" = 'port 22\nport 2222' ]"));
+    });
+
+    it("listens only on sshd.port once connection.port follows, or when connection.port is forwarded", async () => {
+        for (const connection of [{ port: 2222 }, { port: 2200, forwarded: true }]) {
+            const input = await renderInputFor(minimalConfig({ connection: { address: "192.0.2.11", hostKey: HOST_KEY, ...connection }, sshd: { port: 2222 } }));
+            assert.deepEqual(sshdDirectives(input).filter((directive) => directive.keyword === "Port").map((directive) => directive.value), ["2222"], JSON.stringify(connection));
+            const trusted = buildRuleset(input, "v4").chains.find((chain) => chain.name === "MORH-TRUSTED")!.rules;
+            assert.deepEqual(trusted.filter((rule) => rule.includes("MORH-SSH")), ["-p tcp -m tcp --dport 2222 -j MORH-SSH"]);
+        }
     });
 });

@@ -1,0 +1,106 @@
+// The host scripts as text (order of their steps, no shell evaluation of host output) and as
+// programs: run by sh in a private mount namespace whose /var/lib/mor-harden is a scratch tmpfs,
+// so the lock, the wait for another operator's pending change, stale transactions and the boot
+// hook are tried for real without a lab host.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, it } from "node:test";
+import { applyScript, bootScript, confirmScript, deleteScript, readScript, rollbackNowScript, statusScript, STATE_DIR, type FilledPlan } from "../../src/apply/scripts";
+import type { ConcernPlan } from "../../src/render/artifact";
+import { renderHost } from "../../src/render/host";
+import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
+
+const options = { txid: "20261128000000000-firewall-0a0b0c0d", os: "debian" as const, installPackages: [], confirmSeconds: 30, lockSeconds: 5 };
+
+async function allPlans(): Promise<ConcernPlan[]> {
+    const certificate = certificateFor("mor.example.com");
+    const config = minimalConfig({ apache: { enabled: true, serverName: "mor.example.com", certificate: certificate.certificate }, tlsKey: { secretRef: "tlsKey" } });
+    return renderHost(await renderInputFor(config));
+}
+const filled = (plan: ConcernPlan): FilledPlan => ({ ...plan, contents: plan.artifacts.map((artifact) => artifact.content) });
+
+/** Runs a script with sh in its own mount namespace over a scratch state directory; `setup` runs first. */
+function runIsolated(setup: string, script: string, timeoutMs = 30_000): { code: number; stdout: string; stderr: string } {
+    const wrapper = `set -e; mkdir -p ${STATE_DIR}; mount -t tmpfs morh-test ${STATE_DIR}; mkdir -p ${STATE_DIR}/tx; ${setup}\nset +e; sh -s`;
+    const result = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", wrapper], { input: script, encoding: "utf8", timeout: timeoutMs });
+    return { code: result.status ?? 128, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A transaction directory as an apply leaves it: a rollback script that leaves a mark. */
+function transaction(txid: string, files: Record<string, string>): string {
+    return [`mkdir -p ${STATE_DIR}/tx/${txid}`, `echo 'echo rolled > ${STATE_DIR}/tx/${txid}/mark' > ${STATE_DIR}/tx/${txid}/rollback.sh`, ...Object.entries(files).map(([name, content]) => `printf '%s\\n' "${content}" > ${STATE_DIR}/tx/${txid}/${name}`)].join("; ");
+}
+
+describe("host scripts as text", () => {
+    it("parse as sh for every concern's plan, and never evaluate what the host printed", async () => {
+        for (const plan of await allPlans()) {
+            const scripts = [applyScript(filled(plan), options), deleteScript(plan, options), readScript([plan], "debian", { lockSeconds: 5 }), confirmScript(options.txid, plan), rollbackNowScript(options.txid), statusScript(options.txid)];
+            for (const script of scripts) {
+                const syntax = spawnSync("sh", ["-n"], { input: script, encoding: "utf8" });
+                assert.equal(syntax.status, 0, `${plan.concern}: ${syntax.stderr}`);
+                assert.doesNotMatch(script, /\beval\b/, plan.concern);
+            }
+        }
+    });
+
+    it("writes everything that protects a transaction before anything moves into place, and activates last", async () => {
+        for (const plan of await allPlans()) {
+            const script = applyScript(filled(plan), options);
+            const at = (text: string) => {
+                const index = script.indexOf(text);
+                assert.ok(index >= 0, `${plan.concern}: ${text}`);
+                return index;
+            };
+            const firstMove = at(`mv -f '${plan.artifacts[0].path}.morh-new'`);
+            assert.ok(at("trap '' HUP PIPE") < at("flock -w"), "SIGHUP is ignored from the start");
+            for (const protective of ['> "$TX/rollback.sh"', `.morh-new' <<'MORH_CONTENT'`, "/manifest", '"$TX/backup/0"', `ln -f '${plan.artifacts[0].path}'`]) {
+                assert.ok(at(protective) < firstMove, `${plan.concern}: ${protective} before the first move`);
+            }
+            assert.ok(firstMove < at('touch "$TX/activated"'));
+            if (plan.needsConfirm) assert.ok(at('> "$TX/pending"') < at('touch "$TX/activated"'), `${plan.concern}: the timer is armed before activation`);
+            // Steps run without the lock's descriptor: a daemon they start must not hold the host's lock.
+            for (const line of script.split("\n").filter((l) => l.startsWith("( ") && l.includes('>"$TX/out"'))) assert.match(line, /9>&- \|\|/);
+        }
+    });
+});
+
+describe("host scripts as programs (scratch state directory)", () => {
+    const read = readScript([], "debian", { lockSeconds: 2 });
+
+    it("waits for another operator's pending change, then names it", () => {
+        const future = Math.floor(Date.now() / 1000) + 60;
+        const started = Date.now();
+        const result = runIsolated(transaction("20261128-sshd-00000001", { pending: `${future}\npid 42, user alice, from 198.51.100.7, since 2026-11-28T00:00:00Z` }), read);
+        assert.equal(result.code, 17, result.stdout + result.stderr);
+        assert.match(result.stdout, /MORH-ABORTED a change is waiting for its confirmation \(20261128-sshd-00000001: pid 42, user alice, from 198\.51\.100\.7/);
+        assert.ok(Date.now() - started >= 1500, "it waited before giving up");
+    });
+
+    it("rolls back, under the lock, a pending change whose timer is gone and an apply that was cut off", () => {
+        const past = Math.floor(Date.now() / 1000) - 60;
+        const setup = [transaction("20261128-firewall-00000001", { pending: String(past) }), transaction("20261128-apache-00000002", { open: "" }), transaction("20261128-sshd-00000003", { confirmed: "" })].join("; ");
+        const result = runIsolated(setup, `${read}\nls ${STATE_DIR}/tx/*/mark ${STATE_DIR}/tx/*/expired`);
+        assert.equal(result.code, 0, result.stdout + result.stderr);
+        assert.match(result.stdout, /MORH-NOTE rolled back 20261128-firewall-00000001: its confirmation timer was gone/);
+        assert.match(result.stdout, /MORH-NOTE rolled back 20261128-apache-00000002: its apply was cut off/);
+        assert.match(result.stdout, /firewall-00000001\/mark/);
+        assert.match(result.stdout, /apache-00000002\/mark/);
+        assert.doesNotMatch(result.stdout, /sshd-00000003\/mark/, "a confirmed transaction is left alone");
+    });
+
+    it("times out on a lock another process holds, naming the holder", () => {
+        const setup = `echo 'pid 7, user bob, from 198.51.100.8, since 2026-11-28T01:00:00Z' > ${STATE_DIR}/lock.holder; (flock ${STATE_DIR}/lock sleep 10 &) ; sleep 0.3`;
+        const result = runIsolated(setup, read);
+        assert.equal(result.code, 17, result.stdout + result.stderr);
+        assert.match(result.stdout, /holds the host for more than 2 s: pid 7, user bob/);
+    });
+
+    it("rolls back at boot every pending or cut-off transaction, files only, and leaves confirmed ones", () => {
+        const setup = [transaction("t-firewall-1", { pending: "1" }), transaction("t-sshd-2", { open: "" }), transaction("t-apache-3", { confirmed: "" })].join("; ");
+        const result = runIsolated(setup, `cat > ${STATE_DIR}/boot.sh <<'BOOT'\n${bootScript()}BOOT\nsh ${STATE_DIR}/boot.sh\nfor tx in ${STATE_DIR}/tx/*; do echo "$tx $(cat $tx/result 2>/dev/null) $(cat $tx/mark 2>/dev/null)"; done`);
+        assert.equal(result.code, 0, result.stderr);
+        assert.match(result.stdout, /t-firewall-1 rolled back at boot rolled/);
+        assert.match(result.stdout, /t-sshd-2 rolled back at boot rolled/);
+        assert.match(result.stdout, /t-apache-3\s+$/m);
+    });
+});
