@@ -28,6 +28,8 @@ export interface ConcernReport {
 export interface ApplyReport {
     address: string;
     concerns: ConcernReport[];
+    /** What the host did before this apply's transactions: earlier transactions it had to end (rolled back, committed). */
+    notes?: string[];
     roundTrips: number;
     connections: number;
     bytes: number;
@@ -158,6 +160,7 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
     try {
         // Waits out another operator's transaction first: what it reads is not about to be rolled back.
         const live = await readLive(session, target, plans, secrets, { fillViewCache: true, lockSeconds: lockSecondsOf(target) });
+        if (live.notes.length > 0) report.notes = live.notes;
         const factProblem = checkFacts(plans, live, options.renderedForOpenssh);
         if (factProblem) {
             report.concerns.push({ concern: "sshd", status: "failed", message: factProblem, files: liveDigests(plans.find((p) => p.concern === "sshd")!, live) });
@@ -172,13 +175,16 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
             if (session.isClosed) {
                 // Lost during an earlier concern (whose end was learnt over another connection).
                 count(session);
-                session = await HostSession.connectPatiently(target.session);
+                try {
+                    session = await HostSession.connectPatiently(target.session);
+                } catch (error) {
+                    report.concerns.push({ concern: plan.concern, status: "failed", message: `not tried: the connection was lost and a new one failed (${(error as Error).message})`, files: liveDigests(plan, live) });
+                    throw new ApplyError(report);
+                }
                 report.connections++;
             }
-            const outcome = await applyConcern(session, target, plan, secrets, live.missingPackages[plan.concern] ?? [], report);
-            const { notes: own = [], ...ended } = outcome;
-            const notes = [...(report.concerns.length === 0 ? live.notes : []), ...own];
-            report.concerns.push({ ...ended, concern: plan.concern, ...(notes.length > 0 ? { notes } : {}), files: outcome.status === "applied" ? desired : liveDigests(plan, live) });
+            const { notes = [], ...outcome } = await applyConcern(session, target, plan, secrets, live.missingPackages[plan.concern] ?? [], report);
+            report.concerns.push({ ...outcome, concern: plan.concern, ...(notes.length > 0 ? { notes } : {}), files: outcome.status === "applied" ? desired : liveDigests(plan, live) });
             if (outcome.status !== "applied") throw new ApplyError(report);
         }
         return report;
@@ -216,9 +222,14 @@ async function applyConcern(
     if (result.code === applyExit.rollback) {
         return { status: "failed", notes, message: `the change failed and its rollback is incomplete; what is live: ${output(`${result.stdout}${result.stderr}`)}` };
     }
-    if (result.code !== 0) {
-        const step = stepOfExit(result.code) ?? `exit ${result.code}`;
-        return { status: "rolled-back", notes, message: `${step} failed, files and running state restored: ${output(`${result.stdout}${result.stderr}`)}` };
+    const step = stepOfExit(result.code);
+    if (result.code !== 0 && step && result.stdout.includes("MORH-ROLLED-BACK")) {
+        return { status: "rolled-back", notes, message: `${step} failed, files and running state restored and checked: ${output(`${result.stdout}${result.stderr}`.replace("MORH-ROLLED-BACK", ""))}` };
+    }
+    if (result.code !== 0 || !result.stdout.includes("MORH-APPLIED")) {
+        // Not an end the script reports itself (a shell error, a signal): ask the host how it ended.
+        const why = `the transaction script ended unexpectedly (exit ${result.code}: ${output(`${result.stdout}${result.stderr}`)})`;
+        return { ...(await settleOverNewConnection(target, plan, txid, why, report)), notes };
     }
     if (!plan.needsConfirm) return { status: "applied", notes };
     return { ...(await confirm(session, target, plan, txid, report)), notes };
@@ -241,14 +252,15 @@ async function confirm(session: HostSession, target: HostTarget, plan: ConcernPl
         }
     }
     try {
-        const confirmed = await fresh.run(confirmScript(txid, plan));
+        const confirmed = await fresh.run(confirmScript(txid));
         report.roundTrips += fresh.roundTrips;
         if (confirmed.code === 0) return { status: "applied" };
-        return { status: "rolled-back", message: `the host rolled the change back before it was confirmed (confirm timeout ${target.confirmSeconds} s)` };
+        const ended = /MORH-EXPIRED (.*)/.exec(confirmed.stdout)?.[1] ?? "";
+        if (ended.startsWith("rolled-back")) return { status: "rolled-back", message: `the host rolled the change back before it was confirmed (confirm timeout ${target.confirmSeconds} s)` };
+        return settleOverNewConnection(target, plan, txid, `the confirmation was refused (${confirmed.stdout.trim() || confirmed.stderr.trim()})`, report);
     } catch (error) {
-        if (!(error instanceof CommandInterruptedError)) throw error;
         // The confirmation may have been done with its reply lost: ask.
-        return settleOverNewConnection(target, plan, txid, `the confirmation's reply was lost (${error.message})`, report);
+        return settleOverNewConnection(target, plan, txid, `the confirmation did not answer (${(error as Error).message})`, report);
     } finally {
         fresh.close();
     }
@@ -278,9 +290,11 @@ async function settleOverNewConnection(target: HostTarget, plan: ConcernPlan, tx
                 const result = await fresh.run(statusScript(txid), 30);
                 report.roundTrips += fresh.roundTrips;
                 const state = /MORH-STATUS (.*)/.exec(result.stdout)?.[1] ?? "unknown";
-                if (state.startsWith("pending")) {
-                    const confirmed = await fresh.run(confirmScript(txid, plan), 30);
-                    return confirmed.code === 0 ? "applied" : "rolled-back unconfirmed";
+                if (state === "pending") {
+                    // Verified and waiting: this new login is the proof the confirmation wants.
+                    const confirmed = await fresh.run(confirmScript(txid), 90);
+                    if (confirmed.code === 0) return "applied";
+                    return /MORH-EXPIRED (.*)/.exec(confirmed.stdout)?.[1] || "running";
                 }
                 return state;
             });

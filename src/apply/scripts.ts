@@ -100,7 +100,7 @@ export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillVi
         if (plan.packages.length > 0) lines.push(`for pkg in ${plan.packages.join(" ")}; do ${installedCheck[os]} || echo "P ${plan.concern} $pkg"; done`);
     }
     lines.push(`printf 'X openssh %s\\n' "$( (sshd -V 2>&1 || true) | sed -n 's/^OpenSSH_\\([0-9]*\\.[0-9]*\\).*/\\1/p' | head -1)"`);
-    return lines.join("\n") + "\n";
+    return wholeScript(lines);
 }
 
 /** The command printing what a live view must print (a view never reads a secret artifact). */
@@ -174,29 +174,56 @@ export function concernOfTransaction(txid: string): string {
 export const txDir = (txid: string) => `${STATE_DIR}/tx/${txid}`;
 
 /**
+ * Every host script runs as one brace group: sh parses it whole before running any of it, so a
+ * script cut short on its way (a lost connection) is a syntax error and runs not at all. Its
+ * stdin is closed: no step can read the rest of the script.
+ */
+export function wholeScript(lines: string[]): string {
+    return ["{", "exec </dev/null", ...lines, "}"].join("\n") + "\n";
+}
+
+/**
+ * Shell functions that end a transaction nobody is running any more (under the lock, or at
+ * boot): `morh_commit DIR` finishes a confirmed one (its old files' links go); `morh_rollback DIR
+ * WHY` rolls one back and records how that went.
+ */
+const END_FUNCTIONS = [
+    `morh_commit() { [ ! -f "$1/links" ] || while IFS= read -r morh_link; do rm -f "$morh_link"; done < "$1/links"; rm -f "$1/open"; echo applied > "$1/result"; }`,
+    `morh_rollback() { rm -f "$1/open"; if sh "$1/rollback.sh" > "$1/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$1/result"; else echo "rollback-incomplete $2" > "$1/result"; fi; echo "MORH-NOTE rolled back \${1##*/} ($2): $(cat "$1/result")"; }`,
+].join("\n");
+
+/**
  * Shell that takes the host's mor-harden lock on fd 9 and waits until no other transaction is
- * open or waiting for its confirmation, for at most `seconds`. A pending transaction past its
- * deadline (its timer is gone) and an open one whose script died (it no longer holds the lock)
- * are rolled back here, under the lock. On time-out it prints who holds the host and exits 17.
+ * open or waiting for its confirmation, for at most `seconds` in all. Under the lock it ends
+ * what nobody runs any more: a confirmed transaction whose commit was cut short is committed, a
+ * pending one past its deadline (its timer is gone) and an open one (its script died: it no
+ * longer holds the lock) are rolled back. On time-out it prints who holds the host and exits 17.
+ * The marker tells the caller its own time starts; if the caller is gone (EPIPE: SIGPIPE is
+ * ignored), the script stops before it changes anything.
  */
 function lockAndWait(seconds: number): string {
     return [
         `mkdir -p '${STATE_DIR}/tx' && chmod 0700 '${STATE_DIR}' || { echo "MORH-ABORTED cannot create ${STATE_DIR}"; exit ${applyExit.state}; }`,
         `command -v flock >/dev/null || { echo 'MORH-ABORTED flock is missing (util-linux): transactions cannot be serialized'; exit ${applyExit.state}; }`,
-        `exec 9>>'${LOCK}' || { echo 'MORH-ABORTED cannot open ${LOCK}'; exit ${applyExit.state}; }`,
+        // A failed redirection on exec ends the shell before any handler: try it in a subshell first.
+        `( : >> '${LOCK}' ) 2>/dev/null || { echo 'MORH-ABORTED cannot open ${LOCK}'; exit ${applyExit.state}; }`,
+        `exec 9>>'${LOCK}'`,
+        END_FUNCTIONS,
         `morh_until=$(( $(date +%s) + ${seconds} ))`,
         "while :; do",
-        `  flock -w ${seconds} 9 || { echo "MORH-ABORTED another mor-harden transaction holds the host for more than ${seconds} s: $(cat '${HOLDER}' 2>/dev/null)"; exit ${applyExit.state}; }`,
+        '  morh_left=$(( morh_until - $(date +%s) )); [ "$morh_left" -gt 0 ] || morh_left=0',
+        `  flock -w "$morh_left" 9 || { echo "MORH-ABORTED another mor-harden transaction holds the host for more than ${seconds} s: $(cat '${HOLDER}' 2>/dev/null)"; exit ${applyExit.state}; }`,
         "  morh_waiting=''",
         `  for morh_tx in '${STATE_DIR}'/tx/*; do`,
         '    [ -d "$morh_tx" ] || continue',
-        '    if [ -e "$morh_tx/pending" ]; then',
+        '    if [ -e "$morh_tx/confirmed" ]; then',
+        '      [ ! -e "$morh_tx/open" ] || morh_commit "$morh_tx"',
+        '    elif [ -e "$morh_tx/pending" ]; then',
         `      if [ "$(date +%s)" -gt $(( $(head -n 1 "$morh_tx/pending" | tr -cd 0-9) + ${STALE_GRACE_SECONDS} )) ]; then`,
-        '        mv "$morh_tx/pending" "$morh_tx/expired" 2>/dev/null && sh "$morh_tx/rollback.sh" > "$morh_tx/rollback.log" 2>&1 9>&-; echo "MORH-NOTE rolled back ${morh_tx##*/}: its confirmation timer was gone"',
+        '        ! mv "$morh_tx/pending" "$morh_tx/expired" 2>/dev/null || morh_rollback "$morh_tx" "its confirmation timer was gone"',
         '      else morh_waiting="$morh_tx"; fi',
         '    elif [ -e "$morh_tx/open" ]; then',
-        // Its script no longer holds the lock (we do): it died mid-way.
-        '      rm -f "$morh_tx/open"; sh "$morh_tx/rollback.sh" > "$morh_tx/rollback.log" 2>&1 9>&-; echo "MORH-NOTE rolled back ${morh_tx##*/}: its apply was cut off"',
+        '      morh_rollback "$morh_tx" "its apply was cut off"',
         "    fi",
         "  done",
         '  [ -z "$morh_waiting" ] && break',
@@ -204,27 +231,35 @@ function lockAndWait(seconds: number): string {
         `  [ "$(date +%s)" -lt "$morh_until" ] || { echo "MORH-ABORTED a change is waiting for its confirmation (\${morh_waiting##*/}: $(tail -n +2 "$morh_waiting/pending" 2>/dev/null | tr '\\n' ' '))"; exit ${applyExit.state}; }`,
         "  sleep 1",
         "done",
-        `echo ${LOCKED_MARKER}`,
-        `printf 'pid %s, user %s, from %s, since %s\\n' "$$" "\${SUDO_USER:-$(id -un)}" "\${SSH_CLIENT%% *}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > '${HOLDER}' 2>/dev/null || true`,
+        `echo ${LOCKED_MARKER} || exit ${applyExit.state}`,
+        `morh_from=\${SSH_CLIENT:-local}`,
+        `printf 'pid %s, user %s, from %s, since %s\\n' "$$" "\${SUDO_USER:-$(id -un)}" "\${morh_from%% *}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > '${HOLDER}' 2>/dev/null || true`,
     ].join("\n");
 }
 
-/** What the boot hook runs: every transaction a reboot caught unconfirmed or mid-way gets its files back. */
+/**
+ * What the boot hook runs, before the firewall, sshd and the rest load their files: every
+ * transaction a reboot caught unconfirmed (pending) or mid-way (open) is rolled back; one whose
+ * confirmation was cut short is committed. With MORH_BOOT set, the rollback restores what
+ * persists across a reboot (files, links, unit states) and skips the live checks.
+ */
 export function bootScript(): string {
     return [
         "#!/bin/sh",
-        "# mor-harden: rolls back, at boot and before the firewall and sshd load their files, every",
-        "# transaction a reboot caught unconfirmed (pending) or mid-way (open). Files only: the running",
-        "# state is new after a reboot.",
+        "# mor-harden: unconfirmed changes do not survive a reboot (see mor-harden-boot.service).",
+        "export MORH_BOOT=1",
+        END_FUNCTIONS,
         `for tx in '${STATE_DIR}'/tx/*; do`,
-        '  if mv "$tx/pending" "$tx/expired" 2>/dev/null || rm "$tx/open" 2>/dev/null; then MORH_BOOT=1 sh "$tx/rollback.sh" > "$tx/rollback.log" 2>&1; echo "rolled back at boot" > "$tx/result"; fi',
+        '  [ -d "$tx" ] || continue',
+        '  if [ -e "$tx/confirmed" ]; then [ ! -e "$tx/open" ] || morh_commit "$tx"',
+        '  elif mv "$tx/pending" "$tx/expired" 2>/dev/null || [ -e "$tx/open" ]; then morh_rollback "$tx" "at boot"; fi',
         "done",
         "exit 0",
     ].join("\n") + "\n";
 }
 
 function bootUnit(): string {
-    const services = "netfilter-persistent.service iptables.service ip6tables.service ssh.service sshd.service fail2ban.service apache2.service httpd.service fwknop-server.service";
+    const services = "netfilter-persistent.service iptables.service ip6tables.service firewalld.service ssh.service sshd.service fail2ban.service apache2.service httpd.service fwknop-server.service";
     return [
         "# mor-harden: unconfirmed changes do not survive a reboot.",
         "[Unit]",
@@ -236,7 +271,10 @@ function bootUnit(): string {
         "",
         "[Service]",
         "Type=oneshot",
+        // systemctl calls of a rollback must not wait for units that wait for this one.
+        "Environment=SYSTEMCTL_NO_BLOCK=1",
         `ExecStart=/bin/sh ${BOOT_SCRIPT}`,
+        "TimeoutStartSec=120",
         "",
         "[Install]",
         "WantedBy=sysinit.target",
@@ -251,10 +289,11 @@ function ensureBootHook(): string {
     const script = Buffer.from(bootScript()).toString("base64");
     const unit = Buffer.from(bootUnit()).toString("base64");
     const put = (path: string, content: string) =>
-        `[ "$(cat '${path}' 2>/dev/null | base64 -w0)" = '${content}' ] || { printf '%s' '${content}' | base64 -d > '${path}.morh-new' && mv -f '${path}.morh-new' '${path}'; }`;
+        `[ "$(cat '${path}' 2>/dev/null | base64 -w0)" = '${content}' ] || { printf '%s' '${content}' | base64 -d > '${path}.morh-new' && mv -f '${path}.morh-new' '${path}'; } || { rm -f '${path}.morh-new'; false; }`;
+    const wants = "/etc/systemd/system/sysinit.target.wants/mor-harden-boot.service";
     return [
         `${put(BOOT_SCRIPT, script)} || abort 'cannot write the boot hook ${BOOT_SCRIPT}'`,
-        `if [ -d /run/systemd/system ]; then { ${put(BOOT_UNIT, unit)} && mkdir -p /etc/systemd/system/sysinit.target.wants && ln -sf '${BOOT_UNIT}' /etc/systemd/system/sysinit.target.wants/; } || abort 'cannot install ${BOOT_UNIT}'; fi`,
+        `if [ -d /run/systemd/system ]; then { ${put(BOOT_UNIT, unit)} && { [ -L '${wants}' ] || { mkdir -p /etc/systemd/system/sysinit.target.wants && ln -sf '${BOOT_UNIT}' '${wants}'; }; }; } || abort 'cannot install ${BOOT_UNIT}'; fi`,
     ].join("\n");
 }
 
@@ -262,12 +301,13 @@ function ensureBootHook(): string {
  * One concern's transaction. In order: take the host's lock (waiting out another operator's
  * unconfirmed change); write everything that protects the transaction, each write checked
  * (rollback script, new contents beside their targets, originals, backups, a hard link to each
- * old file): any failure so far leaves the host as it was (exit 17). Then move the new files into
- * place, validate with the real tool, snapshot the running state, arm the rollback timer when the
- * change could lock the operator out, activate, verify. A failure after the move restores the
- * old files by rename (no space needed) and, once activation had begun, the running state, and
- * checks it. The script ignores SIGHUP and SIGPIPE: a lost connection never stops it half-way.
- * `$TX/result` says how it ended, for a caller that lost the connection.
+ * old file): any failure so far leaves the host as it was (exit 17). Then install missing
+ * packages, move the new files into place, prepare, validate with the real tool, snapshot the
+ * running state, arm the rollback timer when the change could lock the operator out, activate,
+ * verify. A failure after the move restores the old files by rename (no space needed) and, once
+ * preparation had begun, the running state, then checks it once activation had begun. The
+ * script ignores SIGHUP and SIGPIPE: a lost connection never stops it half-way. `$TX/result`
+ * says how it ended, for a caller that lost the connection; `verified` that it may be confirmed.
  */
 export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFamily; installPackages: string[]; confirmSeconds: number; lockSeconds: number }): string {
     const tx = txDir(options.txid);
@@ -289,9 +329,12 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         "morh_failed=0",
         ...restoreFiles.map((line) => `{ ${line}; } || { echo 'rollback: restoring a file failed'; morh_failed=1; }`),
         `[ ! -f "$MORH_TX/created-dirs" ] || sort -r "$MORH_TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done`,
-        // The running state only when activation had begun (and not at boot, where it is new).
+        // The running state once preparation had begun (it can enable a site or a module); at boot
+        // too, for what persists (unit states, links), but the live checks only on a running host.
+        'if [ -e "$MORH_TX/prepared" ]; then',
+        ...runningState.map((command) => `  ( ${command} ) || { echo "rollback step failed: ${command.replace(/["$`\\\n]/g, ".").slice(0, 60)}"; morh_failed=1; }`),
+        "fi",
         'if [ -e "$MORH_TX/activated" ] && [ -z "${MORH_BOOT:-}" ]; then',
-        ...runningState.map((command) => `  ( ${command} ) || { echo "rollback step failed: ${command.replace(/["$`\\]/g, ".").slice(0, 60)}"; morh_failed=1; }`),
         ...plan.rollbackCheck.map((command) => `  morh_check=$( ( ${command} ) 2>&1) || { printf 'MORH-ROLLBACK-MISMATCH %s\\n' "$morh_check"; morh_failed=1; }`),
         "fi",
         'rm -f "$MORH_TX/open"',
@@ -305,14 +348,15 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         "umask 077",
         `TX='${tx}'`,
         // Before anything moves: take back what this transaction wrote so far, report, exit 17.
-        `abort() { echo "MORH-ABORTED $1"; ${files.map((file) => `rm -f ${fresh(file.path)}; [ ${old(file.path)} -ef '${file.path}' ] && rm -f ${old(file.path)};`).join(" ")} rm -rf '${originals}.new'; [ ! -f "$TX/created-dirs" ] || sort -r "$TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done; rm -f "$TX/open"; echo "aborted: $1" > "$TX/result" 2>/dev/null; exit ${applyExit.state}; }`,
-        `fail() { echo "MORH-FAILED $2"; if sh "$TX/rollback.sh" >"$TX/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$TX/result"; else cat "$TX/rollback.log"; echo "rollback-incomplete $2" > "$TX/result"; rm -f "$TX/pending"; exit ${applyExit.rollback}; fi; rm -f "$TX/pending"; exit $1; }`,
+        `abort() { echo "MORH-ABORTED $1"; ${files.map((file) => `rm -f ${fresh(file.path)}; [ ! ${old(file.path)} -ef '${file.path}' ] || rm -f ${old(file.path)};`).join(" ")} rm -rf '${originals}.new'; [ ! -f "$TX/created-dirs" ] || sort -r "$TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done; rm -f "$TX/open"; echo "aborted: $1" > "$TX/result" 2>/dev/null; exit ${applyExit.state}; }`,
+        // After: the rollback, then MORH-ROLLED-BACK only once it (and its check) passed.
+        `fail() { echo "MORH-FAILED $2"; rm -f "$TX/pending"; if sh "$TX/rollback.sh" >"$TX/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$TX/result"; echo MORH-ROLLED-BACK; exit $1; fi; cat "$TX/rollback.log"; echo "rollback-incomplete $2" > "$TX/result"; exit ${applyExit.rollback}; }`,
         lockAndWait(options.lockSeconds),
         `mkdir -p "$TX/backup" "$TX/state" && touch "$TX/open" || abort 'cannot create the transaction directory'`,
         `cat > "$TX/rollback.sh" ${heredoc("MORH_ROLLBACK", rollback)}`,
         `[ $? -eq 0 ] && [ -s "$TX/rollback.sh" ] || abort 'cannot write the rollback script'`,
+        `printf '%s\\n' ${files.map((file) => old(file.path)).join(" ")} > "$TX/links" || abort 'cannot write the rollback script'`,
         ...(plan.needsConfirm ? [ensureBootHook()] : []),
-        ...(options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : []),
         // The new contents beside their targets (same file system, so the move is a rename).
         ...files.flatMap((file) => [
             `morh_dir=$(dirname '${file.path}'); [ -d "$morh_dir" ] || { mkdir -p "$morh_dir" && echo "$morh_dir" >> "$TX/created-dirs"; } || abort 'cannot create the directory of ${file.path}'`,
@@ -330,7 +374,10 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
             (file) =>
                 `if [ -e '${file.path}' ]; then cp -a '${file.path}' "$TX/backup/${file.index}" && ln -f '${file.path}' ${old(file.path)} || abort 'cannot back up ${file.path}'; else touch "$TX/absent.${file.index}" || abort 'cannot record that ${file.path} is new'; fi`,
         ),
+        // Packages change the host: from here on a failure is rolled back, not aborted.
+        ...(options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : []),
         ...files.map((file) => `mv -f ${fresh(file.path)} '${file.path}' || fail ${applyExit.write} 'write ${file.path}'`),
+        `touch "$TX/prepared" || fail ${applyExit.prepare} 'prepare'`,
         ...plan.prepare.map((command) => step("prepare", command)),
         ...plan.validate.map((command) => step("validate", command)),
         'export MORH_TX="$TX" MORH_STATE="$TX/state"',
@@ -341,13 +388,15 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
     if (plan.needsConfirm) {
         // Armed before activation, outside the SSH session (systemd-run where systemd runs, else its
         // own session): unless a NEW login confirms in time, the host rolls itself back. The
-        // expiry takes the lock, so no other transaction starts while the rollback runs.
+        // expiry takes the lock (waiting out this script), so no other transaction starts while
+        // the rollback runs; it rolls back even if the lock stays held, as a lockout must not stay.
         const expire = [
             "trap '' HUP PIPE",
             `exec 9>>'${LOCK}'`,
-            "flock -w 120 9",
+            "flock -w 600 9",
             `mv '${tx}/pending' '${tx}/expired' 2>/dev/null || exit 0`,
-            `if sh '${tx}/rollback.sh' > '${tx}/rollback.log' 2>&1 9>&-; then echo 'rolled-back unconfirmed' > '${tx}/result'; else echo 'rollback-incomplete unconfirmed' > '${tx}/result'; fi`,
+            END_FUNCTIONS,
+            `morh_rollback '${tx}' unconfirmed`,
         ].join("\n");
         lines.push(
             `{ echo $(( $(date +%s) + ${options.confirmSeconds} )) && cat '${HOLDER}'; } > "$TX/pending" || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
@@ -356,37 +405,43 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
             `if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then`,
             `  systemd-run --quiet --collect --unit='morh-confirm-${options.txid}' sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" && echo "systemctl stop 'morh-confirm-${options.txid}'" > "$TX/timer" || fail ${applyExit.snapshot} 'arming the confirmation timer (systemd-run)'`,
             "else",
+            `  command -v setsid >/dev/null || fail ${applyExit.snapshot} 'arming the confirmation timer (setsid is missing)'`,
             `  setsid sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" </dev/null >/dev/null 2>&1 9>&- &`,
             `  echo "kill -- -$! 2>/dev/null" > "$TX/timer" || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
             "fi",
         );
     }
     lines.push(
-        'touch "$TX/activated"',
+        `touch "$TX/activated" || fail ${applyExit.activate} 'activate (recording it)'`,
         ...plan.activate.map((command) => step("activate", command)),
         ...plan.verify.map((command) => step("verify", command)),
         // The canonical form of the new artifacts' live views, for the next drift check.
         ...plan.liveViews.flatMap((_, index) => (viewCachePath(plan, index) ? [`live=''; ${expectedOfView(plan, index, true)}`] : [])),
-        // Committed unless a confirmation is still due: the old files' links go (the backups stay).
-        ...(plan.needsConfirm ? ['echo pending > "$TX/result"'] : [`rm -f ${files.map((file) => old(file.path)).join(" ")}`, 'rm -f "$TX/open"', 'echo applied > "$TX/result"']),
+        // Committed unless a confirmation is still due (it may be given from here on).
+        ...(plan.needsConfirm ? [`touch "$TX/verified" || fail ${applyExit.verify} 'verify (recording it)'`, 'echo pending > "$TX/result"'] : [END_FUNCTIONS, 'morh_commit "$TX"']),
         // Keep the last transactions of this concern for forensics; older ones go.
         `ls -1d '${STATE_DIR}/tx/'*-${plan.concern}-* 2>/dev/null | sort | head -n -${KEEP_TRANSACTIONS} | while IFS= read -r morh_old; do [ -e "$morh_old/pending" ] || [ -e "$morh_old/open" ] || rm -rf "$morh_old"; done`,
         "echo MORH-APPLIED",
     );
-    return lines.join("\n") + "\n";
+    return wholeScript(lines);
 }
 
-/** Ends a transaction that waited for its confirmation: its old files' links go, it is no longer open. */
-function commitLinks(txid: string, plan?: ConcernPlan): string {
+/**
+ * Run over a NEW connection: the login worked, so the change stays. Under the lock, so it waits
+ * for the transaction's own script to end, and only once that script verified the change: a
+ * confirmation never lands before activation is done.
+ */
+export function confirmScript(txid: string): string {
     const tx = txDir(txid);
-    const links = (plan?.artifacts ?? []).map((artifact) => `'${artifact.path}.morh-old'`).join(" ");
-    return `${links ? `rm -f ${links}; ` : ""}rm -f '${tx}/open'; echo applied > '${tx}/result'`;
-}
-
-/** Run over a NEW connection: the login worked, so the change stays. */
-export function confirmScript(txid: string, plan?: ConcernPlan): string {
-    const tx = txDir(txid);
-    return `trap '' HUP PIPE\nif mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then sh '${tx}/timer' 2>/dev/null; ${commitLinks(txid, plan)}; echo MORH-CONFIRMED; elif [ -e '${tx}/confirmed' ]; then echo MORH-CONFIRMED; else echo MORH-EXPIRED; exit 3; fi\n`;
+    return wholeScript([
+        "trap '' HUP PIPE",
+        `exec 9>>'${LOCK}'`,
+        "flock -w 60 9 || { echo MORH-BUSY; exit 4; }",
+        END_FUNCTIONS,
+        `if [ -e '${tx}/confirmed' ]; then echo MORH-CONFIRMED; exit 0; fi`,
+        `[ ! -e '${tx}/pending' ] || [ -e '${tx}/verified' ] || { echo MORH-NOT-READY; exit 4; }`,
+        `if mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then morh_commit '${tx}'; sh '${tx}/timer' 2>/dev/null; echo MORH-CONFIRMED; else echo "MORH-EXPIRED $(cat '${tx}/result' 2>/dev/null)"; exit 3; fi`,
+    ]);
 }
 
 /**
@@ -395,23 +450,40 @@ export function confirmScript(txid: string, plan?: ConcernPlan): string {
  */
 export function rollbackNowScript(txid: string): string {
     const tx = txDir(txid);
-    return [
+    return wholeScript([
         "trap '' HUP PIPE",
         // Under the lock: no other transaction starts while this one's rollback runs.
         `exec 9>>'${LOCK}'`,
         "flock -w 120 9",
+        END_FUNCTIONS,
         `if mv '${tx}/pending' '${tx}/expired' 2>/dev/null; then`,
-        `  sh '${tx}/timer' 2>/dev/null`,
-        `  if sh '${tx}/rollback.sh' > '${tx}/rollback.log' 2>&1 9>&-; then echo 'rolled-back after a failed login' > '${tx}/result'; echo MORH-ROLLED-BACK; else echo 'rollback-incomplete after a failed login' > '${tx}/result'; cat '${tx}/rollback.log'; echo MORH-ROLLBACK-INCOMPLETE; fi`,
+        `  sh '${tx}/timer' 2>/dev/null; morh_rollback '${tx}' 'after a failed login' >/dev/null`,
+        `  case "$(cat '${tx}/result')" in rolled-back*) echo MORH-ROLLED-BACK;; *) cat '${tx}/rollback.log'; echo MORH-ROLLBACK-INCOMPLETE;; esac`,
         `elif [ -e '${tx}/confirmed' ]; then echo MORH-ALREADY-CONFIRMED`,
         `else echo "MORH-ALREADY-ENDED $(cat '${tx}/result' 2>/dev/null)"; fi`,
-    ].join("\n") + "\n";
+    ]);
 }
 
-/** How a transaction ended so far (for a caller whose connection was lost): its result and whether it waits for confirmation. */
+/**
+ * How a transaction ended so far, for a caller whose connection was lost: `pending` only once it
+ * may be confirmed (verified); `running` while its script holds the lock; an open transaction
+ * whose script died is rolled back here, under the lock.
+ */
 export function statusScript(txid: string): string {
     const tx = txDir(txid);
-    return `if [ ! -d '${tx}' ]; then echo 'MORH-STATUS none'; elif [ -e '${tx}/pending' ]; then echo "MORH-STATUS pending $(cat '${tx}/result' 2>/dev/null)"; elif [ -e '${tx}/result' ]; then echo "MORH-STATUS $(cat '${tx}/result')"; elif [ -e '${tx}/open' ]; then echo 'MORH-STATUS running'; else echo 'MORH-STATUS unknown'; fi\n`;
+    return wholeScript([
+        "trap '' HUP PIPE",
+        `[ -d '${tx}' ] || { echo 'MORH-STATUS none'; exit 0; }`,
+        `exec 9>>'${LOCK}'`,
+        // Its script still runs (holds the lock): come back later.
+        "flock -n 9 || { echo 'MORH-STATUS running'; exit 0; }",
+        END_FUNCTIONS,
+        `if [ -e '${tx}/confirmed' ]; then [ ! -e '${tx}/open' ] || morh_commit '${tx}' >/dev/null; echo 'MORH-STATUS applied'`,
+        `elif [ -e '${tx}/pending' ]; then if [ -e '${tx}/verified' ]; then echo 'MORH-STATUS pending'; else echo 'MORH-STATUS running'; fi`,
+        `elif [ -e '${tx}/open' ]; then morh_rollback '${tx}' 'cut off' >/dev/null; echo "MORH-STATUS $(cat '${tx}/result')"`,
+        `elif [ -e '${tx}/result' ]; then echo "MORH-STATUS $(cat '${tx}/result')"`,
+        "else echo 'MORH-STATUS unknown'; fi",
+    ]);
 }
 
 /**
@@ -422,7 +494,7 @@ export function statusScript(txid: string): string {
 export function deleteScript(plan: ConcernPlan, options: { lockSeconds: number }): string {
     const originals = `${STATE_DIR}/originals/${plan.concern}`;
     const unrecorded = plan.artifacts.map((artifact) => `grep -q ' ${artifact.path}$' '${originals}/manifest' 2>/dev/null || rm -f '${artifact.path}'`);
-    return [
+    return wholeScript([
         "set -u",
         "trap '' HUP PIPE",
         `abort() { echo "MORH-ABORTED $1"; exit ${applyExit.state}; }`,
@@ -435,5 +507,5 @@ export function deleteScript(plan: ConcernPlan, options: { lockSeconds: number }
         ...(plan.deactivate.length > 0 ? plan.deactivate : plan.activate).map((command) => `( ${command} ) 9>&- || echo "deactivate step failed"`),
         `rm -rf '${originals}'`,
         "echo MORH-DELETED",
-    ].join("\n") + "\n";
+    ]);
 }

@@ -2,7 +2,7 @@
 // It writes nothing: it reads the managed files, prints live views (a scratch network
 // namespace formats the desired ruleset with the host's own iptables, unless the form cached by
 // the last apply already equals the live one), and runs the checks.
-import { expectedOfView, PENDING_LINES } from "../apply/scripts";
+import { expectedOfView, PENDING_LINES, wholeScript } from "../apply/scripts";
 import type { ConcernPlan } from "../render/artifact";
 
 export interface LiveFileContent {
@@ -51,7 +51,7 @@ export function driftScript(plans: ConcernPlan[]): string {
         const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
         lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);
     }
-    return lines.join("\n") + "\n";
+    return wholeScript(lines);
 }
 
 export function parseDriftOutput(output: string): DriftRead {

@@ -111,7 +111,7 @@ describe("the fault matrix", () => {
         assert.equal(liveRules("reboot-hardened").replace(/^-A INPUT -j f2b-.*\n/gm, ""), rulesBefore.replace(/^-A INPUT -j f2b-.*\n/gm, ""));
         assert.ok(sshWorks("reboot-hardened"));
         assert.ok(sshWorks("reboot-hardened", true));
-        assert.match(sh(host("reboot-hardened"), "cat /var/lib/mor-harden/tx/*-firewall-*/result").stdout, /rolled back at boot/);
+        assert.match(sh(host("reboot-hardened"), "cat /var/lib/mor-harden/tx/*-firewall-*/result").stdout, /rolled-back at boot/);
         assert.equal(applyFromWorkstation(lab, stackFor("reboot-hardened", "good")).code, 0, "the next apply converges");
     });
 

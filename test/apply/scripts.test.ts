@@ -34,7 +34,7 @@ function transaction(txid: string, files: Record<string, string>): string {
 describe("host scripts as text", () => {
     it("parse as sh for every concern's plan, and never evaluate what the host printed", async () => {
         for (const plan of await allPlans()) {
-            const scripts = [applyScript(filled(plan), options), deleteScript(plan, options), readScript([plan], "debian", { lockSeconds: 5 }), confirmScript(options.txid, plan), rollbackNowScript(options.txid), statusScript(options.txid)];
+            const scripts = [applyScript(filled(plan), options), deleteScript(plan, options), readScript([plan], "debian", { lockSeconds: 5 }), confirmScript(options.txid), rollbackNowScript(options.txid), statusScript(options.txid)];
             for (const script of scripts) {
                 const syntax = spawnSync("sh", ["-n"], { input: script, encoding: "utf8" });
                 assert.equal(syntax.status, 0, `${plan.concern}: ${syntax.stderr}`);
@@ -81,8 +81,8 @@ describe("host scripts as programs (scratch state directory)", () => {
         const setup = [transaction("20261128-firewall-00000001", { pending: String(past) }), transaction("20261128-apache-00000002", { open: "" }), transaction("20261128-sshd-00000003", { confirmed: "" })].join("; ");
         const result = runIsolated(setup, `${read}\nls ${STATE_DIR}/tx/*/mark ${STATE_DIR}/tx/*/expired`);
         assert.equal(result.code, 0, result.stdout + result.stderr);
-        assert.match(result.stdout, /MORH-NOTE rolled back 20261128-firewall-00000001: its confirmation timer was gone/);
-        assert.match(result.stdout, /MORH-NOTE rolled back 20261128-apache-00000002: its apply was cut off/);
+        assert.match(result.stdout, /MORH-NOTE rolled back 20261128-firewall-00000001 \(its confirmation timer was gone\): rolled-back/);
+        assert.match(result.stdout, /MORH-NOTE rolled back 20261128-apache-00000002 \(its apply was cut off\): rolled-back/);
         assert.match(result.stdout, /firewall-00000001\/mark/);
         assert.match(result.stdout, /apache-00000002\/mark/);
         assert.doesNotMatch(result.stdout, /sshd-00000003\/mark/, "a confirmed transaction is left alone");
@@ -96,11 +96,12 @@ describe("host scripts as programs (scratch state directory)", () => {
     });
 
     it("rolls back at boot every pending or cut-off transaction, files only, and leaves confirmed ones", () => {
-        const setup = [transaction("t-firewall-1", { pending: "1" }), transaction("t-sshd-2", { open: "" }), transaction("t-apache-3", { confirmed: "" })].join("; ");
+        const setup = [transaction("t-firewall-1", { pending: "1" }), transaction("t-sshd-2", { open: "" }), transaction("t-apache-3", { confirmed: "" }), transaction("t-fail2ban-4", { confirmed: "", open: "" })].join("; ");
         const result = runIsolated(setup, `cat > ${STATE_DIR}/boot.sh <<'BOOT'\n${bootScript()}BOOT\nsh ${STATE_DIR}/boot.sh\nfor tx in ${STATE_DIR}/tx/*; do echo "$tx $(cat $tx/result 2>/dev/null) $(cat $tx/mark 2>/dev/null)"; done`);
         assert.equal(result.code, 0, result.stderr);
-        assert.match(result.stdout, /t-firewall-1 rolled back at boot rolled/);
-        assert.match(result.stdout, /t-sshd-2 rolled back at boot rolled/);
-        assert.match(result.stdout, /t-apache-3\s+$/m);
+        assert.match(result.stdout, /t-firewall-1 rolled-back at boot rolled/);
+        assert.match(result.stdout, /t-sshd-2 rolled-back at boot rolled/);
+        assert.match(result.stdout, /t-apache-3\s+$/m, "a confirmed transaction is left alone");
+        assert.match(result.stdout, /t-fail2ban-4 applied\s*$/m, "a confirmation cut short is committed, not rolled back");
     });
 });
