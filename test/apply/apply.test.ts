@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { execArgv } from "../../src/lab/lab";
-import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+import { applyFromWorkstation, labStackFile, operatorSshOptions, scanPorts, sh, sshLoginWorks, startTestLab, statuses, type TestLab } from "../helpers/lab";
 
 let lab: TestLab;
 let stack: string;
@@ -16,15 +16,9 @@ after(() => lab?.stop());
 const host = () => lab.host();
 const workstation = () => lab.client("workstation");
 const attacker = () => lab.client("attacker");
-const sshOptions = () => `-i ${lab.state.operatorKey} -o UserKnownHostsFile=${lab.state.dir}/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=4`;
-const sshWorks = () => sh(workstation(), `ssh ${sshOptions()} root@${host().v4} true`, 15_000).code === 0;
-
-/** Ports and their state as nmap reports them (open, closed, filtered). */
-function scan(from: "workstation" | "attacker", address: string, ports: string, ipv6 = false): Record<string, string> {
-    const result = sh(lab.client(from), `nmap ${ipv6 ? "-6 " : ""}-Pn -n -sT --max-retries 1 --host-timeout 60s -p ${ports} ${address} -oG -`, 90_000);
-    const line = result.stdout.split("\n").find((l) => l.includes("Ports:")) ?? "";
-    return Object.fromEntries([...line.matchAll(/(\d+)\/(open|closed|filtered)\//g)].map((match) => [match[1], match[2]]));
-}
+const sshOptions = () => operatorSshOptions(lab);
+const sshWorks = () => sshLoginWorks(lab, host().v4);
+const scan = (from: "workstation" | "attacker", address: string, ports: string, ipv6 = false) => scanPorts(lab, from, address, ports, ipv6);
 
 describe("apply over SSH", () => {
     it("hardens a fresh host, each lockout-prone change confirmed by a new login", () => {

@@ -3,7 +3,7 @@
 // judged from outside: the operator still gets in, and the host holds what the report says.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
+import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 import { applyInBackground, fillOver, hostFingerprint, simulateReboot, slowLossyLink, slowTool, waitFor } from "../helpers/faults";
 
 /** One fresh host per test, in this order. */
@@ -17,10 +17,8 @@ before(async () => {
 after(() => lab?.stop());
 
 const host = (name: (typeof HOSTS)[number]) => lab.host(hostOf(name));
-const workstation = () => lab.client("workstation");
-const sshOptions = () => `-i ${lab.state.operatorKey} -o UserKnownHostsFile=${lab.state.dir}/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=4`;
 /** A real login from the workstation over IPv4 or IPv6. */
-const sshWorks = (name: (typeof HOSTS)[number], ipv6 = false) => sh(workstation(), `ssh ${sshOptions()} root@${ipv6 ? host(name).v6 : host(name).v4} true`, 15_000).code === 0;
+const sshWorks = (name: (typeof HOSTS)[number], ipv6 = false) => sshLoginWorks(lab, ipv6 ? host(name).v6 : host(name).v4);
 /** The lab stack of a host, with some keys changed. */
 const stackFor = (name: (typeof HOSTS)[number], variant: string, change: Parameters<typeof labStackFile>[2] = {}) => labStackFile(lab, `${name}-${variant}`, change, hostOf(name));
 /** Both families' filter tables without counters or comments. */
@@ -137,7 +135,7 @@ describe("the fault matrix", () => {
             sh(host("session-killed"), "for sid in $(ps -eo sid=,args= | awk '$2 ~ /^sshd:/ && $3 ~ /@/ { print $1 }' | sort -u); do pkill -KILL -s \"$sid\"; done");
             undo();
         }
-        const drift = sh(workstation(), `node ${__dirname}/../../src/cli/main.js drift --config ${stackFor("session-killed", "extra")}`, 60_000);
+        const drift = driftFromWorkstation(lab, stackFor("session-killed", "extra"), 60_000);
         assert.equal(drift.code, 1, drift.stdout + drift.stderr);
         assert.match(drift.stdout, /waiting for its confirmation/);
         assert.ok(await waitFor(() => !pendingOn("session-killed") && /rolled-back unconfirmed/.test(sh(host("session-killed"), "cat /var/lib/mor-harden/tx/*/result").stdout), 40_000), "the timer rolled the change back");
@@ -183,14 +181,14 @@ describe("the fault matrix", () => {
             const run = applyFromWorkstation(lab, stack, 300_000);
             assert.equal(run.code, 0, run.stdout + run.stderr);
             assert.deepEqual(new Set(Object.values(statuses(run.report))), new Set(["applied"]));
-            const clean = sh(workstation(), `node ${__dirname}/../../src/cli/main.js drift --config ${stack}`, 120_000);
+            const clean = driftFromWorkstation(lab, stack, 120_000);
             assert.equal(clean.code, 0, clean.stdout + clean.stderr);
             sh(host("slow-link"), "iptables -I MORH-INPUT -p tcp --dport 3306 -j ACCEPT");
-            const drift = sh(workstation(), `node ${__dirname}/../../src/cli/main.js drift --config ${stack}`, 120_000);
+            const drift = driftFromWorkstation(lab, stack, 120_000);
             assert.equal(drift.code, 1, drift.stdout + drift.stderr);
             assert.match(drift.stdout, /dport 3306/);
             // A time-out names the setting to change.
-            const impatient = sh(workstation(), `node ${__dirname}/../../src/cli/main.js drift --config ${stackFor("slow-link", "impatient", { connection: { address: link.address, port: link.port, connectTimeout: 1 } })}`, 60_000);
+            const impatient = driftFromWorkstation(lab, stackFor("slow-link", "impatient", { connection: { address: link.address, port: link.port, connectTimeout: 1 } }), 60_000);
             assert.equal(impatient.code, 2);
             assert.match(impatient.stdout + impatient.stderr, /connection\.connectTimeout 1 s/);
         } finally {
@@ -206,8 +204,8 @@ describe("the fault matrix", () => {
         const moved = applyFromWorkstation(lab, stackFor("port-move", "moved", { sshd: { port: 2222 }, connection: { port: 2222 } }));
         assert.equal(moved.code, 0, moved.stdout + moved.stderr);
         assert.doesNotMatch(listening(), /(^| )22 /, "the old port is closed once connection.port followed");
-        assert.equal(sh(workstation(), `ssh ${sshOptions()} -p 2222 root@${host("port-move").v4} true`, 15_000).code, 0);
-        assert.equal(sh(workstation(), `ssh ${sshOptions()} -p 2222 root@${host("port-move").v6} true`, 15_000).code, 0);
+        assert.ok(sshLoginWorks(lab, host("port-move").v4, 2222));
+        assert.ok(sshLoginWorks(lab, host("port-move").v6, 2222));
         assert.equal(tcpConnect(lab.client("attacker"), host("port-move").v4, 2222), "filtered", "the new port is trusted-only too");
     });
 });

@@ -10,68 +10,33 @@ import { after, describe, it } from "node:test";
 import { renderFirewall } from "../../src/firewall/render";
 import type { ConcernPlan } from "../../src/render/artifact";
 import { minimalConfig, renderInputFor } from "../helpers/fixtures";
+import { dockerChains, emptyFilter, families, filterTables, iptablesServicesStock, ufwChains, type Family, type Tables, tools } from "../helpers/rulesets";
 import { netnsAvailable, startNetns, type Backend, type Netns } from "./netns";
 
-type Family = "v4" | "v6";
-const families: Family[] = ["v4", "v6"];
-const save: Record<Family, string> = { v4: "iptables-save", v6: "ip6tables-save" };
-const cli: Record<Family, string> = { v4: "iptables", v6: "ip6tables" };
 const familyName: Record<Family, string> = { v4: "ipv4", v6: "ipv6" };
 
 const pwned = join(tmpdir(), `pwned-${randomBytes(6).toString("hex")}`);
-const emptyTable = ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]";
 
 /** A starting state: the filter table of each family in iptables-restore format (none: no table at all). */
 interface StartingState {
     name: string;
-    tables?: Record<Family, string>;
+    tables?: Tables;
 }
 
-const both = (body: (family: Family) => string): Record<Family, string> => ({ v4: `*filter\n${body("v4")}\nCOMMIT\n`, v6: `*filter\n${body("v6")}\nCOMMIT\n` });
 const address = { v4: { ban: "203.0.113.66/32", blocked: "198.18.0.9/32", later: "203.0.113.77/32", laterBan: "203.0.113.88/32" }, v6: { ban: "2001:db8:66::66/128", blocked: "2001:db8:9::9/128", later: "2001:db8:77::77/128", laterBan: "2001:db8:88::88/128" } };
 const portUnreachable = { v4: "icmp-port-unreachable", v6: "icmp6-port-unreachable" };
 
 const startingStates: StartingState[] = [
     { name: "no tables at all (a fresh host)" },
-    { name: "empty chains, policy ACCEPT", tables: both(() => emptyTable) },
-    {
-        // /etc/sysconfig/iptables and ip6tables as iptables-services ships them.
-        name: "iptables-services' stock ruleset",
-        tables: both((family) => {
-            const rules = (chain: string) => [
-                `-A ${chain} -m state --state RELATED,ESTABLISHED -j ACCEPT`,
-                family === "v4" ? `-A ${chain} -p icmp -j ACCEPT` : `-A ${chain} -p ipv6-icmp -j ACCEPT`,
-                `-A ${chain} -i lo -j ACCEPT`,
-                ...(chain === "INPUT" ? ["-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT"] : []),
-                ...(chain === "INPUT" && family === "v6" ? ["-A INPUT -d fe80::/64 -p udp -m udp --dport 546 -m state --state NEW -j ACCEPT"] : []),
-                `-A ${chain} -j REJECT --reject-with ${family === "v4" ? "icmp-host-prohibited" : "icmp6-adm-prohibited"}`,
-            ];
-            return [emptyTable, ...rules("INPUT"), ...rules("FORWARD")].join("\n");
-        }),
-    },
-    { name: "a catch-all DROP by hand", tables: both(() => `${emptyTable}\n-A INPUT -j DROP`) },
-    {
-        name: "ufw's chains jumped to from INPUT",
-        tables: both(() => [
-            ":INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]",
-            ":ufw-before-input - [0:0]\n:ufw-user-input - [0:0]\n:ufw-after-input - [0:0]\n:ufw-reject-input - [0:0]",
-            "-A INPUT -j ufw-before-input\n-A INPUT -j ufw-after-input\n-A INPUT -j ufw-reject-input",
-            "-A ufw-before-input -i lo -j ACCEPT\n-A ufw-before-input -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n-A ufw-before-input -j ufw-user-input",
-            "-A ufw-user-input -p tcp -m tcp --dport 22 -j ACCEPT\n-A ufw-reject-input -j REJECT",
-        ].join("\n")),
-    },
-    {
-        name: "docker's chains jumped to from FORWARD",
-        tables: both(() => [
-            ":INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n:DOCKER - [0:0]\n:DOCKER-ISOLATION-STAGE-1 - [0:0]\n:DOCKER-USER - [0:0]",
-            "-A FORWARD -j DOCKER-USER\n-A FORWARD -j DOCKER-ISOLATION-STAGE-1\n-A FORWARD -o docker0 -j DOCKER\n-A FORWARD -i docker0 ! -o docker0 -j ACCEPT",
-            "-A DOCKER-ISOLATION-STAGE-1 -j RETURN\n-A DOCKER-USER -j RETURN",
-        ].join("\n")),
-    },
+    { name: "empty chains, policy ACCEPT", tables: filterTables(() => emptyFilter) },
+    { name: "iptables-services' stock ruleset", tables: iptablesServicesStock },
+    { name: "a catch-all DROP by hand", tables: filterTables(() => `${emptyFilter}\n-A INPUT -j DROP`) },
+    { name: "ufw's chains jumped to from INPUT", tables: ufwChains },
+    { name: "docker's chains jumped to from FORWARD", tables: dockerChains },
     {
         name: "fail2ban's chain with a ban, its jump first in INPUT, and a blocked IP of MOR",
-        tables: both((family) => [
-            emptyTable,
+        tables: filterTables((family) => [
+            emptyFilter,
             ":f2b-ssh-iptables - [0:0]",
             "-A INPUT -p tcp -m multiport --dports 22 -j f2b-ssh-iptables",
             `-A INPUT -s ${address[family].blocked} -j DROP`,
@@ -83,13 +48,13 @@ const startingStates: StartingState[] = [
     {
         // iptables quotes comments but does not escape $(...): text a shell must never see.
         name: "an ACCEPT disguised by a comment",
-        tables: both(() => `${emptyTable}\n-A INPUT -p tcp -m tcp --dport 3306 -m comment --comment " -j DROP $(touch ${pwned}) \\" -j REJECT" -j ACCEPT`),
+        tables: filterTables(() => `${emptyFilter}\n-A INPUT -p tcp -m tcp --dport 3306 -m comment --comment " -j DROP $(touch ${pwned}) \\" -j REJECT" -j ACCEPT`),
     },
 ];
 
 /** iptables-save output without comments and counters, as lines. */
 function saved(netns: Netns, family: Family): string[] {
-    return netns.ok(`${save[family]} -t filter`).split("\n").filter((line) => line && !line.startsWith("#")).map((line) => line.replace(/ \[\d+:\d+\]$/, ""));
+    return netns.ok(`${tools[family].save} -t filter`).split("\n").filter((line) => line && !line.startsWith("#")).map((line) => line.replace(/ \[\d+:\d+\]$/, ""));
 }
 
 const inputRules = (lines: string[]) => lines.filter((line) => line.startsWith("-A INPUT "));
@@ -112,7 +77,7 @@ async function startHost(backend: Backend, state: StartingState): Promise<Host> 
     const etc = mkdtempSync(join(tmpdir(), "morh-etc-iptables-"));
     const netns = await startNetns(backend, { "/etc/iptables": etc });
     for (const family of families) {
-        if (state.tables) netns.ok(`printf '%s' "$TABLE" | ${cli[family]}-restore -w`, { TABLE: state.tables[family] });
+        if (state.tables) netns.ok(`printf '%s' "$TABLE" | ${tools[family].restore} -w`, { TABLE: state.tables[family] });
     }
     return { netns, etc, stateDirs: [] };
 }
@@ -147,7 +112,7 @@ function restoreOriginalFiles(host: Host, plan: ConcernPlan): void {
 /** fail2ban and MOR at work during the confirm window: a new jail's chain and jump, a ban, a blocked IP. */
 function meanwhile(host: Host): void {
     for (const family of families) {
-        const tool = cli[family];
+        const tool = tools[family].cli;
         host.netns.ok(`${tool} -w -N f2b-asterisk && ${tool} -w -A f2b-asterisk -s ${address[family].laterBan} -j REJECT && ${tool} -w -A f2b-asterisk -j RETURN && ${tool} -w -I INPUT 1 -j f2b-asterisk && ${tool} -w -I INPUT 2 -s ${address[family].later} -j DROP`);
     }
 }

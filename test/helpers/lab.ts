@@ -106,3 +106,25 @@ export function applyFromWorkstation(lab: TestLab, stackFile: string, timeoutMs 
 export function statuses(report: ApplyReport | undefined): Record<string, string> {
     return Object.fromEntries((report?.concerns ?? []).map((concern) => [concern.concern, concern.status]));
 }
+
+/** OpenSSH options for the operator's real logins from a lab client: the lab key, host keys pinned. */
+export function operatorSshOptions(lab: TestLab): string {
+    return `-i ${lab.state.operatorKey} -o UserKnownHostsFile=${lab.state.dir}/known_hosts -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=4`;
+}
+
+/** Whether a real ssh login from the workstation to `address` (IPv4 or IPv6) succeeds. */
+export function sshLoginWorks(lab: TestLab, address: string, port = 22): boolean {
+    return sh(lab.client("workstation"), `ssh ${operatorSshOptions(lab)} -p ${port} root@${address} true`, 15_000).code === 0;
+}
+
+/** Ports and their state as nmap, from a lab client, reports them (open, closed, filtered). */
+export function scanPorts(lab: TestLab, from: "workstation" | "attacker", address: string, ports: string, ipv6 = false): Record<string, string> {
+    const result = sh(lab.client(from), `nmap ${ipv6 ? "-6 " : ""}-Pn -n -sT --max-retries 1 --host-timeout 60s -p ${ports} ${address} -oG -`, 90_000);
+    const line = result.stdout.split("\n").find((l) => l.includes("Ports:")) ?? "";
+    return Object.fromEntries([...line.matchAll(/(\d+)\/(open|closed|filtered)\//g)].map((match) => [match[1], match[2]]));
+}
+
+/** Runs `mor-harden drift` for a stack file from the workstation (exit 0 clean, 1 drift, 2 not checked). */
+export function driftFromWorkstation(lab: TestLab, stackFile: string, timeoutMs = 60_000): ExecResult {
+    return labExec(lab.client("workstation"), ["node", CLI, "drift", "--config", stackFile], { timeoutMs });
+}

@@ -13,7 +13,8 @@ import { hostProvider } from "../../src/provider/host-provider";
 import type { HostInputs, HostState } from "../../src/provider/runtime";
 import { renderHost } from "../../src/render/host";
 import { prepareRenderInput } from "../../src/render/prepare";
-import { labStackFile, sh, startTestLab, type TestLab } from "../helpers/lab";
+import { labStackFile, sh, startTestLab, tcpConnect, type TestLab } from "../helpers/lab";
+import { families, inputChain, inputRulesIn, iptablesServicesStock, loadTables, tools, type Family } from "../helpers/rulesets";
 
 let lab: TestLab;
 let providerFile: string;
@@ -22,6 +23,8 @@ const projectDir = join(__dirname, "..", "..", "..");
 
 before(async () => {
     lab = await startTestLab(1);
+    // A firewall of its own before the first create, so that delete has something to bring back.
+    loadTables(lab.host(), iptablesServicesStock);
     const serialized = await pulumi.runtime.serializeFunction(() => hostProvider, { allowSecrets: true });
     providerFile = join(lab.state.dir, "provider.js");
     writeFileSync(providerFile, serialized.text);
@@ -98,14 +101,24 @@ describe("the serialized dynamic provider", () => {
         first = call<{ id: string; outs: HostState }>("create", inputs);
     });
 
-    it("never lets a replaced resource's delete undo what its replacement applied", () => {
+    it("never lets a replaced resource's delete undo what its replacement applied, and deletes back to the firewall found first", () => {
         const replacement = call<{ id: string; outs: HostState }>("create", inputs);
+        // The attacker banned while the host is hardened, as MOR's "Blocked IPs" does it.
+        const ban: Record<Family, string> = { v4: `-A INPUT -s ${lab.client("attacker").v4}/32 -j DROP`, v6: `-A INPUT -s ${lab.client("attacker").v6}/128 -j DROP` };
+        for (const family of families) assert.equal(sh(lab.host(), `${tools[family].cli} -w -I INPUT 1 ${ban[family].slice("-A INPUT ".length)}`).code, 0);
         call("delete", first.id, first.outs);
         assert.equal(sh(lab.host(), "test -f /etc/ssh/sshd_config.d/00-mor-harden.conf && iptables -C INPUT -j MORH-INPUT").code, 0, "the host is still hardened");
         call("delete", replacement.id, replacement.outs);
         assert.notEqual(sh(lab.host(), "test -f /etc/ssh/sshd_config.d/00-mor-harden.conf").code, 0, "delete restored the originals");
         assert.notEqual(sh(lab.host(), "iptables -C INPUT -j MORH-INPUT").code, 0);
-        assert.match(sh(lab.host(), "iptables -S INPUT").stdout, /^-P INPUT ACCEPT$/m);
+        for (const family of families) {
+            const now = inputChain(lab.host(), family);
+            assert.equal(now.policy, "ACCEPT", `${family}: INPUT's policy as found`);
+            // fail2ban's jumps (first in INPUT) are fail2ban's to keep or drop; the ban stays ahead of the stock rules.
+            assert.deepEqual(now.rules.filter((rule) => !/ -j f2b-/.test(rule)), [ban[family], ...inputRulesIn(iptablesServicesStock[family])], `${family}: the stock rules are back, and the ban added meanwhile stays`);
+        }
+        assert.equal(tcpConnect(lab.client("workstation"), lab.host().v4, 22), "open", "the stock rules let SSH in");
+        assert.equal(tcpConnect(lab.client("attacker"), lab.host().v4, 22), "filtered", "except from the banned attacker");
         assert.equal(sh(lab.host(), "test -f /etc/apache2/sites-enabled/00-mor-harden.conf").code, 1, "the site link went with the vhost");
         assert.equal(sh(lab.host(), "apache2ctl -t").code, 0);
     });
