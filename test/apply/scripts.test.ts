@@ -35,7 +35,10 @@ describe("host scripts as text", () => {
     it("parse as sh for every concern's plan, and never evaluate what the host printed", async () => {
         for (const plan of await allPlans()) {
             const scripts = [applyScript(filled(plan), options), deleteScript(plan, options), readScript([plan], "debian", { lockSeconds: 5 }), confirmScript(options.txid), rollbackNowScript(options.txid), statusScript(options.txid)];
-            for (const script of scripts) {
+            // The scripts the transaction writes for later (rollback, expiry) are parsed too.
+            const embedded = [...scripts[0].matchAll(/<<'(MORH_ROLLBACK|MORH_EXPIRE)'\n([\s\S]*?)\n\1\n/g)].map((match) => match[2]);
+            assert.ok(embedded.length >= 1, `${plan.concern}: the rollback script is embedded`);
+            for (const script of [...scripts, ...embedded]) {
                 const syntax = spawnSync("sh", ["-n"], { input: script, encoding: "utf8" });
                 assert.equal(syntax.status, 0, `${plan.concern}: ${syntax.stderr}`);
                 assert.doesNotMatch(script, /\beval\b/, plan.concern);

@@ -120,7 +120,7 @@ describe("firewall renderer", () => {
             const restore = commands.findIndex((command) => command.includes('done < "$MORH_STATE/units"'));
             assert.equal(restore, commands.length - 1, "the units are put back after the rules");
             assert.match(commands[restore], /systemctl unmask "\$unit" && systemctl enable "\$unit"/);
-            assert.match(commands[restore], /systemctl start firewalld/);
+            assert.match(commands[restore], /systemctl \$\{MORH_BOOT:\+--no-block\} start firewalld/);
         }
         assert.ok(rhel.rollbackCheck.some((command) => command.includes("unit_states")), "the check covers the units");
         const debian = renderFirewall(await renderInputFor(minimalConfig()));
