@@ -1,4 +1,5 @@
-// One hardened MOR host: a component with one child per concern.
+// One hardened MOR host: a component with one child per concern. Its children are named after it
+// (`mor-2-firewall`), so an alias of the host carries them along.
 import * as pulumi from "@pulumi/pulumi";
 import type { Resolver } from "../config/resolve";
 import type { HostConfig } from "../config/schema";
@@ -9,7 +10,10 @@ import { HostHardening } from "../provider/host-provider";
 import { ConcernComponent } from "./concern";
 
 export interface MorHostArgs {
+    /** What the managed files' headers name: the stack, or `stack/host` in an environment. */
     stack: string;
+    /** Where problems found while rendering are reported (the stack, with the host). */
+    source?: string;
     config: HostConfig;
     secrets: pulumi.Input<Record<string, string | undefined>>;
     /** How host names among the trusted sources are resolved (DNS by default). */
@@ -26,7 +30,7 @@ export class MorHost extends pulumi.ComponentResource {
 
     constructor(name: string, args: MorHostArgs, opts?: pulumi.ComponentResourceOptions) {
         super("mor-harden:index:MorHost", name, {}, opts);
-        const input = pulumi.output(prepareRenderInput(args.stack, args.config, { resolver: args.resolver, source: `stack ${args.stack}` }));
+        const input = pulumi.output(prepareRenderInput(args.stack, args.config, { resolver: args.resolver, source: args.source ?? `stack ${args.stack}` }));
         const plans = input.apply(renderHost);
         this.address = pulumi.output(args.config.connection.address);
         this.trustedSources = input.apply((resolved) => Object.fromEntries(Object.entries(resolved.sources).map(([source, addresses]) => [source, [...addresses.v4, ...addresses.v6]])));
