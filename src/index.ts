@@ -23,8 +23,8 @@ export = async () => {
     const declare = (host: EnvironmentHost) =>
         // In the single-host form the host is named after the stack, as every stack's host was
         // before environments: the same URNs, so existing state is kept as it is. The host that was
-        // a stack's single host keeps its resources through an alias (children follow their parent's).
-        new MorHost(host.name, { stack: host.label, source: host.source, config: host.config, secrets: secretsOf(host) }, host.formerName ? { aliases: [{ name: host.formerName }] } : undefined);
+        // a stack's single host (formerStackHost) keeps its resources through aliases.
+        new MorHost(host.name, { stack: host.label, source: host.source, config: host.config, secrets: secretsOf(host), formerName: host.formerName });
     if (environment.form === "single") return hostOutputs(declare(environment.hosts[0]));
-    return { hosts: Object.fromEntries(environment.hosts.map((host) => [host.name, hostOutputs(declare(host))])) };
+    return { hosts: pulumi.output(Object.fromEntries(environment.hosts.map((host) => [host.name, hostOutputs(declare(host))]))) };
 };

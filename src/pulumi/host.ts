@@ -16,8 +16,18 @@ export interface MorHostArgs {
     source?: string;
     config: HostConfig;
     secrets: pulumi.Input<Record<string, string | undefined>>;
+    /** The host was the stack's single host, named `formerName`: its resources keep their state through aliases. */
+    formerName?: string;
     /** How host names among the trusted sources are resolved (DNS by default). */
     resolver?: Resolver;
+}
+
+/**
+ * Aliases to the names a host's resource had when the host was named `formerName` (a child's
+ * name is its host's name and a suffix; its parent's type chain, the rest of its URN, is the same).
+ */
+export function formerNameAliases(formerName: string | undefined, suffix = ""): { aliases?: pulumi.Alias[] } {
+    return formerName ? { aliases: [{ name: `${formerName}${suffix}` }] } : {};
 }
 
 export class MorHost extends pulumi.ComponentResource {
@@ -29,7 +39,7 @@ export class MorHost extends pulumi.ComponentResource {
     readonly trustedSources: pulumi.Output<Record<string, string[]>>;
 
     constructor(name: string, args: MorHostArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("mor-harden:index:MorHost", name, {}, opts);
+        super("mor-harden:index:MorHost", name, {}, { ...opts, ...formerNameAliases(args.formerName) });
         const input = pulumi.output(prepareRenderInput(args.stack, args.config, { resolver: args.resolver, source: args.source ?? `stack ${args.stack}` }));
         const plans = input.apply(renderHost);
         this.address = pulumi.output(args.config.connection.address);
@@ -37,7 +47,7 @@ export class MorHost extends pulumi.ComponentResource {
         this.concerns = Object.fromEntries(
             concernsOf(args.config).map((concern) => [
                 concern,
-                new ConcernComponent(`${name}-${concern}`, { concern, plan: plans.apply((all) => all.find((plan) => plan.concern === concern)!), secrets: args.secrets }, { parent: this }),
+                new ConcernComponent(`${name}-${concern}`, { concern, plan: plans.apply((all) => all.find((plan) => plan.concern === concern)!), secrets: args.secrets }, { parent: this, ...formerNameAliases(args.formerName, `-${concern}`) }),
             ]),
         );
         this.hardening = new HostHardening(
@@ -51,7 +61,7 @@ export class MorHost extends pulumi.ComponentResource {
                 secrets: args.secrets,
             },
             // After the concern components, so the preview shows what each concern renders first.
-            { parent: this, dependsOn: Object.values(this.concerns) },
+            { parent: this, dependsOn: Object.values(this.concerns), ...formerNameAliases(args.formerName, "-hardening") },
         );
         this.registerOutputs({ address: this.address, trustedSources: this.trustedSources });
     }
