@@ -5,12 +5,10 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { stringify } from "yaml";
-import { loadStackConfig } from "../src/config/stack-file";
-import { secretsWithoutPulumi } from "../src/config/secrets";
-import { execArgv, knownHostsPath, type LabHost, type LabState } from "../src/lab/lab";
+import { prepareHost } from "../src/apply/hosts";
+import { loadEnvironment } from "../src/config/stack-file";
+import { execArgv, knownHostsPath, type LabState } from "../src/lab/lab";
 import { fillSecrets, type Concern } from "../src/render/artifact";
-import { renderHost } from "../src/render/host";
-import { prepareRenderInput } from "../src/render/prepare";
 
 const PLAYBOOK = join(__dirname, "..", "..", "bench", "ansible", "playbook.yml");
 
@@ -18,12 +16,12 @@ const PLAYBOOK = join(__dirname, "..", "..", "bench", "ansible", "playbook.yml")
 const handlers: Partial<Record<Concern, string>> = { firewall: "reload firewall", sshd: "reload sshd", fail2ban: "reload fail2ban", apache: "reload apache" };
 
 /** Writes the inventory, host_vars (the rendered files, listed) and ansible.cfg for these hosts. */
-export async function prepareAnsible(state: LabState, hosts: { host: LabHost; stackFile: string }[], dir: string): Promise<void> {
+export async function prepareAnsible(state: LabState, stackFile: string, dir: string): Promise<void> {
     mkdirSync(join(dir, "host_vars"), { recursive: true });
-    for (const { host, stackFile } of hosts) {
-        const loaded = loadStackConfig({ file: stackFile });
-        const secrets = secretsWithoutPulumi(loaded.config, loaded.source);
-        const plans = renderHost(await prepareRenderInput(loaded.name, loaded.config, { source: loaded.source }));
+    const environment = loadEnvironment({ file: stackFile });
+    const hosts = state.hosts.map((host) => ({ host, of: environment.hosts.find((entry) => entry.name === host.name)! }));
+    for (const { host, of } of hosts) {
+        const { secrets, plans } = await prepareHost(of);
         const managed = plans.flatMap((plan) =>
             plan.artifacts.map((artifact) => {
                 const src = join(dir, "files", host.name, artifact.path);

@@ -12,10 +12,10 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { execArgv, labDown, labExec, labUp, type LabHost, type LabNode, type LabState } from "../src/lab/lab";
-import { labStackConfig } from "../src/lab/stacks";
+import { LAB_STACK, labEnvironmentConfig } from "../src/lab/stacks";
 import { prepareAnsible, runAnsible } from "./ansible";
 import { summarize, type Figure } from "./stats";
 
@@ -33,8 +33,8 @@ interface Sample {
 
 const workstationOf = (state: LabState) => state.clients.find((client) => client.name === "workstation")!;
 
-function runner(state: LabState, mode: string, runs: number, files: string[]): Sample[] {
-    const [command, ...args] = execArgv(workstationOf(state), ["node", join(__dirname, "fleet-runner.js"), mode, String(runs), ...files]);
+function runner(state: LabState, mode: string, runs: number, file: string): Sample[] {
+    const [command, ...args] = execArgv(workstationOf(state), ["node", join(__dirname, "fleet-runner.js"), mode, String(runs), file]);
     const result = spawnSync(command, args, { encoding: "utf8", timeout: 1_800_000 });
     if (result.status !== 0) throw new Error(`fleet-runner ${mode}: ${result.stderr}`);
     const samples = JSON.parse(result.stdout.trim().split("\n").at(-1)!) as Sample[];
@@ -72,17 +72,15 @@ class SshBytes {
     }
 }
 
-function stackFiles(state: LabState, dir: string): string[] {
-    return state.hosts.map((host) => {
-        const folder = join(dir, "stacks", host.name);
-        mkdirSync(folder, { recursive: true });
-        const path = join(folder, "Pulumi.lab.yaml");
-        const config = labStackConfig(state, host) as { config: Record<string, Record<string, unknown>> };
-        // All hosts on two shared cores: a first apply of 20 at once must not miss its confirm window.
-        config.config["mor-harden:connection"] = { ...config.config["mor-harden:connection"], confirmTimeout: 300 };
-        writeFileSync(path, stringify(config));
-        return path;
-    });
+/** The lab's environment (as `lab up` writes it), in the benchmark's own directory. */
+function stackFile(state: LabState, dir: string): string {
+    const path = join(dir, "stacks", `Pulumi.${LAB_STACK}.yaml`);
+    mkdirSync(dirname(path), { recursive: true });
+    const document = labEnvironmentConfig(state) as { config: Record<string, Record<string, unknown>> };
+    // All hosts on two shared cores: a first apply of 20 at once must not miss its confirm window.
+    document.config["mor-harden:connection"] = { ...document.config["mor-harden:connection"], confirmTimeout: 300 };
+    writeFileSync(path, stringify(document));
+    return path;
 }
 
 function ratio(name: string, numerator: Figure, denominator: Figure, target?: number, higherIsBetter = false): Figure {
@@ -132,16 +130,16 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
                 const counter = new SshBytes(workstationOf(fresh));
                 counter.reset(fresh.hosts);
                 note(`first apply, run ${run + 1}/${runs}`);
-                first.push(...runner(fresh, "apply", 1, stackFiles(fresh, dir)));
+                first.push(...runner(fresh, "apply", 1, stackFile(fresh, dir)));
                 firstBytes.push(perHost(counter.total(), size, 1));
             }
             const state = await labUp(dir, size, prefix); // the hosts of the last first apply, hardened
-            const files = stackFiles(state, dir);
+            const file = stackFile(state, dir);
             const counter = new SshBytes(workstationOf(state));
             const measure = (mode: string): { samples: Sample[]; bytes: number } => {
                 note(mode);
                 counter.reset(state.hosts);
-                const samples = runner(state, mode, runs, files);
+                const samples = runner(state, mode, runs, file);
                 return { samples, bytes: perHost(counter.total(), size, runs) };
             };
             const floor = measure("floor");
@@ -155,7 +153,7 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             if (withAnsible) {
                 ansibleDir = join(dir, "ansible");
                 rmSync(ansibleDir, { recursive: true, force: true });
-                await prepareAnsible(state, state.hosts.map((host, index) => ({ host, stackFile: files[index] })), ansibleDir);
+                await prepareAnsible(state, file, ansibleDir);
                 // The playbook sees the hand edit (so its check is a real check): once, at the first size.
                 if (sizeIndex === 0) {
                     note("ansible --check --diff, with drift");
@@ -163,7 +161,7 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
                     if (dirtyCheck.changedHosts !== size) throw new Error(`ansible --check saw drift on ${dirtyCheck.changedHosts} of ${size} hosts`);
                 }
             }
-            runner(state, "setup", 1, files); // repaired by mor-harden: Ansible starts from the same hosts
+            runner(state, "setup", 1, file); // repaired by mor-harden: Ansible starts from the same hosts
 
             const ansibleRunCount = ansibleRuns[sizeIndex];
             const ansible = (directory: string, check: boolean): AnsibleFigures => {

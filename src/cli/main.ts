@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npx mor-harden render --stack NAME | --config FILE [--out DIR]
+// npx mor-harden render|apply|drift|knock: an environment (--stack NAME | --config FILE), narrowed by --host NAME
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import pLimit from "p-limit";
 import { dirname, join, resolve } from "node:path";
@@ -8,12 +8,13 @@ import { isIP } from "node:net";
 import { dnsResolver, type Resolver } from "../config/resolve";
 import { ConfigError } from "../config/schema";
 import { secretsWithoutPulumi } from "../config/secrets";
-import { applyHost, ApplyError, type ApplyReport } from "../apply/engine";
-import { hostTarget } from "../apply/target";
+import { applyHosts } from "../apply/hosts";
+import { applyDetails, applyExitCode, applyJson, applyProgressLine, summaryTable } from "../apply/report";
+import { selectHosts, type Environment, type HostOfEnvironment } from "../config/environment";
 import { fwknoprcStanza, knockSpecOf, sendKnock, spaKeysOf } from "../knocking/client";
 import { generateSpaKeys } from "../knocking/spa";
-import { loadStackConfig, STACKS_DIR } from "../config/stack-file";
-import { checkStack } from "../drift/check";
+import { loadEnvironment, STACKS_DIR } from "../config/stack-file";
+import { checkHost, unreadableStack, type DriftResult } from "../drift/check";
 import { exitCode, junitReport, progressLine, textReport } from "../drift/report";
 import { opensshVersion } from "../config/values";
 import { redactSecrets } from "../render/artifact";
@@ -26,11 +27,24 @@ export const EXIT_BAD_INPUT = 2;
 interface TargetOptions {
     stack?: string;
     config?: string;
+    host: string[];
 }
 
 function target(options: TargetOptions): { stack?: string; file?: string } {
     if (!options.stack === !options.config) throw new ConfigError("arguments", ["give exactly one of --stack NAME or --config FILE"]);
     return { stack: options.stack, file: options.config };
+}
+
+/** The environment's hosts the command is about: all, or those `--host` names. */
+function targetHosts(options: TargetOptions): HostOfEnvironment[] {
+    return selectHosts([loadEnvironment(target(options))], options.host);
+}
+
+const repeatable = (value: string, previous: string[]) => [...previous, value];
+
+function concurrencyOf(value: number): number {
+    if (!Number.isInteger(value) || value < 1) throw new ConfigError("arguments", ["--concurrency: a whole number of hosts, at least 1"]);
+    return value;
 }
 
 /** `--resolve support.kolmisoft.com=192.0.2.1,2001:db8::1`, like curl's --resolve. */
@@ -54,116 +68,122 @@ const program = new Command("mor-harden")
         process.exit(error.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
     });
 
-/** A command about one stack: --stack NAME or --config FILE. */
+/** A command about one environment (--stack NAME or --config FILE), narrowed by --host NAME. */
 function stackCommand(name: string, description: string): Command {
     return program
         .command(name)
         .description(description)
         .addOption(new Option("--stack <name>", "stacks/Pulumi.<name>.yaml"))
-        .addOption(new Option("--config <file>", "a stack file by path"));
+        .addOption(new Option("--config <file>", "a stack file by path"))
+        .option("--host <name>", "only this host of the environment (repeatable)", repeatable, [] as string[]);
 }
 
-stackCommand("render", "render every artifact of a stack, without touching any host")
-    .option("--out <dir>", "write the artifacts under DIR, mirroring their host paths")
-    .option("--openssh <version>", "assume this OpenSSH version on the host (else the stack's host.openssh or the OS default)")
+stackCommand("render", "render every artifact of an environment's hosts, without touching any host")
+    .option("--out <dir>", "write the artifacts under DIR (DIR/<host>/ for each host of an environment), mirroring their host paths")
+    .option("--openssh <version>", "assume this OpenSSH version on the hosts (else the stack's host.openssh or the OS default)")
     .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable; for offline renders)", collectResolve, {})
     .action(async (options: TargetOptions & { out?: string; openssh?: string; resolve: Record<string, string[]> }) => {
-        const loaded = loadStackConfig(target(options));
         const facts = options.openssh ? { openssh: opensshVersion.parse(options.openssh) } : {};
         const resolver = staticResolver(options.resolve);
-        const plans = renderHost(await prepareRenderInput(loaded.name, loaded.config, { facts, resolver, source: loaded.source }));
-        for (const plan of plans) {
-            console.log(`${plan.concern}:`);
-            for (const line of plan.summary) console.log(`  ${line}`);
-            for (const artifact of plan.artifacts) {
-                console.log(`  ${artifact.path} (${artifact.mode} ${artifact.owner}:${artifact.group}${artifact.secret ? ", secret" : ""})`);
-                if (options.out) {
-                    const path = join(resolve(options.out), artifact.path);
-                    mkdirSync(dirname(path), { recursive: true });
-                    writeFileSync(path, redactSecrets(artifact.content), { mode: 0o600 });
+        for (const { environment, host } of targetHosts(options)) {
+            const plans = renderHost(await prepareRenderInput(host.label, host.config, { facts, resolver, source: host.source }));
+            const out = options.out && resolve(options.out, environment.form === "hosts" ? host.name : ".");
+            if (environment.form === "hosts") console.log(`== ${host.name} (${host.config.connection.address})`);
+            for (const plan of plans) {
+                console.log(`${plan.concern}:`);
+                for (const line of plan.summary) console.log(`  ${line}`);
+                for (const artifact of plan.artifacts) {
+                    console.log(`  ${artifact.path} (${artifact.mode} ${artifact.owner}:${artifact.group}${artifact.secret ? ", secret" : ""})`);
+                    if (out) {
+                        const path = join(out, artifact.path);
+                        mkdirSync(dirname(path), { recursive: true });
+                        writeFileSync(path, redactSecrets(artifact.content), { mode: 0o600 });
+                    }
                 }
             }
+            if (out) console.log(`written under ${out}`);
         }
-        if (options.out) console.log(`written under ${resolve(options.out)}`);
     });
 
-stackCommand("apply", "apply one stack directly, with no Pulumi state (the lab, an emergency re-harden, benchmarks)")
+stackCommand("apply", "apply an environment's hosts directly, in parallel, with no Pulumi state (the lab, an emergency re-harden, benchmarks)")
+    .option("--concurrency <n>", "hosts applied at once", (value) => Number(value), 5)
     .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable)", collectResolve, {})
-    .option("--json", "print the report as JSON")
-    .action(async (options: TargetOptions & { resolve: Record<string, string[]>; json?: boolean }) => {
-        const loaded = loadStackConfig(target(options));
-        const secrets = secretsWithoutPulumi(loaded.config, loaded.source);
-        const input = await prepareRenderInput(loaded.name, loaded.config, { resolver: staticResolver(options.resolve), source: loaded.source });
-        const plans = renderHost(input);
-        let report: ApplyReport;
-        try {
-            report = await applyHost(hostTarget(loaded.config, secrets), plans, secrets, { renderedForOpenssh: input.facts.openssh.join(".") });
-        } catch (error) {
-            if (!(error instanceof ApplyError)) throw error;
-            printReport(error.report, options.json);
-            process.exitCode = 1;
-            return;
-        }
-        printReport(report, options.json);
+    .option("--json", "print one JSON document with every host's report")
+    .action(async (options: TargetOptions & { concurrency: number; resolve: Record<string, string[]>; json?: boolean }) => {
+        const hosts = targetHosts(options);
+        let done = 0;
+        const results = await applyHosts(hosts, {
+            concurrency: concurrencyOf(options.concurrency),
+            resolver: staticResolver(options.resolve),
+            onResult: (result) => console.error(applyProgressLine(result, ++done, hosts.length)),
+        });
+        process.stdout.write(options.json ? applyJson(results) + "\n" : `${applyDetails(results)}\n${summaryTable(results)}`);
+        process.exitCode = applyExitCode(results);
     });
 
 program
     .command("drift")
     .description("compare hosts with their stacks, read-only; exit 0 no drift, 1 drift, 2 could not check")
     .argument("[stacks...]", "stack names (stacks/Pulumi.<name>.yaml)")
-    .option("--stack <name>", "a stack (repeatable)", (value: string, previous: string[]) => [...previous, value], [] as string[])
-    .option("--config <file>", "a stack file by path (repeatable)", (value: string, previous: string[]) => [...previous, value], [] as string[])
+    .option("--stack <name>", "a stack (repeatable)", repeatable, [] as string[])
+    .option("--config <file>", "a stack file by path (repeatable)", repeatable, [] as string[])
     .option("--all", "every stack in stacks/ but the example")
+    .option("--host <name>", "only this host of the stacks (repeatable)", repeatable, [] as string[])
     .option("--concurrency <n>", "hosts checked at once", (value) => Number(value), 10)
     .option("--json", "print the results as JSON")
     .option("--junit <file>", "also write the results as JUnit XML")
     .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable)", collectResolve, {})
-    .action(async (names: string[], options: { stack: string[]; config: string[]; all?: boolean; concurrency: number; json?: boolean; junit?: string; resolve: Record<string, string[]> }) => {
+    .action(async (names: string[], options: { stack: string[]; config: string[]; all?: boolean; host: string[]; concurrency: number; json?: boolean; junit?: string; resolve: Record<string, string[]> }) => {
         const targets = [
             ...[...names, ...options.stack, ...(options.all ? allStacks() : [])].map((stack) => ({ stack })),
             ...options.config.map((file) => ({ file })),
         ];
         if (targets.length === 0) throw new ConfigError("arguments", ["name at least one stack (or --all)"]);
-        if (!Number.isInteger(options.concurrency) || options.concurrency < 1) throw new ConfigError("arguments", ["--concurrency: a whole number of hosts, at least 1"]);
-        const limit = pLimit(options.concurrency);
+        const limit = pLimit(concurrencyOf(options.concurrency));
+        // A stack that cannot be read is one result (exit 2) among the hosts of the others.
+        const loaded = targets.map((stackTarget) => {
+            try {
+                return loadEnvironment(stackTarget);
+            } catch (error) {
+                return unreadableStack(stackTarget, error);
+            }
+        });
+        const unreadable = loaded.filter((entry): entry is DriftResult => "status" in entry);
+        const hosts = selectHosts(loaded.filter((entry): entry is Environment => !("status" in entry)), options.host);
+        const total = hosts.length + unreadable.length;
         let done = 0;
-        const results = await Promise.all(
-            targets.map((target) =>
-                limit(async () => {
-                    const result = await checkStack(target, { resolver: staticResolver(options.resolve) });
-                    console.error(progressLine(result, ++done, targets.length));
-                    return result;
-                }),
-            ),
-        );
+        const report = (result: DriftResult) => (console.error(progressLine(result, ++done, total)), result);
+        unreadable.forEach(report);
+        const checked = await Promise.all(hosts.map((host) => limit(async () => report(await checkHost(host, { resolver: staticResolver(options.resolve) })))));
+        const results = [...unreadable, ...checked];
         if (options.junit) writeFileSync(options.junit, junitReport(results));
         process.stdout.write(options.json ? JSON.stringify(results, null, 2) + "\n" : textReport(results));
         process.exitCode = exitCode(results);
     });
 
-stackCommand("knock", "open the stack's knock-guarded services (SSH, the GUI, AMI) for this machine, in either knocking mode")
+stackCommand("knock", "open the knock-guarded services (SSH, the GUI, AMI) of an environment's hosts for this machine, in either knocking mode")
     .option("--key-gen", "print new fwknop keys (KEY_BASE64, HMAC_KEY_BASE64) for knocking.spa.keyFile or the secrets knockKey/knockHmacKey, and exit")
-    .option("--client-config", "print the ~/.fwknoprc stanza for fwknop's own client (keys as placeholders) and exit")
+    .option("--client-config", "print the ~/.fwknoprc stanza of each host for fwknop's own client (keys as placeholders) and exit")
     .action(async (options: TargetOptions & { keyGen?: boolean; clientConfig?: boolean }) => {
         if (options.keyGen) {
             const keys = generateSpaKeys();
             process.stdout.write(`KEY_BASE64: ${keys.key}\nHMAC_KEY_BASE64: ${keys.hmacKey}\n`);
             return;
         }
-        const loaded = loadStackConfig(target(options));
-        const spec = knockSpecOf(loaded.config);
-        if (!spec) throw new ConfigError(loaded.source, ["knocking.mode: is off: there is nothing to knock"]);
-        const address = loaded.config.connection.address;
-        if (options.clientConfig) {
-            process.stdout.write(fwknoprcStanza(loaded.name, address, spec));
-            return;
+        for (const { host } of targetHosts(options)) {
+            const spec = knockSpecOf(host.config);
+            if (!spec) throw new ConfigError(host.source, ["knocking.mode: is off: there is nothing to knock"]);
+            const address = host.config.connection.address;
+            if (options.clientConfig) {
+                process.stdout.write(fwknoprcStanza(host.name, address, spec));
+                continue;
+            }
+            const keys = spaKeysOf(secretsWithoutPulumi(host.config, host.source, process.env, host.name));
+            if (spec.mode === "spa" && !keys) throw new ConfigError(host.source, ["knockKey: no SPA keys (knocking.spa.keyFile, or MOR_HARDEN_KNOCK_KEY and MOR_HARDEN_KNOCK_HMAC_KEY)"]);
+            await sendKnock(spec, address, keys);
+            const { openWindow, guards } = host.config.knocking;
+            console.log(`knocked on ${address} (${spec.mode}): ${guards.join(", ")} open for this machine for ${openWindow} s`);
         }
-        const secrets = secretsWithoutPulumi(loaded.config, loaded.source);
-        const keys = spaKeysOf(secrets);
-        if (spec.mode === "spa" && !keys) throw new ConfigError(loaded.source, ["knockKey: no SPA keys (knocking.spa.keyFile, or MOR_HARDEN_KNOCK_KEY and MOR_HARDEN_KNOCK_HMAC_KEY)"]);
-        await sendKnock(spec, address, keys);
-        const { openWindow, guards } = loaded.config.knocking;
-        console.log(`knocked on ${address} (${spec.mode}): ${guards.join(", ")} open for this machine for ${openWindow} s`);
     });
 
 /** Every stack file in stacks/ but the documented example. */
@@ -172,15 +192,6 @@ function allStacks(): string[] {
         .map((file) => /^Pulumi\.(.+)\.yaml$/.exec(file)?.[1])
         .filter((name): name is string => name !== undefined && name !== "example")
         .sort();
-}
-
-function printReport(report: ApplyReport, json = false): void {
-    if (json) return void console.log(JSON.stringify(report));
-    for (const concern of report.concerns) {
-        console.log(`${report.address} ${concern.concern}: ${concern.status}${concern.message ? ` (${concern.message})` : ""}`);
-        for (const note of concern.notes ?? []) console.log(`  ${note}`);
-    }
-    console.log(`${report.address}: ${report.roundTrips} round trips over ${report.connections} connection(s), ${report.bytes} bytes`);
 }
 
 program.parseAsync().catch((error: Error) => {

@@ -105,18 +105,27 @@ export class ConfigError extends Error {
     }
 }
 
+/** One problem with the key it is about (a path into the stack config). */
+export interface Issue {
+    path: (string | number)[];
+    message: string;
+}
+
+export function formatIssue(issue: Issue): string {
+    return `${keyPath(issue.path) || "(stack config)"}: ${issue.message}`;
+}
+
+/** Each zod issue with its key path; an unknown key is its own issue, named by its full path. */
+export function issuesOf(error: z.ZodError): Issue[] {
+    return error.issues.flatMap((issue) => {
+        const path = issue.path.filter((part): part is string | number => typeof part !== "symbol");
+        return issue.code === "unrecognized_keys" ? issue.keys.map((key) => ({ path: [...path, key], message: "is not a known key" })) : [{ path, message: issue.message }];
+    });
+}
+
 /** Every problem with its key path, all at once: `firewall.trusted[2]: "10.0.0.0/33" is not an address or CIDR`. */
 export function describeIssues(error: z.ZodError): string[] {
-    return error.issues.map((issue) => {
-        const keys = issue.code === "unrecognized_keys" ? issue.keys : [undefined];
-        return keys
-            .map((key) => {
-                const path = keyPath(key === undefined ? issue.path : [...issue.path, key]);
-                const message = issue.code === "unrecognized_keys" ? "is not a known key" : issue.message;
-                return `${path || "(stack config)"}: ${message}`;
-            })
-            .join("\n  ");
-    });
+    return issuesOf(error).map(formatIssue);
 }
 
 /** Validates the raw `mor-harden:*` values of a stack; throws a ConfigError naming every problem. */

@@ -42,7 +42,21 @@ export const secretEnvironment: Record<SecretKey, string> = {
     knockHmacKey: "MOR_HARDEN_KNOCK_HMAC_KEY",
 };
 
-export function secretsWithoutPulumi(config: HostConfig, source: string, env: NodeJS.ProcessEnv = process.env): SecretValues {
-    const fromEnv = Object.fromEntries(Object.entries(secretEnvironment).filter(([, name]) => env[name]).map(([key, name]) => [key, env[name]])) as SecretValues;
-    return { ...fromEnv, ...secretsFromFiles(config, source) };
+/**
+ * The variable for one host: the name upper-cased, every other character `_`, after two
+ * underscores (MOR_HARDEN_TLS_KEY__MOR_2 for host mor-2). Host names are lower-case DNS labels,
+ * so no two hosts of an environment share a variable.
+ */
+export function hostSecretVariable(key: SecretKey, host: string): string {
+    return `${secretEnvironment[key]}__${host.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`;
+}
+
+/** Files the config names first, then the host's own variable, then the one for every host. */
+export function secretsWithoutPulumi(config: HostConfig, source: string, env: NodeJS.ProcessEnv = process.env, host?: string): SecretValues {
+    const values: SecretValues = {};
+    for (const key of Object.keys(secretEnvironment) as SecretKey[]) {
+        const value = (host ? env[hostSecretVariable(key, host)] : undefined) || env[secretEnvironment[key]];
+        if (value) values[key] = value;
+    }
+    return { ...values, ...secretsFromFiles(config, source) };
 }

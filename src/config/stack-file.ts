@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
-import { ConfigError, parseHostConfig, PROJECT, secretKeys, type HostConfig } from "./schema";
+import { isSecretPath, parseEnvironment, type Environment, type FileInliner } from "./environment";
+import { ConfigError, formatIssue, PROJECT, secretKeys, type HostConfig, type Issue } from "./schema";
 
 export const STACKS_DIR = "stacks";
 
@@ -13,49 +14,58 @@ export function stackFilePath(stack: string, projectDir = process.cwd()): string
     return join(projectDir, STACKS_DIR, `Pulumi.${stack}.yaml`);
 }
 
+const isSecure = (value: unknown): boolean => typeof value === "object" && value !== null && !Array.isArray(value) && "secure" in value;
+
+/** A value with its `secure:` leaves replaced by references to their key; one elsewhere is a problem. */
+function secureAsReferences(value: unknown, path: (string | number)[], issues: Issue[]): unknown {
+    if (isSecure(value)) {
+        if (isSecretPath(path)) return { secretRef: path.at(-1) };
+        issues.push({ path, message: `is a secret, but only ${secretKeys.join(", ")} are read as secrets (keep the rest in plain config)` });
+        return undefined;
+    }
+    if (Array.isArray(value)) return value.map((item, index) => secureAsReferences(item, [...path, index], issues));
+    if (typeof value === "object" && value !== null) return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, secureAsReferences(child, [...path, key], issues)]));
+    return value;
+}
+
 /** The `mor-harden:*` keys of a parsed stack file, secure values replaced by references. */
 export function projectValues(document: unknown, source: string): Record<string, unknown> {
     const config = (document as { config?: unknown } | null)?.config ?? {};
     if (typeof config !== "object" || config === null || Array.isArray(config)) throw new ConfigError(source, ["config: is not a map of keys"]);
-    const problems: string[] = [];
+    const issues: Issue[] = [];
     const raw: Record<string, unknown> = {};
     for (const [fullKey, value] of Object.entries(config)) {
         const [namespace, key] = fullKey.includes(":") ? fullKey.split(":", 2) : [PROJECT, fullKey];
         if (namespace !== PROJECT) continue;
-        const secure = typeof value === "object" && value !== null && "secure" in value;
-        if (secure && !(secretKeys as readonly string[]).includes(key)) {
-            problems.push(`${key}: is a secret, but only ${secretKeys.join(", ")} are read as secrets (keep the rest in plain config)`);
-            continue;
-        }
-        raw[key] = secure ? { secretRef: key } : value;
+        raw[key] = secureAsReferences(value, [key], issues);
     }
-    if (problems.length > 0) throw new ConfigError(source, problems);
+    if (issues.length > 0) throw new ConfigError(source, issues.map(formatIssue));
     return raw;
 }
 
 /** `apache.certificateFile` read into `apache.certificate` (the file is the operator's, not the host's). */
-export function inlineFiles(raw: Record<string, unknown>, source: string): Record<string, unknown> {
+export const inlineFiles: FileInliner = (raw) => {
     const apache = raw.apache as Record<string, unknown> | undefined;
-    if (!apache || typeof apache.certificateFile !== "string" || apache.certificate !== undefined) return raw;
+    if (!apache || typeof apache.certificateFile !== "string" || apache.certificate !== undefined) return { raw, issues: [] };
     try {
-        return { ...raw, apache: { ...apache, certificate: readFileSync(apache.certificateFile, "utf8") } };
+        return { raw: { ...raw, apache: { ...apache, certificate: readFileSync(apache.certificateFile, "utf8") } }, issues: [] };
     } catch (error) {
-        throw new ConfigError(source, [`apache.certificateFile: cannot read ${JSON.stringify(apache.certificateFile)} (${(error as NodeJS.ErrnoException).code})`]);
+        return { raw, issues: [{ path: ["apache", "certificateFile"], message: `cannot read ${JSON.stringify(apache.certificateFile)} (${(error as NodeJS.ErrnoException).code})` }] };
     }
-}
+};
 
-export function parseStackDocument(text: string, source: string): HostConfig {
+export function parseStackDocument(text: string, source: string, stack: string): Environment {
     let document: unknown;
     try {
         document = parse(text);
     } catch (error) {
         throw new ConfigError(source, [`is not YAML: ${(error as Error).message.split("\n")[0]}`]);
     }
-    return parseHostConfig(inlineFiles(projectValues(document, source), source), source);
+    return parseEnvironment(projectValues(document, source), stack, source, { inlineFiles });
 }
 
-/** A stack by name (stacks/Pulumi.NAME.yaml) or a config file path. */
-export function loadStackConfig(target: { stack?: string; file?: string }, projectDir = process.cwd()): { source: string; name: string; config: HostConfig } {
+/** A stack by name (stacks/Pulumi.NAME.yaml) or a stack file by path, as an environment. */
+export function loadEnvironment(target: { stack?: string; file?: string }, projectDir = process.cwd()): Environment {
     const path = target.file ? resolve(target.file) : stackFilePath(target.stack!, projectDir);
     let text: string;
     try {
@@ -64,5 +74,13 @@ export function loadStackConfig(target: { stack?: string; file?: string }, proje
         throw new ConfigError(path, [`cannot read the stack file (${(error as NodeJS.ErrnoException).code})`]);
     }
     const name = target.stack ?? path.replace(/^.*Pulumi\.([^/]+)\.yaml$/, "$1").replace(/^.*\//, "");
-    return { source: path, name, config: parseStackDocument(text, path) };
+    return parseStackDocument(text, path, name);
+}
+
+/** The one host of a single-host stack (tests and tools that work on one host). */
+export function loadStackConfig(target: { stack?: string; file?: string }, projectDir = process.cwd()): { source: string; name: string; config: HostConfig } {
+    const environment = loadEnvironment(target, projectDir);
+    if (environment.hosts.length !== 1) throw new ConfigError(environment.source, [`hosts: has ${environment.hosts.length} hosts; one was expected here`]);
+    const [host] = environment.hosts;
+    return { source: host.source, name: host.label, config: host.config };
 }

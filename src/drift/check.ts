@@ -1,12 +1,10 @@
-// Checks one stack's host for drift: render, one SSH connection, one read-only round trip, compare.
+// Checks hosts for drift: render, one SSH connection, one read-only round trip, compare.
+import { hostIdentity, prepareHost } from "../apply/hosts";
 import { hostTarget } from "../apply/target";
-import { loadStackConfig } from "../config/stack-file";
+import type { HostOfEnvironment } from "../config/environment";
 import { ConfigError } from "../config/schema";
-import { secretsWithoutPulumi } from "../config/secrets";
 import type { Resolver } from "../config/resolve";
 import { fillSecrets } from "../render/artifact";
-import { renderHost } from "../render/host";
-import { prepareRenderInput } from "../render/prepare";
 import { HostSession } from "../ssh/session";
 import { redact } from "../apply/engine";
 import { compareHost, type Finding } from "./compare";
@@ -14,6 +12,8 @@ import { driftScript, parseDriftOutput } from "./scripts";
 
 export interface DriftResult {
     stack: string;
+    /** The host's name; absent in the single-host form (the host is the stack) and for a stack that could not be read. */
+    host?: string;
     address?: string;
     /** clean: matches; drift: differs (findings); error: could not check (reason). */
     status: "clean" | "drift" | "error";
@@ -25,17 +25,22 @@ export interface DriftResult {
     seconds: number;
 }
 
-export async function checkStack(target: { stack?: string; file?: string }, options: { resolver?: Resolver; projectDir?: string } = {}): Promise<DriftResult> {
+const reasonOf = (error: unknown, secrets: Record<string, string | undefined>) => redact(error instanceof ConfigError ? error.message.replace(/\n\s*/g, " ") : (error as Error).message, secrets);
+
+/** A stack that could not be read or validated: one result standing for all its hosts. */
+export function unreadableStack(target: { stack?: string; file?: string }, error: unknown): DriftResult {
+    return { stack: target.stack ?? target.file ?? "?", status: "error", reason: reasonOf(error, {}), findings: [], notChecked: [], roundTrips: 0, seconds: 0 };
+}
+
+/** One host of an environment: render, one SSH connection, one read-only round trip, compare. */
+export async function checkHost(target: HostOfEnvironment, options: { resolver?: Resolver } = {}): Promise<DriftResult> {
     const started = process.hrtime.bigint();
-    const result: DriftResult = { stack: target.stack ?? target.file ?? "?", status: "error", findings: [], notChecked: [], roundTrips: 0, seconds: 0 };
+    const result: DriftResult = { ...hostIdentity(target), address: target.host.config.connection.address, status: "error", findings: [], notChecked: [], roundTrips: 0, seconds: 0 };
     let secrets: Record<string, string | undefined> = {};
     try {
-        const loaded = loadStackConfig(target, options.projectDir);
-        result.stack = loaded.name;
-        result.address = loaded.config.connection.address;
-        secrets = secretsWithoutPulumi(loaded.config, loaded.source);
-        const input = await prepareRenderInput(loaded.name, loaded.config, { resolver: options.resolver, source: loaded.source });
-        const plans = renderHost(input);
+        const prepared = await prepareHost(target.host, options.resolver);
+        secrets = prepared.secrets;
+        const { plans } = prepared;
         const desired: Record<string, (string | undefined)[]> = {};
         for (const plan of plans) {
             desired[plan.concern] = plan.artifacts.map((artifact) => {
@@ -47,7 +52,7 @@ export async function checkStack(target: { stack?: string; file?: string }, opti
                 }
             });
         }
-        const session = await HostSession.connect(hostTarget(loaded.config, secrets).session);
+        const session = await HostSession.connect(hostTarget(target.host.config, secrets).session);
         try {
             const output = await session.run(driftScript(plans));
             if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
@@ -59,7 +64,7 @@ export async function checkStack(target: { stack?: string; file?: string }, opti
         }
     } catch (error) {
         result.status = "error";
-        result.reason = redact(error instanceof ConfigError ? error.message.replace(/\n\s*/g, " ") : (error as Error).message, secrets);
+        result.reason = reasonOf(error, secrets);
     }
     result.seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return result;

@@ -11,15 +11,15 @@ const program = new Command("lab").description("disposable MOR-like Debian hosts
 
 program
     .command("up")
-    .description("start the lab (harmless when it already runs) and write its stack files")
+    .description("start the lab (harmless when it already runs) and write its environment, stacks/Pulumi.lab.yaml")
     .option("--hosts <n>", "number of hosts", (value) => Number(value), 1)
     .action(async (options: { hosts: number }) => {
         if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > 20) throw new Error("--hosts: a number from 1 to 20");
         const state = await labUp(LAB_DIR, options.hosts);
-        const stacks = writeLabStacks(state, join(LAB_DIR, "..", "stacks"));
+        const stack = writeLabStacks(state, join(LAB_DIR, "..", "stacks"));
         for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  started in ${host.startSeconds.toFixed(2)}s`);
         for (const client of state.clients) console.log(`${client.name}  ${client.v4}  ${client.v6}`);
-        console.log(`stack files: ${stacks.join(", ")}`);
+        console.log(`stack file: ${stack} (hosts ${state.hosts.map((host) => host.name).join(", ")})`);
     });
 
 program

@@ -1,16 +1,16 @@
-// `lab up` writes one stack file per lab host, so `pulumi up --stack lab` (where the Pulumi CLI
-// exists) and mor-harden's own commands target the lab. They hold this run's host keys and
-// paths, so they are not committed.
+// `lab up` writes one environment, stacks/Pulumi.lab.yaml, with every lab host under
+// `mor-harden:hosts`, so `pulumi up --stack lab` (where the Pulumi CLI exists) and mor-harden's
+// own commands target the whole lab. It holds this run's host keys and paths, so it is not
+// committed. Tests that want one host use the single-host form of the same settings.
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { HOSTS_KEY, mergeOverrides } from "../config/environment";
 import { PROJECT } from "../config/schema";
 import { issueCertificate, type LabHost, type LabState } from "./lab";
 
-export function labStackName(index: number): string {
-    return index === 1 ? "lab" : `lab-${index}`;
-}
+export const LAB_STACK = "lab";
 
 /** The OpenSSH version the lab hosts run (they are copies of this machine). */
 function opensshVersion(): string {
@@ -18,26 +18,46 @@ function opensshVersion(): string {
     return /OpenSSH_(\d+\.\d+)/.exec(execFileSync("sh", ["-c", "ssh -V 2>&1"], { encoding: "utf8" }))![1];
 }
 
-export function labStackConfig(state: LabState, host: LabHost): Record<string, unknown> {
-    const { certificate, key } = issueCertificate(state.dir, host.name, host.v4);
+/** What every lab host shares: how the workstation logs in, the OS, the firewall, Apache on. */
+export function labSettings(state: LabState): Record<string, unknown> {
     const workstation = state.clients.find((client) => client.name === "workstation")!;
-    const values: Record<string, unknown> = {
-        connection: { address: host.v4, user: "root", hostKey: host.hostKey, privateKeyFile: state.operatorKey, agent: false, connectTimeout: 5, confirmTimeout: 20 },
+    return {
+        connection: { user: "root", privateKeyFile: state.operatorKey, agent: false, connectTimeout: 5, confirmTimeout: 20 },
         os: "debian",
         // The lab reaches no network, so support.kolmisoft.com could not be resolved: removed explicitly.
         // A lab host is a network namespace, whose LOG rules the kernel does not log: NFLOG + ulogd.
         firewall: { trusted: [workstation.v4, workstation.v6], trustKolmisoftSupport: false, scannerLog: "nflog" },
-        apache: { enabled: true, serverName: `${host.name}.lab.example`, certificateFile: certificate, keyFile: key },
+        apache: { enabled: true },
         host: { openssh: opensshVersion() },
     };
-    return { config: Object.fromEntries(Object.entries(values).map(([key_, value]) => [`${PROJECT}:${key_}`, value])) };
 }
 
-export function writeLabStacks(state: LabState, stacksDir: string): string[] {
-    return state.hosts.map((host, index) => {
-        const path = join(stacksDir, `Pulumi.${labStackName(index + 1)}.yaml`);
-        const header = `# Written by \`npm run lab -- up\` for lab host ${host.name} (${host.v4}); rewritten at every start.\n`;
-        writeFileSync(path, header + stringify(labStackConfig(state, host)));
-        return path;
-    });
+/** What is one lab host's own: its address and host key, its GUI's name and certificate. */
+export function labHostEntry(state: LabState, host: LabHost): Record<string, unknown> {
+    const { certificate, key } = issueCertificate(state.dir, host.name, host.v4);
+    return {
+        connection: { address: host.v4, hostKey: host.hostKey },
+        apache: { serverName: `${host.name}.lab.example`, certificateFile: certificate, keyFile: key },
+    };
+}
+
+const stackDocument = (values: Record<string, unknown>) => ({ config: Object.fromEntries(Object.entries(values).map(([key, value]) => [`${PROJECT}:${key}`, value])) });
+
+/** One lab host as a single-host stack (the form the tests' stack variants use). */
+export function labStackConfig(state: LabState, host: LabHost): Record<string, unknown> {
+    return stackDocument(mergeOverrides(labSettings(state), labHostEntry(state, host), []) as Record<string, unknown>);
+}
+
+/** Every lab host in one environment. */
+export function labEnvironmentConfig(state: LabState): Record<string, unknown> {
+    return stackDocument({ ...labSettings(state), [HOSTS_KEY]: Object.fromEntries(state.hosts.map((host) => [host.name, labHostEntry(state, host)])) });
+}
+
+/** Writes stacks/Pulumi.lab.yaml and removes the per-host files an older lab wrote (Pulumi.lab-2.yaml, ...). */
+export function writeLabStacks(state: LabState, stacksDir: string): string {
+    for (const file of readdirSync(stacksDir)) if (/^Pulumi\.lab-\d+\.yaml$/.test(file)) rmSync(join(stacksDir, file));
+    const path = join(stacksDir, `Pulumi.${LAB_STACK}.yaml`);
+    const header = `# Written by \`npm run lab -- up\` for lab hosts ${state.hosts.map((host) => `${host.name} (${host.v4})`).join(", ")}; rewritten at every start.\n`;
+    writeFileSync(path, header + stringify(labEnvironmentConfig(state)));
+    return path;
 }

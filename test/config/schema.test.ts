@@ -175,20 +175,20 @@ describe("stack files", () => {
             "    certificate: |",
             ...certificate.trim().split("\n").map((line) => `      ${line}`),
         ].join("\n");
-        const config = parseStackDocument(text, "Pulumi.test.yaml");
+        const [{ config }] = parseStackDocument(text, "Pulumi.test.yaml", "test").hosts;
         assert.deepEqual(config.tlsKey, { secretRef: "tlsKey" });
         assert.ok(!JSON.stringify(config).includes("ciphertext"));
     });
 
     it("refuses a secure value under a key that is not a secret", () => {
         assert.throws(
-            () => parseStackDocument("config:\n  mor-harden:os: { secure: v1:x }\n", "Pulumi.test.yaml"),
+            () => parseStackDocument("config:\n  mor-harden:os: { secure: v1:x }\n", "Pulumi.test.yaml", "test"),
             (error: ConfigError) => error.problems[0].startsWith("os: is a secret, but only privateKey, privateKeyPassphrase, tlsKey, knockKey, knockHmacKey are read as secrets"),
         );
     });
 
     it("names the file in a YAML error", () => {
-        assert.throws(() => parseStackDocument("config: [", "Pulumi.broken.yaml"), (error: ConfigError) => error.message.startsWith("Pulumi.broken.yaml: 1 problem") && error.problems[0].startsWith("is not YAML"));
+        assert.throws(() => parseStackDocument("config: [", "Pulumi.broken.yaml", "broken"), (error: ConfigError) => error.message.startsWith("Pulumi.broken.yaml: 1 problem") && error.problems[0].startsWith("is not YAML"));
     });
 });
 

@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { execArgv, type LabHost } from "../../src/lab/lab";
 import { LAB_SERVICES } from "../../src/lab/host-files";
 import { BOOT_SCRIPT } from "../../src/apply/scripts";
-import type { ApplyReport } from "../../src/apply/engine";
-import { sh, type CliRun, type TestLab } from "./lab";
+import { sh, singleHostReport, type CliRun, type TestLab } from "./lab";
 
 const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 
@@ -36,13 +35,7 @@ export function cliInBackground(lab: TestLab, args: string[], timeoutMs = 240_00
     const done = new Promise<CliRun>((resolve) =>
         child.on("close", (code, signal) => {
             clearTimeout(timer);
-            let report: ApplyReport | undefined;
-            try {
-                report = JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as ApplyReport;
-            } catch {
-                report = undefined;
-            }
-            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, report });
+            resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr, report: singleHostReport(stdout) });
         }),
     );
     return { done, kill };

@@ -7,6 +7,7 @@ import { labDown, labExec, labUp, type ExecResult, type LabHost, type LabNode, t
 import { fillSecrets, type Artifact } from "../../src/render/artifact";
 import { labStackConfig } from "../../src/lab/stacks";
 import type { ApplyReport } from "../../src/apply/engine";
+import type { HostApplyResult } from "../../src/apply/hosts";
 import { stringify } from "yaml";
 
 export interface TestLab {
@@ -93,14 +94,16 @@ export interface CliRun {
 /** Runs `mor-harden apply --json` from the workstation, as an operator would. */
 export function applyFromWorkstation(lab: TestLab, stackFile: string, timeoutMs = 120_000): CliRun {
     const result = labExec(lab.client("workstation"), ["node", CLI, "apply", "--config", stackFile, "--json"], { timeoutMs });
-    const last = result.stdout.trim().split("\n").at(-1) ?? "";
-    let report: ApplyReport | undefined;
+    return { ...result, report: singleHostReport(result.stdout) };
+}
+
+/** The report of the one host `apply --json` printed (its last line), if it got as far as one. */
+export function singleHostReport(stdout: string): ApplyReport | undefined {
     try {
-        report = JSON.parse(last) as ApplyReport;
+        return (JSON.parse(stdout.trim().split("\n").at(-1) ?? "") as { hosts: HostApplyResult[] }).hosts[0].report;
     } catch {
-        report = undefined;
+        return undefined;
     }
-    return { ...result, report };
 }
 
 export function statuses(report: ApplyReport | undefined): Record<string, string> {

@@ -66,6 +66,8 @@ describe("Pulumi program", () => {
             "mor-harden:index:MorHost::unit",
             "pulumi-nodejs:dynamic/mor-harden:HostHardening::unit-hardening",
         ]);
+        // The URN every single-host stack's state holds: the single-host form keeps it.
+        assert.equal(await resolved(outputs.hardening), "urn:pulumi:unit::mor-harden::mor-harden:index:MorHost$pulumi-nodejs:dynamic/mor-harden:HostHardening::unit-hardening");
     });
 
     it("makes each concern a child of the host", async () => {
@@ -128,5 +130,94 @@ describe("Pulumi program", () => {
         assert.ok(!plans.includes(knockKey) && !plans.includes(knockHmacKey), "no key in the plans");
         assert.ok(JSON.stringify(hardening.inputs.session).includes('"mode":"spa"'), "the connection knocks");
         assert.ok(!JSON.stringify(hardening.inputs.session).includes(knockKey), "without the keys");
+    });
+});
+
+describe("Pulumi program over an environment", () => {
+    const OTHER_KEY = "SHA256:" + "B".repeat(43);
+    const other = certificateFor("mor-2.example.com");
+    /** Shared settings with Apache on, three hosts; mor-2 with its own certificate and (secret) TLS key, mor-3 without Apache. */
+    const environment = (hosts: Record<string, unknown> = {}) => {
+        const { connection: _connection, ...shared } = goodStack();
+        return {
+            ...shared,
+            hosts: {
+                "mor-1": { connection: { address: "192.0.2.11", hostKey: HOST_KEY } },
+                "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, apache: { serverName: "mor-2.example.com", certificate: other.certificate }, tlsKey: other.key },
+                "mor-3": { connection: { address: "192.0.2.13", hostKey: HOST_KEY }, apache: { enabled: false } },
+                ...hosts,
+            },
+        };
+    };
+
+    it("declares one MorHost per host, each with its own concerns, and outputs each host", async () => {
+        setStackConfig(environment(), ["tlsKey", "hosts"]);
+        const outputs = await runProgram();
+        const hosts = await resolved(outputs.hosts as pulumi.Output<Record<string, { address: string; hardening: string }>>);
+        assert.deepEqual(Object.keys(hosts), ["mor-1", "mor-2", "mor-3"]);
+        assert.equal(hosts["mor-2"].address, "192.0.2.12");
+        assert.match(hosts["mor-3"].hardening, /::mor-harden:index:MorHost\$pulumi-nodejs:dynamic\/mor-harden:HostHardening::mor-3-hardening$/);
+        const names = registered.map((resource) => `${resource.type}::${resource.name}`);
+        assert.equal(names.filter((name) => name.startsWith("mor-harden:index:MorHost::")).length, 3);
+        for (const host of ["mor-1", "mor-2"]) assert.ok(names.includes(`mor-harden:host:apache::${host}-apache`), host);
+        assert.ok(!names.includes("mor-harden:host:apache::mor-3-apache"), "mor-3 overrides apache.enabled");
+        const hardening = registered.filter((resource) => resource.type.endsWith("HostHardening")).map((resource) => resource.inputs.session.address).sort();
+        assert.deepEqual(hardening, ["192.0.2.11", "192.0.2.12", "192.0.2.13"]);
+    });
+
+    it("keeps a host's own TLS key secret: placeholders in its plans, its key in no output, each host its own", async () => {
+        setStackConfig(environment(), ["tlsKey", "hosts"]);
+        const outputs = await runProgram();
+        const hosts = outputs.hosts as pulumi.Output<Record<string, { files: unknown }>>;
+        const everything = JSON.stringify(await resolved(hosts));
+        assert.equal(await pulumi.isSecret(hosts), true, "the files outputs include the keys' digests");
+        for (const text of [key, other.key]) assert.ok(!everything.includes(text.split("\n")[1]), "no line of a key in the outputs");
+        const plansOf = (name: string) => JSON.stringify(registered.find((resource) => resource.name === `${name}-hardening`)!.inputs.plans);
+        assert.ok(!plansOf("mor-2").includes("PRIVATE KEY") && !plansOf("mor-1").includes("PRIVATE KEY"), "rendered plans carry placeholders");
+        const { readPulumiConfig } = await import("../../src/pulumi/config");
+        const { environment: parsed, secretsOf } = readPulumiConfig("unit");
+        const secretsOfHost = (name: string) => secretsOf(parsed.hosts.find((host) => host.name === name)!);
+        assert.equal(await pulumi.isSecret(secretsOfHost("mor-2")), true);
+        assert.equal((await resolved(secretsOfHost("mor-2"))).tlsKey, other.key, "mor-2's own key");
+        assert.equal((await resolved(secretsOfHost("mor-1"))).tlsKey, key, "the environment's key for the others");
+        assert.ok(!JSON.stringify(parsed).includes("PRIVATE KEY"), "the config model holds references only");
+    });
+
+    it("refuses a host's TLS key set in plain text, naming the host", async () => {
+        setStackConfig(environment(), ["tlsKey"]);
+        await assert.rejects(runProgram(), (error: ConfigError) => error.problems.some((problem) => problem.startsWith("hosts.mor-2.tlsKey: must be set as a secret")));
+        assert.equal(registered.length, 0);
+    });
+
+    it("fails before declaring any resource, naming each host and key", async () => {
+        setStackConfig(environment({ "mor-3": { connection: { address: "192.0.2.13", hostKey: HOST_KEY }, firewall: { trusted: ["10.0.0.0/33"] } } }), ["tlsKey", "hosts"]);
+        await assert.rejects(runProgram(), (error: ConfigError) => error.problems.some((problem) => problem.startsWith('hosts.mor-3.firewall.trusted[0]: "10.0.0.0/33"')));
+        assert.equal(registered.length, 0);
+    });
+
+    it("names the host whose trusted name does not resolve", async () => {
+        setStackConfig(environment({ "mor-3": { connection: { address: "192.0.2.13", hostKey: HOST_KEY }, apache: { enabled: false }, firewall: { trusted: ["nowhere.example.net"] } } }), ["tlsKey", "hosts"]);
+        const { readPulumiConfig } = await import("../../src/pulumi/config");
+        const { prepareRenderInput } = await import("../../src/render/prepare");
+        const { tableResolver } = await import("../helpers/fixtures");
+        const third = readPulumiConfig("unit").environment.hosts[2];
+        // What MorHost renders with: the host's label, config and source.
+        await assert.rejects(prepareRenderInput(third.label, third.config, { resolver: tableResolver, source: third.source }), (error: ConfigError) => {
+            assert.match(error.message, /^stack unit \(host mor-3\): 1 problem/);
+            assert.match(error.problems[0], /^firewall\.trusted: host name "nowhere\.example\.net" does not resolve/);
+            return true;
+        });
+    });
+
+    it("keeps the former single host's resources (named after the stack) through aliases", async () => {
+        setStackConfig(environment({ "mor-1": { connection: { address: "192.0.2.11", hostKey: HOST_KEY }, formerStackHost: true } }), ["tlsKey", "hosts"]);
+        const { readPulumiConfig } = await import("../../src/pulumi/config");
+        const hosts = readPulumiConfig("unit").environment.hosts;
+        assert.deepEqual(hosts.map((host) => host.formerName), ["unit", undefined, undefined]);
+        const { formerNameAliases } = await import("../../src/pulumi/host");
+        assert.deepEqual(formerNameAliases("unit", "-firewall"), { aliases: [{ name: "unit-firewall" }] });
+        assert.deepEqual(formerNameAliases(undefined, "-firewall"), {});
+        await resolved((await runProgram()).hosts);
+        assert.ok(registered.some((resource) => resource.name === "mor-1-hardening"));
     });
 });
