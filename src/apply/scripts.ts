@@ -178,6 +178,11 @@ export const txDir = (txid: string) => `${STATE_DIR}/tx/${txid}`;
  * script cut short on its way (a lost connection) is a syntax error and runs not at all. Its
  * stdin is closed: no step can read the rest of the script.
  */
+/** One shell word holding `text` as it is: nothing in it is expanded or run. */
+export function shellQuote(text: string): string {
+    return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
 export function wholeScript(lines: string[]): string {
     return ["{", "exec </dev/null", ...lines, "}"].join("\n") + "\n";
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// npx mor-harden render|apply|drift|knock: an environment (--stack NAME | --config FILE), narrowed by --host NAME
+// npx mor-harden render|apply|drift|audit|knock: an environment (--stack NAME | --config FILE), narrowed by --host NAME
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import pLimit from "p-limit";
 import { dirname, join, resolve } from "node:path";
@@ -14,7 +14,11 @@ import { selectHosts, type Environment, type HostOfEnvironment } from "../config
 import { fwknoprcStanza, knockSpecOf, sendKnock, spaKeysOf } from "../knocking/client";
 import { generateSpaKeys } from "../knocking/spa";
 import { loadEnvironment, STACKS_DIR } from "../config/stack-file";
-import { checkHost, unreadableStack, type DriftResult } from "../drift/check";
+import { checkHost, unreadableStack } from "../drift/check";
+import { auditHost, unreadableStackAudit } from "../audit/check";
+import { severities, type Severity } from "../audit/checks";
+import { auditHtml } from "../audit/html";
+import { auditExitCode, auditJson, auditJunit, auditProgressLine, auditTextReport } from "../audit/report";
 import { exitCode, junitReport, progressLine, textReport } from "../drift/report";
 import { opensshVersion } from "../config/values";
 import { redactSecrets } from "../render/artifact";
@@ -121,44 +125,84 @@ stackCommand("apply", "apply an environment's hosts directly, in parallel, with 
         process.exitCode = applyExitCode(results);
     });
 
-program
-    .command("drift")
-    .description("compare hosts with their stacks, read-only; exit 0 no drift, 1 drift, 2 could not check")
-    .argument("[stacks...]", "stack names (stacks/Pulumi.<name>.yaml)")
-    .option("--stack <name>", "a stack (repeatable)", repeatable, [] as string[])
-    .option("--config <file>", "a stack file by path (repeatable)", repeatable, [] as string[])
-    .option("--all", "every stack in stacks/ but the example")
-    .option("--host <name>", "only this host of the stacks (repeatable)", repeatable, [] as string[])
-    .option("--concurrency <n>", "hosts checked at once", (value) => Number(value), 10)
-    .option("--json", "print the results as JSON")
-    .option("--junit <file>", "also write the results as JUnit XML")
+interface FleetOptions {
+    stack: string[];
+    config: string[];
+    all?: boolean;
+    host: string[];
+    concurrency: number;
+    json?: boolean;
+    junit?: string;
+}
+
+/** A read-only command over many stacks' hosts (drift, audit): stacks by name, --stack, --config or --all, narrowed by --host. */
+function fleetCommand(name: string, description: string): Command {
+    return program
+        .command(name)
+        .description(description)
+        .argument("[stacks...]", "stack names (stacks/Pulumi.<name>.yaml)")
+        .option("--stack <name>", "a stack (repeatable)", repeatable, [] as string[])
+        .option("--config <file>", "a stack file by path (repeatable)", repeatable, [] as string[])
+        .option("--all", "every stack in stacks/ but the example")
+        .option("--host <name>", "only this host of the stacks (repeatable)", repeatable, [] as string[])
+        .option("--concurrency <n>", "hosts checked at once", (value) => Number(value), 10)
+        .option("--json", "print the results as JSON")
+        .option("--junit <file>", "also write the results as JUnit XML");
+}
+
+/**
+ * Checks every host of the named stacks, at most --concurrency at once, with a progress line on
+ * stderr as each ends; a stack that cannot be read is one result (a host not checked) among them.
+ */
+async function checkFleet<Result>(
+    names: string[],
+    options: FleetOptions,
+    check: (host: HostOfEnvironment) => Promise<Result>,
+    unreadable: (target: { stack?: string; file?: string }, error: unknown) => Result,
+    progress: (result: Result, index: number, total: number) => string,
+): Promise<Result[]> {
+    const targets = [
+        ...[...names, ...options.stack, ...(options.all ? allStacks() : [])].map((stack) => ({ stack })),
+        ...options.config.map((file) => ({ file })),
+    ];
+    if (targets.length === 0) throw new ConfigError("arguments", ["name at least one stack (or --all)"]);
+    const limit = pLimit(concurrencyOf(options.concurrency));
+    const environments: Environment[] = [];
+    const unreadableResults: Result[] = [];
+    for (const stackTarget of targets) {
+        try {
+            environments.push(loadEnvironment(stackTarget));
+        } catch (error) {
+            unreadableResults.push(unreadable(stackTarget, error));
+        }
+    }
+    const hosts = selectHosts(environments, options.host);
+    const total = hosts.length + unreadableResults.length;
+    let done = 0;
+    const report = (result: Result) => (console.error(progress(result, ++done, total)), result);
+    unreadableResults.forEach(report);
+    const checked = await Promise.all(hosts.map((host) => limit(async () => report(await check(host)))));
+    return [...unreadableResults, ...checked];
+}
+
+fleetCommand("drift", "compare hosts with their stacks, read-only; exit 0 no drift, 1 drift, 2 could not check")
     .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable)", collectResolve, {})
-    .action(async (names: string[], options: { stack: string[]; config: string[]; all?: boolean; host: string[]; concurrency: number; json?: boolean; junit?: string; resolve: Record<string, string[]> }) => {
-        const targets = [
-            ...[...names, ...options.stack, ...(options.all ? allStacks() : [])].map((stack) => ({ stack })),
-            ...options.config.map((file) => ({ file })),
-        ];
-        if (targets.length === 0) throw new ConfigError("arguments", ["name at least one stack (or --all)"]);
-        const limit = pLimit(concurrencyOf(options.concurrency));
-        // A stack that cannot be read is one result (exit 2) among the hosts of the others.
-        const loaded = targets.map((stackTarget) => {
-            try {
-                return loadEnvironment(stackTarget);
-            } catch (error) {
-                return unreadableStack(stackTarget, error);
-            }
-        });
-        const unreadable = loaded.filter((entry): entry is DriftResult => "status" in entry);
-        const hosts = selectHosts(loaded.filter((entry): entry is Environment => !("status" in entry)), options.host);
-        const total = hosts.length + unreadable.length;
-        let done = 0;
-        const report = (result: DriftResult) => (console.error(progressLine(result, ++done, total)), result);
-        unreadable.forEach(report);
-        const checked = await Promise.all(hosts.map((host) => limit(async () => report(await checkHost(host, { resolver: staticResolver(options.resolve) })))));
-        const results = [...unreadable, ...checked];
+    .action(async (names: string[], options: FleetOptions & { resolve: Record<string, string[]> }) => {
+        const results = await checkFleet(names, options, (host) => checkHost(host, { resolver: staticResolver(options.resolve) }), unreadableStack, progressLine);
         if (options.junit) writeFileSync(options.junit, junitReport(results));
         process.stdout.write(options.json ? JSON.stringify(results, null, 2) + "\n" : textReport(results));
         process.exitCode = exitCode(results);
+    });
+
+fleetCommand("audit", "where each host stands against Kolmisoft's guide, read-only, managed by mor-harden or not; exit 0 nothing at or above --fail-on, 1 findings, 2 a host not checked")
+    .option("--html <file>", "also write one self-contained HTML page for the fleet")
+    .addOption(new Option("--fail-on <severity>", "the lowest severity that makes the exit code 1").choices(severities.filter((severity) => severity !== "info")).default("high"))
+    .action(async (names: string[], options: FleetOptions & { html?: string; failOn: Severity }) => {
+        const results = await checkFleet(names, options, auditHost, unreadableStackAudit, auditProgressLine);
+        if (options.junit) writeFileSync(options.junit, auditJunit(results, options.failOn));
+        if (options.html) writeFileSync(options.html, auditHtml(results, new Date()));
+        process.stdout.write(options.json ? auditJson(results, options.failOn) : auditTextReport(results));
+        process.exitCode = auditExitCode(results, options.failOn);
     });
 
 stackCommand("knock", "open the knock-guarded services (SSH, the GUI, AMI) of an environment's hosts for this machine, in either knocking mode")

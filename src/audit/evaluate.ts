@@ -1,0 +1,20 @@
+// From a host's raw facts to its findings, worst first. Pure.
+import { asteriskFindings } from "./asterisk";
+import { severityRank, type AuditFinding } from "./checks";
+import { parseListeners } from "./firewall";
+import type { Network } from "./networks";
+import type { AuditFacts } from "./script";
+import { exposureFindings, fail2banFindings, mysqlFindings, tlsFindings } from "./system";
+
+/** `trusted`: the stack's trusted sources that are networks (AMI's permits are judged against them). */
+export function evaluateFacts(facts: AuditFacts, trusted: Network[]): AuditFinding[] {
+    const listeners = parseListeners(facts.sockets);
+    const findings = [
+        ...asteriskFindings(facts.files, facts.database, trusted),
+        ...mysqlFindings(facts, listeners),
+        ...tlsFindings(facts, listeners),
+        ...exposureFindings(facts, listeners),
+        ...fail2banFindings(facts),
+    ];
+    return findings.sort((a, b) => severityRank[b.severity] - severityRank[a.severity]);
+}

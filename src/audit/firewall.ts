@@ -1,0 +1,191 @@
+// Whether the live firewall (iptables-save's filter table) accepts a new connection to a port
+// from any source, and what listens (ss). Pure. A rule that only some sources can match (-s,
+// ipsets, knocks' recent lists, payload strings, the loopback interface) never counts as "any
+// source"; a rule whose match is unknown counts for an ACCEPT and not for a DROP, so an
+// exposure is never hidden.
+
+export interface Listener {
+    protocol: "tcp" | "udp";
+    address: string;
+    port: number;
+    process: string;
+}
+
+/** `ss -H -lntup` lines: `tcp LISTEN 0 80 0.0.0.0:3306 0.0.0.0:* users:(("mariadbd",pid=9,fd=20))`. */
+export function parseListeners(text: string): Listener[] {
+    return text
+        .split("\n")
+        .map((line) => line.trim().split(/\s+/))
+        .filter((fields) => fields.length >= 5 && (fields[0] === "tcp" || fields[0] === "udp"))
+        .map((fields) => {
+            const local = fields[4];
+            const colon = local.lastIndexOf(":");
+            const address = local.slice(0, colon).replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+            const process = /users:\(\("([^"]+)"/.exec(fields.slice(6).join(" "))?.[1] ?? "";
+            return { protocol: fields[0] as "tcp" | "udp", address, port: Number(local.slice(colon + 1)), process };
+        })
+        .filter((listener) => Number.isInteger(listener.port));
+}
+
+export const listensBeyondLoopback = (listener: Listener) => !/^(127\.|::1$|localhost$)/.test(listener.address);
+/** Which firewall family sees a listener's connections (`::` takes IPv4 too where v6only is off). */
+export const familiesOf = (listener: Listener): (4 | 6)[] => (listener.address === "*" || listener.address === "::" ? [4, 6] : listener.address.includes(":") ? [6] : [4]);
+
+interface Rule {
+    text: string;
+    tokens: string[];
+}
+
+interface Ruleset {
+    policies: Record<string, string>;
+    chains: Record<string, Rule[]>;
+}
+
+export function parseRuleset(text: string): Ruleset {
+    const ruleset: Ruleset = { policies: {}, chains: {} };
+    let inFilter = false;
+    for (const line of text.split("\n")) {
+        if (line.startsWith("*")) inFilter = line.trim() === "*filter";
+        else if (!inFilter) continue;
+        else if (line.startsWith(":")) {
+            const [chain, policy] = line.slice(1).split(" ");
+            ruleset.policies[chain] = policy;
+            ruleset.chains[chain] ??= [];
+        } else if (line.startsWith("-A ")) {
+            const tokens = tokenize(line);
+            (ruleset.chains[tokens[1]] ??= []).push({ text: line, tokens: tokens.slice(2) });
+        }
+    }
+    return ruleset;
+}
+
+/** Words of a rule as iptables-save quotes them ("..." with \" inside). */
+function tokenize(line: string): string[] {
+    return [...line.matchAll(/"((?:[^"\\]|\\.)*)"|(\S+)/g)].map((match) => match[1] ?? match[2]);
+}
+
+const inPorts = (spec: string, port: number) =>
+    spec.split(",").some((part) => {
+        const [from, to = from] = part.split(":").map(Number);
+        return port >= from && port <= (to || 65535);
+    });
+
+type Match = "yes" | "no" | "unknown";
+
+/** Whether a rule matches a new packet to `protocol`/`port` from an arbitrary source. */
+function matches(rule: Rule, protocol: string, port: number): Match {
+    const t = rule.tokens;
+    let result: Match = "yes";
+    for (let i = 0; i < t.length; i++) {
+        const negated = t[i] === "!";
+        const option = negated ? t[++i] : t[i];
+        const value = t[i + 1];
+        switch (option) {
+            case "-p":
+                if ((value === protocol || value === "all") === negated) return "no";
+                i++;
+                break;
+            case "--dport":
+            case "--dports":
+            case "--destination-port":
+                if (inPorts(value, port) === negated) return "no";
+                i++;
+                break;
+            case "-s":
+            case "--src-range":
+            case "--match-set":
+                if (!negated) return "no";
+                i += option === "--match-set" ? 2 : 1;
+                break;
+            case "-i":
+                if ((value === "lo") !== negated) return "no";
+                i++;
+                break;
+            case "--ctstate":
+            case "--state":
+                if (value.split(",").includes("NEW") === negated) return "no";
+                i++;
+                break;
+            case "--rcheck":
+            case "--update":
+            case "--string":
+            case "--hex-string":
+                return "no";
+            case "-m":
+            case "-j":
+            case "-g":
+            case "-d":
+            case "-o":
+            case "--comment":
+            case "--limit":
+            case "--limit-burst":
+            case "--hashlimit-upto":
+            case "--hashlimit-above":
+            case "--hashlimit-burst":
+            case "--hashlimit-mode":
+            case "--hashlimit-name":
+            case "--hashlimit-htable-expire":
+            case "--dst-type":
+            case "--reject-with":
+            case "--log-prefix":
+            case "--nflog-prefix":
+            case "--nflog-group":
+            case "--icmp-type":
+            case "--icmpv6-type":
+            case "--tcp-flags":
+                i += option === "--tcp-flags" ? 2 : 1;
+                break;
+            case "--syn":
+            case "--log-uid":
+                break;
+            default:
+                result = "unknown";
+                if (value !== undefined && !value.startsWith("-")) i++;
+        }
+    }
+    return result;
+}
+
+const TERMINAL = new Set(["ACCEPT", "DROP", "REJECT"]);
+
+/** The rule that accepts such a packet from any source, or "policy ACCEPT", or undefined (not accepted). */
+export function acceptedFromAnywhere(rulesetText: string, protocol: string, port: number): string | undefined {
+    if (rulesetText.trim() === "") return "no firewall rules loaded";
+    const ruleset = parseRuleset(rulesetText);
+    const walk = (chain: string, depth: number): { verdict: "accept" | "deny" | "return"; by?: string } => {
+        for (const rule of ruleset.chains[chain] ?? []) {
+            const jump = rule.tokens[rule.tokens.indexOf("-j") + 1] ?? rule.tokens[rule.tokens.indexOf("-g") + 1];
+            if (!jump) continue;
+            const match = matches(rule, protocol, port);
+            if (match === "no") continue;
+            if (jump === "ACCEPT") return { verdict: "accept", by: rule.text };
+            if (jump === "DROP" || jump === "REJECT") {
+                if (match === "yes") return { verdict: "deny" };
+                continue;
+            }
+            if (jump === "RETURN") {
+                if (match === "yes") return { verdict: "return" };
+                continue;
+            }
+            if (ruleset.chains[jump] && depth < 20 && !TERMINAL.has(jump)) {
+                const inner = walk(jump, depth + 1);
+                if (inner.verdict !== "return") return inner;
+            }
+        }
+        return { verdict: "return" };
+    };
+    const result = walk("INPUT", 0);
+    if (result.verdict === "accept") return result.by;
+    if (result.verdict === "deny") return undefined;
+    return (ruleset.policies.INPUT ?? "ACCEPT") === "ACCEPT" ? "INPUT's policy ACCEPT" : undefined;
+}
+
+/** Live bans per fail2ban chain: DROP/REJECT rules of one source in each `f2b-*` chain. */
+export function banCounts(rulesetText: string): Record<string, number> {
+    const counts: Record<string, number> = {};
+    for (const [chain, rules] of Object.entries(parseRuleset(rulesetText).chains)) {
+        if (!chain.startsWith("f2b-")) continue;
+        counts[chain] = rules.filter((rule) => rule.tokens.includes("-s") && /-j (REJECT|DROP)\b/.test(rule.text)).length;
+    }
+    return counts;
+}

@@ -1,0 +1,177 @@
+// The one read-only script an audit runs on a host, and the parser of what it prints: the raw
+// facts, nothing judged on the host. It writes nothing but a private temporary option file for the
+// database's password (mode 0600 in a mktemp -d directory, removed at once), so the password
+// never appears on a command line. Every section is a tagged line, its payload in base64 or hex.
+import { shellQuote, wholeScript } from "../apply/scripts";
+import { ASTERISK_DIR } from "./asterisk-config";
+
+/** Asterisk files the audit reads, with what they `#include` (followed on the host). */
+export const ASTERISK_ROOTS = ["sip.conf", "pjsip.conf", "iax.conf", "manager.conf", "extconfig.conf", "modules.conf"];
+/** AMI users may live in manager.d (the sample manager.conf includes it). */
+export const MANAGER_DIR = `${ASTERISK_DIR}/manager.d`;
+const SUDOERS = ["/etc/sudoers", "/etc/sudoers.d"];
+const APACHE_CONFIGS = ["/etc/apache2/sites-enabled", "/etc/httpd/conf.d", "/etc/httpd/conf/httpd.conf"];
+const CA_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"];
+
+/** The realtime peers' columns, as Asterisk's sippeers table has them. */
+export const PEER_COLUMNS = ["name", "secret", "insecure", "host", "type", "context", "permit", "deny"] as const;
+export type PeerColumn = (typeof PEER_COLUMNS)[number];
+export type DatabasePeer = Record<PeerColumn, string | null>;
+
+export interface AuditFacts {
+    /** The host's clock, epoch seconds (certificate expiry is judged by it). */
+    now: number;
+    /** Asterisk's and sudo's files by absolute path (their contents stay in memory, never in a report). */
+    files: Record<string, string>;
+    /** The table extconfig.conf maps sippeers to: absent when there is none. */
+    database?: { table: string; read: boolean; peers: DatabasePeer[] };
+    /** mysql.user through the host's client as root: absent when there is no client. */
+    accounts?: { read: boolean; rows: { user: string; host: string }[] };
+    /** A local user other than root logged in as MySQL's root with an empty password. */
+    rootWithoutPassword: boolean;
+    /** `ss -H -lntup` lines. */
+    sockets: string;
+    /** `iptables-save -t filter` / `ip6tables-save -t filter` (empty: no rules loaded, or no iptables). */
+    rules: { v4: string; v6: string };
+    /** fail2ban-server's thread names, or undefined when it does not run. */
+    fail2banThreads?: string[];
+    /** Each SSLCertificateFile of the enabled Apache sites: `openssl x509` and `openssl verify` output. */
+    certificates: { path: string; x509: string; verify: string }[];
+}
+
+const b64 = (command: string) => `"$( { ${command}; } 2>/dev/null | base64 -w0)"`;
+
+/** Follows the roots' `#include`s in /etc/asterisk (globs expanded there) and prints each file once. */
+const asteriskFiles = String.raw`( cd ${ASTERISK_DIR} 2>/dev/null || exit 0
+  set -- ${ASTERISK_ROOTS.join(" ")} manager.d/*.conf
+  morh_seen=' '; morh_n=0
+  while [ $# -gt 0 ] && [ $morh_n -lt 500 ]; do
+    morh_f=$1; shift; morh_n=$((morh_n + 1))
+    case $morh_f in /*) ;; *) morh_f=${ASTERISK_DIR}/$morh_f ;; esac
+    case $morh_seen in *" $morh_f "*) continue ;; esac
+    morh_seen="$morh_seen$morh_f "
+    [ -f "$morh_f" ] || continue
+    printf 'F %s %s\n' "$morh_f" "$(base64 -w0 < "$morh_f")"
+    set -- "$@" $(sed -n 's/^[[:space:]]*#[[:space:]]*\(try\)\{0,1\}include[[:space:]]\{1,\}["<]\{0,1\}\([^"<>;[:space:]]*\).*/\2/p' "$morh_f")
+  done )`;
+
+/** res_config_mysql.conf's section as a MySQL option file: [client] credentials, [mysql] database. */
+const OPTION_FILE_AWK = String.raw`BEGIN { database = "" }
+{ line = $0; gsub(/\\;/, "\001", line); sub(/;.*/, "", line); gsub(/\001/, ";", line) }
+line ~ /^[ \t]*\[/ { name = line; sub(/^[ \t]*\[/, "", name); sub(/\].*/, "", name); on = (name == section); next }
+on && line ~ /=/ {
+  key = line; sub(/[ \t]*=.*/, "", key); gsub(/^[ \t]+/, "", key)
+  value = line; sub(/^[^=]*=>?[ \t]*/, "", value); sub(/[ \t]+$/, "", value)
+  gsub(/\\/, "\\\\", value); gsub(/"/, "\\\"", value)
+  option = (key == "dbhost") ? "host" : (key == "dbuser") ? "user" : (key == "dbpass") ? "password" : (key == "dbport") ? "port" : (key == "dbsock") ? "socket" : ""
+  if (option != "") client = client option "=\"" value "\"\n"
+  if (key == "dbname") database = value
+}
+END { printf "[client]\n%s[mysql]\ndatabase=\"%s\"\n", client, database }`;
+
+/** The table extconfig.conf maps sippeers to (`sippeers => mysql,SECTION,TABLE`): letters, digits and _ only. */
+const SIPPEERS_SED = String.raw`s/^[[:space:]]*sippeers[[:space:]]*=>[[:space:]]*mysql[[:space:]]*,[[:space:]]*\([A-Za-z0-9_-]\{1,64\}\)[[:space:]]*,[[:space:]]*\([A-Za-z0-9_]\{1,64\}\)[[:space:]]*\(;.*\)\{0,1\}$/\1 \2/p`;
+
+const databasePeers = [
+    `morh_map=$(sed -n ${shellQuote(SIPPEERS_SED)} ${ASTERISK_DIR}/extconfig.conf 2>/dev/null | tail -n 1)`,
+    `if [ -n "$morh_map" ] && [ -n "$morh_sql" ] && [ -f ${ASTERISK_DIR}/res_config_mysql.conf ]; then`,
+    `  morh_section=\${morh_map% *}; morh_table=\${morh_map#* }`,
+    `  if morh_tmp=$(mktemp -d); then`,
+    `    (umask 077; awk -v section="$morh_section" ${shellQuote(OPTION_FILE_AWK)} ${ASTERISK_DIR}/res_config_mysql.conf > "$morh_tmp/client.cnf")`,
+    `    morh_rows=$("$morh_sql" --defaults-extra-file="$morh_tmp/client.cnf" --batch --skip-column-names -e "SELECT ${PEER_COLUMNS.map((column) => `HEX(${column})`).join(",")} FROM $morh_table" 2>/dev/null); morh_code=$?`,
+    `    rm -rf "$morh_tmp"`,
+    `    printf 'D %s %s %s\\n' "$morh_table" "$morh_code" "$(printf '%s' "$morh_rows" | base64 -w0)"`,
+    "  fi",
+    "fi",
+];
+
+const mysqlAccounts = [
+    `if [ -n "$morh_sql" ]; then`,
+    `  morh_rows=$(HOME=/root "$morh_sql" --batch --skip-column-names -e 'SELECT HEX(User),HEX(Host) FROM mysql.user' 2>/dev/null); morh_code=$?`,
+    `  printf 'U %s %s\\n' "$morh_code" "$(printf '%s' "$morh_rows" | base64 -w0)"`,
+    // As a user other than root, unix_socket authentication cannot let it in: only an empty password can.
+    `  if HOME=/nonexistent runuser -u nobody -- "$morh_sql" -u root --password= -e 'SELECT 1' >/dev/null 2>&1; then echo 'R yes'; fi`,
+    "fi",
+];
+
+const fail2banThreads = `morh_pid=$(cat /run/fail2ban/fail2ban.pid 2>/dev/null); case $morh_pid in ''|*[!0-9]*) ;; *) [ -d "/proc/$morh_pid/task" ] && printf 'J %s\\n' ${b64('cat "/proc/$morh_pid"/task/*/comm')} ;; esac`;
+
+const certificates = [
+    `morh_ca=; for morh_b in ${CA_BUNDLES.join(" ")}; do [ -f "$morh_b" ] && { morh_ca=$morh_b; break; }; done`,
+    `for morh_c in $(find ${APACHE_CONFIGS.join(" ")} -maxdepth 1 \\( -type f -o -type l \\) 2>/dev/null | while IFS= read -r morh_conf; do sed -n 's/^[[:space:]]*SSLCertificateFile[[:space:]]\\{1,\\}"\\{0,1\\}\\([^"[:space:]]*\\).*/\\1/Ip' "$morh_conf"; done | sort -u); do`,
+    `  [ -f "$morh_c" ] || continue`,
+    `  printf 'C %s %s %s\\n' "$morh_c" ${b64('openssl x509 -in "$morh_c" -noout -enddate -subject')} "$(openssl verify \${morh_ca:+-CAfile "$morh_ca"} -untrusted "$morh_c" "$morh_c" 2>&1 | base64 -w0)"`,
+    "done",
+];
+
+export function auditScript(): string {
+    return wholeScript([
+        "export LC_ALL=C",
+        "echo \"N $(date +%s)\"",
+        asteriskFiles,
+        `for morh_f in ${SUDOERS[0]} ${SUDOERS[1]}/*; do [ -f "$morh_f" ] && printf 'F %s %s\\n' "$morh_f" "$(base64 -w0 < "$morh_f")"; done`,
+        "morh_sql=$(command -v mariadb || command -v mysql)",
+        ...databasePeers,
+        ...mysqlAccounts,
+        `printf 'S %s\\n' ${b64("ss -H -lntup")}`,
+        `printf 'I4 %s\\n' ${b64("iptables-save -t filter")}`,
+        `printf 'I6 %s\\n' ${b64("ip6tables-save -t filter")}`,
+        fail2banThreads,
+        ...certificates,
+        "true",
+    ]);
+}
+
+const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").toString("utf8");
+const unhex = (text: string) => (text === "NULL" ? null : Buffer.from(text, "hex").toString("utf8"));
+
+/** Rows of `HEX(...)` columns, tab-separated, NULL as the word. */
+const hexRows = (payload: string | undefined) =>
+    unb64(payload)
+        .split("\n")
+        .filter((line) => line.length > 0)
+        .map((line) => line.split("\t").map(unhex));
+
+export function parseAuditOutput(output: string): AuditFacts {
+    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, certificates: [] };
+    for (const line of output.split("\n")) {
+        const fields = line.split(" ");
+        switch (fields[0]) {
+            case "N":
+                facts.now = Number(fields[1]);
+                break;
+            case "F":
+                facts.files[fields[1]] = unb64(fields[2]);
+                break;
+            case "D":
+                facts.database = {
+                    table: fields[1],
+                    read: fields[2] === "0",
+                    peers: fields[2] === "0" ? hexRows(fields[3]).map((row) => Object.fromEntries(PEER_COLUMNS.map((column, index) => [column, row[index] ?? null])) as DatabasePeer) : [],
+                };
+                break;
+            case "U":
+                facts.accounts = { read: fields[1] === "0", rows: fields[1] === "0" ? hexRows(fields[2]).map(([user, host]) => ({ user: user ?? "", host: host ?? "" })) : [] };
+                break;
+            case "R":
+                facts.rootWithoutPassword = fields[1] === "yes";
+                break;
+            case "S":
+                facts.sockets = unb64(fields[1]);
+                break;
+            case "I4":
+                facts.rules.v4 = unb64(fields[1]);
+                break;
+            case "I6":
+                facts.rules.v6 = unb64(fields[1]);
+                break;
+            case "J":
+                facts.fail2banThreads = unb64(fields[1]).split("\n").filter(Boolean);
+                break;
+            case "C":
+                facts.certificates.push({ path: fields[1], x509: unb64(fields[2]), verify: unb64(fields[3]) });
+                break;
+        }
+    }
+    return facts;
+}

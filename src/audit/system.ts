@@ -1,0 +1,145 @@
+// Findings about the host around Asterisk: MySQL/MariaDB, the GUI's certificate, services
+// exposed through the live firewall, fail2ban and sudoers. Pure.
+import { serviceCatalogue, type ServiceDefinition } from "../firewall/services";
+import { jailNames } from "../fail2ban/schema";
+import { finding, type AuditFinding } from "./checks";
+import { acceptedFromAnywhere, banCounts, familiesOf, listensBeyondLoopback, type Listener } from "./firewall";
+import type { AuditFacts } from "./script";
+
+const MYSQL_PROCESSES = /^(mysqld|mariadbd)$/;
+const WEB_PROCESSES = /^(apache2|httpd)$/;
+const DAY = 86_400;
+const EXPIRY_WARNING_DAYS = 30;
+
+const socketLabel = (listener: Listener) => `${listener.protocol} ${listener.address.includes(":") ? `[${listener.address}]` : listener.address}:${listener.port}${listener.process ? ` (${listener.process})` : ""}`;
+
+export function mysqlFindings(facts: AuditFacts, listeners: Listener[]): AuditFinding[] {
+    const findings: AuditFinding[] = [];
+    const server = listeners.filter((listener) => MYSQL_PROCESSES.test(listener.process));
+    for (const listener of server.filter(listensBeyondLoopback)) findings.push(finding("mysql.exposed", `${socketLabel(listener)} listens beyond loopback`));
+    if (facts.accounts?.read) {
+        for (const { user, host } of facts.accounts.rows) {
+            if (host === "%") findings.push(finding("mysql.remote-account", `account '${user}'@'%'`));
+            if (user === "") findings.push(finding("mysql.anonymous", `account ''@'${host}'`));
+        }
+    } else if (server.length > 0) {
+        findings.push(finding("mysql.not-checked", facts.accounts ? "root could not read mysql.user through the host's client" : "no mysql client on the host"));
+    }
+    if (facts.rootWithoutPassword) findings.push(finding("mysql.root-no-password", "the local user nobody logged in as root@localhost with an empty password"));
+    return findings;
+}
+
+/** `notAfter=Dec 28 04:00:00 2026 GMT` -> epoch seconds. */
+const notAfter = (x509: string) => {
+    const text = /notAfter=(.+)/.exec(x509)?.[1];
+    const time = text ? Date.parse(text) : NaN;
+    return Number.isNaN(time) ? undefined : time / 1000;
+};
+
+export function tlsFindings(facts: AuditFacts, listeners: Listener[]): AuditFinding[] {
+    const findings: AuditFinding[] = [];
+    const web = listeners.filter((listener) => WEB_PROCESSES.test(listener.process));
+    if (web.length > 0 && facts.certificates.length === 0) findings.push(finding("tls.missing", `${web.map(socketLabel).join(", ")}: no SSLCertificateFile in the enabled sites`));
+    for (const certificate of facts.certificates) {
+        const subject = /subject=\s*(.+)/.exec(certificate.x509)?.[1]?.trim() ?? "?";
+        const expires = notAfter(certificate.x509);
+        if (expires === undefined) {
+            findings.push(finding("tls.expiry", `${certificate.path}: not a readable certificate`, "high"));
+            continue;
+        }
+        const days = Math.floor((expires - facts.now) / DAY);
+        const date = new Date(expires * 1000).toISOString().slice(0, 10);
+        if (expires <= facts.now) findings.push(finding("tls.expiry", `${certificate.path} (${subject}): expired on ${date}`, "critical"));
+        else if (days < EXPIRY_WARNING_DAYS) findings.push(finding("tls.expiry", `${certificate.path} (${subject}): expires on ${date}, in ${days} days`, "high"));
+        if (!/: OK\s*$/m.test(certificate.verify)) {
+            const reason = /error \d+ at \d+ depth lookup: (.+)/.exec(certificate.verify)?.[1] ?? certificate.verify.trim().split("\n").at(-1) ?? "does not verify";
+            findings.push(finding("tls.chain", `${certificate.path} (${subject}): ${reason}`));
+        }
+    }
+    return findings;
+}
+
+/** The catalogue's services that may never be public (MySQL, AMI, Radius, Elasticsearch). */
+const neverPublic = Object.entries(serviceCatalogue as Record<string, ServiceDefinition>).filter(([, service]) => service.never?.includes("public"));
+
+export function exposureFindings(facts: AuditFacts, listeners: Listener[]): AuditFinding[] {
+    const findings: AuditFinding[] = [];
+    const seen = new Set<string>();
+    for (const listener of listeners.filter(listensBeyondLoopback)) {
+        const service = neverPublic.find(([, definition]) => definition.protocol === listener.protocol && listener.port >= definition.ports.from && listener.port <= definition.ports.to);
+        if (!service) continue;
+        for (const family of familiesOf(listener)) {
+            const by = acceptedFromAnywhere(family === 4 ? facts.rules.v4 : facts.rules.v6, listener.protocol, listener.port);
+            const key = `${family} ${listener.protocol} ${listener.port}`;
+            if (by === undefined || seen.has(key)) continue;
+            seen.add(key);
+            findings.push(finding("net.exposed", `${service[0]}: ${socketLabel(listener)}, IPv${family}: accepted from any source by ${by}`));
+        }
+    }
+    return findings;
+}
+
+export function fail2banFindings(facts: AuditFacts): AuditFinding[] {
+    const findings: AuditFinding[] = [];
+    if (!facts.fail2banThreads) {
+        findings.push(finding("fail2ban.not-running", "no fail2ban-server process (/run/fail2ban/fail2ban.pid)"));
+    } else {
+        // A jail's filter thread is "f2b/f.<jail>", cut to the kernel's 15 characters: jails
+        // that share the cut name are counted together.
+        const wanted = new Map<string, string[]>();
+        for (const jail of jailNames) {
+            const thread = `f2b/f.${jail}`.slice(0, 15);
+            wanted.set(thread, [...(wanted.get(thread) ?? []), jail]);
+        }
+        for (const [thread, jails] of wanted) {
+            const running = facts.fail2banThreads.filter((name) => name === thread).length;
+            if (running < jails.length) findings.push(finding("fail2ban.jail-missing", jails.length === 1 ? `jail ${jails[0]} is not running` : `of jails ${jails.join(", ")}, ${running} of ${jails.length} run`));
+        }
+    }
+    for (const [family, text] of [["IPv4", facts.rules.v4], ["IPv6", facts.rules.v6]] as const) {
+        for (const [chain, count] of Object.entries(banCounts(text))) findings.push(finding("fail2ban.bans", `${family} ${chain}: ${count} address${count === 1 ? "" : "es"} banned`));
+    }
+    findings.push(...sudoersFindings(facts.files));
+    return findings;
+}
+
+/** sudoers rules (with their Cmnd_Alias expanded) that let a user other than root run fail2ban-client. */
+export function sudoersFindings(files: Record<string, string>): AuditFinding[] {
+    const findings: AuditFinding[] = [];
+    const sudoers = Object.entries(files).filter(([path]) => path === "/etc/sudoers" || path.startsWith("/etc/sudoers.d/"));
+    const aliases = new Map<string, string>();
+    const rules: { file: string; line: number; text: string }[] = [];
+    for (const [file, content] of sudoers) {
+        const lines = content.split("\n");
+        for (let index = 0; index < lines.length; index++) {
+            const start = index;
+            let text = lines[index];
+            while (text.endsWith("\\") && index + 1 < lines.length) text = text.slice(0, -1) + " " + lines[++index];
+            text = text.replace(/(^|\s)#(?!include).*$/, "").trim();
+            if (!text || text.startsWith("Defaults") || text.startsWith("@include") || text.startsWith("#include")) continue;
+            const alias = /^Cmnd_Alias\s+(.+)$/.exec(text);
+            if (alias) {
+                for (const definition of alias[1].split(":")) {
+                    const [name, commands] = definition.split("=", 2);
+                    if (commands !== undefined) aliases.set(name.trim(), commands);
+                }
+                continue;
+            }
+            if (/^(User|Runas|Host)_Alias\s/.test(text)) continue;
+            rules.push({ file, line: start + 1, text });
+        }
+    }
+    for (const rule of rules) {
+        const equals = rule.text.indexOf("=");
+        if (equals < 0) continue;
+        const who = rule.text.slice(0, equals).trim().split(/\s+/)[0];
+        if (who === "root") continue;
+        const commands = rule.text
+            .slice(equals + 1)
+            .split(",")
+            .map((command) => command.replace(/\([^)]*\)/g, "").replace(/\b[A-Z_]+:/g, "").trim());
+        const expanded = commands.flatMap((command) => (aliases.has(command) ? aliases.get(command)!.split(",") : [command]));
+        if (expanded.some((command) => /(^|\/)fail2ban-client(\s|$)/.test(command.trim()))) findings.push(finding("fail2ban.sudo-root", `${rule.file}:${rule.line}: ${who} may run fail2ban-client as root`));
+    }
+    return findings;
+}
