@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { clientAddresses, hostAddress } from "./lab";
+import { VOIP_START, voipLabFiles, type VoipProfile } from "./voip-files";
 
 const INIT = "/usr/local/lib/morh-lab/init";
 
@@ -31,7 +32,7 @@ export function hostsFile(): string {
 }
 
 /** Stages a host's own files under `root`; returns its host key as `ssh-keygen -lf` prints it, and the public key. */
-export function labFiles(root: string, host: { name: string; operatorPublicKey: string }): { fingerprint: string; publicKey: string } {
+export function labFiles(root: string, host: { name: string; operatorPublicKey: string; voip?: { address: string; profile: VoipProfile } }): { fingerprint: string; publicKey: string } {
     const hostKey = join(root, "etc/ssh/ssh_host_ed25519_key");
     mkdirSync(dirname(hostKey), { recursive: true });
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `root@${host.name}`, "-f", hostKey]);
@@ -68,6 +69,7 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
          "-keyout", join(root, "etc/ssl/private/ssl-cert-snakeoil.key"), "-out", join(root, "etc/ssl/certs/ssl-cert-snakeoil.pem")],
         { stdio: "ignore" },
     );
+    if (host.voip) voipLabFiles(root, { name: host.name, ...host.voip }, (path, content, mode) => put(root, path, content, mode));
     put(
         root,
         INIT,
@@ -96,6 +98,8 @@ export const LAB_SERVICES = [
     "a2enmod -q ssl >/dev/null 2>&1; a2ensite -q default-ssl >/dev/null 2>&1",
     "apache2ctl start || echo 'apache2 failed to start'",
     "fail2ban-client -q start || echo 'fail2ban failed to start'",
+    // Hosts given a VoIP profile (MOR-like Asterisk files and MariaDB) start their database.
+    `[ ! -x ${VOIP_START} ] || ${VOIP_START}`,
 ];
 
 /** The script `unshare` runs: build the host's root and hand over to its init. */

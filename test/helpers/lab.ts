@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { labDown, labExec, labUp, type ExecResult, type LabHost, type LabNode, type LabState } from "../../src/lab/lab";
 import { fillSecrets, type Artifact } from "../../src/render/artifact";
 import { labStackConfig } from "../../src/lab/stacks";
+import type { VoipProfile } from "../../src/lab/voip-files";
 import type { ApplyReport } from "../../src/apply/engine";
 import type { HostApplyResult } from "../../src/apply/hosts";
 import { stringify } from "yaml";
@@ -17,7 +18,7 @@ export interface TestLab {
     stop(): void;
 }
 
-export async function startTestLab(hosts = 1): Promise<TestLab> {
+export async function startTestLab(hosts = 1, options: { voip?: (VoipProfile | undefined)[] } = {}): Promise<TestLab> {
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-lab-"));
     const prefix = `mht${process.pid % 100000}-`;
     let stopped = false;
@@ -31,7 +32,7 @@ export async function startTestLab(hosts = 1): Promise<TestLab> {
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => (stop(), process.exit(130)));
     let state: LabState;
     try {
-        state = await labUp(dir, hosts, prefix);
+        state = await labUp(dir, hosts, prefix, options);
     } catch (error) {
         stop();
         throw error;
