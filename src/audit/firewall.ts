@@ -154,7 +154,8 @@ export function acceptedFromAnywhere(rulesetText: string, protocol: string, port
     const ruleset = parseRuleset(rulesetText);
     const walk = (chain: string, depth: number): { verdict: "accept" | "deny" | "return"; by?: string } => {
         for (const rule of ruleset.chains[chain] ?? []) {
-            const jump = rule.tokens[rule.tokens.indexOf("-j") + 1] ?? rule.tokens[rule.tokens.indexOf("-g") + 1];
+            const at = rule.tokens.findIndex((token) => token === "-j" || token === "-g");
+            const jump = at >= 0 ? rule.tokens[at + 1] : undefined;
             if (!jump) continue;
             const match = matches(rule, protocol, port);
             if (match === "no") continue;

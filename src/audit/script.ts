@@ -56,7 +56,7 @@ const asteriskFiles = String.raw`( cd ${ASTERISK_DIR} 2>/dev/null || exit 0
   done )`;
 
 /** res_config_mysql.conf's section as a MySQL option file: [client] credentials, [mysql] database. */
-const OPTION_FILE_AWK = String.raw`BEGIN { database = "" }
+export const OPTION_FILE_AWK = String.raw`BEGIN { database = "" }
 { line = $0; gsub(/\\;/, "\001", line); sub(/;.*/, "", line); gsub(/\001/, ";", line) }
 line ~ /^[ \t]*\[/ { name = line; sub(/^[ \t]*\[/, "", name); sub(/\].*/, "", name); on = (name == section); next }
 on && line ~ /=/ {
