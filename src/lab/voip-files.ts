@@ -23,7 +23,7 @@ const DATADIR = "/run/morh-mysql";
  * distinct and found nowhere else (not a name, a path or a word of the reports).
  */
 export const labSecrets = {
-    weak: { sipDevice: "Qx1zv", sipTrunk: "Vw8Lk2qj", dbDevice: "Hb3ty", iaxUser: "Zr4kw", amiUser: "Km5uy", database: `Pq9;"W\\x` },
+    weak: { sipDevice: "Qx1zv", sipTrunk: "Vw8Lk2qj", dbDevice: "Hb3ty", dbTrunk: "Tk7#Longer-secret9", iaxUser: "Zr4kw", amiUser: "Km5uy", database: `Pq9;"W\\x` },
     strong: { sipDevice: "kX9#mP2$vL7!qR", sipTrunk: "tR7&nB4^cZ1@wY", dbDevice: "gH6*jK3%pL8!sD", iaxUser: "vB2@xN5#mQ8&rT", amiUser: "yU4!hJ7$kL1^zP", database: "dF5^gH8&jK2*lZ" },
 } as const;
 
@@ -145,7 +145,7 @@ function databaseFiles(profile: VoipProfile, address: string, put: Put): void {
             `CREATE TABLE mor.devices (${[...columns, ...others].join(", ")});`,
             "INSERT INTO mor.devices (name, secret, insecure, host, type, context, permit, deny) VALUES",
             weak
-                ? `${device("2001", secrets.dbDevice, null, "dynamic", "friend", null, null)},\n${device("trunk-db", "Tk7#Longer-secret9", "port,invite", "203.0.113.60", "peer", null, null)};`
+                ? `${device("2001", secrets.dbDevice, null, "dynamic", "friend", null, null)},\n${device("trunk-db", labSecrets.weak.dbTrunk, "port,invite", "203.0.113.60", "peer", null, null)};`
                 : `${device("2001", secrets.dbDevice, null, "dynamic", "friend", "198.51.100.0/255.255.255.0", "0.0.0.0/0.0.0.0")},\n${device("trunk-db", secrets.sipTrunk, "port", "203.0.113.60", "peer", null, null)};`,
             `CREATE USER 'mor'@'localhost' IDENTIFIED BY ${sqlString(secrets.database)};`,
             "GRANT ALL ON mor.* TO 'mor'@'localhost';",
