@@ -1,5 +1,5 @@
 // Runs inside the lab's workstation namespace (where the hosts are reachable), for bench/fleet.ts:
-//   node fleet-runner.js floor|drift|drift-dirty|apply|setup RUNS STACK_FILE
+//   node fleet-runner.js floor|drift|drift-dirty|apply|setup|audit RUNS STACK_FILE
 // over every host of the environment in STACK_FILE; prints one JSON line: the wall-clock seconds
 // of each run, for all hosts in parallel.
 import pLimit from "p-limit";
@@ -10,8 +10,9 @@ import { selectHosts, type HostOfEnvironment } from "../src/config/environment";
 import { loadEnvironment } from "../src/config/stack-file";
 import { secretsWithoutPulumi } from "../src/config/secrets";
 import { checkHost } from "../src/drift/check";
+import { auditHost } from "../src/audit/check";
 
-type Mode = "floor" | "drift" | "drift-dirty" | "apply" | "setup";
+type Mode = "floor" | "drift" | "drift-dirty" | "apply" | "setup" | "audit";
 
 /** A bare connection that runs `true`, with the tool's key type and ssh2 settings. */
 async function floor({ host }: HostOfEnvironment): Promise<{ roundTrips: number; ok: boolean }> {
@@ -34,6 +35,9 @@ async function once(mode: Mode, hosts: HostOfEnvironment[]): Promise<{ seconds: 
     } else if (mode === "floor") {
         const limit = pLimit(concurrency);
         outcomes = await Promise.all(hosts.map((host) => limit(() => floor(host))));
+    } else if (mode === "audit") {
+        const results = await Promise.all(hosts.map((host) => auditHost(host)));
+        outcomes = results.map((result) => ({ roundTrips: result.roundTrips, ok: result.status === "checked" }));
     } else {
         const results = await Promise.all(hosts.map((host) => checkHost(host)));
         outcomes = results.map((result) => ({ roundTrips: result.roundTrips, ok: result.status === (mode === "drift" ? "clean" : "drift") }));

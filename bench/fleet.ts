@@ -31,9 +31,9 @@ interface Sample {
     failures: number;
 }
 
-const workstationOf = (state: LabState) => state.clients.find((client) => client.name === "workstation")!;
+export const workstationOf = (state: LabState) => state.clients.find((client) => client.name === "workstation")!;
 
-function runner(state: LabState, mode: string, runs: number, file: string): Sample[] {
+export function runner(state: LabState, mode: string, runs: number, file: string): Sample[] {
     const [command, ...args] = execArgv(workstationOf(state), ["node", join(__dirname, "fleet-runner.js"), mode, String(runs), file]);
     const result = spawnSync(command, args, { encoding: "utf8", timeout: 1_800_000 });
     if (result.status !== 0) throw new Error(`fleet-runner ${mode}: ${result.stderr}`);
@@ -43,7 +43,7 @@ function runner(state: LabState, mode: string, runs: number, file: string): Samp
 }
 
 /** Byte counters for SSH traffic between the workstation and these hosts, in the workstation's namespace. */
-class SshBytes {
+export class SshBytes {
     constructor(private readonly workstation: LabNode) {}
 
     private sh(script: string): string {
@@ -73,7 +73,7 @@ class SshBytes {
 }
 
 /** The lab's environment (as `lab up` writes it), in the benchmark's own directory. */
-function stackFile(state: LabState, dir: string): string {
+export function stackFile(state: LabState, dir: string): string {
     const path = join(dir, "stacks", `Pulumi.${LAB_STACK}.yaml`);
     mkdirSync(dirname(path), { recursive: true });
     const document = labEnvironmentConfig(state) as { config: Record<string, Record<string, unknown>> };
@@ -83,12 +83,12 @@ function stackFile(state: LabState, dir: string): string {
     return path;
 }
 
-function ratio(name: string, numerator: Figure, denominator: Figure, target?: number, higherIsBetter = false): Figure {
+export function ratio(name: string, numerator: Figure, denominator: Figure, target?: number, higherIsBetter = false): Figure {
     const value = numerator.median / denominator.median;
     return { name, unit: "x", median: value, min: NaN, max: NaN, samples: numerator.samples, target, meetsTarget: target === undefined ? undefined : higherIsBetter ? value >= target : value <= target };
 }
 
-const perHost = (bytes: number, hosts: number, runs: number) => Math.round(bytes / hosts / runs);
+export const perHost = (bytes: number, hosts: number, runs: number) => Math.round(bytes / hosts / runs);
 
 const defaultSizes = (process.env.BENCH_SIZES ?? "1,5,20").split(",").map(Number);
 /** BENCH_ANSIBLE=0 leaves Ansible out (it takes most of the time: about 70 SSH commands a host). */

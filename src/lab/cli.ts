@@ -4,6 +4,17 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { findNode, labDown, labExec, labUp, readState, requireRootOnLinux } from "./lab";
 import { writeLabStacks } from "./stacks";
+import type { VoipProfile } from "./voip-files";
+
+/** `weak:exposed,,strong:loopback`: a profile per host in order (empty: none). */
+function parseVoipProfiles(value: string): (VoipProfile | undefined)[] {
+    return value.split(",").map((item) => {
+        if (item === "") return undefined;
+        const [secrets, database = "loopback"] = item.split(":");
+        if ((secrets !== "weak" && secrets !== "strong") || (database !== "exposed" && database !== "loopback")) throw new Error(`--voip ${item}: expected weak or strong, then :exposed or :loopback`);
+        return { secrets, database };
+    });
+}
 
 export const LAB_DIR = join(__dirname, "..", "..", "..", ".lab");
 
@@ -13,11 +24,12 @@ program
     .command("up")
     .description("start the lab (harmless when it already runs) and write its environment, stacks/Pulumi.lab.yaml")
     .option("--hosts <n>", "number of hosts", (value) => Number(value), 1)
-    .action(async (options: { hosts: number }) => {
+    .option("--voip <profiles>", "give hosts MOR-like Asterisk files and MariaDB, one profile per host in order: weak or strong, :exposed or :loopback (weak:exposed,strong:loopback)", parseVoipProfiles)
+    .action(async (options: { hosts: number; voip?: (VoipProfile | undefined)[] }) => {
         if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > 20) throw new Error("--hosts: a number from 1 to 20");
-        const state = await labUp(LAB_DIR, options.hosts);
+        const state = await labUp(LAB_DIR, options.hosts, undefined, { voip: options.voip });
         const stack = writeLabStacks(state, join(LAB_DIR, "..", "stacks"));
-        for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  started in ${host.startSeconds.toFixed(2)}s`);
+        for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  started in ${host.startSeconds.toFixed(2)}s${host.voip ? `  voip ${host.voip.secrets}:${host.voip.database}` : ""}`);
         for (const client of state.clients) console.log(`${client.name}  ${client.v4}  ${client.v6}`);
         console.log(`stack file: ${stack} (hosts ${state.hosts.map((host) => host.name).join(", ")})`);
     });
