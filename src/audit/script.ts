@@ -10,7 +10,7 @@ export const ASTERISK_ROOTS = ["sip.conf", "pjsip.conf", "iax.conf", "manager.co
 /** AMI users may live in manager.d (the sample manager.conf includes it). */
 export const MANAGER_DIR = `${ASTERISK_DIR}/manager.d`;
 const SUDOERS = ["/etc/sudoers", "/etc/sudoers.d"];
-const APACHE_CONFIGS = ["/etc/apache2/sites-enabled", "/etc/httpd/conf.d", "/etc/httpd/conf/httpd.conf"];
+const APACHE_CONFIGS = ["/etc/apache2/sites-enabled/*", "/etc/httpd/conf.d/*.conf", "/etc/httpd/conf/httpd.conf"];
 const CA_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"];
 
 /** The realtime peers' columns, as Asterisk's sippeers table has them. */
@@ -35,24 +35,32 @@ export interface AuditFacts {
     rules: { v4: string; v6: string };
     /** fail2ban-server's thread names, or undefined when it does not run. */
     fail2banThreads?: string[];
-    /** Each SSLCertificateFile of the enabled Apache sites: `openssl x509` and `openssl verify` output. */
-    certificates: { path: string; x509: string; verify: string }[];
+    /** Each SSLCertificateFile of the enabled Apache sites: its certificates (PEM) and `openssl verify`'s output. */
+    certificates: { path: string; pem: string; verify: string }[];
 }
 
 const b64 = (command: string) => `"$( { ${command}; } 2>/dev/null | base64 -w0)"`;
 
-/** Follows the roots' `#include`s in /etc/asterisk (globs expanded there) and prints each file once. */
+/**
+ * Follows the roots' `#include`s in /etc/asterisk (globs expanded there) and prints each file once,
+ * a level of includes at a time (one sed per level, not per file: process starts are the cost).
+ */
 const asteriskFiles = String.raw`( cd ${ASTERISK_DIR} 2>/dev/null || exit 0
   set -- ${ASTERISK_ROOTS.join(" ")} manager.d/*.conf
-  morh_seen=' '; morh_n=0
-  while [ $# -gt 0 ] && [ $morh_n -lt 500 ]; do
-    morh_f=$1; shift; morh_n=$((morh_n + 1))
-    case $morh_f in /*) ;; *) morh_f=${ASTERISK_DIR}/$morh_f ;; esac
-    case $morh_seen in *" $morh_f "*) continue ;; esac
-    morh_seen="$morh_seen$morh_f "
-    [ -f "$morh_f" ] || continue
-    printf 'F %s %s\n' "$morh_f" "$(base64 -w0 < "$morh_f")"
-    set -- "$@" $(sed -n 's/^[[:space:]]*#[[:space:]]*\(try\)\{0,1\}include[[:space:]]\{1,\}["<]\{0,1\}\([^"<>;[:space:]]*\).*/\2/p' "$morh_f")
+  morh_seen=' '; morh_depth=0
+  while [ $# -gt 0 ] && [ $morh_depth -lt 10 ]; do
+    morh_level=
+    for morh_f; do
+      case $morh_f in /*) ;; *) morh_f=${ASTERISK_DIR}/$morh_f ;; esac
+      case $morh_seen in *" $morh_f "*) continue ;; esac
+      morh_seen="$morh_seen$morh_f "
+      [ -f "$morh_f" ] || continue
+      printf 'F %s %s\n' "$morh_f" "$(base64 -w0 < "$morh_f")"
+      morh_level="$morh_level $morh_f"
+    done
+    [ -n "$morh_level" ] || break
+    set -- $(sed -n 's/^[[:space:]]*#[[:space:]]*\(try\)\{0,1\}include[[:space:]]\{1,\}["<]\{0,1\}\([^"<>;[:space:]]*\).*/\2/p' $morh_level)
+    morh_depth=$((morh_depth + 1))
   done )`;
 
 /** res_config_mysql.conf's section as a MySQL option file: [client] credentials, [mysql] database. */
@@ -96,11 +104,15 @@ const mysqlAccounts = [
 
 const fail2banThreads = `morh_pid=$(cat /run/fail2ban/fail2ban.pid 2>/dev/null); case $morh_pid in ''|*[!0-9]*) ;; *) [ -d "/proc/$morh_pid/task" ] && printf 'J %s\\n' ${b64('cat "/proc/$morh_pid"/task/*/comm')} ;; esac`;
 
+/**
+ * The certificates (only their PEM blocks: a file may hold the key too) of each SSLCertificateFile,
+ * judged on the operator's side, and `openssl verify` against the host's CA bundle.
+ */
 const certificates = [
     `morh_ca=; for morh_b in ${CA_BUNDLES.join(" ")}; do [ -f "$morh_b" ] && { morh_ca=$morh_b; break; }; done`,
-    `for morh_c in $(find ${APACHE_CONFIGS.join(" ")} -maxdepth 1 \\( -type f -o -type l \\) 2>/dev/null | while IFS= read -r morh_conf; do sed -n 's/^[[:space:]]*SSLCertificateFile[[:space:]]\\{1,\\}"\\{0,1\\}\\([^"[:space:]]*\\).*/\\1/Ip' "$morh_conf"; done | sort -u); do`,
+    `for morh_c in $(sed -n 's/^[[:space:]]*SSLCertificateFile[[:space:]]\\{1,\\}"\\{0,1\\}\\([^"[:space:]]*\\).*/\\1/Ip' ${APACHE_CONFIGS.join(" ")} 2>/dev/null | sort -u); do`,
     `  [ -f "$morh_c" ] || continue`,
-    `  printf 'C %s %s %s\\n' "$morh_c" ${b64('openssl x509 -in "$morh_c" -noout -enddate -subject')} "$(openssl verify \${morh_ca:+-CAfile "$morh_ca"} -untrusted "$morh_c" "$morh_c" 2>&1 | base64 -w0)"`,
+    `  printf 'C %s %s %s\\n' "$morh_c" ${b64(`sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$morh_c"`)} "$(openssl verify \${morh_ca:+-CAfile "$morh_ca"} -untrusted "$morh_c" "$morh_c" 2>&1 | base64 -w0)"`,
     "done",
 ];
 
@@ -169,7 +181,7 @@ export function parseAuditOutput(output: string): AuditFacts {
                 facts.fail2banThreads = unb64(fields[1]).split("\n").filter(Boolean);
                 break;
             case "C":
-                facts.certificates.push({ path: fields[1], x509: unb64(fields[2]), verify: unb64(fields[3]) });
+                facts.certificates.push({ path: fields[1], pem: unb64(fields[2]), verify: unb64(fields[3]) });
                 break;
         }
     }

@@ -1,5 +1,6 @@
 // Findings about the host around Asterisk: MySQL/MariaDB, the GUI's certificate, services
 // exposed through the live firewall, fail2ban and sudoers. Pure.
+import { X509Certificate } from "node:crypto";
 import { serviceCatalogue, type ServiceDefinition } from "../firewall/services";
 import { jailNames } from "../fail2ban/schema";
 import { finding, type AuditFinding } from "./checks";
@@ -29,24 +30,27 @@ export function mysqlFindings(facts: AuditFacts, listeners: Listener[]): AuditFi
     return findings;
 }
 
-/** `notAfter=Dec 28 04:00:00 2026 GMT` -> epoch seconds. */
-const notAfter = (x509: string) => {
-    const text = /notAfter=(.+)/.exec(x509)?.[1];
-    const time = text ? Date.parse(text) : NaN;
-    return Number.isNaN(time) ? undefined : time / 1000;
-};
+/** The leaf (the file's first certificate), or undefined when there is none to read. */
+function leafOf(pem: string): X509Certificate | undefined {
+    try {
+        return new X509Certificate(pem);
+    } catch {
+        return undefined;
+    }
+}
 
 export function tlsFindings(facts: AuditFacts, listeners: Listener[]): AuditFinding[] {
     const findings: AuditFinding[] = [];
     const web = listeners.filter((listener) => WEB_PROCESSES.test(listener.process));
     if (web.length > 0 && facts.certificates.length === 0) findings.push(finding("tls.missing", `${web.map(socketLabel).join(", ")}: no SSLCertificateFile in the enabled sites`));
     for (const certificate of facts.certificates) {
-        const subject = /subject=\s*(.+)/.exec(certificate.x509)?.[1]?.trim() ?? "?";
-        const expires = notAfter(certificate.x509);
-        if (expires === undefined) {
+        const leaf = leafOf(certificate.pem);
+        if (!leaf) {
             findings.push(finding("tls.expiry", `${certificate.path}: not a readable certificate`, "high"));
             continue;
         }
+        const subject = leaf.subject.replace(/\n/g, ", ");
+        const expires = Date.parse(leaf.validTo) / 1000;
         const days = Math.floor((expires - facts.now) / DAY);
         const date = new Date(expires * 1000).toISOString().slice(0, 10);
         if (expires <= facts.now) findings.push(finding("tls.expiry", `${certificate.path} (${subject}): expired on ${date}`, "critical"));

@@ -3,7 +3,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseAsteriskConfig, valueOf } from "../../src/audit/asterisk-config";
 import { asteriskFindings } from "../../src/audit/asterisk";
@@ -113,14 +115,20 @@ test("listeners and exposures: never-public services beyond loopback, judged per
 });
 
 test("certificates: expired is critical, under 30 days high, a chain that does not verify medium; no TLS at all", () => {
-    const now = Date.parse("2026-11-28T00:00:00Z") / 1000;
-    const certificate = (notAfter: string, verify: string) => ({ path: "/etc/ssl/gui.pem", x509: `notAfter=${notAfter}\nsubject=CN = gui.example.com\n`, verify });
-    const base: AuditFacts = { now, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, certificates: [] };
-    const graded = (notAfter: string, verify = "/etc/ssl/gui.pem: OK\n") => tlsFindings({ ...base, certificates: [certificate(notAfter, verify)] }, []).map((finding) => `${finding.id} ${finding.severity}`);
-    assert.deepEqual(graded("Nov 20 00:00:00 2026 GMT"), ["tls.expiry critical"]);
-    assert.deepEqual(graded("Dec 10 00:00:00 2026 GMT"), ["tls.expiry high"]);
-    assert.deepEqual(graded("Dec 10 00:00:00 2027 GMT"), []);
-    assert.deepEqual(graded("Dec 10 00:00:00 2027 GMT", "CN = gui.example.com\nerror 20 at 0 depth lookup: unable to get local issuer certificate\nerror /etc/ssl/gui.pem: verification failed\n"), ["tls.chain medium"]);
+    const dir = mkdtempSync(join(tmpdir(), "mor-harden-audit-"));
+    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "100", "-subj", "/CN=gui.example.com", "-keyout", join(dir, "key"), "-out", join(dir, "crt")], { stdio: "ignore" });
+    // The file as a host may hold it: the key too, which the host script never sends.
+    const pem = readFileSync(join(dir, "crt"), "utf8");
+    rmSync(dir, { recursive: true, force: true });
+    const validTo = Date.parse(new X509Certificate(pem).validTo) / 1000;
+    const day = 86_400;
+    const base: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, certificates: [] };
+    const graded = (now: number, verify = "/etc/ssl/gui.pem: OK\n") => tlsFindings({ ...base, now, certificates: [{ path: "/etc/ssl/gui.pem", pem, verify }] }, []).map((finding) => `${finding.id} ${finding.severity}: ${finding.evidence}`);
+    assert.match(graded(validTo + day).join(), /^tls.expiry critical: \/etc\/ssl\/gui.pem \(CN=gui.example.com\): expired on /);
+    assert.match(graded(validTo - 10 * day).join(), /^tls.expiry high: .*, in 10 days$/);
+    assert.deepEqual(graded(validTo - 60 * day), []);
+    assert.deepEqual(graded(validTo - 60 * day, "CN = gui.example.com\nerror 20 at 0 depth lookup: unable to get local issuer certificate\nerror /etc/ssl/gui.pem: verification failed\n"), ["tls.chain medium: /etc/ssl/gui.pem (CN=gui.example.com): unable to get local issuer certificate"]);
+    assert.deepEqual(tlsFindings({ ...base, certificates: [{ path: "/etc/ssl/x.pem", pem: "", verify: "" }] }, []).map((finding) => finding.evidence), ["/etc/ssl/x.pem: not a readable certificate"]);
     const web = parseListeners(sample("ss.txt"));
     assert.deepEqual(tlsFindings(base, web).map((finding) => finding.id), ["tls.missing"]);
 });
@@ -137,7 +145,7 @@ test("the host script is one brace group sh accepts, and its output parses into 
     const b64 = (text: string) => Buffer.from(text).toString("base64");
     const hex = (text: string) => Buffer.from(text).toString("hex").toUpperCase();
     const rows = `${hex("3001")}\t${hex("Hx7-db")}\tNULL\t${hex("dynamic")}\t${hex("friend")}\t${hex("x")}\tNULL\tNULL\n`;
-    const output = [`N 1764288000`, `F /etc/asterisk/sip.conf ${b64("[general]\n")}`, `D devices 0 ${b64(rows)}`, `U 0 ${b64(`${hex("mor")}\t${hex("%")}\n\t${hex("localhost")}\n`)}`, "R yes", `S ${b64(sample("ss.txt"))}`, `I4 ${b64("*filter\n")}`, "I6 ", `J ${b64("fail2ban-server\nf2b/f.ssh-iptab\n")}`, `C /etc/ssl/gui.pem ${b64("notAfter=x\n")} ${b64("OK\n")}`].join("\n");
+    const output = [`N 1764288000`, `F /etc/asterisk/sip.conf ${b64("[general]\n")}`, `D devices 0 ${b64(rows)}`, `U 0 ${b64(`${hex("mor")}\t${hex("%")}\n\t${hex("localhost")}\n`)}`, "R yes", `S ${b64(sample("ss.txt"))}`, `I4 ${b64("*filter\n")}`, "I6 ", `J ${b64("fail2ban-server\nf2b/f.ssh-iptab\n")}`, `C /etc/ssl/gui.pem ${b64("-----BEGIN CERTIFICATE-----\n")} ${b64("OK\n")}`].join("\n");
     const facts = parseAuditOutput(output);
     assert.equal(facts.now, 1764288000);
     assert.equal(facts.files["/etc/asterisk/sip.conf"], "[general]\n");
