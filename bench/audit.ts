@@ -2,25 +2,13 @@
 // files and MariaDB, half weak and half strong, audited all at once from the workstation, against
 // the floor (N bare SSH connections running `true`, as bench/fleet.ts measures it).
 // Target: within 2x the floor.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { labDown, labUp } from "../src/lab/lab";
+import { labUp } from "../src/lab/lab";
 import type { VoipProfile } from "../src/lab/voip-files";
-import { perHost, ratio, runner, SshBytes, stackFile, workstationOf } from "./fleet";
+import { perHost, ratio, runner, SshBytes, stackFile, withBenchLab, workstationOf } from "./fleet";
 import { summarize, type Figure } from "./stats";
 
-export async function benchAudit(size = Number(process.env.BENCH_AUDIT_HOSTS ?? 20), runs = Number(process.env.BENCH_RUNS ?? 3)): Promise<Figure[]> {
-    const dir = mkdtempSync(join(tmpdir(), "mor-harden-bench-audit-"));
-    const prefix = `mha${process.pid % 100000}-`;
-    const stop = () => {
-        labDown(dir, prefix);
-        rmSync(dir, { recursive: true, force: true });
-    };
-    const onSignal = () => (stop(), process.exit(130));
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    try {
+export function benchAudit(size = Number(process.env.BENCH_AUDIT_HOSTS ?? 20), runs = Number(process.env.BENCH_RUNS ?? 3)): Promise<Figure[]> {
+    return withBenchLab("a", async (dir, prefix) => {
         const voip = Array.from({ length: size }, (_, index): VoipProfile => (index % 2 === 0 ? { secrets: "weak", database: "exposed" } : { secrets: "strong", database: "loopback" }));
         console.error(`audit N=${size}: starting the lab`);
         const state = await labUp(dir, size, prefix, { voip });
@@ -35,12 +23,8 @@ export async function benchAudit(size = Number(process.env.BENCH_AUDIT_HOSTS ?? 
         const floor = measure("floor");
         const audit = measure("audit");
         const label = (what: string, roundTrips: number, bytes: number) => `${what}, ${size} hosts (${roundTrips} round trips, ${bytes} B a host)`;
-        const floorFigure = summarize(label("floor: ssh true", 1, floor.bytes), "s", floor.samples.map((sample) => sample.seconds));
+        const floorFigure = summarize(label("floor for the audit: ssh true", 1, floor.bytes), "s", floor.samples.map((sample) => sample.seconds));
         const auditFigure = summarize(label("mor-harden audit, MOR-like hosts with MariaDB", audit.samples[0].roundTrips, audit.bytes), "s", audit.samples.map((sample) => sample.seconds));
         return [floorFigure, auditFigure, ratio(`  audit / floor (${size})`, auditFigure, floorFigure, 2)];
-    } finally {
-        stop();
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-    }
+    });
 }

@@ -105,20 +105,33 @@ export function ansibleRunsPerSize(sizes: number[], setting = process.env.BENCH_
     return sizes.map((_, index) => counts[counts.length === 1 ? 0 : index]);
 }
 
-export async function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH_RUNS ?? 3), ansibleRuns = ansibleRunsPerSize(sizes), onSize: (figures: Figure[]) => void = () => undefined): Promise<Figure[]> {
-    const figures: Figure[] = [];
-    const ansibleRoundTrips: { check?: number; apply?: number } = {};
+/**
+ * Runs a benchmark in a lab directory and namespace prefix of its own (`mh<letter><pid>-`); the
+ * lab goes at the end, and when the run is interrupted (Ctrl-C, a CI timeout).
+ */
+export async function withBenchLab<T>(letter: string, run: (dir: string, prefix: string) => Promise<T>): Promise<T> {
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-bench-"));
-    const prefix = `mhf${process.pid % 100000}-`;
+    const prefix = `mh${letter}${process.pid % 100000}-`;
     const stop = () => {
         labDown(dir, prefix);
         rmSync(dir, { recursive: true, force: true });
     };
-    // Interrupted (Ctrl-C, a CI timeout): the lab goes too.
     const onSignal = () => (stop(), process.exit(130));
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
+        return await run(dir, prefix);
+    } finally {
+        stop();
+        process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
+    }
+}
+
+export function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH_RUNS ?? 3), ansibleRuns = ansibleRunsPerSize(sizes), onSize: (figures: Figure[]) => void = () => undefined): Promise<Figure[]> {
+    return withBenchLab("f", async (dir, prefix) => {
+        const figures: Figure[] = [];
+        const ansibleRoundTrips: { check?: number; apply?: number } = {};
         for (const [sizeIndex, size] of sizes.entries()) {
             const note = (what: string) => console.error(`fleet N=${size}: ${what}`);
             // First apply: fresh hosts for every run.
@@ -212,10 +225,6 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             figures.push(...sizeFigures);
             onSize(sizeFigures);
         }
-    } finally {
-        stop();
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-    }
-    return figures;
+        return figures;
+    });
 }

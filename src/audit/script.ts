@@ -11,6 +11,11 @@ export const ASTERISK_ROOTS = ["sip.conf", "pjsip.conf", "iax.conf", "manager.co
 export const MANAGER_DIR = `${ASTERISK_DIR}/manager.d`;
 const SUDOERS = ["/etc/sudoers", "/etc/sudoers.d"];
 const APACHE_CONFIGS = ["/etc/apache2/sites-enabled/*", "/etc/httpd/conf.d/*.conf", "/etc/httpd/conf/httpd.conf"];
+/**
+ * The host's trusted CAs: a hashed directory where there is one (openssl then reads only the CAs
+ * it needs: 5 ms instead of 28 for the whole bundle), else the bundle.
+ */
+const CA_DIRECTORIES = ["/etc/ssl/certs", "/etc/pki/ca-trust/extracted/pem/directory-hash"];
 const CA_BUNDLES = ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"];
 
 /** The realtime peers' columns, as Asterisk's sippeers table has them. */
@@ -109,10 +114,13 @@ const fail2banThreads = `morh_pid=$(cat /run/fail2ban/fail2ban.pid 2>/dev/null);
  * judged on the operator's side, and `openssl verify` against the host's CA bundle.
  */
 const certificates = [
-    `morh_ca=; for morh_b in ${CA_BUNDLES.join(" ")}; do [ -f "$morh_b" ] && { morh_ca=$morh_b; break; }; done`,
+    `morh_cafile=; for morh_b in ${CA_BUNDLES.join(" ")}; do [ -f "$morh_b" ] && { morh_cafile="-CAfile $morh_b"; break; }; done; morh_ca=$morh_cafile`,
+    `for morh_d in ${CA_DIRECTORIES.join(" ")}; do set -- "$morh_d"/*.0; [ -e "$1" ] && { morh_ca="-no-CAfile -no-CAstore -CApath $morh_d"; break; }; done`,
     `for morh_c in $(sed -n 's/^[[:space:]]*SSLCertificateFile[[:space:]]\\{1,\\}"\\{0,1\\}\\([^"[:space:]]*\\).*/\\1/Ip' ${APACHE_CONFIGS.join(" ")} 2>/dev/null | sort -u); do`,
     `  [ -f "$morh_c" ] || continue`,
-    `  printf 'C %s %s %s\\n' "$morh_c" ${b64(`sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$morh_c"`)} "$(openssl verify \${morh_ca:+-CAfile "$morh_ca"} -untrusted "$morh_c" "$morh_c" 2>&1 | base64 -w0)"`,
+    // OpenSSL before 3.0 knows no -no-CAstore: then the bundle, as every version reads it.
+    `  morh_v=$(openssl verify $morh_ca -untrusted "$morh_c" "$morh_c" 2>&1); case $morh_v in *"nknown option"*|*"sage:"*) morh_v=$(openssl verify $morh_cafile -untrusted "$morh_c" "$morh_c" 2>&1) ;; esac`,
+    `  printf 'C %s %s %s\\n' "$morh_c" ${b64(`sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$morh_c"`)} "$(printf '%s' "$morh_v" | base64 -w0)"`,
     "done",
 ];
 

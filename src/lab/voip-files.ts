@@ -191,9 +191,9 @@ function certificateFiles(profile: VoipProfile, root: string, name: string): voi
     openssl("req", "-x509", ...newKey, "-days", "800", "-subj", `/CN=${name} lab GUI CA`, "-keyout", `${ca}.key`, "-out", `${ca}.crt`);
     openssl("req", "-new", ...newKey, "-subj", `/CN=${name}.lab.example`, "-keyout", key, "-out", `${ca}.csr`);
     openssl("x509", "-req", "-in", `${ca}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "400", "-out", certificate);
-    // The host's own copy of the CA bundle trusts this CA (the machine's stays as it is).
+    // The host's own copies of the CA bundle and the hashed CA directory trust this CA (the machine's stay as they are).
     const bundle = "/etc/ssl/certs/ca-certificates.crt";
-    execFileSync("sh", ["-c", `mkdir -p "$(dirname "$2")" && cat "$1" "$3" > "$2"`, "sh", bundle, join(root, bundle), `${ca}.crt`]);
+    execFileSync("sh", ["-c", `mkdir -p "$(dirname "$2")" && cat "$1" "$3" > "$2" && cp "$3" "$(dirname "$2")/$(openssl x509 -hash -noout -in "$3").0"`, "sh", bundle, join(root, bundle), `${ca}.crt`]);
 }
 
 /** Stages the profile's files under a host's root (called after the host's own files). */
