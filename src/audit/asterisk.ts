@@ -54,16 +54,18 @@ function deviceOfRow(row: DatabasePeer, table: string): Device {
 
 const isDevice = (section: ConfigSection) => !section.template && /^(peer|friend|user)$/i.test(valueOf(section, "type") ?? "");
 
-function deviceFindings(devices: Device[], weakId: CheckId): AuditFinding[] {
+/** Weak secrets of any channel's devices; `insecure` and ACLs are chan_sip's (IAX2 has no insecure). */
+function deviceFindings(devices: Device[], channel: "sip" | "iax"): AuditFinding[] {
+    const weakId: CheckId = channel === "sip" ? "sip.weak-secret" : "iax.weak-secret";
     const findings: AuditFinding[] = [];
     for (const device of devices) {
         // insecure=very is the old spelling of port,invite.
-        if (weakId === "sip.weak-secret" && /(^|,)\s*(invite|very)\s*(,|$)/i.test(device.insecure ?? "")) findings.push(finding("sip.insecure-invite", `${device.label}: insecure=${device.insecure}`));
+        if (channel === "sip" && /(^|,)\s*(invite|very)\s*(,|$)/i.test(device.insecure ?? "")) findings.push(finding("sip.insecure-invite", `${device.label}: insecure=${device.insecure}`));
         if (!device.hashedSecret) {
             const broken = passwordWeaknesses(device.secret);
             if (broken.length > 0) findings.push(finding(weakId, `${device.label}: secret ${broken.join(", ")}`));
         }
-        if (weakId === "sip.weak-secret" && /^dynamic$/i.test(device.host ?? "") && device.acl.length === 0) findings.push(finding("sip.no-acl", `${device.label}: host=dynamic, no permit or deny`));
+        if (channel === "sip" && /^dynamic$/i.test(device.host ?? "") && device.acl.length === 0) findings.push(finding("sip.no-acl", `${device.label}: host=dynamic, no permit or deny`));
     }
     return findings;
 }
@@ -81,7 +83,7 @@ function sipFindings(files: Record<string, string>, database: { table: string; r
     if (authreject && !isTrue(authreject.value)) findings.push(finding("sip.alwaysauthreject", `${where(authreject)}: alwaysauthreject=${authreject.value}`));
     const devices = sections.filter(isDevice).map(deviceOfSection);
     if (database?.read) devices.push(...database.peers.map((row) => deviceOfRow(row, database.table)));
-    findings.push(...deviceFindings(devices, "sip.weak-secret"));
+    findings.push(...deviceFindings(devices, "sip"));
     if (database && !database.read) findings.push(finding("sip.database-not-read", `extconfig.conf maps sippeers to table ${database.table}: the query through res_config_mysql.conf's credentials failed`));
     return findings;
 }
@@ -107,12 +109,13 @@ function iaxFindings(files: Record<string, string>): AuditFinding[] {
     const path = `${ASTERISK_DIR}/iax.conf`;
     if (files[path] === undefined || moduleDisabled(files, "chan_iax2")) return [];
     const users = parseAsteriskConfig(files, path).filter(isDevice).filter((section) => /^(user|friend)$/i.test(valueOf(section, "type")!));
-    const findings: AuditFinding[] = [];
-    for (const user of users.map(deviceOfSection)) {
-        if (user.secret === undefined && !user.hashedSecret) findings.push(finding("iax.guest", `${user.label}: type=${user.type} with no secret takes calls from anyone`));
-    }
-    findings.push(...deviceFindings(users.map(deviceOfSection).filter((user) => user.secret !== undefined), "iax.weak-secret"));
-    return findings;
+    const devices = users.map(deviceOfSection);
+    // A user with no secret at all is a guest: reported as such, not as a weak secret.
+    const guests = devices.filter((user) => user.secret === undefined && !user.hashedSecret);
+    return [
+        ...guests.map((user) => finding("iax.guest", `${user.label}: type=${user.type} with no secret takes calls from anyone`)),
+        ...deviceFindings(devices.filter((user) => !guests.includes(user)), "iax"),
+    ];
 }
 
 /** AMI's users: manager.conf with its includes, and manager.d's files it does not include. */

@@ -142,6 +142,11 @@ test("the host script is one brace group sh accepts, and its output parses into 
     const script = auditScript();
     assert.match(script, /^\{\nexec <\/dev\/null\n/);
     execFileSync("sh", ["-n"], { input: script });
+    // The database password goes through a private option file, never a command line.
+    assert.match(script, /morh_tmp=\$\(mktemp -d\)/);
+    assert.match(script, /\(umask 077; awk [\s\S]* > "\$morh_tmp\/client.cnf"\)/);
+    assert.match(script, /--defaults-extra-file="\$morh_tmp\/client.cnf"[^\n]*\n\s*rm -rf "\$morh_tmp"/);
+    assert.doesNotMatch(script, /--password=[^ ]/);
     const b64 = (text: string) => Buffer.from(text).toString("base64");
     const hex = (text: string) => Buffer.from(text).toString("hex").toUpperCase();
     const rows = `${hex("3001")}\t${hex("Hx7-db")}\tNULL\t${hex("dynamic")}\t${hex("friend")}\t${hex("x")}\tNULL\tNULL\n`;
