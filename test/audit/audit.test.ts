@@ -126,7 +126,12 @@ describe("mor-harden audit", () => {
         for (const stays of ["mysql.exposed", "sip.weak-secret", "ami.exposed", "fail2ban.sudo-root"] as const) assert.ok(weakIds.has(stays), `mor-1 lost ${stays}`);
         assert.deepEqual(strong.findings.map((finding) => `${finding.id}: ${finding.evidence}`), ["fail2ban.bans: IPv4 f2b-ssh-iptables: 1 address banned"]);
         assert.equal(after.exitCode, 1, "mor-1's findings");
-        const strongOnly = audit(["--config", connectionOnlyStack(), "--host", "mor-2", "--fail-on", "low"]);
-        assert.equal(strongOnly.code, 0, "info never fails the audit");
+        // The single-host form: `mor-harden:connection` with the address, and `mor-harden:os`, nothing else.
+        const single = join(lab.state.dir, "Pulumi.mor-2.yaml");
+        const connection = { address: lab.host(2).v4, hostKey: lab.host(2).hostKey, user: "root", privateKeyFile: lab.state.operatorKey, agent: false };
+        writeFileSync(single, stringify({ config: { "mor-harden:os": "debian", "mor-harden:connection": connection } }));
+        const strongOnly = audit(["--config", single, "--fail-on", "low"]);
+        assert.equal(strongOnly.code, 0, `info never fails the audit: ${strongOnly.stdout}`);
+        assert.match(strongOnly.stdout, /^== mor-2 \(192\.0\.2\.12\): 0 critical, 0 high, 0 medium, 0 low, 1 info$/m);
     });
 });
