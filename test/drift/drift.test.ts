@@ -27,7 +27,7 @@ function drift(...args: string[]): { code: number; results: DriftResult[]; stder
 }
 
 /** Everything drift could touch on a host: managed and state files, and the rules without counters. */
-const fingerprint = () => sh(lab.host(), "find /etc /var/lib/mor-harden /root/.ssh -xdev -type f -exec sha256sum {} + | sort; iptables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; ip6tables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'").stdout;
+const fingerprint = () => sh(lab.host(), "find /etc /var/lib/mor-harden /root/.ssh -xdev -path /etc/netns -prune -o -type f -exec sha256sum {} + | sort; iptables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; ip6tables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'").stdout;
 
 const handChanges: [string, string, string, RegExp][] = [
     ["an added ACCEPT rule", "iptables -I INPUT 1 -p tcp --dport 3306 -j ACCEPT", "iptables -D INPUT -p tcp --dport 3306 -j ACCEPT", /-- firewall: iptables rules\n[\s\S]*^\+-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT$/m],

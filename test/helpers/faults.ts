@@ -56,13 +56,14 @@ export async function waitFor(check: () => boolean, ms: number): Promise<boolean
 /**
  * What must not change when a transaction is refused: every file under /etc (path, type, mode,
  * owner, size, link target, mtime, content digest) and the live filter tables of both families.
+ * /etc/netns is the lab's own (it names lab hosts for the clients), shared with other labs.
  * `exclude` names a path left out (a test's own filler file).
  */
 export function hostFingerprint(host: LabHost, exclude = "/nonexistent"): string {
     const result = sh(
         host,
-        `find /etc -path '${exclude}' -prune -o ! -type d -printf '%p %y %m %u:%g %s %l %T@\\n' | LC_ALL=C sort; ` +
-            `find /etc -path '${exclude}' -prune -o -type f -print0 | xargs -0 sha256sum | LC_ALL=C sort; ` +
+        `find /etc \\( -path '${exclude}' -o -path /etc/netns \\) -prune -o ! -type d -printf '%p %y %m %u:%g %s %l %T@\\n' | LC_ALL=C sort; ` +
+            `find /etc \\( -path '${exclude}' -o -path /etc/netns \\) -prune -o -type f -print0 | xargs -0 sha256sum | LC_ALL=C sort; ` +
             "for t in iptables ip6tables; do echo \"== $t\"; $t-save -t filter 2>/dev/null | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; done",
         120_000,
     );
