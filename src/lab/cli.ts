@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { findNode, labDown, labExec, labUp, readState, requireRootOnLinux } from "./lab";
 import { writeLabStacks } from "./stacks";
+import { labProfiles, type LabProfile } from "./mor-profile";
 
 export const LAB_DIR = join(__dirname, "..", "..", "..", ".lab");
 
@@ -13,11 +14,13 @@ program
     .command("up")
     .description("start the lab (harmless when it already runs) and write its environment, stacks/Pulumi.lab.yaml")
     .option("--hosts <n>", "number of hosts", (value) => Number(value), 1)
-    .action(async (options: { hosts: number }) => {
+    .option("--profile <profile>", `how hosts look before mor-harden: ${labProfiles.join(", ")} (mor: as a MOR install leaves them)`, "plain")
+    .action(async (options: { hosts: number; profile: LabProfile }) => {
         if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > 20) throw new Error("--hosts: a number from 1 to 20");
-        const state = await labUp(LAB_DIR, options.hosts);
+        if (!labProfiles.includes(options.profile)) throw new Error(`--profile: one of ${labProfiles.join(", ")}`);
+        const state = await labUp(LAB_DIR, options.hosts, undefined, { profile: options.profile });
         const stack = writeLabStacks(state, join(LAB_DIR, "..", "stacks"));
-        for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  started in ${host.startSeconds.toFixed(2)}s`);
+        for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  ${host.profile}  started in ${host.startSeconds.toFixed(2)}s`);
         for (const client of state.clients) console.log(`${client.name}  ${client.v4}  ${client.v6}`);
         console.log(`stack file: ${stack} (hosts ${state.hosts.map((host) => host.name).join(", ")})`);
     });

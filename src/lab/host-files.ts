@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { clientAddresses, hostAddress } from "./lab";
+import { isMorProfile, morProfileBoot, morProfileFiles, profileLogs, type LabProfile } from "./mor-profile";
 
 const INIT = "/usr/local/lib/morh-lab/init";
 
@@ -31,7 +32,7 @@ export function hostsFile(): string {
 }
 
 /** Stages a host's own files under `root`; returns its host key as `ssh-keygen -lf` prints it, and the public key. */
-export function labFiles(root: string, host: { name: string; operatorPublicKey: string }): { fingerprint: string; publicKey: string } {
+export function labFiles(root: string, host: { name: string; operatorPublicKey: string; profile: LabProfile }): { fingerprint: string; publicKey: string } {
     const hostKey = join(root, "etc/ssh/ssh_host_ed25519_key");
     mkdirSync(dirname(hostKey), { recursive: true });
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `root@${host.name}`, "-f", hostKey]);
@@ -52,6 +53,7 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
             "$ActionFileDefaultTemplate RSYSLOG_TraditionalFileFormat",
             "$FileCreateMode 0640",
             "auth,authpriv.*  /var/log/auth.log",
+            ...profileLogs(host.profile).map((log) => `auth,authpriv.*  ${log}`),
             "kern.*  /var/log/kern.log",
             "*.*;auth,authpriv.none  -/var/log/syslog",
             "",
@@ -68,6 +70,10 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
          "-keyout", join(root, "etc/ssl/private/ssl-cert-snakeoil.key"), "-out", join(root, "etc/ssl/certs/ssl-cert-snakeoil.pem")],
         { stdio: "ignore" },
     );
+    if (isMorProfile(host.profile)) {
+        for (const file of morProfileFiles(host.profile, readFileSync("/etc/fail2ban/jail.conf", "utf8"))) put(root, file.path, file.content, file.mode);
+    }
+    const logs = [...labLogs, ...profileLogs(host.profile)];
     put(
         root,
         INIT,
@@ -77,7 +83,8 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
             `hostname ${host.name}`,
             "rm -f /etc/ssh/ssh_host_rsa_key* /etc/ssh/ssh_host_ecdsa_key*",
             "mkdir -p /run/sshd /run/lock /run/apache2 /run/fail2ban /var/log/asterisk /var/log/apache2 /home/mor/log",
-            `for log in ${labLogs.join(" ")}; do : > "$log"; done`,
+            `for log in ${logs.join(" ")}; do : > "$log"; done`,
+            ...(isMorProfile(host.profile) ? morProfileBoot(host.profile) : []),
             ...LAB_SERVICES,
             "touch /run/lab-ready",
             "echo ready",

@@ -8,6 +8,7 @@ import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:chil
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import { hostInit, hostsFile, labFiles } from "./host-files";
+import type { LabProfile } from "./mor-profile";
 
 /** Every namespace of a lab is named with its prefix, so two labs (the operator's, a test run's) never meet. */
 export const DEFAULT_PREFIX = "morh-";
@@ -32,6 +33,8 @@ export interface LabHost extends LabNode {
     /** "ssh-ed25519 AAAA...", for known_hosts. */
     publicKey: string;
     startSeconds: number;
+    /** How the host looked before mor-harden (src/lab/mor-profile.ts). */
+    profile: LabProfile;
 }
 
 export interface LabState {
@@ -151,7 +154,7 @@ function childPid(pid: number): number | undefined {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts one host; resolves once its services are up (bounded by `timeoutMs`). */
-async function startHost(dir: string, prefix: string, index: number, operatorKey: string, timeoutMs: number): Promise<LabHost> {
+async function startHost(dir: string, prefix: string, index: number, operatorKey: string, timeoutMs: number, profile: LabProfile): Promise<LabHost> {
     const started = process.hrtime.bigint();
     const name = hostName(index);
     const { v4, v6 } = hostAddress(index);
@@ -159,7 +162,7 @@ async function startHost(dir: string, prefix: string, index: number, operatorKey
     rmSync(hostDir, { recursive: true, force: true });
     const files = join(hostDir, "files");
     mkdirSync(files, { recursive: true });
-    const { fingerprint: hostKey, publicKey } = labFiles(files, { name, operatorPublicKey: readFileSync(`${operatorKey}.pub`, "utf8") });
+    const { fingerprint: hostKey, publicKey } = labFiles(files, { name, operatorPublicKey: readFileSync(`${operatorKey}.pub`, "utf8"), profile });
     const netns = addNode(prefix, name, v4, v6);
     const log = openSync(join(hostDir, "console.log"), "w");
     const owner = spawn("ip", ["netns", "exec", netns, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh", "-c", hostInit(files)], {
@@ -181,7 +184,7 @@ async function startHost(dir: string, prefix: string, index: number, operatorKey
         const console_ = readFileSync(join(hostDir, "console.log"), "utf8").trim().split("\n").slice(-15).join("\n");
         throw new Error(`lab host ${name} did not start within ${timeoutMs / 1000} s:\n${console_}`);
     }
-    return { name, kind: "host", netns, v4, v6, ownerPid, initPid: initPid!, hostKey, publicKey, startSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
+    return { name, kind: "host", netns, v4, v6, ownerPid, initPid: initPid!, hostKey, publicKey, startSeconds: Number(process.hrtime.bigint() - started) / 1e9, profile };
 }
 
 /** known_hosts with every lab host's key, for OpenSSH clients in the lab. */
@@ -209,12 +212,17 @@ function alive(host: LabHost): boolean {
  * Starts the switch, the two clients and `hosts` hosts (those already running are kept, so
  * `up` twice is harmless). A failed start stops everything it started.
  */
-export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, options: { startTimeoutMs?: number } = {}): Promise<LabState> {
+export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, options: { startTimeoutMs?: number; profile?: LabProfile | LabProfile[] } = {}): Promise<LabState> {
+    /** One profile for every host, or one per host (the last repeats). */
+    const profileOf = (index: number): LabProfile => {
+        const profiles = [options.profile ?? "plain"].flat();
+        return profiles[Math.min(index - 1, profiles.length - 1)];
+    };
     requireRootOnLinux();
     hostAddress(hosts); // a count out of range fails before anything is made
     if (!/^[a-z0-9-]{1,12}$/.test(prefix)) throw new Error(`lab prefix "${prefix}": lower-case letters, digits and '-', at most 12`);
     const previous = readState(dir);
-    if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive)) return previous;
+    if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every((host, i) => alive(host) && (host.profile ?? "plain") === profileOf(i + 1))) return previous;
     if (previous || listLabNamespaces(prefix).length > 0) labDown(dir, prefix);
     const { operatorKey, caCertificate } = ensureOperatorMaterial(dir);
     const state: LabState = { dir, prefix, operatorKey, caCertificate, hosts: [], clients: [] };
@@ -226,7 +234,7 @@ export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, opt
         // Started one after another: each start is mostly waiting on its own daemons, and the
         // machine has two cores.
         for (let index = 1; index <= hosts; index++) {
-            state.hosts.push(await startHost(dir, prefix, index, operatorKey, options.startTimeoutMs ?? 30_000));
+            state.hosts.push(await startHost(dir, prefix, index, operatorKey, options.startTimeoutMs ?? 30_000, profileOf(index)));
             writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
         }
         writeFileSync(statePath(dir), JSON.stringify(state, null, 2));

@@ -8,6 +8,7 @@ import { fillSecrets, type Artifact } from "../../src/render/artifact";
 import { labStackConfig } from "../../src/lab/stacks";
 import type { ApplyReport } from "../../src/apply/engine";
 import type { HostApplyResult } from "../../src/apply/hosts";
+import { labProfiles, type LabProfile } from "../../src/lab/mor-profile";
 import { stringify } from "yaml";
 
 export interface TestLab {
@@ -17,7 +18,17 @@ export interface TestLab {
     stop(): void;
 }
 
-export async function startTestLab(hosts = 1): Promise<TestLab> {
+/**
+ * MORH_LAB_PROFILE=mor (or mor-rhel) runs any lab test on hosts as a MOR install leaves them,
+ * unless the test asks for a profile itself.
+ */
+function defaultProfile(): LabProfile {
+    const wanted = process.env.MORH_LAB_PROFILE ?? "plain";
+    if (!labProfiles.includes(wanted as LabProfile)) throw new Error(`MORH_LAB_PROFILE=${wanted}: one of ${labProfiles.join(", ")}`);
+    return wanted as LabProfile;
+}
+
+export async function startTestLab(hosts = 1, options: { profile?: LabProfile | LabProfile[] } = {}): Promise<TestLab> {
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-lab-"));
     const prefix = `mht${process.pid % 100000}-`;
     let stopped = false;
@@ -31,7 +42,7 @@ export async function startTestLab(hosts = 1): Promise<TestLab> {
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => (stop(), process.exit(130)));
     let state: LabState;
     try {
-        state = await labUp(dir, hosts, prefix);
+        state = await labUp(dir, hosts, prefix, { profile: options.profile ?? defaultProfile() });
     } catch (error) {
         stop();
         throw error;
