@@ -8,7 +8,7 @@ import { trustedSources } from "../firewall/schema";
 import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
-import { jailDefaults, jailNames, PERMANENT, type JailName } from "./schema";
+import { jailDefaults, jailNames, PERMANENT, configuredScannerAgents, type JailName } from "./schema";
 
 export const JAIL_FILE = "/etc/fail2ban/jail.d/mor-harden.local";
 const filterPath = (jail: JailName) => `/etc/fail2ban/filter.d/${filterName(jail)}.local`;
@@ -54,6 +54,11 @@ export function effectiveJails(input: RenderInput): EffectiveJail[] {
     });
 }
 
+/** The scanners' names as one case-insensitive alternation for a failregex ('%' doubled for fail2ban's interpolation). */
+function scannerAgentsPattern(agents: string[]): string {
+    return `(?i:${agents.map((agent) => agent.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/%/g, "%%")).join("|")})`;
+}
+
 function missingLogs(jails: EffectiveJail[]): string[] {
     const files = [...new Set(jails.filter((jail) => jail.enabled && jail.backend !== "systemd").flatMap((jail) => jail.logpath))].filter((path) => !path.includes("*"));
     return files.length === 0 ? [] : [`for log in ${files.join(" ")}; do [ -e "$log" ] || { mkdir -p "\${log%/*}" && touch "$log" && chmod 0640 "$log"; }; done`];
@@ -87,6 +92,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
             renderTemplate(`fail2ban/filter.d/${jail.name}.local.hbs`, {
                 stack: input.stack,
                 failregex: jail.failregex?.join("\n            "),
+                scannerAgents: scannerAgentsPattern(configuredScannerAgents(input.config.fail2ban)),
             }),
         ),
     );
