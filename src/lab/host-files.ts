@@ -26,6 +26,7 @@ export function hostsFile(): string {
         ...Array.from({ length: 20 }, (_, index) => [`mor-${index + 1}`, hostAddress(index + 1)] as [string, { v4: string; v6: string }]),
         ["workstation", clientAddresses.workstation],
         ["attacker", clientAddresses.attacker],
+        ["support", clientAddresses.support],
     ];
     for (const [name, { v4, v6 }] of named) lines.push(`${v4} ${name}.lab.example ${name}`, `${v6} ${name}.lab.example ${name}`);
     return lines.join("\n") + "\n";

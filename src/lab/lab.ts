@@ -60,6 +60,8 @@ export function hostAddress(index: number): { v4: string; v6: string } {
 export const clientAddresses = {
     workstation: { v4: "198.51.100.10", v6: "2001:db8:51::10" },
     attacker: { v4: "203.0.113.66", v6: "2001:db8:113::66" },
+    /** Plays Kolmisoft support (sshd.support); trusted only where a test's stack says so. */
+    support: { v4: "198.51.100.20", v6: "2001:db8:51::20" },
 };
 const onLinkRoutes = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"];
 

@@ -14,7 +14,7 @@ import { stringify } from "yaml";
 export interface TestLab {
     state: LabState;
     host(index?: number): LabHost;
-    client(name: "workstation" | "attacker"): LabNode;
+    client(name: "workstation" | "attacker" | "support"): LabNode;
     stop(): void;
 }
 
