@@ -69,8 +69,31 @@ const scannerJailSettings = jailSettings
     })
     .strict();
 
+/** Where bans are announced (fail2ban.notify), opt-in: nothing is sent unless set. */
+const notifySchema = z
+    .object({
+        /** POSTed a JSON document per ban: host, jail, address, time (ISO 8601), failures. */
+        webhook: z
+            .object({
+                url: z.url({ protocol: /^https?$/, error: (iss) => `${JSON.stringify(iss.input)} is not an http(s) URL` }),
+                /** Seconds before the host gives up on the receiver (the ban never waits for it). */
+                timeout: z.number().int().min(1).max(60).default(5),
+            })
+            .strict()
+            .optional(),
+        /** Mailed a line per ban through the host's sendmail. */
+        mail: z
+            .object({ to: z.email({ error: (iss) => `${JSON.stringify(iss.input)} is not a mail address` }), from: z.email().optional() })
+            .strict()
+            .optional(),
+    })
+    .strict()
+    .refine((value) => value.webhook || value.mail, { error: "fail2ban.notify needs a webhook, a mail, or both" });
+export type NotifyConfig = z.infer<typeof notifySchema>;
+
 export const fail2banSchema = z
     .object({
+        notify: notifySchema.optional(),
         /** Sources never banned by any jail, in addition to the firewall's trusted sources. */
         ignoreip: z.array(source).default([]),
         /** Keep the trusted sources in ignoreip (the guide's support host and the operator's workstations). */
