@@ -28,6 +28,7 @@ export function namedSources(config: HostConfig): { key: string; source: string 
     config.firewall.extraRules.forEach((rule, ruleIndex) =>
         rule.sources?.forEach((source, index) => named.push({ key: `firewall.extraRules[${ruleIndex}].sources[${index}]`, source })),
     );
+    if (config.sshd.support.mode !== "off") config.sshd.support.sources.forEach((source, index) => named.push({ key: `sshd.support.sources[${index}]`, source }));
     return named;
 }
 

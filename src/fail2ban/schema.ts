@@ -45,13 +45,66 @@ const jailSettings = z
     .strict();
 export type JailSettings = z.infer<typeof jailSettings>;
 
+/** User-Agents of the SIP scanners the guide lists for ast-cli-attck ("any SIP packet from ..."). */
+export const guideScannerAgents = [
+    "sipcli", "sipvicious", "sip-scan", "sipsak", "sundayddr", "friendly-scanner", "iWar", "CSipSimple", "SIVuS",
+    "Gulp", "sipv", "smap", "friendly-request", "VaxIPUserAgent", "VaxSIPUserAgent", "siparmyknife", "Test Agent",
+];
+
+/**
+ * A scanner's name as the start of a User-Agent value: printable ASCII, which both the packet
+ * match (hex) and the filter (escaped) can carry, and no leading or trailing blank.
+ */
+const userAgent = z
+    .string()
+    .regex(/^[!-~](?:[ -~]*[!-~])?$/, { error: (iss) => `${JSON.stringify(iss.input)} is not a User-Agent start (printable ASCII, no blank at either end)` })
+    .max(64)
+    .refine((value) => !/["\\]/.test(value), { error: (iss) => `${JSON.stringify(iss.input)}: no '"' or '\\' (the firewall rule's comment carries the name)` });
+
+/** ast-cli-attck also takes the scanners' names: what the packet rule and the Asterisk lines match. */
+const scannerJailSettings = jailSettings
+    .extend({
+        /** Replaces the guide's list; matched case-insensitively at the start of the User-Agent value. */
+        userAgents: z.array(userAgent).min(1).optional(),
+    })
+    .strict();
+
+/** Where bans are announced (fail2ban.notify), opt-in: nothing is sent unless set. */
+const notifySchema = z
+    .object({
+        /** POSTed a JSON document per ban: host, jail, address, time (ISO 8601), failures. */
+        webhook: z
+            .object({
+                url: z.url({ protocol: /^https?$/, error: (iss) => `${JSON.stringify(iss.input)} is not an http(s) URL` }),
+                /** Seconds before the host gives up on the receiver (the ban never waits for it). */
+                timeout: z.number().int().min(1).max(60).default(5),
+            })
+            .strict()
+            .optional(),
+        /** Mailed a line per ban through the host's sendmail. */
+        mail: z
+            .object({ to: z.email({ error: (iss) => `${JSON.stringify(iss.input)} is not a mail address` }), from: z.email().optional() })
+            .strict()
+            .optional(),
+    })
+    .strict()
+    .refine((value) => value.webhook || value.mail, { error: "fail2ban.notify needs a webhook, a mail, or both" });
+export type NotifyConfig = z.infer<typeof notifySchema>;
+
 export const fail2banSchema = z
     .object({
+        notify: notifySchema.optional(),
         /** Sources never banned by any jail, in addition to the firewall's trusted sources. */
         ignoreip: z.array(source).default([]),
         /** Keep the trusted sources in ignoreip (the guide's support host and the operator's workstations). */
         ignoreTrusted: z.boolean().default(true),
-        jails: z.object(Object.fromEntries(jailNames.map((name) => [name, jailSettings.optional()])) as Record<JailName, z.ZodOptional<typeof jailSettings>>).strict().default({}),
+        jails: z
+            .object({
+                ...(Object.fromEntries(jailNames.map((name) => [name, jailSettings.optional()])) as Record<Exclude<JailName, "ast-cli-attck">, z.ZodOptional<typeof jailSettings>>),
+                "ast-cli-attck": scannerJailSettings.optional(),
+            })
+            .strict()
+            .default({}),
         /** fail2ban's own recidive jail: repeat offenders banned for longer. */
         recidive: z
             .object({
@@ -99,8 +152,9 @@ export const jailDefaults: Record<JailName, JailDefaults> = {
         maxretry: 1,
         findtime: 600,
         bantime: PERMANENT,
-        // The firewall logs scanner packets it sees on the SIP ports (see firewall/render.ts).
-        logpath: (os, firewall) => [scannerLogFile(firewall.scannerLog, os)],
+        // The firewall logs scanner packets it sees on the SIP ports (see firewall/render.ts);
+        // Asterisk (MOR) logs the User-Agents it sees, also over TLS, where the firewall is blind.
+        logpath: (os, firewall) => [scannerLogFile(firewall.scannerLog, os), ...asteriskLog()],
     },
     "asterisk-manager": {
         description: "any unauthorized Asterisk Manager login: banned permanently",
@@ -131,3 +185,9 @@ export const jailDefaults: Record<JailName, JailDefaults> = {
         logpath: apacheAccessLog,
     },
 };
+
+/** The scanners ast-cli-attck reads: the stack's list, or the guide's. */
+export const configuredScannerAgents = (fail2ban: Fail2banConfig): string[] => fail2ban.jails["ast-cli-attck"]?.userAgents ?? guideScannerAgents;
+
+/** The scanners the firewall drops: none when the jail is disabled (nothing would ban them, and a drop with no jail is a silent rule). */
+export const scannerAgents = (fail2ban: Fail2banConfig): string[] => (fail2ban.jails["ast-cli-attck"]?.enabled === false ? [] : configuredScannerAgents(fail2ban));

@@ -12,6 +12,7 @@ import { renderTemplate } from "../render/templates";
 import { isGuarded, knockRules, type Family } from "../knocking/render";
 import { effectiveServices, trustedSources, type EffectiveService, type FirewallConfig } from "./schema";
 import { sshdPorts } from "../sshd/ports";
+import { scannerAgents } from "../fail2ban/schema";
 
 export const INPUT_CHAIN = "MORH-INPUT";
 const TRUSTED_CHAIN = "MORH-TRUSTED";
@@ -30,11 +31,31 @@ function scannerLogRule(scannerLog: FirewallConfig["scannerLog"]): string {
         : `${limit} -j LOG --log-prefix "${SIPSCAN_LOG_PREFIX}"`;
 }
 
-/** User-Agents of the SIP scanners the guide lists (ast-cli-attck). */
-export const sipScannerAgents = [
-    "sipcli", "sipvicious", "sip-scan", "sipsak", "sundayddr", "friendly-scanner", "iWar", "CSipSimple", "SIVuS",
-    "Gulp", "sipv", "smap", "friendly-request", "VaxIPUserAgent", "VaxSIPUserAgent", "siparmyknife", "Test Agent",
-];
+/**
+ * How a SIP message names its User-Agent: at the start of a header line, so after CR LF (the
+ * header is never a message's first line), then the header name and colon, then the value.
+ * SIP allows blanks around the colon; scanners write "User-Agent: x", some "User-Agent:x".
+ * Other spacings (tabs, a blank before the colon, folded lines) pass the packet rule, and only
+ * Asterisk's own log line, where it writes one, catches them.
+ */
+const USER_AGENT_HEADERS = ["\r\nUser-Agent: ", "\r\nUser-Agent:"];
+
+/**
+ * iptables' string match cannot anchor at a line start, nor match case-insensitively only in
+ * part: the pattern carries the CR LF before the header, and --icase makes both the header name
+ * (case-insensitive in SIP) and the tool's name case-insensitive. Boyer-Moore, because each
+ * pattern is a fixed string searched once per packet. Written the way iptables-save prints it
+ * back (all hex) so drift checks compare like with like; the comment names the tool.
+ */
+const stringMatch = (text: string, negate = false) => `-m string ${negate ? "! " : ""}--hex-string "|${Buffer.from(text, "latin1").toString("hex")}|" --algo bm --icase`;
+
+/** MORH-SIPUA: packets without a User-Agent header return at once; each scanner's header start drops. */
+export function scannerAgentRules(agents: string[]): string[] {
+    return [
+        `${stringMatch("\r\nUser-Agent:", true)} -j RETURN`,
+        ...agents.flatMap((agent) => USER_AGENT_HEADERS.map((header) => `${stringMatch(header + agent)} -m comment --comment "User-Agent ${agent}" -j ${SIPSCAN_CHAIN}`)),
+    ];
+}
 
 interface Chain {
     name: string;
@@ -98,13 +119,15 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
     const input_: string[] = ["-i lo -j ACCEPT"];
     const chains: Chain[] = [];
     const sip = sipServices(services);
-    if (sip.length > 0) {
+    const agents = scannerAgents(input.config.fail2ban);
+    // Without the ast-cli-attck jail (or its scanners) there is nothing to log and drop for.
+    if (sip.length > 0 && agents.length > 0) {
         // The scanners' User-Agent in clear-text SIP, whatever Asterisk logs: logged for the
         // ast-cli-attck jail, then dropped. Before the ESTABLISHED rule: over TCP the request
         // comes after the handshake, and a UDP scanner may have had an answer already. (SIP
         // over TLS cannot be seen this way.)
         input_.push(...sip.map((service) => `${portMatch(service)} -j ${SIP_AGENT_CHAIN}`));
-        chains.push({ name: SIP_AGENT_CHAIN, rules: sipScannerAgents.map((agent) => `-m string --string "${agent}" --algo bm -j ${SIPSCAN_CHAIN}`) });
+        chains.push({ name: SIP_AGENT_CHAIN, rules: scannerAgentRules(agents) });
         chains.push({ name: SIPSCAN_CHAIN, rules: [scannerLogRule(firewall.scannerLog), "-j DROP"] });
     }
     input_.push("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", "-m conntrack --ctstate INVALID -j DROP", ...icmpRules(family, firewall.allowPing));
@@ -143,7 +166,7 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
 }
 
 const sipServices = (services: EffectiveService[]) => services.filter((service) => (service.name === "sip-udp" || service.name === "sip-tcp") && service.exposure !== "closed");
-const hasSip = (input: RenderInput) => sipServices(effectiveServices(input.config.firewall, sshdPorts(input.config))).length > 0;
+const hasSip = (input: RenderInput) => sipServices(effectiveServices(input.config.firewall, sshdPorts(input.config))).length > 0 && scannerAgents(input.config.fail2ban).length > 0;
 // ulogd keeps no state worth a reload: started when it is not running (systemd where there is one).
 const ULOGD_START = "pgrep -x ulogd >/dev/null || { systemctl enable --now ulogd2 2>/dev/null || ulogd -d; }";
 const ULOGD_CHECK = `pgrep -x ulogd >/dev/null || { echo 'ulogd is not running: scanner packets are not logged for ast-cli-attck' >&2; exit 1; }`;

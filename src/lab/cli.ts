@@ -15,6 +15,7 @@ function parseVoipProfiles(value: string): (VoipProfile | undefined)[] {
         return { secrets, database };
     });
 }
+import { labProfiles, type LabProfile } from "./mor-profile";
 
 export const LAB_DIR = join(__dirname, "..", "..", "..", ".lab");
 
@@ -25,11 +26,13 @@ program
     .description("start the lab (harmless when it already runs) and write its environment, stacks/Pulumi.lab.yaml")
     .option("--hosts <n>", "number of hosts", (value) => Number(value), 1)
     .option("--voip <profiles>", "give hosts MOR-like Asterisk files and MariaDB, one profile per host in order: weak or strong, :exposed or :loopback (weak:exposed,strong:loopback)", parseVoipProfiles)
-    .action(async (options: { hosts: number; voip?: (VoipProfile | undefined)[] }) => {
+    .option("--profile <profile>", `how hosts look before mor-harden: ${labProfiles.join(", ")} (mor: as a MOR install leaves them)`, "plain")
+    .action(async (options: { hosts: number; voip?: (VoipProfile | undefined)[]; profile: LabProfile }) => {
         if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > 20) throw new Error("--hosts: a number from 1 to 20");
-        const state = await labUp(LAB_DIR, options.hosts, undefined, { voip: options.voip });
+        if (!labProfiles.includes(options.profile)) throw new Error(`--profile: one of ${labProfiles.join(", ")}`);
+        const state = await labUp(LAB_DIR, options.hosts, undefined, { voip: options.voip, profile: options.profile });
         const stack = writeLabStacks(state, join(LAB_DIR, "..", "stacks"));
-        for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  started in ${host.startSeconds.toFixed(2)}s${host.voip ? `  voip ${host.voip.secrets}:${host.voip.database}` : ""}`);
+        for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  ${host.profile}  started in ${host.startSeconds.toFixed(2)}s${host.voip ? `  voip ${host.voip.secrets}:${host.voip.database}` : ""}`);
         for (const client of state.clients) console.log(`${client.name}  ${client.v4}  ${client.v6}`);
         console.log(`stack file: ${stack} (hosts ${state.hosts.map((host) => host.name).join(", ")})`);
     });

@@ -6,6 +6,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { clientAddresses, hostAddress } from "./lab";
 import { VOIP_START, voipLabFiles, type VoipProfile } from "./voip-files";
+import { isMorProfile, morProfileBoot, morProfileFiles, profileLogs, type LabProfile } from "./mor-profile";
 
 const INIT = "/usr/local/lib/morh-lab/init";
 
@@ -26,13 +27,14 @@ export function hostsFile(): string {
         ...Array.from({ length: 20 }, (_, index) => [`mor-${index + 1}`, hostAddress(index + 1)] as [string, { v4: string; v6: string }]),
         ["workstation", clientAddresses.workstation],
         ["attacker", clientAddresses.attacker],
+        ["support", clientAddresses.support],
     ];
     for (const [name, { v4, v6 }] of named) lines.push(`${v4} ${name}.lab.example ${name}`, `${v6} ${name}.lab.example ${name}`);
     return lines.join("\n") + "\n";
 }
 
 /** Stages a host's own files under `root`; returns its host key as `ssh-keygen -lf` prints it, and the public key. */
-export function labFiles(root: string, host: { name: string; operatorPublicKey: string; voip?: { address: string; profile: VoipProfile } }): { fingerprint: string; publicKey: string } {
+export function labFiles(root: string, host: { name: string; operatorPublicKey: string; profile: LabProfile; voip?: { address: string; profile: VoipProfile } }): { fingerprint: string; publicKey: string } {
     const hostKey = join(root, "etc/ssh/ssh_host_ed25519_key");
     mkdirSync(dirname(hostKey), { recursive: true });
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `root@${host.name}`, "-f", hostKey]);
@@ -53,6 +55,7 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
             "$ActionFileDefaultTemplate RSYSLOG_TraditionalFileFormat",
             "$FileCreateMode 0640",
             "auth,authpriv.*  /var/log/auth.log",
+            ...profileLogs(host.profile).map((log) => `auth,authpriv.*  ${log}`),
             "kern.*  /var/log/kern.log",
             "*.*;auth,authpriv.none  -/var/log/syslog",
             "",
@@ -70,6 +73,10 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
         { stdio: "ignore" },
     );
     if (host.voip) voipLabFiles(root, { name: host.name, ...host.voip }, (path, content, mode) => put(root, path, content, mode));
+    if (isMorProfile(host.profile)) {
+        for (const file of morProfileFiles(host.profile, readFileSync("/etc/fail2ban/jail.conf", "utf8"))) put(root, file.path, file.content, file.mode);
+    }
+    const logs = [...labLogs, ...profileLogs(host.profile)];
     put(
         root,
         INIT,
@@ -79,7 +86,8 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
             `hostname ${host.name}`,
             "rm -f /etc/ssh/ssh_host_rsa_key* /etc/ssh/ssh_host_ecdsa_key*",
             "mkdir -p /run/sshd /run/lock /run/apache2 /run/fail2ban /var/log/asterisk /var/log/apache2 /home/mor/log",
-            `for log in ${labLogs.join(" ")}; do : > "$log"; done`,
+            `for log in ${logs.join(" ")}; do : > "$log"; done`,
+            ...(isMorProfile(host.profile) ? morProfileBoot(host.profile) : []),
             ...LAB_SERVICES,
             "touch /run/lab-ready",
             "echo ready",

@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, c
 import { join } from "node:path";
 import { hostInit, hostsFile, labFiles } from "./host-files";
 import type { VoipProfile } from "./voip-files";
+import type { LabProfile } from "./mor-profile";
 
 /** Every namespace of a lab is named with its prefix, so two labs (the operator's, a test run's) never meet. */
 export const DEFAULT_PREFIX = "morh-";
@@ -35,6 +36,8 @@ export interface LabHost extends LabNode {
     startSeconds: number;
     /** The MOR-like Asterisk files and MariaDB the host was given, if any. */
     voip?: VoipProfile;
+    /** How the host looked before mor-harden (src/lab/mor-profile.ts). */
+    profile: LabProfile;
 }
 
 export interface LabState {
@@ -60,6 +63,8 @@ export function hostAddress(index: number): { v4: string; v6: string } {
 export const clientAddresses = {
     workstation: { v4: "198.51.100.10", v6: "2001:db8:51::10" },
     attacker: { v4: "203.0.113.66", v6: "2001:db8:113::66" },
+    /** Plays Kolmisoft support (sshd.support); trusted only where a test's stack says so. */
+    support: { v4: "198.51.100.20", v6: "2001:db8:51::20" },
 };
 const onLinkRoutes = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"];
 
@@ -154,7 +159,7 @@ function childPid(pid: number): number | undefined {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts one host; resolves once its services are up (bounded by `timeoutMs`). */
-async function startHost(dir: string, prefix: string, index: number, operatorKey: string, timeoutMs: number, voip?: VoipProfile): Promise<LabHost> {
+async function startHost(dir: string, prefix: string, index: number, operatorKey: string, timeoutMs: number, profile: LabProfile, voip?: VoipProfile): Promise<LabHost> {
     const started = process.hrtime.bigint();
     const name = hostName(index);
     const { v4, v6 } = hostAddress(index);
@@ -162,7 +167,7 @@ async function startHost(dir: string, prefix: string, index: number, operatorKey
     rmSync(hostDir, { recursive: true, force: true });
     const files = join(hostDir, "files");
     mkdirSync(files, { recursive: true });
-    const { fingerprint: hostKey, publicKey } = labFiles(files, { name, operatorPublicKey: readFileSync(`${operatorKey}.pub`, "utf8"), ...(voip ? { voip: { address: v4, profile: voip } } : {}) });
+    const { fingerprint: hostKey, publicKey } = labFiles(files, { name, operatorPublicKey: readFileSync(`${operatorKey}.pub`, "utf8"), profile, ...(voip ? { voip: { address: v4, profile: voip } } : {}) });
     const netns = addNode(prefix, name, v4, v6);
     const log = openSync(join(hostDir, "console.log"), "w");
     const owner = spawn("ip", ["netns", "exec", netns, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh", "-c", hostInit(files)], {
@@ -184,7 +189,7 @@ async function startHost(dir: string, prefix: string, index: number, operatorKey
         const console_ = readFileSync(join(hostDir, "console.log"), "utf8").trim().split("\n").slice(-15).join("\n");
         throw new Error(`lab host ${name} did not start within ${timeoutMs / 1000} s:\n${console_}`);
     }
-    return { name, kind: "host", netns, v4, v6, ownerPid, initPid: initPid!, hostKey, publicKey, startSeconds: Number(process.hrtime.bigint() - started) / 1e9, ...(voip ? { voip } : {}) };
+    return { name, kind: "host", netns, v4, v6, ownerPid, initPid: initPid!, hostKey, publicKey, startSeconds: Number(process.hrtime.bigint() - started) / 1e9, profile, ...(voip ? { voip } : {}) };
 }
 
 /** known_hosts with every lab host's key, for OpenSSH clients in the lab. */
@@ -212,12 +217,17 @@ function alive(host: LabHost): boolean {
  * Starts the switch, the two clients and `hosts` hosts (those already running are kept, so
  * `up` twice is harmless). A failed start stops everything it started.
  */
-export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, options: { startTimeoutMs?: number; voip?: (VoipProfile | undefined)[] } = {}): Promise<LabState> {
+export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, options: { startTimeoutMs?: number; voip?: (VoipProfile | undefined)[]; profile?: LabProfile | LabProfile[] } = {}): Promise<LabState> {
+    /** One profile for every host, or one per host (the last repeats). */
+    const profileOf = (index: number): LabProfile => {
+        const profiles = [options.profile ?? "plain"].flat();
+        return profiles[Math.min(index - 1, profiles.length - 1)];
+    };
     requireRootOnLinux();
     hostAddress(hosts); // a count out of range fails before anything is made
     if (!/^[a-z0-9-]{1,12}$/.test(prefix)) throw new Error(`lab prefix "${prefix}": lower-case letters, digits and '-', at most 12`);
     const previous = readState(dir);
-    const sameProfiles = (state: LabState) => state.hosts.every((host, index) => JSON.stringify(host.voip) === JSON.stringify(options.voip?.[index]));
+    const sameProfiles = (state: LabState) => state.hosts.every((host, index) => JSON.stringify(host.voip) === JSON.stringify(options.voip?.[index]) && (host.profile ?? "plain") === profileOf(index + 1));
     if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive) && sameProfiles(previous)) return previous;
     if (previous || listLabNamespaces(prefix).length > 0) labDown(dir, prefix);
     const { operatorKey, caCertificate } = ensureOperatorMaterial(dir);
@@ -230,7 +240,7 @@ export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, opt
         // Started one after another: each start is mostly waiting on its own daemons, and the
         // machine has two cores.
         for (let index = 1; index <= hosts; index++) {
-            state.hosts.push(await startHost(dir, prefix, index, operatorKey, options.startTimeoutMs ?? 30_000, options.voip?.[index - 1]));
+            state.hosts.push(await startHost(dir, prefix, index, operatorKey, options.startTimeoutMs ?? 30_000, profileOf(index), options.voip?.[index - 1]));
             writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
         }
         writeFileSync(statePath(dir), JSON.stringify(state, null, 2));

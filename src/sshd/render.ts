@@ -11,6 +11,7 @@ import { sshdPorts } from "./ports";
 import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
+import { supportAccess } from "./support";
 
 export const DROP_IN = "/etc/ssh/sshd_config.d/00-mor-harden.conf";
 
@@ -85,6 +86,7 @@ export function sshdDirectives(input: RenderInput): Directive[] {
         d("LogLevel", "VERBOSE", "logs the key fingerprint of each login"),
     );
     if (sshd.allowUsers) directives.push(d("AllowUsers", sshd.allowUsers.join(" "), "only these users"));
+    directives.push(...supportAccess(input).directives);
     if (os === "debian" || sshd.rhelCryptoPolicy === "override") {
         const modern = algorithms(openssh);
         directives.push(
@@ -112,16 +114,25 @@ function expectationsByKeyword(lines: string[]): { keyword: string; lines: strin
 export function renderSshd(input: RenderInput): ConcernPlan {
     const directives = sshdDirectives(input);
     const rhelPolicy = input.config.os === "rhel" && input.config.sshd.rhelCryptoPolicy === "respect";
-    const content = renderTemplate("sshd/hardening.conf.hbs", { stack: input.stack, directives, rhelPolicy });
+    const support = supportAccess(input);
+    const content = renderTemplate("sshd/hardening.conf.hbs", { stack: input.stack, directives, rhelPolicy, supportMatch: support.match });
     const check = renderTemplate("sshd/check-effective.sh.hbs", { expectations: expectationsByKeyword(effectiveExpectations(directives)) }).trim();
+    // The Match block holds for support's connections only: judged with sshd -T -C for one of them and one other.
+    const matchChecks = (support.match?.checks ?? []).map(
+        ({ spec, expect }) => `seen=$(sshd -T -C ${spec} | grep -E '^(${expect.map((line) => line.split(" ")[0]).join("|")}) ' | LC_ALL=C sort); [ "$seen" = '${[...expect].sort().join("\n")}' ] || { echo "sshd -T -C ${spec}: got $seen"; exit 1; }`,
+    );
     const service = input.config.os === "debian" ? "ssh" : "sshd";
     return {
         concern: "sshd",
-        summary: [`${DROP_IN}: ${directives.length} directives for OpenSSH ${input.facts.openssh.join(".")}`, ...(rhelPolicy ? ["algorithms left to the system crypto policy"] : [])],
+        summary: [
+            `${DROP_IN}: ${directives.length} directives for OpenSSH ${input.facts.openssh.join(".")}`,
+            ...(rhelPolicy ? ["algorithms left to the system crypto policy"] : []),
+            ...(input.config.sshd.support.mode !== "off" ? [`Kolmisoft support logs in by ${input.config.sshd.support.mode} as ${input.config.sshd.support.user}`] : []),
+        ],
         packages: ["openssh-server"],
-        artifacts: [file(DROP_IN, content, { mode: "0600" })],
+        artifacts: [file(DROP_IN, content, { mode: "0600" }), ...support.artifacts],
         prepare: ["mkdir -p /run/sshd"],
-        validate: ["sshd -t", check],
+        validate: ["sshd -t", check, ...matchChecks],
         activate: [`systemctl reload ${service} 2>/dev/null || kill -HUP "$(cat /run/sshd.pid)"`],
         // The daemon survived the reload (a broken config makes it exit); logins are proven by the confirm step.
         // (sshd rewrites its pid file as it re-executes itself on reload: give it a moment.)

@@ -1,7 +1,34 @@
 import { z } from "zod";
-import { duration, port, token, unixUser } from "../config/values";
+import { duration, port, source, token, unixUser } from "../config/values";
+import { KOLMISOFT_SUPPORT } from "../firewall/schema";
 
 /** An OpenSSH algorithm name ("curve25519-sha256", "aes256-gcm@openssh.com"). */
+/** An OpenSSH public key line: type and base64, an optional comment (no options: mor-harden writes those). */
+const publicKey = token("an OpenSSH public key (type, base64, optional comment)", (v) => /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+=*( [ -~]*)?$/.test(v));
+
+/**
+ * How Kolmisoft support logs in once sshd takes keys only (the guide lets support.kolmisoft.com
+ * through the firewall). off: not at all. keys: support's public keys, in a file mor-harden
+ * manages, each usable only from support's addresses. password: password authentication for
+ * `user` from support's addresses only (a Match Address block). RISK of password: anyone who
+ * sends from those addresses (support's network, a NAT shared with others, a stale address
+ * after support's DNS changes: names are resolved at render time) may guess the password, and
+ * fail2ban never bans a trusted source; prefer keys.
+ */
+const supportAccess = z
+    .object({
+        mode: z.enum(["off", "keys", "password"], { error: (iss) => `${JSON.stringify(iss.input)} is not off, keys or password` }).default("off"),
+        user: unixUser.default("root"),
+        keys: z.array(publicKey).default([]),
+        /** Support's addresses or names; support.kolmisoft.com when not given. */
+        sources: z.array(source).min(1).default([KOLMISOFT_SUPPORT]),
+    })
+    .strict()
+    .superRefine((value, ctx) => {
+        if (value.mode === "keys" && value.keys.length === 0) ctx.addIssue({ code: "custom", path: ["keys"], message: "mode keys needs support's public keys" });
+    });
+export type SupportAccess = z.infer<typeof supportAccess>;
+
 const algorithm = token("an OpenSSH algorithm name", (v) => /^[a-z0-9][a-z0-9.@+_-]{1,80}$/.test(v));
 
 export const sshdSchema = z
@@ -37,6 +64,7 @@ export const sshdSchema = z
          * update-crypto-policies); "override" writes them in the drop-in, which wins on RHEL 9.
          */
         rhelCryptoPolicy: z.enum(["respect", "override"]).default("respect"),
+        support: supportAccess.default({ mode: "off", user: "root", keys: [], sources: [KOLMISOFT_SUPPORT] }),
     })
     .strict();
 

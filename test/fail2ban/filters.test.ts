@@ -98,6 +98,7 @@ describe("fail2ban filters judged by fail2ban-regex on their own samples", () =>
             const sample = parseSamples(readFileSync(samplePath(jail), "utf8"));
             assert.equal(sample.sections.length, 1);
             const lines = sample.sections[0].lines;
+            assert.deepEqual(lines.filter((line) => !line.expect.source).map((line) => line.lineNo), [], "every sample line names its source (`# source:` before it)");
             assert.ok(lines.some((line) => line.expect.match) && lines.some((line) => !line.expect.match), "a sample needs lines that must match and lines that must not");
             const failures = runFilter(config.dir, filterName(jail), lines.map((line) => line.text));
             assert.equal(describeProblems(`${jail}.sample.log`, judge(lines, failures)), "");

@@ -23,7 +23,7 @@ describe("fail2ban renderer", () => {
         assert.deepEqual(jails["ssh-iptables"].logpath, ["/var/log/secure"]);
         assert.equal(jails.mor_ddos.enabled, false);
         assert.deepEqual(jails.mor_api.logpath, ["/var/log/httpd/access_log"]);
-        assert.deepEqual(jails["ast-cli-attck"].logpath, ["/var/log/messages"], "the firewall's scanner log");
+        assert.deepEqual(jails["ast-cli-attck"].logpath, ["/var/log/messages", "/var/log/asterisk/messages"], "the firewall's scanner log and Asterisk's");
     });
 
     it("never bans the trusted sources, support.kolmisoft.com included", async () => {

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildRuleset, renderFirewall, renderRuleset, INPUT_CHAIN } from "../../src/firewall/render";
 import { minimalConfig, renderInputFor, SUPPORT_V4, SUPPORT_V6 } from "../helpers/fixtures";
+import { guideScannerAgents } from "../../src/fail2ban/schema";
 
 const chain = (ruleset: ReturnType<typeof buildRuleset>, name: string) => ruleset.chains.find((candidate) => candidate.name === name)?.rules ?? [];
 
@@ -59,14 +60,28 @@ describe("firewall renderer", () => {
         assert.ok(!/--dport/.test(text));
     });
 
-    it("sends SIP packets with a scanner's User-Agent to the logging drop", async () => {
+    it("sends SIP packets whose User-Agent header starts with a scanner's name to the logging drop", async () => {
         const ruleset = buildRuleset(await renderInputFor(minimalConfig()), "v4");
         assert.ok(chain(ruleset, INPUT_CHAIN).includes("-p udp -m udp --dport 5060 -j MORH-SIPUA"));
-        assert.ok(chain(ruleset, "MORH-SIPUA").includes('-m string --string "friendly-scanner" --algo bm -j MORH-SIPSCAN'));
+        const hex = (text: string) => Buffer.from(text).toString("hex");
+        const agents = chain(ruleset, "MORH-SIPUA");
+        assert.equal(agents[0], `-m string ! --hex-string "|${hex("\r\nUser-Agent:")}|" --algo bm --icase -j RETURN`, "no User-Agent header: nothing to match");
+        assert.ok(agents.includes(`-m string --hex-string "|${hex("\r\nUser-Agent: friendly-scanner")}|" --algo bm --icase -m comment --comment "User-Agent friendly-scanner" -j MORH-SIPSCAN`));
+        assert.ok(agents.every((rule, i) => i === 0 || rule.includes(hex("\r\nUser-Agent:"))), "every scanner rule is anchored at the header");
+        assert.equal(agents.length, 1 + 2 * guideScannerAgents.length, "with and without the blank after the colon");
         assert.match(chain(ruleset, "MORH-SIPSCAN")[0], /-j LOG --log-prefix "MORH-SIPSCAN "/);
         // Over TCP the User-Agent comes after the handshake: the check precedes ESTABLISHED.
         const input = chain(ruleset, INPUT_CHAIN);
         assert.ok(input.indexOf("-p tcp -m tcp --dport 5060 -j MORH-SIPUA") < input.indexOf("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"));
+    });
+
+    it("takes the scanners from the stack, and has no scanner rule when ast-cli-attck is disabled", async () => {
+        const own = buildRuleset(await renderInputFor(minimalConfig({ fail2ban: { jails: { "ast-cli-attck": { userAgents: ["evil-scan"] } } } })), "v6");
+        assert.equal(chain(own, "MORH-SIPUA").length, 3);
+        assert.match(chain(own, "MORH-SIPUA")[1], /--comment "User-Agent evil-scan"/);
+        const off = buildRuleset(await renderInputFor(minimalConfig({ fail2ban: { jails: { "ast-cli-attck": { enabled: false } } } })), "v4");
+        assert.ok(!off.chains.some((c) => c.name === "MORH-SIPUA" || c.name === "MORH-SIPSCAN"));
+        assert.ok(!chain(off, INPUT_CHAIN).some((rule) => rule.includes("MORH-SIPUA")));
     });
 
     it("logs scanners through NFLOG and ulogd when the kernel log is not the host's", async () => {

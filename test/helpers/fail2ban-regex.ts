@@ -15,6 +15,8 @@ export interface FailExpectation {
     host?: string;
     constraint?: string;
     desc?: string;
+    /** Where the line's format comes from: its own "source", or the sample's last `# source:` line. */
+    source?: string;
     [key: string]: unknown;
 }
 
@@ -42,7 +44,10 @@ export function parseSamples(text: string): SampleFile {
     const file: SampleFile = { sections: [{ optionSets: [{}], lines: [] }] };
     const rows = text.split("\n");
     let expect: FailExpectation | undefined;
+    let source: string | undefined;
     rows.forEach((row, index) => {
+        const sourceLine = /^# source: (.+)$/.exec(row);
+        if (sourceLine) source = sourceLine[1].trim();
         const annotation = /^#+ ?(failJSON|filterOptions|bansJSON):(.+)$/.exec(row);
         if (annotation) {
             const data = JSON.parse(annotation[2]);
@@ -52,7 +57,8 @@ export function parseSamples(text: string): SampleFile {
             return;
         }
         if (row.startsWith("#") || row.trim() === "") return;
-        file.sections.at(-1)!.lines.push({ lineNo: index + 1, text: row.replace(/\r$/, ""), expect: expect ?? {} });
+        const expectation = expect ?? {};
+        file.sections.at(-1)!.lines.push({ lineNo: index + 1, text: row.replace(/\r$/, ""), expect: source && !expectation.source ? { ...expectation, source } : expectation });
         expect = undefined;
     });
     file.sections = file.sections.filter((section) => section.lines.length > 0);

@@ -9,16 +9,27 @@ import { labStackConfig } from "../../src/lab/stacks";
 import type { VoipProfile } from "../../src/lab/voip-files";
 import type { ApplyReport } from "../../src/apply/engine";
 import type { HostApplyResult } from "../../src/apply/hosts";
+import { labProfiles, type LabProfile } from "../../src/lab/mor-profile";
 import { stringify } from "yaml";
 
 export interface TestLab {
     state: LabState;
     host(index?: number): LabHost;
-    client(name: "workstation" | "attacker"): LabNode;
+    client(name: "workstation" | "attacker" | "support"): LabNode;
     stop(): void;
 }
 
-export async function startTestLab(hosts = 1, options: { voip?: (VoipProfile | undefined)[] } = {}): Promise<TestLab> {
+/**
+ * MORH_LAB_PROFILE=mor (or mor-rhel) runs any lab test on hosts as a MOR install leaves them,
+ * unless the test asks for a profile itself.
+ */
+function defaultProfile(): LabProfile {
+    const wanted = process.env.MORH_LAB_PROFILE ?? "plain";
+    if (!labProfiles.includes(wanted as LabProfile)) throw new Error(`MORH_LAB_PROFILE=${wanted}: one of ${labProfiles.join(", ")}`);
+    return wanted as LabProfile;
+}
+
+export async function startTestLab(hosts = 1, options: { profile?: LabProfile | LabProfile[]; voip?: (VoipProfile | undefined)[] } = {}): Promise<TestLab> {
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-lab-"));
     const prefix = `mht${process.pid % 100000}-`;
     let stopped = false;
@@ -32,7 +43,7 @@ export async function startTestLab(hosts = 1, options: { voip?: (VoipProfile | u
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => (stop(), process.exit(130)));
     let state: LabState;
     try {
-        state = await labUp(dir, hosts, prefix, options);
+        state = await labUp(dir, hosts, prefix, { ...options, profile: options.profile ?? defaultProfile() });
     } catch (error) {
         stop();
         throw error;

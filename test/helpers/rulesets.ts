@@ -3,34 +3,8 @@
 import { labExec, type LabHost } from "../../src/lab/lab";
 import { sh } from "./lab";
 
-export type Family = "v4" | "v6";
-export const families: Family[] = ["v4", "v6"];
-/** iptables-restore input of one family each. */
-export type Tables = Record<Family, string>;
-
-export const tools: Record<Family, { cli: string; save: string; restore: string }> = {
-    v4: { cli: "iptables", save: "iptables-save", restore: "iptables-restore" },
-    v6: { cli: "ip6tables", save: "ip6tables-save", restore: "ip6tables-restore" },
-};
-
-/** The built-in chains of the filter table, empty, policy ACCEPT. */
-export const emptyFilter = ":INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]";
-
-/** One filter table per family, from the lines between `*filter` and `COMMIT`. */
-export const filterTables = (body: (family: Family) => string): Tables => ({ v4: `*filter\n${body("v4")}\nCOMMIT\n`, v6: `*filter\n${body("v6")}\nCOMMIT\n` });
-
-/** /etc/sysconfig/iptables and ip6tables as iptables-services ships them (CentOS, Rocky). */
-export const iptablesServicesStock = filterTables((family) => {
-    const rules = (chain: string) => [
-        `-A ${chain} -m state --state RELATED,ESTABLISHED -j ACCEPT`,
-        family === "v4" ? `-A ${chain} -p icmp -j ACCEPT` : `-A ${chain} -p ipv6-icmp -j ACCEPT`,
-        `-A ${chain} -i lo -j ACCEPT`,
-        ...(chain === "INPUT" ? ["-A INPUT -p tcp -m state --state NEW -m tcp --dport 22 -j ACCEPT"] : []),
-        ...(chain === "INPUT" && family === "v6" ? ["-A INPUT -d fe80::/64 -p udp -m udp --dport 546 -m state --state NEW -j ACCEPT"] : []),
-        `-A ${chain} -j REJECT --reject-with ${family === "v4" ? "icmp-host-prohibited" : "icmp6-adm-prohibited"}`,
-    ];
-    return [emptyFilter, ...rules("INPUT"), ...rules("FORWARD")].join("\n");
-});
+export { emptyFilter, families, filterTables, iptablesServicesStock, tools, type Family, type Tables } from "../../src/lab/stock-rulesets";
+import { families, filterTables, tools, type Family, type Tables } from "../../src/lab/stock-rulesets";
 
 /** The INPUT rules of a table text, as iptables-save prints them back (the texts here are written that way). */
 export const inputRulesIn = (table: string): string[] => table.split("\n").filter((line) => line.startsWith("-A INPUT "));
