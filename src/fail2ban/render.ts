@@ -20,6 +20,8 @@ const NOTIFY_SCRIPT = "/usr/local/lib/mor-harden/fail2ban-notify";
  * sendmail-whois) cannot win over it; the all-ports action of [DEFAULT], on both families.
  */
 const BAN_ACTION = '%(banaction_allports)s[protocol="%(protocol)s", chain="%(chain)s"]';
+/** The name fail2ban gives BAN_ACTION at run time (banaction_allports in jail.local.hbs). */
+const BAN_ACTION_NAME = "iptables-allports";
 const filterPath = (jail: JailName) => `/etc/fail2ban/filter.d/${filterName(jail)}.local`;
 export const filterName = (jail: JailName) => `mor-harden-${jail.replace(/_/g, "-")}`;
 
@@ -112,6 +114,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
     const extraActions = notify ? [`${NOTIFY_ACTION}[jail="%(__name__)s"]`] : [];
     const jailFile = renderTemplate("fail2ban/jail.local.hbs", {
         stack: input.stack,
+        banActionName: BAN_ACTION_NAME,
         jails: jails.map((jail) => ({ ...jail, filter: filterName(jail.name), logpath: jail.logpath.join("\n          "), banAction: BAN_ACTION, extraActions })),
         recidive: { ...recidive, bantime: seconds(recidive.bantime), logpath: "/var/log/fail2ban.log" },
     });
@@ -136,7 +139,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         // Asterisk yet, an API log not written so far): create them empty.
         prepare: missingLogs(jails),
         validate: ["fail2ban-client -t"],
-        activate: ["fail2ban-client ping >/dev/null 2>&1 && fail2ban-client reload || { systemctl restart fail2ban 2>/dev/null || fail2ban-client start; }"],
+        activate: [renderTemplate("fail2ban/activate.sh.hbs", { jails: enabled.join(" "), banAction: BAN_ACTION_NAME }).trim()],
         verify: [jailThreadsCheck(enabled)],
         snapshot: [],
         rollback: [],

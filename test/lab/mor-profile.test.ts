@@ -18,9 +18,10 @@ before(async () => {
 after(() => lab?.stop());
 
 /** `fail2ban-client -d`'s action lines of one jail: [action name, its parameters as fail2ban resolved them]. */
+/** The actions a jail RUNS (what the server has loaded, not what its config says). */
 function jailActions(host = mor(), jail: string): string[] {
-    const dump = sh(host, "fail2ban-client -d 2>/dev/null", 30_000).stdout;
-    return dump.split("\n").filter((line) => line.startsWith(`['set', '${jail}', 'addaction', `)).map((line) => /'addaction', '([^']+)'/.exec(line)![1]);
+    const out = sh(host, `fail2ban-client get ${jail} actions`, 30_000).stdout.trim().split("\n");
+    return out[0].startsWith("The jail") ? out.slice(1).join(",").split(",").map((name) => name.trim()).filter(Boolean) : [];
 }
 
 async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
