@@ -58,6 +58,15 @@ export function blocklistRules(lists: Blocklist[], trusted: string[], family: Fa
     return [...trusted.map((address) => `-s ${address} -j RETURN`), ...lists.map((list) => `-m set --match-set ${blocklistSet(list.name, family)} src -j DROP`)];
 }
 
+/**
+ * Rebuilds the sets file from the host's version and the changed lines (apply/bulk.ts): the
+ * file's order is the lists' order, each set's create line before its entries, entries in byte order.
+ */
+function mergeCommand(lists: Blocklist[]): string {
+    const order = lists.flatMap((list) => families.map((family) => blocklistSet(list.name, family))).join(" ");
+    return renderTemplate("blocklists/merge.sh.hbs", { order }).trim();
+}
+
 export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     const { os, firewall } = input.config;
     const lists = firewall.blocklists;
@@ -72,7 +81,7 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
         summary: lists.map((list) => `${list.name}: ${list.entries.v4.length} IPv4 and ${list.entries.v6.length} IPv6 entries from ${list.file}, dropped before every service (trusted sources exempt)`),
         packages: packages[os],
         // Large lists: drift compares digests, never the content, and an apply sends only the changed lines.
-        artifacts: [file(path, renderSetsFile(lists), { mode: "0640", bulk: true })],
+        artifacts: [file(path, renderSetsFile(lists), { mode: "0640", bulk: true, merge: mergeCommand(lists) })],
         // rhel: ipset-service loads /etc/sysconfig/ipset at boot, before iptables.
         prepare: os === "rhel" ? ["systemctl enable ipset >/dev/null 2>&1 || true"] : [],
         // The whole file restored for real, in a scratch network namespace (its sets are its own).

@@ -17,6 +17,12 @@ export interface Artifact {
     secret: boolean;
     /** A large file (a blocklist's sets): drift compares its digest only and never reads it back. */
     bulk: boolean;
+    /**
+     * For a bulk file whose line order the content itself defines: a command printing the new file
+     * from the old one ($MORH_OLD) without the lines in $MORH_REMOVED and with those in
+     * $MORH_ADDED. With it, an apply sends only the changed lines (see apply/bulk.ts).
+     */
+    merge?: string;
 }
 
 /**
@@ -102,6 +108,7 @@ export function file(path: string, content: string, options: Partial<Omit<Artifa
         group: options.group ?? "root",
         secret: options.secret ?? secretNamesIn(content).length > 0,
         bulk: options.bulk ?? false,
+        ...(options.merge ? { merge: options.merge } : {}),
     };
 }
 

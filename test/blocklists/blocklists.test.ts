@@ -2,11 +2,13 @@
 // printing), errors naming file and line, the sets file and the live view in a scratch network
 // namespace (real `ipset restore`, real `iptables-restore --test`), the firewall's chain.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { stringify } from "yaml";
+import { lineDelta, rememberContent } from "../../src/apply/bulk";
 import { parseBlocklist, parseEntry } from "../../src/blocklists/parse";
 import { BLOCKLIST_CHAIN, blocklistSet, renderBlocklists } from "../../src/blocklists/render";
 import { ConfigError } from "../../src/config/schema";
@@ -115,6 +117,29 @@ describe("blocklists on the host side", { skip: !netnsAvailable() && "needs root
         // Rolled back to the snapshot: the first list again.
         for (const command of changed.rollback) netns.ok(command, { MORH_STATE: beforeChange });
         assert.equal(netns.ok(view.live).trim(), view.expected.text);
+    });
+});
+
+describe("sending only the changed lines", () => {
+    it("rebuilds the sets file on the host side from the kept version and the changes, byte for byte", async () => {
+        process.env.MOR_HARDEN_CACHE = tempDir();
+        const render = async (lists: Record<string, string>) => renderBlocklists(await renderInputFor(loadEnvironment({ file: stackWithLists(lists) }).hosts[0].config))!.artifacts[0];
+        const bulk = Array.from({ length: 3000 }, (_, i) => `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`).join("\n");
+        const before = await render({ scanners: `${bulk}\n2001:db8::1\n`, other: "198.19.0.0/16\n" });
+        const after = await render({ scanners: `${bulk.replace("198.18.3.3\n", "")}\n198.18.200.1\n2001:db8::1\n`, other: "198.19.0.0/16\n", more: "2001:db8:ff::/48\n" });
+        const { createHash } = await import("node:crypto");
+        assert.equal(lineDelta(after.content, createHash("sha256").update(before.content).digest("hex")), undefined, "nothing kept yet: the whole file");
+        rememberContent(before.content);
+        const delta = lineDelta(after.content, createHash("sha256").update(before.content).digest("hex"))!;
+        assert.deepEqual(delta.removed, ["add morh-bl-scanners-4 198.18.3.3"]);
+        assert.deepEqual(delta.added.sort(), ["add morh-bl-scanners-4 198.18.200.1", "add morh-bl-more-6 2001:db8:ff::/48", "create morh-bl-more-4 hash:net family inet maxelem 1048576", "create morh-bl-more-6 hash:net family inet6 maxelem 1048576"].sort());
+        const dir = tempDir();
+        writeFileSync(join(dir, "old"), before.content);
+        writeFileSync(join(dir, "removed"), delta.removed.map((line) => `${line}\n`).join(""));
+        writeFileSync(join(dir, "added"), delta.added.map((line) => `${line}\n`).join(""));
+        const rebuilt = execFileSync("sh", ["-c", after.merge!], { encoding: "utf8", env: { ...process.env, MORH_OLD: join(dir, "old"), MORH_REMOVED: join(dir, "removed"), MORH_ADDED: join(dir, "added") } });
+        assert.equal(rebuilt, after.content);
+        assert.equal(lineDelta((await render({ other: "198.19.0.0/16\n" })).content, createHash("sha256").update(before.content).digest("hex")), undefined, "most lines changed: the whole file");
     });
 });
 

@@ -4,7 +4,8 @@
 // digest with counts and first entries; a one-line change applied by the blocklists concern alone;
 // the lists removed.
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
@@ -21,19 +22,26 @@ function stackWithList(name: string, lines: string[]): string {
     return stack;
 }
 
-const bulk = Array.from({ length: 2000 }, (_, i) => `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+const bulk = Array.from({ length: 20000 }, (_, i) => `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+let firstApplyBytes = 0;
 const listed = () => [...bulk, attacker().v4, attacker().v6, "2001:db8:feed::/48", workstation().v4];
 
 before(async () => {
+    // The contents this workstation sent, kept for sending changes only: the test's own.
+    process.env.MOR_HARDEN_CACHE = mkdtempSync(join(tmpdir(), "morh-cache-"));
     lab = await startTestLab(1);
 });
-after(() => lab?.stop());
+after(() => {
+    lab?.stop();
+    rmSync(process.env.MOR_HARDEN_CACHE!, { recursive: true, force: true });
+});
 
 describe("blocklists on a lab host", () => {
     it("drops the listed attacker on every port over IPv4 and IPv6; the listed but trusted workstation still gets in", async () => {
         const run = applyFromWorkstation(lab, stackWithList("listed", listed()));
         assert.equal(run.code, 0, run.stderr + run.stdout);
         assert.equal(statuses(run.report).blocklists, "applied");
+        firstApplyBytes = run.report!.bytes;
         assert.equal(statuses(run.report).firewall, "applied");
         for (const port of [22, 443]) {
             assert.equal(tcpConnect(attacker(), host().v4, port), "filtered", `IPv4 ${port}`);
@@ -62,9 +70,12 @@ describe("blocklists on a lab host", () => {
         assert.match(drift.stdout, /1 listed but not in the set \(removed\), first: 198\.18\.0\.1/);
     });
 
-    it("applies a one-line change through the blocklists concern alone (no firewall transaction); the attacker is let back in", () => {
+    it("applies a one-line change through the blocklists concern alone, sending only the changed line; the attacker is let back in", () => {
         const run = applyFromWorkstation(lab, stackWithList("unlisted", listed().filter((line) => line !== attacker().v4)));
         assert.equal(run.code, 0, run.stderr + run.stdout);
+        const changes = sh(host(), "cd \"$(ls -td /var/lib/mor-harden/tx/*-blocklists-* | head -n 1)\" && wc -l < removed.0 && wc -l < added.0");
+        assert.equal(changes.stdout, "1\n0\n", "the transaction got one removed line and nothing else");
+        assert.ok(run.report!.bytes < firstApplyBytes / 2, `${run.report!.bytes} bytes for one line, ${firstApplyBytes} for the first apply`);
         assert.deepEqual(statuses(run.report), { blocklists: "applied", firewall: "unchanged", sshd: "unchanged", fail2ban: "unchanged", apache: "unchanged" });
         assert.equal(tcpConnect(attacker(), host().v4, 443), "open", "no longer listed");
         assert.equal(tcpConnect(attacker(), host().v6, 443), "filtered", "still listed over IPv6");
