@@ -33,7 +33,7 @@ interface Sample {
 
 const workstationOf = (state: LabState) => state.clients.find((client) => client.name === "workstation")!;
 
-function runner(state: LabState, mode: string, runs: number, file: string): Sample[] {
+export function runner(state: LabState, mode: string, runs: number, file: string): Sample[] {
     const [command, ...args] = execArgv(workstationOf(state), ["node", join(__dirname, "fleet-runner.js"), mode, String(runs), file]);
     const result = spawnSync(command, args, { encoding: "utf8", timeout: 1_800_000 });
     if (result.status !== 0) throw new Error(`fleet-runner ${mode}: ${result.stderr}`);

@@ -4,7 +4,7 @@
 // result's digest (a mismatch aborts with the host unchanged). Without a kept content (another
 // workstation, a cleared cache) the whole file is sent, as for any file.
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -13,6 +13,14 @@ export interface LineDelta {
     base: string;
     removed: string[];
     added: string[];
+}
+
+/**
+ * Where a transaction leaves the changed lines of artifact `index` when it was sent as its changes
+ * (absent otherwise), for the plan's own commands (validate, activate) to work on them only.
+ */
+export function changedLines(index: number): { removed: string; added: string } {
+    return { removed: `"$MORH_TX/removed.${index}"`, added: `"$MORH_TX/added.${index}"` };
 }
 
 /** Contents kept; the oldest go first. */
@@ -31,7 +39,10 @@ export function rememberContent(content: string): void {
     try {
         const dir = cacheDir();
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        writeFileSync(join(dir, sha256(content)), content, { mode: 0o600 });
+        const path = join(dir, sha256(content));
+        // Kept already: only marked as recently used.
+        if (existsSync(path)) utimesSync(path, new Date(), new Date());
+        else writeFileSync(path, content, { mode: 0o600 });
         const kept = readdirSync(dir).map((name) => ({ name, mtime: statSync(join(dir, name)).mtimeMs })).sort((a, b) => b.mtime - a.mtime);
         for (const old of kept.slice(KEPT)) rmSync(join(dir, old.name), { force: true });
     } catch {
@@ -53,10 +64,17 @@ export function lineDelta(content: string, liveSha256: string | undefined): Line
     if (!liveSha256) return undefined;
     const base = keptContent(liveSha256);
     if (base === undefined) return undefined;
-    const before = new Set(base.split("\n").filter(Boolean));
-    const after = new Set(content.split("\n").filter(Boolean));
+    const old = base.split("\n").filter(Boolean);
+    const now = content.split("\n").filter(Boolean);
+    // A change of a few lines leaves long runs alike at both ends: only the middle is compared.
+    let head = 0;
+    while (head < old.length && head < now.length && old[head] === now[head]) head++;
+    let tail = 0;
+    while (tail < old.length - head && tail < now.length - head && old[old.length - 1 - tail] === now[now.length - 1 - tail]) tail++;
+    const before = new Set(old.slice(head, old.length - tail));
+    const after = new Set(now.slice(head, now.length - tail));
     const removed = [...before].filter((line) => !after.has(line));
     const added = [...after].filter((line) => !before.has(line));
-    if (removed.length + added.length > after.size * MAX_CHANGED_SHARE) return undefined;
+    if (removed.length + added.length > now.length * MAX_CHANGED_SHARE) return undefined;
     return { base: liveSha256, removed, added };
 }

@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { ConcernPlan, LiveView } from "../render/artifact";
-import type { LineDelta } from "./bulk";
+import { changedLines, type LineDelta } from "./bulk";
 
 /** Where mor-harden keeps its transactions and the files as they were before it first wrote them. */
 export const STATE_DIR = "/var/lib/mor-harden";
@@ -307,11 +307,11 @@ function rebuiltFile(file: { path: string; index: number; content: string; delta
     const digest = createHash("sha256").update(file.content).digest("hex");
     return [
         `[ "$(sha256sum < '${file.path}' 2>/dev/null | cut -c1-64)" = '${file.delta.base}' ] || abort '${file.path} changed since it was read'`,
-        `base64 -d > "$TX/removed.${file.index}" ${heredoc("MORH_REMOVED", lines(file.delta.removed))}`,
+        `base64 -d > ${changedLines(file.index).removed.replace("$MORH_TX", "$TX")} ${heredoc("MORH_REMOVED", lines(file.delta.removed))}`,
         `[ $? -eq 0 ] || abort 'cannot write the changes of ${file.path}'`,
-        `base64 -d > "$TX/added.${file.index}" ${heredoc("MORH_ADDED", lines(file.delta.added))}`,
+        `base64 -d > ${changedLines(file.index).added.replace("$MORH_TX", "$TX")} ${heredoc("MORH_ADDED", lines(file.delta.added))}`,
         `[ $? -eq 0 ] || abort 'cannot write the changes of ${file.path}'`,
-        `( MORH_OLD='${file.path}' MORH_REMOVED="$TX/removed.${file.index}" MORH_ADDED="$TX/added.${file.index}"; export MORH_OLD MORH_REMOVED MORH_ADDED; ${file.merge} ) > ${target} && [ "$(sha256sum < ${target} | cut -c1-64)" = '${digest}' ] || abort 'rebuilding ${file.path} from its changes did not give the file to write'`,
+        `( MORH_OLD='${file.path}' MORH_REMOVED=${changedLines(file.index).removed.replace("$MORH_TX", "$TX")} MORH_ADDED=${changedLines(file.index).added.replace("$MORH_TX", "$TX")}; export MORH_OLD MORH_REMOVED MORH_ADDED; ${file.merge} ) > ${target} && [ "$(sha256sum < ${target} | cut -c1-64)" = '${digest}' ] || abort 'rebuilding ${file.path} from its changes did not give the file to write'`,
     ];
 }
 
@@ -399,9 +399,10 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         ...(options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : []),
         ...files.map((file) => `mv -f ${fresh(file.path)} '${file.path}' || fail ${applyExit.write} 'write ${file.path}'`),
         `touch "$TX/prepared" || fail ${applyExit.prepare} 'prepare'`,
+        // From here the plan's commands may read the transaction (the changed lines of a large file).
+        'export MORH_TX="$TX" MORH_STATE="$TX/state"',
         ...plan.prepare.map((command) => step("prepare", command)),
         ...plan.validate.map((command) => step("validate", command)),
-        'export MORH_TX="$TX" MORH_STATE="$TX/state"',
         ...plan.snapshot.map((command) => step("snapshot", command)),
         // The first snapshot is the running state mor-harden found: delete brings it back.
         ...(plan.snapshot.length > 0 ? [`[ -d '${originals}/state' ] || cp -a "$TX/state" '${originals}/state' || fail ${applyExit.snapshot} 'snapshot (keeping the first one)'`] : []),

@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { Family } from "../knocking/render";
+import { changedLines } from "../apply/bulk";
 import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
@@ -17,6 +18,10 @@ import { MAX_ENTRIES } from "./parse";
 import type { Blocklist } from "./schema";
 
 export const BLOCKLIST_CHAIN = "MORH-BLOCKLISTS";
+/** Sets still used by a rule (the firewall's chain, while it is still managed) are emptied. */
+const DESTROY_SETS = `for set in $(ipset list -n 2>/dev/null | grep '^morh-bl-'); do ipset -q destroy "$set" || ipset flush "$set"; done`;
+/** The plan's one artifact, the sets file (its index, for the changed lines an apply leaves). */
+const SETS_FILE = 0;
 const persistPaths: Record<OsFamily, string> = { debian: "/etc/iptables/ipsets", rhel: "/etc/sysconfig/ipset" };
 const packages: Record<OsFamily, string[]> = { debian: ["ipset", "ipset-persistent"], rhel: ["ipset", "ipset-service"] };
 const familySuffix: Record<Family, string> = { v4: "4", v6: "6" };
@@ -72,7 +77,6 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     const lists = firewall.blocklists;
     if (lists.length === 0) return undefined;
     const path = persistPaths[os];
-    const snapshot = `"$MORH_STATE/blocklists.save"`;
     const checks = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)}:${entriesDigest(list.entries[family])}`));
     const expected = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)} ${list.entries[family].length} ${entriesDigest(list.entries[family])}`));
     const liveView = (listFile: string) => renderTemplate("blocklists/live-view.sh.hbs", { file: listFile, checks }).trim();
@@ -84,15 +88,17 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
         artifacts: [file(path, renderSetsFile(lists), { mode: "0640", bulk: true, merge: mergeCommand(lists) })],
         // rhel: ipset-service loads /etc/sysconfig/ipset at boot, before iptables.
         prepare: os === "rhel" ? ["systemctl enable ipset >/dev/null 2>&1 || true"] : [],
-        // The whole file restored for real, in a scratch network namespace (its sets are its own).
-        validate: [`unshare --net sh -c 'ipset restore -exist < ${path}'`],
-        snapshot: [`ipset save 2>/dev/null | awk '($1 == "create" || $1 == "add") && $2 ~ /^morh-bl-/' > ${snapshot}`],
-        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path }).trim()],
+        validate: [renderTemplate("blocklists/validate.sh.hbs", { file: path, ...changedLines(SETS_FILE) }).trim()],
+        // No snapshot (a 100,000-entry `ipset save` costs more than the change): a rollback loads the
+        // sets from the file as it was before, which the engine has put back by then; without one
+        // (the first apply), the sets go.
+        snapshot: [],
+        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: changedLines(SETS_FILE) }).trim()],
         verify: [],
-        rollback: [renderTemplate("blocklists/load-sets.sh.hbs", { file: snapshot }).trim()],
+        rollback: [`if [ -e ${path} ]; then ${renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: false }).trim()}
+else ${DESTROY_SETS}; fi`],
         rollbackCheck: [],
-        // Sets still used by a rule (the firewall's chain, while it is still managed) are emptied.
-        deactivate: [`for set in $(ipset list -n 2>/dev/null | grep '^morh-bl-'); do ipset -q destroy "$set" || ipset flush "$set"; done`],
+        deactivate: [DESTROY_SETS],
         liveViews: [{ name: "blocklist sets", live: liveView(path), expected: { text: expected.join("\n") } }],
         needsConfirm: false,
     };
