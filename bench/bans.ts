@@ -10,14 +10,14 @@
 //   blocklist     a 100,000-entry list through the code `pulumi up` runs: first apply, a
 //                 one-line change, a no-change apply, and drift, against the floor (ssh `true`).
 // Traffic flows only between the lab's namespaces; 198.18.0.0/15 addresses are list entries only.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { banSets } from "../src/fail2ban/ban-action";
-import { labDown, labExec, labUp, type LabNode, type LabState } from "../src/lab/lab";
+import { labExec, labUp, type LabNode, type LabState } from "../src/lab/lab";
 import { LAB_STACK, labEnvironmentConfig } from "../src/lab/stacks";
 import { runner } from "./fleet";
+import { withBenchLab } from "./lab-dir";
 import { higherIsBetter, printTable, summarize, type Figure } from "./stats";
 
 const RTP_PORT = 10000;
@@ -213,17 +213,8 @@ function benchBlocklist(state: LabState, dir: string): Figure[] {
 }
 
 export async function benchBans(): Promise<Figure[]> {
-    const dir = mkdtempSync(join(tmpdir(), "mor-harden-bench-"));
-    const prefix = `mhs${process.pid % 100000}-`;
-    process.env.MOR_HARDEN_CACHE = join(dir, "cache");
-    const stop = () => {
-        labDown(dir, prefix);
-        rmSync(dir, { recursive: true, force: true });
-    };
-    const onSignal = () => (stop(), process.exit(130));
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    try {
+    return withBenchLab("mhs", async (dir, prefix) => {
+        process.env.MOR_HARDEN_CACHE = join(dir, "cache");
         const state = await labUp(dir, 1, prefix);
         const setup = runner(state, "setup", 1, stackFile(state, dir));
         if (setup.some((sample) => sample.failures > 0)) throw new Error("the first apply failed");
@@ -237,9 +228,5 @@ export async function benchBans(): Promise<Figure[]> {
         printTable(figures);
         if (parts.has("blocklist")) figures.push(...benchBlocklist(state, dir));
         return figures;
-    } finally {
-        stop();
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-    }
+    });
 }

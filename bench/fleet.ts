@@ -10,13 +10,13 @@
 // Targets: drift within 1.5x of the floor at N = 20, no-change apply within 2x, mor-harden at
 // least 15x faster than Ansible for check and apply.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { execArgv, labDown, labExec, labUp, type LabHost, type LabNode, type LabState } from "../src/lab/lab";
 import { LAB_STACK, labEnvironmentConfig } from "../src/lab/stacks";
 import { prepareAnsible, runAnsible } from "./ansible";
+import { withBenchLab } from "./lab-dir";
 import { summarize, type Figure } from "./stats";
 
 interface AnsibleFigures {
@@ -108,17 +108,7 @@ export function ansibleRunsPerSize(sizes: number[], setting = process.env.BENCH_
 export async function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH_RUNS ?? 3), ansibleRuns = ansibleRunsPerSize(sizes), onSize: (figures: Figure[]) => void = () => undefined): Promise<Figure[]> {
     const figures: Figure[] = [];
     const ansibleRoundTrips: { check?: number; apply?: number } = {};
-    const dir = mkdtempSync(join(tmpdir(), "mor-harden-bench-"));
-    const prefix = `mhf${process.pid % 100000}-`;
-    const stop = () => {
-        labDown(dir, prefix);
-        rmSync(dir, { recursive: true, force: true });
-    };
-    // Interrupted (Ctrl-C, a CI timeout): the lab goes too.
-    const onSignal = () => (stop(), process.exit(130));
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    try {
+    await withBenchLab("mhf", async (dir, prefix) => {
         for (const [sizeIndex, size] of sizes.entries()) {
             const note = (what: string) => console.error(`fleet N=${size}: ${what}`);
             // First apply: fresh hosts for every run.
@@ -212,10 +202,6 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             figures.push(...sizeFigures);
             onSize(sizeFigures);
         }
-    } finally {
-        stop();
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-    }
+    });
     return figures;
 }
