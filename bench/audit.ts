@@ -4,11 +4,12 @@
 // Target: within 2x the floor.
 import { labUp } from "../src/lab/lab";
 import type { VoipProfile } from "../src/lab/voip-files";
-import { perHost, ratio, runner, SshBytes, stackFile, withBenchLab, workstationOf } from "./fleet";
+import { perHost, ratio, runner, SshBytes, stackFile, workstationOf } from "./fleet";
+import { withBenchLab } from "./lab-dir";
 import { summarize, type Figure } from "./stats";
 
 export function benchAudit(size = Number(process.env.BENCH_AUDIT_HOSTS ?? 20), runs = Number(process.env.BENCH_RUNS ?? 3)): Promise<Figure[]> {
-    return withBenchLab("a", async (dir, prefix) => {
+    return withBenchLab("mha", async (dir, prefix) => {
         const voip = Array.from({ length: size }, (_, index): VoipProfile => (index % 2 === 0 ? { secrets: "weak", database: "exposed" } : { secrets: "strong", database: "loopback" }));
         console.error(`audit N=${size}: starting the lab`);
         const state = await labUp(dir, size, prefix, { voip });

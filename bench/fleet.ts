@@ -10,13 +10,13 @@
 // Targets: drift within 1.5x of the floor at N = 20, no-change apply within 2x, mor-harden at
 // least 15x faster than Ansible for check and apply.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { execArgv, labDown, labExec, labUp, type LabHost, type LabNode, type LabState } from "../src/lab/lab";
 import { LAB_STACK, labEnvironmentConfig } from "../src/lab/stacks";
 import { prepareAnsible, runAnsible } from "./ansible";
+import { withBenchLab } from "./lab-dir";
 import { summarize, type Figure } from "./stats";
 
 interface AnsibleFigures {
@@ -105,33 +105,10 @@ export function ansibleRunsPerSize(sizes: number[], setting = process.env.BENCH_
     return sizes.map((_, index) => counts[counts.length === 1 ? 0 : index]);
 }
 
-/**
- * Runs a benchmark in a lab directory and namespace prefix of its own (`mh<letter><pid>-`); the
- * lab goes at the end, and when the run is interrupted (Ctrl-C, a CI timeout).
- */
-export async function withBenchLab<T>(letter: string, run: (dir: string, prefix: string) => Promise<T>): Promise<T> {
-    const dir = mkdtempSync(join(tmpdir(), "mor-harden-bench-"));
-    const prefix = `mh${letter}${process.pid % 100000}-`;
-    const stop = () => {
-        labDown(dir, prefix);
-        rmSync(dir, { recursive: true, force: true });
-    };
-    const onSignal = () => (stop(), process.exit(130));
-    process.once("SIGINT", onSignal);
-    process.once("SIGTERM", onSignal);
-    try {
-        return await run(dir, prefix);
-    } finally {
-        stop();
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
-    }
-}
-
-export function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH_RUNS ?? 3), ansibleRuns = ansibleRunsPerSize(sizes), onSize: (figures: Figure[]) => void = () => undefined): Promise<Figure[]> {
-    return withBenchLab("f", async (dir, prefix) => {
-        const figures: Figure[] = [];
-        const ansibleRoundTrips: { check?: number; apply?: number } = {};
+export async function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH_RUNS ?? 3), ansibleRuns = ansibleRunsPerSize(sizes), onSize: (figures: Figure[]) => void = () => undefined): Promise<Figure[]> {
+    const figures: Figure[] = [];
+    const ansibleRoundTrips: { check?: number; apply?: number } = {};
+    await withBenchLab("mhf", async (dir, prefix) => {
         for (const [sizeIndex, size] of sizes.entries()) {
             const note = (what: string) => console.error(`fleet N=${size}: ${what}`);
             // First apply: fresh hosts for every run.
@@ -225,6 +202,6 @@ export function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH
             figures.push(...sizeFigures);
             onSize(sizeFigures);
         }
-        return figures;
     });
+    return figures;
 }

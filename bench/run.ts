@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { benchAudit } from "./audit";
+import { benchBans } from "./bans";
 import { benchFail2banFilters } from "./fail2ban-filters";
 import { benchFleet } from "./fleet";
 import { benchLabStart } from "./lab-start";
@@ -28,6 +29,7 @@ async function main(): Promise<void> {
         fleet: () => benchFleet(undefined, undefined, undefined, eachSize),
         fail2ban: () => benchFail2banFilters(),
         audit: () => benchAudit(),
+        bans: benchBans,
     };
     if (only && !parts[only]) throw new Error(`unknown part "${only}" (${Object.keys(parts).join(", ")})`);
     const figures: Figure[] = [];

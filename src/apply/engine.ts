@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { desiredDigests, fillSecrets, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { CommandInterruptedError, HostSession, type SessionTarget } from "../ssh/session";
+import { lineDelta, rememberContent } from "./bulk";
 import { applyExit, applyScript, concernOfTransaction, confirmScript, LOCKED_MARKER, parseReadOutput, readScript, rollbackNowScript, statusScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
 
 /**
@@ -94,8 +95,16 @@ function lastLines(text: string, count: number): string {
     return lines.length <= count ? text : `...\n${lines.slice(-count).join("\n")}`;
 }
 
-function fill(plan: ConcernPlan, secrets: Record<string, string | undefined>): FilledPlan {
-    return { ...plan, contents: plan.artifacts.map((artifact) => fillSecrets(artifact.content, secrets)) };
+/** The plan with secrets filled in; a large file as its changed lines when the host's version is known here. */
+function fill(plan: ConcernPlan, secrets: Record<string, string | undefined>, live?: LiveState): FilledPlan {
+    const contents = plan.artifacts.map((artifact) => fillSecrets(artifact.content, secrets));
+    const deltas = plan.artifacts.map((artifact, index) => {
+        if (!artifact.merge) return undefined;
+        const delta = lineDelta(contents[index], live?.files[artifact.path]?.sha256);
+        rememberContent(contents[index]);
+        return delta;
+    });
+    return { ...plan, contents, ...(deltas.some(Boolean) ? { deltas } : {}) };
 }
 
 function transactionId(concern: string): string {
@@ -183,7 +192,7 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
                 }
                 report.connections++;
             }
-            const { notes = [], ...outcome } = await applyConcern(session, target, plan, secrets, live.missingPackages[plan.concern] ?? [], report);
+            const { notes = [], ...outcome } = await applyConcern(session, target, plan, secrets, live, report);
             report.concerns.push({ ...outcome, concern: plan.concern, ...(notes.length > 0 ? { notes } : {}), files: outcome.status === "applied" ? desired : liveDigests(plan, live) });
             if (outcome.status !== "applied") throw new ApplyError(report);
         }
@@ -201,12 +210,13 @@ async function applyConcern(
     target: HostTarget,
     plan: ConcernPlan,
     secrets: Record<string, string | undefined>,
-    missingPackages: string[],
+    live: LiveState,
     report: ApplyReport,
 ): Promise<Outcome> {
+    const missingPackages = live.missingPackages[plan.concern] ?? [];
     const txid = transactionId(plan.concern);
     const lockSeconds = lockSecondsOf(target);
-    const script = applyScript(fill(plan, secrets), { txid, os: target.os, installPackages: missingPackages, confirmSeconds: target.confirmSeconds, lockSeconds });
+    const script = applyScript(fill(plan, secrets, live), { txid, os: target.os, installPackages: missingPackages, confirmSeconds: target.confirmSeconds, lockSeconds });
     let result;
     try {
         result = await session.run(script, target.session.commandTimeoutSeconds, { marker: LOCKED_MARKER, waitSeconds: lockSeconds });

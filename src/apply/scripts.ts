@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { ConcernPlan, LiveView } from "../render/artifact";
+import { changedLines, type LineDelta } from "./bulk";
 
 /** Where mor-harden keeps its transactions and the files as they were before it first wrote them. */
 export const STATE_DIR = "/var/lib/mor-harden";
@@ -12,6 +13,8 @@ export const STATE_DIR = "/var/lib/mor-harden";
 export interface FilledPlan extends ConcernPlan {
     /** Contents in the order of `artifacts`, secrets filled in. */
     contents: string[];
+    /** For artifacts with a merge command: only the changed lines, against the host's current file. */
+    deltas?: (LineDelta | undefined)[];
 }
 
 export interface LiveFile {
@@ -301,6 +304,23 @@ function ensureBootHook(): string {
 }
 
 /**
+ * A large file rebuilt on the host from its current version and the changed lines, checked
+ * against the digest of the full content (anything else aborts: nothing has moved yet).
+ */
+function rebuiltFile(file: { path: string; index: number; content: string; delta: LineDelta; merge: string }, target: string): string[] {
+    const lines = (items: string[]) => base64Lines(items.map((line) => `${line}\n`).join(""));
+    const digest = createHash("sha256").update(file.content).digest("hex");
+    return [
+        `[ "$(sha256sum < '${file.path}' 2>/dev/null | cut -c1-64)" = '${file.delta.base}' ] || abort '${file.path} changed since it was read'`,
+        `base64 -d > ${changedLines(file.index).removed.replace("$MORH_TX", "$TX")} ${heredoc("MORH_REMOVED", lines(file.delta.removed))}`,
+        `[ $? -eq 0 ] || abort 'cannot write the changes of ${file.path}'`,
+        `base64 -d > ${changedLines(file.index).added.replace("$MORH_TX", "$TX")} ${heredoc("MORH_ADDED", lines(file.delta.added))}`,
+        `[ $? -eq 0 ] || abort 'cannot write the changes of ${file.path}'`,
+        `( MORH_OLD='${file.path}' MORH_REMOVED=${changedLines(file.index).removed.replace("$MORH_TX", "$TX")} MORH_ADDED=${changedLines(file.index).added.replace("$MORH_TX", "$TX")}; export MORH_OLD MORH_REMOVED MORH_ADDED; ${file.merge} ) > ${target} && [ "$(sha256sum < ${target} | cut -c1-64)" = '${digest}' ] || abort 'rebuilding ${file.path} from its changes did not give the file to write'`,
+    ];
+}
+
+/**
  * One concern's transaction. In order: take the host's lock (waiting out another operator's
  * unconfirmed change); write everything that protects the transaction, each write checked
  * (rollback script, new contents beside their targets, originals, backups, a hard link to each
@@ -315,7 +335,7 @@ function ensureBootHook(): string {
 export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFamily; installPackages: string[]; confirmSeconds: number; lockSeconds: number }): string {
     const tx = txDir(options.txid);
     const originals = `${STATE_DIR}/originals/${plan.concern}`;
-    const files = plan.artifacts.map((artifact, index) => ({ ...artifact, index, content: plan.contents[index] }));
+    const files = plan.artifacts.map((artifact, index) => ({ ...artifact, index, content: plan.contents[index], delta: plan.deltas?.[index] }));
     const old = (path: string) => `'${path}.morh-old'`;
     const fresh = (path: string) => `'${path}.morh-new'`;
     const restoreFiles = files.map((file) =>
@@ -366,7 +386,7 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         // The new contents beside their targets (same file system, so the move is a rename).
         ...files.flatMap((file) => [
             `morh_dir=$(dirname '${file.path}'); [ -d "$morh_dir" ] || { mkdir -p "$morh_dir" && echo "$morh_dir" >> "$TX/created-dirs"; } || abort 'cannot create the directory of ${file.path}'`,
-            `base64 -d > ${fresh(file.path)} ${heredoc("MORH_CONTENT", base64Lines(file.content))}`,
+            ...(file.delta && file.merge ? rebuiltFile(file as typeof file & { delta: LineDelta; merge: string }, fresh(file.path)) : [`base64 -d > ${fresh(file.path)} ${heredoc("MORH_CONTENT", base64Lines(file.content))}`]),
             `[ $? -eq 0 ] && chmod ${file.mode} ${fresh(file.path)} && chown ${file.owner}:${file.group} ${fresh(file.path)} || abort 'cannot write ${file.path}'`,
         ]),
         // The files as they were before mor-harden first wrote them, for delete.
@@ -384,9 +404,10 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         ...(options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : []),
         ...files.map((file) => `mv -f ${fresh(file.path)} '${file.path}' || fail ${applyExit.write} 'write ${file.path}'`),
         `touch "$TX/prepared" || fail ${applyExit.prepare} 'prepare'`,
+        // From here the plan's commands may read the transaction (the changed lines of a large file).
+        'export MORH_TX="$TX" MORH_STATE="$TX/state"',
         ...plan.prepare.map((command) => step("prepare", command)),
         ...plan.validate.map((command) => step("validate", command)),
-        'export MORH_TX="$TX" MORH_STATE="$TX/state"',
         ...plan.snapshot.map((command) => step("snapshot", command)),
         // The first snapshot is the running state mor-harden found: delete brings it back.
         ...(plan.snapshot.length > 0 ? [`[ -d '${originals}/state' ] || cp -a "$TX/state" '${originals}/state' || fail ${applyExit.snapshot} 'snapshot (keeping the first one)'`] : []),

@@ -13,6 +13,7 @@ import { applyDetails, applyExitCode, applyJson, applyProgressLine, summaryTable
 import { selectHosts, type Environment, type HostOfEnvironment } from "../config/environment";
 import { fwknoprcStanza, knockSpecOf, sendKnock, spaKeysOf } from "../knocking/client";
 import { generateSpaKeys } from "../knocking/spa";
+import { banOperation, bansText, checkBanArguments, unbanText } from "../fail2ban/bans";
 import { loadEnvironment, STACKS_DIR } from "../config/stack-file";
 import { checkHost, unreadableStack } from "../drift/check";
 import { auditHost, unreadableStackAudit } from "../audit/check";
@@ -228,6 +229,63 @@ stackCommand("knock", "open the knock-guarded services (SSH, the GUI, AMI) of an
             const { openWindow, guards } = host.config.knocking;
             console.log(`knocked on ${address} (${spec.mode}): ${guards.join(", ")} open for this machine for ${openWindow} s`);
         }
+    });
+
+/** The hosts of several stacks (names, --stack, --config, --all), narrowed by --host: for drift and the ban commands. */
+interface StacksOptions {
+    stack: string[];
+    config: string[];
+    all?: boolean;
+    host: string[];
+}
+
+function stacksCommand(name: string, description: string): Command {
+    return program
+        .command(name)
+        .description(description)
+        .option("--stack <name>", "a stack (repeatable)", repeatable, [] as string[])
+        .option("--config <file>", "a stack file by path (repeatable)", repeatable, [] as string[])
+        .option("--all", "every stack in stacks/ but the example")
+        .option("--host <name>", "only this host of the stacks (repeatable)", repeatable, [] as string[])
+        .option("--concurrency <n>", "hosts at once", (value) => Number(value), 10);
+}
+
+/** The stacks named by positional names and --stack, --all and --config. */
+function stackTargets(options: Omit<StacksOptions, "host">): { stack?: string; file?: string }[] {
+    const targets = [...[...options.stack, ...(options.all ? allStacks() : [])].map((stack) => ({ stack })), ...options.config.map((file) => ({ file }))];
+    if (targets.length === 0) throw new ConfigError("arguments", ["name at least one stack (--stack NAME, --config FILE or --all)"]);
+    return targets;
+}
+
+/** Every stack must load: a command that changes or lists bans goes nowhere on a bad stack. */
+function stacksHosts(options: StacksOptions): HostOfEnvironment[] {
+    return selectHosts(stackTargets(options).map((stackTarget) => loadEnvironment(stackTarget)), options.host);
+}
+
+stacksCommand("bans", "list each host's fail2ban bans: address, jail, since, permanent or until when; exit 1 when a host could not be read")
+    .option("--jail <name>", "only this jail")
+    .option("--json", "print one JSON document")
+    .action(async (options: StacksOptions & { jail?: string; json?: boolean; concurrency: number }) => {
+        checkBanArguments([], options.jail);
+        const hosts = stacksHosts(options);
+        const limit = pLimit(concurrencyOf(options.concurrency));
+        const results = await Promise.all(hosts.map((host) => limit(() => banOperation(host, "list", options.jail))));
+        process.stdout.write(options.json ? JSON.stringify(results, null, 2) + "\n" : bansText(results));
+        process.exitCode = results.some((result) => result.error) ? 1 : 0;
+    });
+
+stacksCommand("unban", "lift bans through fail2ban (its database agrees) on each host, reporting per host; exit 1 when a host failed")
+    .argument("<addresses...>", "IPv4 or IPv6 addresses")
+    .option("--jail <name>", "only in this jail (else in every jail that bans it)")
+    .option("--json", "print one JSON document")
+    .action(async (addresses: string[], options: StacksOptions & { jail?: string; json?: boolean; concurrency: number }) => {
+        // A bad address stops everything before any host is touched.
+        checkBanArguments(addresses, options.jail);
+        const hosts = stacksHosts(options);
+        const limit = pLimit(concurrencyOf(options.concurrency));
+        const results = await Promise.all(hosts.map((host) => limit(() => banOperation(host, "unban", options.jail, addresses))));
+        process.stdout.write(options.json ? JSON.stringify(results, null, 2) + "\n" : unbanText(results));
+        process.exitCode = results.some((result) => result.error) ? 1 : 0;
     });
 
 /** Every stack file in stacks/ but the documented example. */

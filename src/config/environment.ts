@@ -8,6 +8,7 @@
 // inherited list (only where the environment sets a list there).
 //
 // Pure: raw values in (secure values already replaced by references), validated hosts out.
+import { dirname } from "node:path";
 import { ConfigError, formatIssue, hostSchema, issuesOf, secretKeys, type HostConfig, type Issue } from "./schema";
 
 export const HOSTS_KEY = "hosts";
@@ -41,7 +42,8 @@ export interface Environment {
 
 type RawMap = Record<string, unknown>;
 /** Reads the files a config names on the operator's machine into it (`apache.certificateFile`): the one effect, passed in. */
-export type FileInliner = (raw: RawMap) => { raw: RawMap; issues: Issue[] };
+/** Reads the files a host's values name into them; relative paths are relative to `baseDir` (the stack file's directory). */
+export type FileInliner = (raw: RawMap, baseDir: string) => { raw: RawMap; issues: Issue[] };
 type Path = (string | number)[];
 
 const isMap = (value: unknown): value is RawMap => typeof value === "object" && value !== null && !Array.isArray(value);
@@ -97,10 +99,11 @@ const hostSource = (source: string, host: string) => `${source} (host ${host})`;
  * Validates a stack's raw values as an environment. Every problem names its key: a host's own
  * as `hosts.mor-2.firewall.trusted[1]`, an inherited one by its key with the hosts it breaks.
  */
-export function parseEnvironment(raw: RawMap, stack: string, source: string, options: { inlineFiles?: FileInliner } = {}): Environment {
+export function parseEnvironment(raw: RawMap, stack: string, source: string, options: { inlineFiles?: FileInliner; baseDir?: string } = {}): Environment {
     const { [HOSTS_KEY]: hosts, ...settings } = raw;
+    const baseDir = options.baseDir ?? dirname(source);
     const validate = (values: RawMap): { config: HostConfig; issues?: undefined } | { issues: Issue[] } => {
-        const inlined = options.inlineFiles?.(values) ?? { raw: values, issues: [] };
+        const inlined = options.inlineFiles?.(values, baseDir) ?? { raw: values, issues: [] };
         const result = hostSchema.safeParse(inlined.raw);
         const issues = [...inlined.issues, ...(result.success ? [] : issuesOf(result.error))];
         return issues.length > 0 || !result.success ? { issues } : { config: result.data };

@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
+import { readBlocklistFile } from "../blocklists/parse";
 import { isSecretPath, parseEnvironment, type Environment, type FileInliner } from "./environment";
 import { ConfigError, formatIssue, PROJECT, secretKeys, type HostConfig, type Issue } from "./schema";
 
@@ -44,7 +45,7 @@ export function projectValues(document: unknown, source: string): Record<string,
 }
 
 /** `apache.certificateFile` read into `apache.certificate` (the file is the operator's, not the host's). */
-export const inlineFiles: FileInliner = (raw) => {
+const inlineCertificate: FileInliner = (raw) => {
     const apache = raw.apache as Record<string, unknown> | undefined;
     if (!apache || typeof apache.certificateFile !== "string" || apache.certificate !== undefined) return { raw, issues: [] };
     try {
@@ -52,6 +53,27 @@ export const inlineFiles: FileInliner = (raw) => {
     } catch (error) {
         return { raw, issues: [{ path: ["apache", "certificateFile"], message: `cannot read ${JSON.stringify(apache.certificateFile)} (${(error as NodeJS.ErrnoException).code})` }] };
     }
+};
+
+/** Each `firewall.blocklists[i].file` read and parsed into its `entries`; bad lines name the file and line. */
+const inlineBlocklists: FileInliner = (raw, baseDir) => {
+    const firewall = raw.firewall as Record<string, unknown> | undefined;
+    if (!firewall || !Array.isArray(firewall.blocklists)) return { raw, issues: [] };
+    const issues: Issue[] = [];
+    const blocklists = firewall.blocklists.map((list: unknown, index) => {
+        if (typeof list !== "object" || list === null || typeof (list as { file?: unknown }).file !== "string") return list;
+        const file = (list as { file: string }).file;
+        const read = readBlocklistFile(resolve(baseDir, file));
+        for (const problem of read.problems) issues.push({ path: ["firewall", "blocklists", index, "file"], message: problem });
+        return read.entries ? { ...list, entries: read.entries } : list;
+    });
+    return { raw: { ...raw, firewall: { ...firewall, blocklists } }, issues };
+};
+
+export const inlineFiles: FileInliner = (raw, baseDir) => {
+    const certificate = inlineCertificate(raw, baseDir);
+    const blocklists = inlineBlocklists(certificate.raw, baseDir);
+    return { raw: blocklists.raw, issues: [...certificate.issues, ...blocklists.issues] };
 };
 
 export function parseStackDocument(text: string, source: string, stack: string): Environment {

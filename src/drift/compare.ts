@@ -38,7 +38,7 @@ export function compareHost(plans: ConcernPlan[], desired: Record<string, (strin
                 return;
             }
             if (want !== undefined && live.sha256 !== createHash("sha256").update(want).digest("hex")) {
-                finding(artifact.secret || live.content === undefined ? "content differs (a secret: not shown)" : patch(artifact.path, want, live.content));
+                finding(artifact.bulk ? "content differs (a large list: compared by digest, not shown)" : artifact.secret || live.content === undefined ? "content differs (a secret: not shown)" : patch(artifact.path, want, live.content));
             }
             if (live.mode !== artifact.mode) finding(`mode ${live.mode}, expected ${artifact.mode}`);
             if (live.owner !== `${artifact.owner}:${artifact.group}`) finding(`owner ${live.owner}, expected ${artifact.owner}:${artifact.group}`);

@@ -28,7 +28,7 @@ const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").to
 export function driftScript(plans: ConcernPlan[]): string {
     const all = plans.flatMap((plan) => plan.artifacts);
     const quoted = (artifacts: typeof all) => artifacts.map((artifact) => `'${artifact.path}'`).join(" ");
-    const readable = all.filter((artifact) => !artifact.secret);
+    const readable = all.filter((artifact) => !artifact.secret && !artifact.bulk);
     // Few processes, whatever the number of files (process creation is most of a check's cost):
     // one stat and one sha256sum for all files (a missing file prints no line), then the files
     // that hold no secret concatenated in one base64 line, cut apart by the sizes stat printed.

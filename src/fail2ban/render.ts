@@ -8,6 +8,7 @@ import { trustedSources } from "../firewall/schema";
 import { file, type Artifact, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
+import { BAN_ACTION_FILE, BAN_JOURNAL_DIR, banActionFile, banActionLine, banSets } from "./ban-action";
 import { jailDefaults, jailNames, PERMANENT, configuredScannerAgents, type JailName, type NotifyConfig } from "./schema";
 
 export const JAIL_FILE = "/etc/fail2ban/jail.d/mor-harden.local";
@@ -19,9 +20,6 @@ const NOTIFY_SCRIPT = "/usr/local/lib/mor-harden/fail2ban-notify";
  * Each jail names its ban action itself, so a MOR jail.conf's per-jail `action` (port lists,
  * sendmail-whois) cannot win over it; the all-ports action of [DEFAULT], on both families.
  */
-const BAN_ACTION = '%(banaction_allports)s[protocol="%(protocol)s", chain="%(chain)s"]';
-/** The name fail2ban gives BAN_ACTION at run time (banaction_allports in jail.local.hbs). */
-const BAN_ACTION_NAME = "iptables-allports";
 const filterPath = (jail: JailName) => `/etc/fail2ban/filter.d/${filterName(jail)}.local`;
 export const filterName = (jail: JailName) => `mor-harden-${jail.replace(/_/g, "-")}`;
 
@@ -108,15 +106,26 @@ function notifyArtifacts(input: RenderInput, notify: NotifyConfig): Artifact[] {
     ];
 }
 
+/** The activation step that carries bans made before the switch to the ipset action into the sets. */
+function carryOverBans(jails: { name: string; bantime: number }[]): string {
+    return renderTemplate("fail2ban/carry-over-bans.sh.hbs", { journalDir: BAN_JOURNAL_DIR, jails: jails.map((jail) => `${jail.name}=${jail.bantime}`).join(" ") }).trim();
+}
+
+/** Shell functions: ban_sets_ok (every enabled jail's ipsets exist and are matched in INPUT) and wait_ban_sets. */
+function banSetsFunctions(jails: { name: string; bantime: number }[]): string {
+    const sets = jails.flatMap((jail) => ["4", "6"].map((family) => `${banSets(jail.name, jail.bantime).set}-${family}`));
+    return renderTemplate("fail2ban/check-ban-sets.sh.hbs", { sets }).trim();
+}
+
 export function renderFail2ban(input: RenderInput): ConcernPlan {
     const jails = effectiveJails(input);
     const { recidive, notify } = input.config.fail2ban;
     const extraActions = notify ? [`${NOTIFY_ACTION}[jail="%(__name__)s"]`] : [];
     const jailFile = renderTemplate("fail2ban/jail.local.hbs", {
         stack: input.stack,
-        banActionName: BAN_ACTION_NAME,
-        jails: jails.map((jail) => ({ ...jail, filter: filterName(jail.name), logpath: jail.logpath.join("\n          "), banAction: BAN_ACTION, extraActions })),
-        recidive: { ...recidive, bantime: seconds(recidive.bantime), logpath: "/var/log/fail2ban.log" },
+        // extraActions: more action lines per jail (ban notifications), one continuation line each.
+        jails: jails.map((jail) => ({ ...jail, filter: filterName(jail.name), logpath: jail.logpath.join("\n          "), action: banActionLine(jail.name, jail.bantime), extraActions })),
+        recidive: { ...recidive, bantime: seconds(recidive.bantime), logpath: "/var/log/fail2ban.log", action: banActionLine("recidive", seconds(recidive.bantime)), extraActions: [] },
     });
     const filters = jails.map((jail) =>
         file(
@@ -129,18 +138,26 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         ),
     );
     const enabled: string[] = jails.filter((jail) => jail.enabled).map((jail) => jail.name);
+    const banning = [...jails.filter((jail) => jail.enabled), ...(recidive.enabled ? [{ name: "recidive", bantime: seconds(recidive.bantime) }] : [])];
     if (recidive.enabled) enabled.push("recidive");
     return {
         concern: "fail2ban",
         summary: jails.map((jail) => `${jail.name}: ${jail.enabled ? `${jail.maxretry} in ${jail.findtime}s -> ${jail.bantime < 0 ? "permanent" : `${jail.bantime}s`}` : "disabled"}`),
-        packages: ["fail2ban", ...(notify?.webhook ? ["curl"] : [])],
-        artifacts: [file(JAIL_FILE, jailFile), ...filters, ...(notify ? notifyArtifacts(input, notify) : [])],
+        packages: ["fail2ban", "ipset", ...(notify?.webhook ? ["curl"] : [])],
+        artifacts: [file(JAIL_FILE, jailFile), banActionFile(input.stack), ...filters, ...(notify ? notifyArtifacts(input, notify) : [])],
         // fail2ban 1.0 refuses to start when a jail's log file is missing (a host without
         // Asterisk yet, an API log not written so far): create them empty.
         prepare: missingLogs(jails),
-        validate: ["fail2ban-client -t"],
-        activate: [renderTemplate("fail2ban/activate.sh.hbs", { jails: enabled.join(" "), banAction: BAN_ACTION_NAME }).trim()],
-        verify: [jailThreadsCheck(enabled)],
+        // fail2ban-client -t does not read Python actions: their syntax is checked apart.
+        validate: ["fail2ban-client -t", `python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' ${BAN_ACTION_FILE}`],
+        activate: [
+            carryOverBans(banning),
+            "fail2ban-client ping >/dev/null 2>&1 && fail2ban-client reload || { systemctl restart fail2ban 2>/dev/null || fail2ban-client start; }",
+            // A reload never starts an action it adds to a running jail (the switch from MOR's or
+            // iptables-allports actions): only a restart starts it, loading its sets from the journal.
+            `${banSetsFunctions(banning)}\nwait_ban_sets 30 || { echo 'MORH-NOTE fail2ban: restarted to start the ipset ban action'; fail2ban-client restart >/dev/null && wait_ban_sets 300; }`,
+        ],
+        verify: [jailThreadsCheck(enabled), `${banSetsFunctions(banning)}\nban_sets_ok`],
         snapshot: [],
         rollback: [],
         rollbackCheck: [],

@@ -13,6 +13,7 @@ import { isGuarded, knockRules, type Family } from "../knocking/render";
 import { effectiveServices, trustedSources, type EffectiveService, type FirewallConfig } from "./schema";
 import { sshdPorts } from "../sshd/ports";
 import { scannerAgents } from "../fail2ban/schema";
+import { BLOCKLIST_CHAIN, blocklistRules, blocklistSet, createSetsCommand } from "../blocklists/render";
 
 export const INPUT_CHAIN = "MORH-INPUT";
 const TRUSTED_CHAIN = "MORH-TRUSTED";
@@ -118,6 +119,12 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
 
     const input_: string[] = ["-i lo -j ACCEPT"];
     const chains: Chain[] = [];
+    if (firewall.blocklists.length > 0) {
+        // Before everything else a source can reach, established flows included: a listed
+        // address is cut off at once, not only for new connections.
+        input_.push(`-j ${BLOCKLIST_CHAIN}`);
+        chains.push({ name: BLOCKLIST_CHAIN, rules: blocklistRules(firewall.blocklists, trusted, family) });
+    }
     const sip = sipServices(services);
     const agents = scannerAgents(input.config.fail2ban);
     // Without the ast-cli-attck jail (or its scanners) there is nothing to log and drop for.
@@ -218,6 +225,15 @@ function unitCommands() {
     };
 }
 
+/**
+ * The sets of lists no longer configured hold no rule's match now: emptied (not destroyed, so a
+ * rollback to rules that name them still loads).
+ */
+function flushRemovedBlocklists(firewall: FirewallConfig): string {
+    const kept = firewall.blocklists.flatMap((list) => (["v4", "v6"] as const).map((family) => blocklistSet(list.name, family)));
+    return `command -v ipset >/dev/null || exit 0; for set in $(ipset list -n | grep '^morh-bl-'); do case ' ${kept.join(" ")} ' in *" $set "*) ;; *) ipset flush "$set";; esac; done`;
+}
+
 export function renderFirewall(input: RenderInput): ConcernPlan {
     const { os, firewall } = input.config;
     const families: Family[] = ["v4", "v6"];
@@ -227,12 +243,16 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
     const units = os === "rhel" ? [unitCommands()] : [];
     const trusted = trustedSources(firewall).map((source) => `${source} -> ${[...input.sources[source]?.v4 ?? [], ...input.sources[source]?.v6 ?? []].join(", ") || "(unresolved)"}`);
     const services = effectiveServices(firewall, sshdPorts(input.config)).map((service) => `${service.name} ${formatRange(service.ports, "-")}/${service.protocol}: ${service.exposure}`);
+    // The scratch namespace that formats the rendered rules needs the sets they name (empty).
+    const scratchSets = firewall.blocklists.length > 0 ? `${createSetsCommand(firewall.blocklists)} && ` : "";
     return {
         concern: "firewall",
         summary: [`trusted: ${trusted.join("; ") || "(none)"}`, ...services],
         packages: [...(os === "debian" ? ["iptables", "iptables-persistent"] : ["iptables-services"]), ...(usesUlogd ? ["ulogd2"] : [])],
         artifacts,
-        prepare: [],
+        // The blocklists' sets exist before the rules naming them are tested and loaded (the
+        // blocklists concern, applied first, fills them; empty ones here change nothing).
+        prepare: firewall.blocklists.length > 0 ? [createSetsCommand(firewall.blocklists)] : [],
         validate: [
             // Rules in both backends (nft and legacy) would each see only half: refuse to add a third half.
             renderTemplate("firewall/one-backend.sh.hbs", {}).trim(),
@@ -243,7 +263,7 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         snapshot: [...commands.map((family) => family.snapshot), ...units.map((unit) => unit.snapshot)],
         // One atomic iptables-restore per family: our chains and policy, the jump, and every rule
         // in INPUT that would decide before or beside our chains removed (each named on a MORH-NOTE line).
-        activate: [...units.map((unit) => unit.activate), ...commands.map((family) => family.activate), ...(usesUlogd ? [ULOGD_START] : [])],
+        activate: [...units.map((unit) => unit.activate), ...commands.map((family) => family.activate), ...(usesUlogd ? [ULOGD_START] : []), flushRemovedBlocklists(firewall)],
         // Whether the rules are live is judged by the live views below (the whole ruleset mor-harden
         // owns, jump and policy included), not by a separate check.
         verify: usesUlogd ? [ULOGD_CHECK] : [],
@@ -259,7 +279,7 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         liveViews: families.map((family, index) => ({
             name: `${tools[family].cli} rules`,
             live: `${tools[family].save} -t filter | ${commands[index].ownedView}`,
-            expected: { artifact: index, command: `unshare --net sh -c '${tools[family].restore} && ${tools[family].save} -t filter' | ${commands[index].ownedView}` },
+            expected: { artifact: index, command: `unshare --net sh -c '${scratchSets}${tools[family].restore} && ${tools[family].save} -t filter' | ${commands[index].ownedView}` },
         })),
         needsConfirm: true,
     };

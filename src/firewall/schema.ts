@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { blocklistsSchema } from "../blocklists/schema";
 import type { OsFamily } from "../config/os";
 import { portRange, source, token } from "../config/values";
 import { serviceCatalogue, serviceNames, type Exposure, type ServiceDefinition, type ServiceName } from "./services";
@@ -66,6 +67,8 @@ export const firewallSchema = z
          * read by ulogd (Debian's ulogd2) for hosts whose kernel log is not theirs (containers,
          * network namespaces: the kernel logs only the initial namespace's LOG rules).
          */
+        /** Published lists of addresses and CIDRs dropped before every service (see src/blocklists/). */
+        blocklists: blocklistsSchema,
         scannerLog: z.enum(["kernel", "nflog"], { error: (iss) => `${JSON.stringify(iss.input)} is not kernel or nflog` }).default("kernel"),
     })
     .strict()

@@ -1,11 +1,12 @@
 // The stack config as the Pulumi engine hands it over: every `mor-harden:*` key, with secret
 // keys decrypted. Secret values leave here only as secret Outputs; the config model keeps a
 // reference in their place.
+import { dirname } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { HOSTS_KEY, isSecretPath, parseEnvironment, type Environment, type EnvironmentHost } from "../config/environment";
 import { ConfigError, PROJECT, secretKeys, type SecretKey } from "../config/schema";
 import { secretsFromFiles, type SecretValues } from "../config/secrets";
-import { inlineFiles } from "../config/stack-file";
+import { inlineFiles, stackFilePath } from "../config/stack-file";
 
 export interface PulumiEnvironment {
     environment: Environment;
@@ -77,7 +78,8 @@ export function readPulumiConfig(stack = pulumi.getStack(), source = `stack ${st
         }
     }
     if (problems.length > 0) throw new ConfigError(source, problems);
-    const environment = parseEnvironment(raw, stack, source, { inlineFiles });
+    // Relative paths in the stack (blocklist files) are relative to the stack file, as without Pulumi.
+    const environment = parseEnvironment(raw, stack, source, { inlineFiles, baseDir: dirname(stackFilePath(stack)) });
     return {
         environment,
         secretsOf: (host) => pulumi.secret({ ...secretsFromFiles(host.config, host.source), ...plain, ...(plainOfHosts[host.name] ?? {}) }),

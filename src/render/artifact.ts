@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 // What a renderer produces: plain data, the same for `render`, the Pulumi program, the direct
 // apply and the drift check. The effects layer runs these commands without knowing the concern.
 
-export type Concern = "firewall" | "fail2ban" | "sshd" | "apache" | "knocking";
+export type Concern = "blocklists" | "firewall" | "fail2ban" | "sshd" | "apache" | "knocking";
 
 export interface Artifact {
     /** Absolute path on the host. */
@@ -15,6 +15,14 @@ export interface Artifact {
     group: string;
     /** True when the content holds a secret placeholder: never print the filled-in text. */
     secret: boolean;
+    /** A large file (a blocklist's sets): drift compares its digest only and never reads it back. */
+    bulk: boolean;
+    /**
+     * For a bulk file whose line order the content itself defines: a command printing the new file
+     * from the old one ($MORH_OLD) without the lines in $MORH_REMOVED and with those in
+     * $MORH_ADDED. With it, an apply sends only the changed lines (see apply/bulk.ts).
+     */
+    merge?: string;
 }
 
 /**
@@ -99,6 +107,8 @@ export function file(path: string, content: string, options: Partial<Omit<Artifa
         owner: options.owner ?? "root",
         group: options.group ?? "root",
         secret: options.secret ?? secretNamesIn(content).length > 0,
+        bulk: options.bulk ?? false,
+        ...(options.merge ? { merge: options.merge } : {}),
     };
 }
 

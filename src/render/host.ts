@@ -1,6 +1,7 @@
 // Every concern's plan for one host, in the order they are applied: the firewall first (so
 // fail2ban's ban action finds INPUT as it will stay), then the services behind it.
 import { renderApache } from "../apache/render";
+import { renderBlocklists } from "../blocklists/render";
 import { renderFail2ban } from "../fail2ban/render";
 import { renderFirewall } from "../firewall/render";
 import { describeKnocking, renderKnockingServer } from "../knocking/render";
@@ -13,12 +14,13 @@ import type { Concern } from "./artifact";
 
 /** The concerns a config renders, in apply order, known before any name is resolved. */
 export function concernsOf(config: HostConfig): Concern[] {
-    return [...(config.knocking.mode === "spa" ? (["knocking"] as const) : []), "firewall", "sshd", "fail2ban", ...(config.apache.enabled ? (["apache"] as const) : [])];
+    return [...(config.knocking.mode === "spa" ? (["knocking"] as const) : []), ...(config.firewall.blocklists.length > 0 ? (["blocklists"] as const) : []), "firewall", "sshd", "fail2ban", ...(config.apache.enabled ? (["apache"] as const) : [])];
 }
 
 export function renderHost(input: RenderInput): ConcernPlan[] {
     const firewall = renderFirewall(input);
     firewall.summary.push(describeKnocking(input.config.knocking));
     // fwknopd (spa knocking) first: the firewall it follows lets guarded services in through it only.
-    return [renderKnockingServer(input), firewall, renderSshd(input), renderFail2ban(input), renderApache(input)].filter((plan): plan is ConcernPlan => plan !== undefined);
+    // The blocklists' sets before the firewall, whose rules name them.
+    return [renderKnockingServer(input), renderBlocklists(input), firewall, renderSshd(input), renderFail2ban(input), renderApache(input)].filter((plan): plan is ConcernPlan => plan !== undefined);
 }

@@ -3,17 +3,11 @@
 // honoured (mor-3 without Apache), --host narrowing, and one host unreachable while the others
 // are applied and checked.
 import assert from "node:assert/strict";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { stringify } from "yaml";
 import type { HostApplyResult } from "../../src/apply/hosts";
 import type { DriftResult } from "../../src/drift/check";
-import { labExec } from "../../src/lab/lab";
-import { labEnvironmentConfig } from "../../src/lab/stacks";
-import { sh, startTestLab, type TestLab } from "../helpers/lab";
+import { cliFromWorkstation, labEnvironmentFile, sh, startTestLab, type TestLab } from "../helpers/lab";
 
-const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 const VHOST = "/etc/apache2/sites-available/00-mor-harden.conf";
 
 let lab: TestLab;
@@ -21,19 +15,13 @@ let stack: string;
 
 /** The lab's environment (as `lab up` writes it) with mor-3's entry changed. */
 function environmentFile(variant: string, mor3: Record<string, unknown>): string {
-    const document = labEnvironmentConfig(lab.state) as { config: Record<string, unknown> };
-    const hosts = document.config["mor-harden:hosts"] as Record<string, Record<string, unknown>>;
-    hosts["mor-3"] = { ...hosts["mor-3"], ...mor3 };
-    // Every variant is the same stack, "lab" (its name is in each managed file's header).
-    mkdirSync(join(lab.state.dir, "stacks", variant), { recursive: true });
-    const path = join(lab.state.dir, "stacks", variant, "Pulumi.lab.yaml");
-    writeFileSync(path, stringify(document));
-    return path;
+    return labEnvironmentFile(lab, variant, (document) => {
+        const hosts = document.config["mor-harden:hosts"] as Record<string, Record<string, unknown>>;
+        hosts["mor-3"] = { ...hosts["mor-3"], ...mor3 };
+    });
 }
 
-function cli(...args: string[]): { code: number; stdout: string; stderr: string } {
-    return labExec(lab.client("workstation"), ["node", CLI, ...args], { timeoutMs: 170_000 });
-}
+const cli = (...args: string[]) => cliFromWorkstation(lab, args);
 
 const applyJson = (file: string, ...args: string[]) => {
     const run = cli("apply", "--config", file, "--json", ...args);

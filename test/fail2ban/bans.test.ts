@@ -1,15 +1,20 @@
 // The guide's jails banning for real on a lab host: wrong SSH logins from the attacker, log lines
-// appended as Asterisk, MOR and Apache write them, sipvicious; permanent bans surviving a fail2ban
-// restart and a firewall apply; the trusted workstation never banned.
+// appended as Asterisk, MOR and Apache write them, sipvicious; bans in mor-harden's ipsets, never
+// through the per-jail actions of MOR's jail.conf; bans made before the switch carried over;
+// permanent bans surviving a fail2ban restart and a firewall apply; the trusted workstation never banned.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { jailDefaults, type JailName } from "../../src/fail2ban/schema";
+import { BAN_ACTION, banSets } from "../../src/fail2ban/ban-action";
+import { effectiveJails } from "../../src/fail2ban/render";
+import { jailDefaults, jailNames, type JailName } from "../../src/fail2ban/schema";
 import type { LabNode } from "../../src/lab/lab";
 import { findTemplatesDir } from "../../src/render/templates";
 import { parseSamples } from "../helpers/fail2ban-regex";
+import { minimalConfig, renderInputFor } from "../helpers/fixtures";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
+import { actionsByJail, morJailConf } from "../helpers/mor-jails";
 
 let lab: TestLab;
 const host = () => lab.host(1);
@@ -38,11 +43,18 @@ function banned(jail: string): string[] {
     return /Banned IP list:\s*(.*)$/m.exec(status.stdout)?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
 }
 
-/** Waits until `jail` bans `address` and its rule is in the firewall (fail2ban lists a ban a moment before its action has run). */
+/** The ban times of the stack below, by jail (the set a ban goes to depends on it). */
+const bantimes: Record<string, number> = { "ssh-iptables": SSH_BANTIME, recidive: 604800 };
+/** The ipset a ban of `jail` on `address` is in. */
+function banSet(jail: string, address: string): string {
+    const bantime = jail in bantimes ? bantimes[jail] : jailDefaults[jail as JailName].bantime;
+    return `${banSets(jail, bantime === "permanent" ? -1 : bantime).set}-${address.includes(":") ? 6 : 4}`;
+}
+const inSet = (jail: string, address: string) => sh(host(), `ipset test ${banSet(jail, address)} ${address} 2>/dev/null`).code === 0;
+
+/** Waits until `jail` bans `address` and it is in the jail's ipset (fail2ban lists a ban a moment before its action has run). */
 async function waitForBan(jail: string, address: string, timeoutMs: number): Promise<void> {
-    const tool = address.includes(":") ? "ip6tables" : "iptables";
-    const rule = new RegExp(`-s ${address.replace(/\./g, "\\.")}/(32|128) -j REJECT`);
-    await waitFor(`${jail} bans ${address} (${tool} f2b-${jail})`, () => banned(jail).includes(address) && rule.test(sh(host(), `${tool} -S f2b-${jail} 2>/dev/null`).stdout), timeoutMs);
+    await waitFor(`${jail} bans ${address} (ipset ${banSet(jail, address)})`, () => banned(jail).includes(address) && inSet(jail, address), timeoutMs);
 }
 
 /** One SSH login attempt with a key the host does not know: what the client printed. */
@@ -57,22 +69,58 @@ function wrongKeyLogin(from: LabNode, address: string): string {
 
 const connect = (from: LabNode, address: string, port: number) => tcpConnect(from, address, port, 4);
 
+/** Addresses banned before mor-harden's first apply, through the actions of MOR's jail.conf. */
+const earlierBans = () => [
+    { jail: "asterisk-manager", address: attacker().v6 },
+    { jail: "asterisk-manager", address: "198.18.0.7" },
+    { jail: "asterisk-iptables", address: "198.18.0.8" },
+];
+
 before(async () => {
     lab = await startTestLab(1);
+    // The host as MOR left it: jails with per-jail actions in jail.conf, some bans in their chains.
+    const mor = sh(host(), `printf '%s' '${morJailConf}' >> /etc/fail2ban/jail.conf && fail2ban-client reload >/dev/null && ${earlierBans().map((ban) => `fail2ban-client set ${ban.jail} banip ${ban.address} >/dev/null`).join(" && ")}`, 60_000);
+    assert.equal(mor.code, 0, mor.stderr);
+    await waitFor("the earlier bans are in MOR's chains", () => /f2b-ASTERISK_AMI .*-j REJECT/.test(sh(host(), "ip6tables -S").stdout), 15_000);
+    assert.notEqual(connect(attacker(), host().v6, 443), "open", "banned before the switch");
     const run = applyFromWorkstation(lab, labStackFile(lab, "bans", stackChange()));
-    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.code, 0, run.stderr + run.stdout);
     assert.deepEqual(statuses(run.report), { firewall: "applied", sshd: "applied", fail2ban: "applied", apache: "applied" });
 });
 after(() => lab?.stop());
 
 describe("fail2ban bans live on a lab host", () => {
+    it("bans through mor-harden's ipset action only: fail2ban-client -d on a host whose jail.conf has per-jail actions", async () => {
+        const dump = sh(host(), "fail2ban-client -d 2>/dev/null", 30_000);
+        assert.equal(dump.code, 0, dump.stderr);
+        assert.match(sh(host(), "cat /etc/fail2ban/jail.conf").stdout, /^action {3}= iptables\[name=SSH, port=ssh, protocol=tcp\]$/m, "MOR's per-jail actions are still in jail.conf");
+        const actions = actionsByJail(dump.stdout);
+        for (const jail of [...jailNames, "recidive"]) assert.deepEqual(actions[jail], [BAN_ACTION], jail);
+        const input = sh(host(), "iptables -S INPUT; ip6tables -S INPUT").stdout;
+        assert.doesNotMatch(input, /f2b-/, "no chain of the earlier actions is left");
+        for (const jail of effectiveJails(await renderInputFor(minimalConfig())).map((jail) => jail.name)) {
+            for (const family of [4, 6]) assert.match(input, new RegExp(`^-A INPUT -m set --match-set ${banSet(jail, family === 4 ? "0.0.0.0" : "::")} src -j REJECT`, "m"), `${jail} IPv${family}`);
+        }
+    });
+
+    it("carries the bans made before the switch into the sets, and lifts one through fail2ban", async () => {
+        for (const { jail, address } of earlierBans()) {
+            assert.ok(banned(jail).includes(address), `fail2ban still lists ${address} in ${jail}`);
+            assert.ok(inSet(jail, address), `${address} is in ${banSet(jail, address)}`);
+        }
+        assert.notEqual(connect(attacker(), host().v6, 443), "open", "the attacker's earlier IPv6 ban holds after the switch");
+        assert.equal(sh(host(), `fail2ban-client set asterisk-manager unbanip ${attacker().v6}`).code, 0);
+        assert.ok(!inSet("asterisk-manager", attacker().v6));
+        assert.equal(connect(attacker(), host().v6, 443), "open", "unbanned");
+    });
+
     it("bans the attacker at the third wrong SSH login (the fourth connection is refused) and lifts the ban after its time", async () => {
         const address = host().v4;
         for (let attempt = 1; attempt <= 3; attempt++) assert.match(wrongKeyLogin(attacker(), address), /Permission denied/, `attempt ${attempt} reaches sshd`);
         await waitForBan("ssh-iptables", attacker().v4, 15_000);
         assert.match(wrongKeyLogin(attacker(), address), /Connection refused/, "the fourth connection is refused");
         assert.equal(connect(attacker(), address, 443), "refused", "the ban covers every port");
-        await waitFor("the SSH ban lifts", () => !banned("ssh-iptables").includes(attacker().v4) && !sh(host(), "iptables -S f2b-ssh-iptables").stdout.includes(attacker().v4), (SSH_BANTIME + 15) * 1000);
+        await waitFor("the SSH ban lifts", () => !banned("ssh-iptables").includes(attacker().v4) && !inSet("ssh-iptables", attacker().v4), (SSH_BANTIME + 15) * 1000);
         assert.match(wrongKeyLogin(attacker(), address), /Permission denied/, "sshd answers again after the ban time");
     });
 
@@ -129,10 +177,12 @@ describe("fail2ban bans live on a lab host", () => {
         assert.equal(connect(attacker(), host().v4, 443), "refused");
     });
 
-    it("keeps a permanent ban across a fail2ban restart and a firewall apply", async () => {
+    it("keeps a permanent ban across a fail2ban restart (loaded in bulk, no command a ban) and a firewall apply", async () => {
         const restart = sh(host(), "fail2ban-client restart", 60_000);
         assert.equal(restart.code, 0, restart.stderr);
         await waitForBan("ast-cli-attck", attacker().v4, 30_000);
+        assert.ok(inSet("asterisk-manager", "198.18.0.7"), "a carried-over ban too");
+        assert.match(sh(host(), "cat /var/log/fail2ban.log").stdout, /\[ast-cli-attck\] Restore Ban 203\.0\.113\.66/, "fail2ban restored it from its database");
         assert.equal(connect(attacker(), host().v4, 443), "refused", "after the restart");
 
         const run = applyFromWorkstation(lab, labStackFile(lab, "bans-no-ping", stackChange({ allowPing: false })));

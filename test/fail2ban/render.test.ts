@@ -1,8 +1,22 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { appendFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, it } from "node:test";
+import { BAN_ACTION, BAN_ACTION_FILE, banActionLine, banSets, IPSET_MAX_TIMEOUT } from "../../src/fail2ban/ban-action";
 import { effectiveJails, JAIL_FILE, renderFail2ban } from "../../src/fail2ban/render";
 import { jailNames } from "../../src/fail2ban/schema";
+import { renderTemplate } from "../../src/render/templates";
+import { fail2banConfigWith } from "../helpers/fail2ban-regex";
 import { minimalConfig, renderInputFor, SUPPORT_V4 } from "../helpers/fixtures";
+import { actionsByJail, morJailConf } from "../helpers/mor-jails";
+
+const ourJails = [...jailNames, "recidive"];
+
+/** fail2ban's own reading of a configuration directory (what fail2ban-server would be told). */
+function dumpConfig(dir: string): string {
+    return execFileSync("fail2ban-client", ["-c", dir, "-d"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+}
 
 describe("fail2ban renderer", () => {
     it("has the guide's seven jails with its thresholds and ban times", async () => {
@@ -36,8 +50,8 @@ describe("fail2ban renderer", () => {
 
     it("writes only .local files and bans on all ports", async () => {
         const plan = renderFail2ban(await renderInputFor(minimalConfig()));
-        assert.ok(plan.artifacts.every((artifact) => artifact.path.endsWith(".local")));
-        assert.ok(plan.artifacts.every((artifact) => /^\/etc\/fail2ban\/(jail|filter)\.d\//.test(artifact.path)));
+        assert.ok(plan.artifacts.every((artifact) => artifact.path.endsWith(".local") || artifact.path === BAN_ACTION_FILE));
+        assert.ok(plan.artifacts.every((artifact) => /^\/etc\/fail2ban\/(jail|filter|action)\.d\//.test(artifact.path)));
         const jailFile = plan.artifacts.find((artifact) => artifact.path === JAIL_FILE)!.content;
         assert.match(jailFile, /^banaction = iptables-allports$/m);
         assert.match(jailFile, /^protocol = all$/m);
@@ -57,5 +71,55 @@ describe("fail2ban renderer", () => {
         const plan = renderFail2ban(await renderInputFor(minimalConfig({ fail2ban: { jails: { mor_api: { failregex: [pattern] } } } })));
         const filter = plan.artifacts.find((artifact) => artifact.path.endsWith("mor-harden-mor-api.local"))!.content;
         assert.ok(filter.includes(`failregex = ${pattern}\n`));
+    });
+
+    it("names mor-harden's ipset action in every jail: permanent jails in sets without timeout, timed ones with their ban time", async () => {
+        const plan = renderFail2ban(await renderInputFor(minimalConfig({ fail2ban: { jails: { mor_ddos: { bantime: "8w" } } } })));
+        const jailFile = plan.artifacts.find((artifact) => artifact.path === JAIL_FILE)!.content;
+        const sections = Object.fromEntries(jailFile.split(/^\[/m).slice(1).map((section) => [section.slice(0, section.indexOf("]")), section]));
+        for (const jail of ourJails) assert.equal(sections[jail].match(/^action = /gm)?.length, 1, `${jail} has its own action line`);
+        assert.match(sections["ast-cli-attck"], /^action = mor-harden-ipset\.py\[settimeout=0, set=morh-ban-ast-cli-attck, otherset=morh-ban-ast-cli-attck-t\]$/m);
+        assert.match(sections["ssh-iptables"], /^action = mor-harden-ipset\.py\[settimeout=600, set=morh-ban-ssh-iptables-t, otherset=morh-ban-ssh-iptables\]$/m);
+        assert.match(sections.recidive, /settimeout=604800, set=morh-ban-recidive-t,/);
+        // Eight weeks is beyond ipset's largest timeout: a set without one, fail2ban lifts the bans.
+        assert.equal(8 * 604800 > IPSET_MAX_TIMEOUT, true);
+        assert.match(sections.mor_ddos, /settimeout=0, set=morh-ban-mor_ddos,/);
+        assert.deepEqual(banSets("mor_ddos", IPSET_MAX_TIMEOUT), { timeout: IPSET_MAX_TIMEOUT, set: "morh-ban-mor_ddos-t", otherSet: "morh-ban-mor_ddos" });
+        for (const jail of ourJails) assert.ok(`${banSets(jail, 1).set}-6`.length <= 31, `${jail}: set names fit ipset's 31 characters`);
+        assert.ok(plan.artifacts.some((artifact) => artifact.path === BAN_ACTION_FILE));
+        assert.ok(plan.packages.includes("ipset"));
+    });
+
+    it("never lets a jail inherit a per-jail action from MOR's jail.conf (fail2ban-client -d)", async () => {
+        const plan = renderFail2ban(await renderInputFor(minimalConfig()));
+        const config = fail2banConfigWith(plan.artifacts);
+        try {
+            const before = actionsByJail(dumpConfig(config.dir));
+            appendFileSync(join(config.dir, "jail.conf"), morJailConf);
+            // Without mor-harden's jail file, MOR's actions are what these jails would run.
+            writeFileSync(join(config.dir, "jail.d", "mor-harden.local"), "");
+            assert.deepEqual(actionsByJail(dumpConfig(config.dir))["ssh-iptables"], ["iptables-SSH", "sendmail-whois-SSH"]);
+            writeFileSync(join(config.dir, "jail.d", "mor-harden.local"), plan.artifacts.find((artifact) => artifact.path === JAIL_FILE)!.content);
+            const actions = actionsByJail(dumpConfig(config.dir));
+            for (const jail of ourJails) assert.deepEqual(actions[jail], [BAN_ACTION], jail);
+            assert.deepEqual(actions, before, "the same with and without MOR's per-jail actions");
+        } finally {
+            config.cleanup();
+        }
+    });
+
+    it("takes more actions of a jail as continuation lines after the ban action (ban notifications)", async () => {
+        const input = await renderInputFor(minimalConfig());
+        const plan = renderFail2ban(input);
+        const jails = effectiveJails(input).map((jail) => ({ ...jail, filter: `mor-harden-${jail.name.replace(/_/g, "-")}`, logpath: jail.logpath.join(" "), action: banActionLine(jail.name, jail.bantime), extraActions: ["sendmail-whois[name=%(__name__)s, dest=root]"] }));
+        const jailFile = renderTemplate("fail2ban/jail.local.hbs", { stack: "test", jails, recidive: { enabled: false } });
+        const config = fail2banConfigWith(plan.artifacts);
+        try {
+            writeFileSync(join(config.dir, "jail.d", "mor-harden.local"), jailFile);
+            const actions = actionsByJail(dumpConfig(config.dir));
+            for (const jail of jailNames) assert.deepEqual(actions[jail], [BAN_ACTION, "sendmail-whois"], jail);
+        } finally {
+            config.cleanup();
+        }
     });
 });

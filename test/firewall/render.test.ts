@@ -104,7 +104,9 @@ describe("firewall renderer", () => {
         assert.deepEqual(debian.artifacts.map((a) => a.path), ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"]);
         assert.deepEqual(debian.validate.slice(1), ["iptables-restore --test --noflush /etc/iptables/rules.v4", "ip6tables-restore --test --noflush /etc/iptables/rules.v6"]);
         assert.match(debian.validate[0], /the \$other backend also holds rules/);
-        assert.ok(debian.activate.every((command) => command.includes("--noflush")));
+        // Besides the rules: the sets of blocklists no longer configured are emptied.
+        assert.ok(debian.activate.filter((command) => command.includes("iptables")).every((command) => command.includes("--noflush")));
+        assert.match(debian.activate.at(-1)!, /^command -v ipset .*ipset flush "\$set"/);
         assert.ok(debian.needsConfirm);
         const rhel = renderFirewall(await renderInputFor(minimalConfig({ os: "rhel" })));
         assert.deepEqual(rhel.artifacts.map((a) => a.path), ["/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables"]);
@@ -146,7 +148,7 @@ describe("firewall renderer", () => {
         const plan = renderFirewall(await renderInputFor(minimalConfig()));
         assert.deepEqual(plan.snapshot.map((command) => command.split(" ")[0]), ["rules=$(iptables-save", "rules=$(ip6tables-save"]);
         assert.match(plan.snapshot[0], /> "\$MORH_STATE\/live.v4".new && mv -f "\$MORH_STATE\/live.v4".new "\$MORH_STATE\/live.v4"$/);
-        for (const command of [...plan.activate, ...plan.rollback, ...plan.deactivate.map((text) => text.split("\nelse\n")[0])]) {
+        for (const command of [...plan.activate.filter((command) => command.includes("iptables")), ...plan.rollback, ...plan.deactivate.map((text) => text.split("\nelse\n")[0])]) {
             assert.equal(command.match(/-restore -w --noflush/g)?.length, 1, "one iptables-restore per family");
             assert.ok(!/\beval\b/.test(command), "no eval");
         }

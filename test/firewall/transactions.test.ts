@@ -258,6 +258,27 @@ for (const backend of ["nft", "legacy"] as Backend[]) {
             assert.deepEqual(inputRules(saved(host.netns, "v4")), ["-A INPUT -s 198.18.0.10/32 -j DROP", "-A INPUT -j MORH-INPUT"]);
         });
 
+        it("keeps fail2ban's set bans first through apply and rollback, also when a set the snapshot names is gone", async () => {
+            const plan = renderFirewall(await renderInputFor(minimalConfig()));
+            const host = await startHost(backend, startingStates[0]);
+            hosts.push(host);
+            const setBan = (family: Family, set: string) => `-A INPUT -m set --match-set ${set}-${family} src -j REJECT --reject-with ${portUnreachable[family]}`;
+            const addSetBan = (family: Family, set: string) =>
+                host.netns.ok(`ipset create ${set}-${family} hash:ip family ${family === "v4" ? "inet" : "inet6"} && ${tools[family].cli} -w -I INPUT 1 ${setBan(family, set).slice("-A INPUT ".length)}`);
+            for (const family of families) addSetBan(family, "morh-ban-old");
+            const { state: stateDir } = apply(host, plan);
+            for (const family of families) assert.deepEqual(inputRules(saved(host.netns, family)), [setBan(family, "morh-ban-old"), "-A INPUT -j MORH-INPUT"], `${family}: the set ban stays before our jump`);
+            // fail2ban restarted with other jails in the confirm window: the old set is gone.
+            for (const family of families) {
+                host.netns.ok(`${tools[family].cli} -w -D INPUT ${setBan(family, "morh-ban-old").slice("-A INPUT ".length)} && ipset destroy morh-ban-old-${family}`);
+                addSetBan(family, "morh-ban-new");
+            }
+            restoreOriginalFiles(host, plan);
+            runAll(host, plan.rollback, { MORH_STATE: stateDir });
+            for (const family of families) assert.deepEqual(inputRules(saved(host.netns, family)), [setBan(family, "morh-ban-new")], `${family}: the live set ban, not the snapshot's`);
+            assert.equal(runAll(host, plan.rollbackCheck, { MORH_STATE: stateDir }), "");
+        });
+
         it("shows a disguised ACCEPT added after activation as drift, and removes it at the next apply", async () => {
             const plan = renderFirewall(await renderInputFor(minimalConfig()));
             const host = await startHost(backend, startingStates[0]);

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { labDown, labExec, labUp, type ExecResult, type LabHost, type LabNode, type LabState } from "../../src/lab/lab";
 import { fillSecrets, type Artifact } from "../../src/render/artifact";
-import { labStackConfig } from "../../src/lab/stacks";
+import { labEnvironmentConfig, labStackConfig } from "../../src/lab/stacks";
 import type { VoipProfile } from "../../src/lab/voip-files";
 import type { ApplyReport } from "../../src/apply/engine";
 import type { HostApplyResult } from "../../src/apply/hosts";
@@ -103,9 +103,25 @@ export interface CliRun {
     stderr: string;
 }
 
+/** Runs the mor-harden CLI from the workstation, as an operator would. */
+export function cliFromWorkstation(lab: TestLab, args: string[], timeoutMs = 170_000): ExecResult {
+    return labExec(lab.client("workstation"), ["node", CLI, ...args], { timeoutMs });
+}
+
+/** The lab's environment (every host, as `lab up` writes it) in a stack file of its own; returns its path. */
+export function labEnvironmentFile(lab: TestLab, variant: string, change: (document: { config: Record<string, unknown> }) => void = () => {}): string {
+    const document = labEnvironmentConfig(lab.state) as { config: Record<string, unknown> };
+    change(document);
+    // Every variant is the same stack, "lab" (its name is in each managed file's header).
+    mkdirSync(join(lab.state.dir, "stacks", variant), { recursive: true });
+    const path = join(lab.state.dir, "stacks", variant, "Pulumi.lab.yaml");
+    writeFileSync(path, stringify(document));
+    return path;
+}
+
 /** Runs `mor-harden apply --json` from the workstation, as an operator would. */
 export function applyFromWorkstation(lab: TestLab, stackFile: string, timeoutMs = 120_000): CliRun {
-    const result = labExec(lab.client("workstation"), ["node", CLI, "apply", "--config", stackFile, "--json"], { timeoutMs });
+    const result = cliFromWorkstation(lab, ["apply", "--config", stackFile, "--json"], timeoutMs);
     return { ...result, report: singleHostReport(result.stdout) };
 }
 

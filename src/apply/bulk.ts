@@ -1,0 +1,80 @@
+// Large files (blocklists) sent as their changes: the workstation keeps the contents it sent,
+// by digest; when a host's file has the digest of a kept content, only the lines removed and
+// added travel, and the host rebuilds the file with the artifact's merge command, checking the
+// result's digest (a mismatch aborts with the host unchanged). Without a kept content (another
+// workstation, a cleared cache) the whole file is sent, as for any file.
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export interface LineDelta {
+    /** sha256 of the host's current file, which the changes apply to. */
+    base: string;
+    removed: string[];
+    added: string[];
+}
+
+/**
+ * Where a transaction leaves the changed lines of artifact `index` when it was sent as its changes
+ * (absent otherwise), for the plan's own commands (validate, activate) to work on them only.
+ */
+export function changedLines(index: number): { removed: string; added: string } {
+    return { removed: `"$MORH_TX/removed.${index}"`, added: `"$MORH_TX/added.${index}"` };
+}
+
+/** Contents kept; the oldest go first. */
+const KEPT = 16;
+/** Beyond this share of the new file's lines, the whole file is sent instead. */
+const MAX_CHANGED_SHARE = 0.5;
+
+function cacheDir(): string {
+    return process.env.MOR_HARDEN_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "mor-harden", "contents");
+}
+
+const sha256 = (content: string) => createHash("sha256").update(content).digest("hex");
+
+/** Keeps `content` for later deltas (best effort: a cache that cannot be written only costs whole sends). */
+export function rememberContent(content: string): void {
+    try {
+        const dir = cacheDir();
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const path = join(dir, sha256(content));
+        // Kept already: only marked as recently used.
+        if (existsSync(path)) utimesSync(path, new Date(), new Date());
+        else writeFileSync(path, content, { mode: 0o600 });
+        const kept = readdirSync(dir).map((name) => ({ name, mtime: statSync(join(dir, name)).mtimeMs })).sort((a, b) => b.mtime - a.mtime);
+        for (const old of kept.slice(KEPT)) rmSync(join(dir, old.name), { force: true });
+    } catch {
+        // no cache: whole files
+    }
+}
+
+function keptContent(digest: string): string | undefined {
+    try {
+        const content = readFileSync(join(cacheDir(), digest), "utf8");
+        return sha256(content) === digest ? content : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+/** The changes from the host's file (digest `liveSha256`) to `content`, when worth sending instead of it. */
+export function lineDelta(content: string, liveSha256: string | undefined): LineDelta | undefined {
+    if (!liveSha256) return undefined;
+    const base = keptContent(liveSha256);
+    if (base === undefined) return undefined;
+    const old = base.split("\n").filter(Boolean);
+    const now = content.split("\n").filter(Boolean);
+    // A change of a few lines leaves long runs alike at both ends: only the middle is compared.
+    let head = 0;
+    while (head < old.length && head < now.length && old[head] === now[head]) head++;
+    let tail = 0;
+    while (tail < old.length - head && tail < now.length - head && old[old.length - 1 - tail] === now[now.length - 1 - tail]) tail++;
+    const before = new Set(old.slice(head, old.length - tail));
+    const after = new Set(now.slice(head, now.length - tail));
+    const removed = [...before].filter((line) => !after.has(line));
+    const added = [...after].filter((line) => !before.has(line));
+    if (removed.length + added.length > now.length * MAX_CHANGED_SHARE) return undefined;
+    return { base: liveSha256, removed, added };
+}

@@ -1,0 +1,105 @@
+// Blocklists: published lists of addresses and CIDRs (VoIP scanner lists, country ranges) in
+// ipsets, one hash:net set per list and family, each dropped by one rule in the firewall's
+// MORH-BLOCKLISTS chain before every service rule (firewall/render.ts). Trusted sources are
+// exempt (a RETURN before the lists): they are named one by one by the operator, where a list is
+// bulk data from elsewhere, and a trusted workstation in a cloud range must not lock the operator out.
+//
+// This concern loads the sets (atomically: a new set swapped with the live one) and persists them
+// in the file the distribution's loader reads at boot before the rules: ipset-persistent's
+// /etc/iptables/ipsets on Debian, ipset-service's /etc/sysconfig/ipset on rhel.
+import { createHash } from "node:crypto";
+import type { OsFamily } from "../config/os";
+import type { Family } from "../knocking/render";
+import { changedLines } from "../apply/bulk";
+import { file, type ConcernPlan } from "../render/artifact";
+import type { RenderInput } from "../render/input";
+import { renderTemplate } from "../render/templates";
+import { MAX_ENTRIES } from "./parse";
+import type { Blocklist } from "./schema";
+
+export const BLOCKLIST_CHAIN = "MORH-BLOCKLISTS";
+/** Sets still used by a rule (the firewall's chain, while it is still managed) are emptied. */
+const DESTROY_SETS = `for set in $(ipset list -n 2>/dev/null | grep '^morh-bl-'); do ipset -q destroy "$set" || ipset flush "$set"; done`;
+/** The plan's one artifact, the sets file (its index, for the changed lines an apply leaves). */
+const SETS_FILE = 0;
+const persistPaths: Record<OsFamily, string> = { debian: "/etc/iptables/ipsets", rhel: "/etc/sysconfig/ipset" };
+const packages: Record<OsFamily, string[]> = { debian: ["ipset", "ipset-persistent"], rhel: ["ipset", "ipset-service"] };
+const familySuffix: Record<Family, string> = { v4: "4", v6: "6" };
+const inet: Record<Family, string> = { v4: "inet", v6: "inet6" };
+const families: Family[] = ["v4", "v6"];
+
+export const blocklistSet = (name: string, family: Family) => `morh-bl-${name}-${familySuffix[family]}`;
+
+/** The `ipset create` arguments of a list's set (after the name), the same wherever it is created. */
+export const setCreateOptions = (family: Family) => `hash:net family ${inet[family]} maxelem ${MAX_ENTRIES}`;
+
+/** `ipset -exist create` of every list's sets: the firewall's rules can be loaded (and tested) once they exist. */
+export function createSetsCommand(lists: Blocklist[]): string {
+    return lists.flatMap((list) => families.map((family) => `ipset -exist create ${blocklistSet(list.name, family)} ${setCreateOptions(family)}`)).join(" && ");
+}
+
+/** sha256 of a set's entries, sorted, one a line: what the live view prints for a set that matches. */
+export function entriesDigest(entries: string[]): string {
+    const hash = createHash("sha256");
+    for (const entry of entries) hash.update(`${entry}\n`);
+    return hash.digest("hex");
+}
+
+/** The sets in `ipset save` format: what the boot loader restores and the apply swaps in. */
+export function renderSetsFile(lists: Blocklist[]): string {
+    const lines: string[] = [];
+    for (const list of lists) {
+        for (const family of families) {
+            const set = blocklistSet(list.name, family);
+            lines.push(`create ${set} ${setCreateOptions(family)}`);
+            for (const entry of list.entries[family]) lines.push(`add ${set} ${entry}`);
+        }
+    }
+    return `${lines.join("\n")}\n`;
+}
+
+/** The firewall's MORH-BLOCKLISTS chain for one family: trusted sources return, then each list drops. */
+export function blocklistRules(lists: Blocklist[], trusted: string[], family: Family): string[] {
+    return [...trusted.map((address) => `-s ${address} -j RETURN`), ...lists.map((list) => `-m set --match-set ${blocklistSet(list.name, family)} src -j DROP`)];
+}
+
+/**
+ * Rebuilds the sets file from the host's version and the changed lines (apply/bulk.ts): the
+ * file's order is the lists' order, each set's create line before its entries, entries in byte order.
+ */
+function mergeCommand(lists: Blocklist[]): string {
+    const order = lists.flatMap((list) => families.map((family) => blocklistSet(list.name, family))).join(" ");
+    return renderTemplate("blocklists/merge.sh.hbs", { order }).trim();
+}
+
+export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
+    const { os, firewall } = input.config;
+    const lists = firewall.blocklists;
+    if (lists.length === 0) return undefined;
+    const path = persistPaths[os];
+    const checks = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)}:${entriesDigest(list.entries[family])}`));
+    const expected = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)} ${list.entries[family].length} ${entriesDigest(list.entries[family])}`));
+    const liveView = (listFile: string) => renderTemplate("blocklists/live-view.sh.hbs", { file: listFile, checks }).trim();
+    return {
+        concern: "blocklists",
+        summary: lists.map((list) => `${list.name}: ${list.entries.v4.length} IPv4 and ${list.entries.v6.length} IPv6 entries from ${list.file}, dropped before every service (trusted sources exempt)`),
+        packages: packages[os],
+        // Large lists: drift compares digests, never the content, and an apply sends only the changed lines.
+        artifacts: [file(path, renderSetsFile(lists), { mode: "0640", bulk: true, merge: mergeCommand(lists) })],
+        // rhel: ipset-service loads /etc/sysconfig/ipset at boot, before iptables.
+        prepare: os === "rhel" ? ["systemctl enable ipset >/dev/null 2>&1 || true"] : [],
+        validate: [renderTemplate("blocklists/validate.sh.hbs", { file: path, ...changedLines(SETS_FILE) }).trim()],
+        // No snapshot (a 100,000-entry `ipset save` costs more than the change): a rollback loads the
+        // sets from the file as it was before, which the engine has put back by then; without one
+        // (the first apply), the sets go.
+        snapshot: [],
+        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: changedLines(SETS_FILE) }).trim()],
+        verify: [],
+        rollback: [`if [ -e ${path} ]; then ${renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: false }).trim()}
+else ${DESTROY_SETS}; fi`],
+        rollbackCheck: [],
+        deactivate: [DESTROY_SETS],
+        liveViews: [{ name: "blocklist sets", live: liveView(path), expected: { text: expected.join("\n") } }],
+        needsConfirm: false,
+    };
+}
