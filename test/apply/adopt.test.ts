@@ -3,6 +3,7 @@
 // into the live tables of a fresh lab host of its own, then the lab stack is applied from the
 // workstation and judged from outside: real logins and nmap over IPv4 and IPv6, iptables-save.
 import assert from "node:assert/strict";
+import { jailNames } from "../../src/fail2ban/schema";
 import { randomBytes } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { clientAddresses, type LabHost } from "../../src/lab/lab";
@@ -57,6 +58,7 @@ function saveTables(host: LabHost): Saved {
 const ownedLine = (line: string) => /^(:INPUT |-A INPUT |:MORH-|-A MORH-)/.test(line);
 // The test's own judgment of what stays in INPUT: fail2ban's jumps and bans (the states above are simple).
 const keptInInput = (rule: string) => /^-A INPUT -j f2b-[a-z-]+$/.test(rule) || /^-A INPUT -s [0-9a-f.:]+\/\d+ -j (DROP|REJECT)/.test(rule);
+const isBanActionRule = (rule: string) => /^-A INPUT -m set --match-set morh-ban-\S+ src -j REJECT /.test(rule);
 const familyName: Record<Family, string> = { v4: "ipv4", v6: "ipv6" };
 const removalNotes = (run: CliRun) => (run.report?.concerns.find((concern) => concern.concern === "firewall")?.notes ?? []).filter((note) => note.startsWith("firewall: removed from INPUT"));
 
@@ -90,7 +92,11 @@ function adoptsAndHardens(state: StartingState): void {
     for (const rule of state.removes) assert.ok(removalNotes(run).some((note) => note.endsWith(`: ${rule}`)), `a note names ${rule}`);
     for (const family of families) {
         const input = now[family].filter.filter((line) => line.startsWith("-A INPUT "));
-        assert.deepEqual(input, [...before_[family].filter.filter((line) => line.startsWith("-A INPUT ") && keptInInput(line)), "-A INPUT -j MORH-INPUT"], `${family}: INPUT holds only fail2ban's jump and bans, then ours`);
+        // fail2ban's ipset bans (mor-harden's ban action, one rule a jail) go first, where it puts them.
+        const setBans = input.filter(isBanActionRule);
+        assert.equal(setBans.length, jailNames.length + 1, `${family}: one set rule for each jail and recidive`);
+        assert.deepEqual(input.slice(0, setBans.length), setBans, `${family}: the set rules come first`);
+        assert.deepEqual(input.slice(setBans.length), [...before_[family].filter.filter((line) => line.startsWith("-A INPUT ") && keptInInput(line)), "-A INPUT -j MORH-INPUT"], `${family}: then only fail2ban's jump and bans found before, then ours`);
         assert.deepEqual(now[family].filter.filter((line) => !ownedLine(line)), before_[family].filter.filter((line) => !ownedLine(line)), `${family}: FORWARD, OUTPUT and other tools' chains untouched`);
         assert.equal(now[family].nat, before_[family].nat, `${family}: the nat table is untouched`);
     }

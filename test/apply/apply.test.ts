@@ -1,5 +1,6 @@
 // `mor-harden apply` against a real (lab) host, from the workstation, judged from outside.
 import assert from "node:assert/strict";
+import { banSets } from "../../src/fail2ban/ban-action";
 import { spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { execArgv } from "../../src/lab/lab";
@@ -19,6 +20,9 @@ const attacker = () => lab.client("attacker");
 const sshOptions = () => operatorSshOptions(lab);
 const sshWorks = () => sshLoginWorks(lab, host().v4);
 const scan = (from: "workstation" | "attacker", address: string, ports: string, ipv6 = false) => scanPorts(lab, from, address, ports, ipv6);
+
+/** The IPv4 set of ssh-iptables' bans (its default ban time: a timed set). */
+const sshBanSet = `${banSets("ssh-iptables", 600).set}-4`;
 
 describe("apply over SSH", () => {
     it("hardens a fresh host, each lockout-prone change confirmed by a new login", () => {
@@ -95,7 +99,7 @@ describe("apply over SSH", () => {
         const changed = labStackFile(lab, "extra-rule", { firewall: { extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted" }] } });
         const run = applyFromWorkstation(lab, changed);
         assert.equal(statuses(run.report).firewall, "applied", run.stdout + run.stderr);
-        assert.match(sh(host(), "iptables -S f2b-ssh-iptables").stdout, new RegExp(`-s ${attacker().v4.replace(/\./g, "\\.")}/32 -j REJECT`));
+        assert.equal(sh(host(), `ipset test ${sshBanSet} ${attacker().v4}`).code, 0, "the ban is still in its set");
         assert.equal(reachable(), "000", "still banned");
         sh(host(), `fail2ban-client set ssh-iptables unbanip ${attacker().v4}`);
         assert.equal(reachable(), "301");
@@ -188,17 +192,18 @@ describe("apply over SSH", () => {
         assert.ok(sshWorks());
     });
 
-    it("comes back after a reboot: netfilter-persistent loads the rules, fail2ban its chains", () => {
-        const rules = () => sh(host(), "iptables-save -t filter | grep -E '^(:|-A)' | grep -v f2b | sed 's/\\[[0-9:]*\\]//' | sort").stdout;
+    it("comes back after a reboot: netfilter-persistent loads the rules, fail2ban its sets and their rules", () => {
+        const rules = () => sh(host(), "iptables-save -t filter | grep -E '^(:|-A)' | grep -v -e f2b -e 'match-set morh-ban-' | sed 's/\\[[0-9:]*\\]//' | sort").stdout;
         const before_ = rules();
         // A reboot's firewall: nothing loaded, then the boot scripts.
         sh(host(), "iptables -P INPUT ACCEPT; iptables -F; iptables -X; ip6tables -P INPUT ACCEPT; ip6tables -F; ip6tables -X");
         assert.equal(sh(host(), "/usr/share/netfilter-persistent/plugins.d/15-ip4tables start && /usr/share/netfilter-persistent/plugins.d/25-ip6tables start").code, 0);
         assert.equal(rules(), before_);
         sh(host(), "fail2ban-client restart >/dev/null");
-        // fail2ban makes its chain at the first ban, and puts its jump before mor-harden's.
+        // fail2ban's ban action makes its sets at start, and puts their rules before mor-harden's jump.
         assert.equal(sh(host(), "fail2ban-client set ssh-iptables banip 203.0.113.99").code, 0);
-        assert.match(sh(host(), "iptables -S INPUT").stdout, /^-A INPUT -j f2b-ssh-iptables\n-A INPUT -j MORH-INPUT$/m);
+        assert.match(sh(host(), "iptables -S INPUT").stdout, /^(-A INPUT -m set --match-set morh-ban-\S+ src -j REJECT --reject-with icmp-port-unreachable\n){8}-A INPUT -j MORH-INPUT$/m);
+        assert.equal(sh(host(), `ipset test ${sshBanSet} 203.0.113.99`).code, 0);
         sh(host(), "fail2ban-client set ssh-iptables unbanip 203.0.113.99");
         assert.ok(sshWorks());
     });

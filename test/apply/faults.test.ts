@@ -106,7 +106,7 @@ describe("the fault matrix", () => {
         await leavePending("reboot-hardened");
         simulateReboot(host("reboot-hardened"));
         assert.equal(files(), filesBefore, "the boot hook put the old rules files back before they were loaded");
-        assert.equal(liveRules("reboot-hardened").replace(/^-A INPUT -j f2b-.*\n/gm, ""), rulesBefore.replace(/^-A INPUT -j f2b-.*\n/gm, ""));
+        assert.equal(liveRules("reboot-hardened").replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""), rulesBefore.replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""));
         assert.ok(sshWorks("reboot-hardened"));
         assert.ok(sshWorks("reboot-hardened", true));
         assert.match(sh(host("reboot-hardened"), "cat /var/lib/mor-harden/tx/*-firewall-*/result").stdout, /rolled-back at boot/);
@@ -139,7 +139,7 @@ describe("the fault matrix", () => {
         assert.equal(drift.code, 1, drift.stdout + drift.stderr);
         assert.match(drift.stdout, /waiting for its confirmation/);
         assert.ok(await waitFor(() => !pendingOn("session-killed") && /rolled-back unconfirmed/.test(sh(host("session-killed"), "cat /var/lib/mor-harden/tx/*/result").stdout), 40_000), "the timer rolled the change back");
-        assert.equal(liveRules("session-killed").replace(/^-A INPUT -j f2b-.*\n/gm, ""), rulesBefore.replace(/^-A INPUT -j f2b-.*\n/gm, ""));
+        assert.equal(liveRules("session-killed").replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""), rulesBefore.replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""));
         assert.ok(sshWorks("session-killed"));
     });
 
