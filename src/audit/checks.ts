@@ -183,7 +183,7 @@ export const checks = {
         title: "addresses banned by fail2ban now",
         section: "Fail2Ban",
         guide: "40-47: fail2ban",
-        fix: "nothing to do: a count of the live bans in fail2ban's f2b-* chains.",
+        fix: "nothing to do: a count of the live bans in fail2ban's f2b-* chains and in the ban sets (mor-harden's morh-ban-*, fail2ban's f2b-*).",
     },
     "fail2ban.sudo-root": {
         severity: "critical",

@@ -181,6 +181,19 @@ export function acceptedFromAnywhere(rulesetText: string, protocol: string, port
     return (ruleset.policies.INPUT ?? "ACCEPT") === "ACCEPT" ? "INPUT's policy ACCEPT" : undefined;
 }
 
+/** Live bans per ban set (`ipset list -t`): mor-harden's `morh-ban-*` sets and fail2ban's own `f2b-*` sets. */
+export function banSetCounts(setHeaders: string): Record<string, number> {
+    const counts: Record<string, number> = {};
+    let name: string | undefined;
+    for (const line of setHeaders.split("\n")) {
+        const named = /^Name: (\S+)$/.exec(line);
+        if (named) name = /^(morh-ban-|f2b-)/.test(named[1]) ? named[1] : undefined;
+        const entries = /^Number of entries: (\d+)$/.exec(line);
+        if (entries && name) counts[name] = Number(entries[1]);
+    }
+    return counts;
+}
+
 /** Live bans per fail2ban chain: DROP/REJECT rules of one source in each `f2b-*` chain. */
 export function banCounts(rulesetText: string): Record<string, number> {
     const counts: Record<string, number> = {};

@@ -38,6 +38,8 @@ export interface AuditFacts {
     sockets: string;
     /** `iptables-save -t filter` / `ip6tables-save -t filter` (empty: no rules loaded, or no iptables). */
     rules: { v4: string; v6: string };
+    /** `ipset list -t` (headers only): where mor-harden's ban action and fail2ban's ipset actions keep bans. */
+    sets: string;
     /** fail2ban-server's thread names, or undefined when it does not run. */
     fail2banThreads?: string[];
     /** Each SSLCertificateFile of the enabled Apache sites: its certificates (PEM) and `openssl verify`'s output. */
@@ -136,6 +138,7 @@ export function auditScript(): string {
         `printf 'S %s\\n' ${b64("ss -H -lntup")}`,
         `printf 'I4 %s\\n' ${b64("iptables-save -t filter")}`,
         `printf 'I6 %s\\n' ${b64("ip6tables-save -t filter")}`,
+        `printf 'B %s\\n' ${b64("ipset list -t")}`,
         fail2banThreads,
         ...certificates,
         "true",
@@ -153,7 +156,7 @@ const hexRows = (payload: string | undefined) =>
         .map((line) => line.split("\t").map(unhex));
 
 export function parseAuditOutput(output: string): AuditFacts {
-    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, certificates: [] };
+    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, sets: "", certificates: [] };
     for (const line of output.split("\n")) {
         const fields = line.split(" ");
         switch (fields[0]) {
@@ -184,6 +187,9 @@ export function parseAuditOutput(output: string): AuditFacts {
                 break;
             case "I6":
                 facts.rules.v6 = unb64(fields[1]);
+                break;
+            case "B":
+                facts.sets = unb64(fields[1]);
                 break;
             case "J":
                 facts.fail2banThreads = unb64(fields[1]).split("\n").filter(Boolean);

@@ -4,7 +4,7 @@ import { X509Certificate } from "node:crypto";
 import { serviceCatalogue, type ServiceDefinition } from "../firewall/services";
 import { jailNames } from "../fail2ban/schema";
 import { finding, type AuditFinding } from "./checks";
-import { acceptedFromAnywhere, banCounts, familiesOf, listensBeyondLoopback, type Listener } from "./firewall";
+import { acceptedFromAnywhere, banCounts, banSetCounts, familiesOf, listensBeyondLoopback, type Listener } from "./firewall";
 import type { AuditFacts } from "./script";
 
 const MYSQL_PROCESSES = /^(mysqld|mariadbd)$/;
@@ -102,6 +102,9 @@ export function fail2banFindings(facts: AuditFacts): AuditFinding[] {
     }
     for (const [family, text] of [["IPv4", facts.rules.v4], ["IPv6", facts.rules.v6]] as const) {
         for (const [chain, count] of Object.entries(banCounts(text))) findings.push(finding("fail2ban.bans", `${family} ${chain}: ${count} address${count === 1 ? "" : "es"} banned`));
+    }
+    for (const [set, count] of Object.entries(banSetCounts(facts.sets))) {
+        if (count > 0) findings.push(finding("fail2ban.bans", `set ${set}: ${count} address${count === 1 ? "" : "es"} banned`));
     }
     findings.push(...sudoersFindings(facts.files));
     return findings;

@@ -124,7 +124,7 @@ describe("mor-harden audit", () => {
         const weakIds = idsOf(weak.findings);
         for (const gone of ["net.exposed", "fail2ban.not-running", "fail2ban.jail-missing"] as const) assert.ok(!weakIds.has(gone), `mor-1 still has ${gone}`);
         for (const stays of ["mysql.exposed", "sip.weak-secret", "ami.exposed", "fail2ban.sudo-root"] as const) assert.ok(weakIds.has(stays), `mor-1 lost ${stays}`);
-        assert.deepEqual(strong.findings.map((finding) => `${finding.id}: ${finding.evidence}`), ["fail2ban.bans: IPv4 f2b-ssh-iptables: 1 address banned"]);
+        assert.deepEqual(strong.findings.map((finding) => `${finding.id}: ${finding.evidence}`), ["fail2ban.bans: set morh-ban-ssh-iptables-t-4: 1 address banned"]);
         assert.equal(after.exitCode, 1, "mor-1's findings");
         // The single-host form: `mor-harden:connection` with the address, and `mor-harden:os`, nothing else.
         const single = join(lab.state.dir, "Pulumi.mor-2.yaml");

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { parseAsteriskConfig, valueOf } from "../../src/audit/asterisk-config";
 import { asteriskFindings } from "../../src/audit/asterisk";
 import { evaluateFacts } from "../../src/audit/evaluate";
-import { acceptedFromAnywhere, banCounts, parseListeners } from "../../src/audit/firewall";
+import { acceptedFromAnywhere, banCounts, banSetCounts, parseListeners } from "../../src/audit/firewall";
 import { auditHtml } from "../../src/audit/html";
 import { aclWiderThan, parseNetwork } from "../../src/audit/networks";
 import { passwordWeaknesses } from "../../src/audit/passwords";
@@ -106,7 +106,7 @@ test("the live firewall: what accepts a new connection from any source", () => {
 test("listeners and exposures: never-public services beyond loopback, judged per family", () => {
     const listeners = parseListeners(sample("ss.txt"));
     assert.deepEqual(listeners[0], { protocol: "tcp", address: "192.0.2.11", port: 3306, process: "mariadbd" });
-    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: sample("ss.txt"), rules: { v4: sample("iptables-open.txt"), v6: sample("iptables-hardened.txt") }, certificates: [], fail2banThreads: [] };
+    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: sample("ss.txt"), rules: { v4: sample("iptables-open.txt"), v6: sample("iptables-hardened.txt") }, sets: "", certificates: [], fail2banThreads: [] };
     const exposed = evaluateFacts(facts, []).filter((finding) => finding.id === "net.exposed").map((finding) => finding.evidence);
     assert.deepEqual(exposed, [
         "mysql: tcp 192.0.2.11:3306 (mariadbd), IPv4: accepted from any source by INPUT's policy ACCEPT",
@@ -122,7 +122,7 @@ test("certificates: expired is critical, under 30 days high, a chain that does n
     rmSync(dir, { recursive: true, force: true });
     const validTo = Date.parse(new X509Certificate(pem).validTo) / 1000;
     const day = 86_400;
-    const base: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, certificates: [] };
+    const base: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, sets: "", certificates: [] };
     const graded = (now: number, verify = "/etc/ssl/gui.pem: OK\n") => tlsFindings({ ...base, now, certificates: [{ path: "/etc/ssl/gui.pem", pem, verify }] }, []).map((finding) => `${finding.id} ${finding.severity}: ${finding.evidence}`);
     assert.match(graded(validTo + day).join(), /^tls.expiry critical: \/etc\/ssl\/gui.pem \(CN=gui.example.com\): expired on /);
     assert.match(graded(validTo - 10 * day).join(), /^tls.expiry high: .*, in 10 days$/);
@@ -167,7 +167,7 @@ test("res_config_mysql.conf becomes a MySQL option file: its section only, ';' e
 });
 
 test("reports in text, JSON, JUnit and HTML hold no secret, not even half of one; exit codes follow --fail-on", () => {
-    const facts: AuditFacts = { now: 0, files: { ...asteriskFiles, "/etc/sudoers": sample("sudoers") }, rootWithoutPassword: true, sockets: sample("ss.txt"), rules: { v4: "", v6: "" }, certificates: [],
+    const facts: AuditFacts = { now: 0, files: { ...asteriskFiles, "/etc/sudoers": sample("sudoers") }, rootWithoutPassword: true, sockets: sample("ss.txt"), rules: { v4: "", v6: "" }, sets: "", certificates: [],
         database: { table: "devices", read: true, peers: [{ name: "3001", secret: "Hx7-db", insecure: null, host: "dynamic", type: "friend", context: "x", permit: null, deny: null }] } };
     const result: AuditResult = { stack: "production", host: "mor-1", address: "203.0.113.10", status: "checked", findings: evaluateFacts(facts, []), roundTrips: 1, seconds: 0.5 };
     const down: AuditResult = { stack: "production", host: "mor-2", address: "203.0.113.11", status: "error", reason: "connect ETIMEDOUT", findings: [], roundTrips: 0, seconds: 5 };
@@ -189,4 +189,13 @@ test("reports in text, JSON, JUnit and HTML hold no secret, not even half of one
     assert.equal(auditExitCode([mild], "medium"), 1);
     assert.equal(auditExitCode([{ ...result, findings: result.findings.filter((finding) => finding.severity === "info") }], "low"), 0);
     assert.deepEqual(ids(JSON.parse(outputs.json).hosts[0].findings), ids(result.findings));
+});
+
+test("ban counts from ban sets: mor-harden's and fail2ban's own, nothing else", () => {
+    const headers = [
+        "Name: morh-ban-ssh-iptables-t-4", "Type: hash:ip", "Number of entries: 2", "",
+        "Name: f2b-asterisk", "Type: hash:ip", "Number of entries: 1", "",
+        "Name: morh-blocklist-spamhaus-4", "Type: hash:net", "Number of entries: 900", "",
+    ].join("\n");
+    assert.deepEqual(banSetCounts(headers), { "morh-ban-ssh-iptables-t-4": 2, "f2b-asterisk": 1 });
 });
