@@ -75,6 +75,9 @@ export function lineDelta(content: string, liveSha256: string | undefined): Line
     const after = new Set(now.slice(head, now.length - tail));
     const removed = [...before].filter((line) => !after.has(line));
     const added = [...after].filter((line) => !before.has(line));
+    // No line removed or added, yet the content differs: the same lines in another order, which
+    // only the whole file says.
+    if (removed.length + added.length === 0) return undefined;
     if (removed.length + added.length > now.length * MAX_CHANGED_SHARE) return undefined;
     return { base: liveSha256, removed, added };
 }

@@ -3,7 +3,7 @@
 // validated config; file contents travel base64-encoded, so no content is ever parsed by sh.
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
-import type { ConcernPlan, LiveView } from "../render/artifact";
+import { FILL_VIEWS_VARIABLE, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
 import { changedLines, type LineDelta } from "./bulk";
 
 /** Where mor-harden keeps its transactions and the files as they were before it first wrote them. */
@@ -61,7 +61,7 @@ export function viewCachePath(plan: ConcernPlan, index: number): string | undefi
     return `${VIEW_CACHE}/${plan.concern}-${index}-${key}`;
 }
 
-const VIEW_CACHE = `${STATE_DIR}/views`;
+const VIEW_CACHE = VIEW_MEMORY_DIR;
 
 /**
  * Shell that sets $exp to what view `index` must print, given $live: the cached form when it
@@ -75,6 +75,36 @@ export function expectedOfView(plan: ConcernPlan, index: number, fill = false): 
     const store = fill ? `; mkdir -p '${VIEW_CACHE}' && rm -f '${VIEW_CACHE}/${plan.concern}-${index}-'* && printf '%s\\n' "$exp" > '${cache}'` : "";
     return `exp=$(cat '${cache}' 2>/dev/null); { [ -n "$exp" ] && [ "$exp" = "$live" ]; } || { ${compute}${store}; }`;
 }
+
+const BACKGROUND_DIR = "morh_views";
+
+/**
+ * Starts the plans' background views (slow ones, such as a blocklist's 100,000 set entries) at
+ * the top of a read-only script, each writing to a file of a private temporary directory, so they
+ * run beside the rest of the script; `liveOfView` collects each one in its turn. Without a
+ * temporary directory (a full /tmp), every view runs in its turn, as the others do.
+ */
+export function startBackgroundViews(plans: ConcernPlan[]): string[] {
+    const starts = plans.flatMap((plan) => plan.liveViews.flatMap((view, index) => (view.background ? [`( (${view.live}) > "$${BACKGROUND_DIR}/${plan.concern}-${index}" 2>&1 9>&- ) &`] : [])));
+    if (starts.length === 0) return [];
+    return [`${BACKGROUND_DIR}=$(mktemp -d 2>/dev/null) || ${BACKGROUND_DIR}=''`, `if [ -n "$${BACKGROUND_DIR}" ]; then`, ...starts, "fi"];
+}
+
+/** Shell that sets $live to what view `index` prints now (a background view: what it printed, once it ended). */
+export function liveOfView(plan: ConcernPlan, index: number): string {
+    const view = plan.liveViews[index];
+    const inline = `live=$( (${view.live}) 2>&1)`;
+    if (!view.background) return inline;
+    const output = `"$${BACKGROUND_DIR}/${plan.concern}-${index}"`;
+    // `wait` for all: a background view ends with the script's other reads, long before it ends itself.
+    return `if [ -n "$${BACKGROUND_DIR}" ]; then wait; live=$(cat ${output}); else ${inline}; fi`;
+}
+
+/** The plans in the order a read-only script reads them: those with a background view last, so it has run meanwhile. */
+export const backgroundLast = (plans: ConcernPlan[]) => [...plans.filter((plan) => !plan.liveViews.some((view) => view.background)), ...plans.filter((plan) => plan.liveViews.some((view) => view.background))];
+
+/** Removes the background views' directory (the end of a read-only script). */
+export const END_BACKGROUND_VIEWS = `[ -z "\${${BACKGROUND_DIR}:-}" ] || rm -rf "$${BACKGROUND_DIR}"`;
 
 /** Lines `T <txid> <deadline>`: the transactions waiting for their confirmation (read-only). */
 export const PENDING_LINES = `for morh_p in '${STATE_DIR}'/tx/*/pending; do [ -e "$morh_p" ] || continue; morh_t=\${morh_p%/pending}; echo "T \${morh_t##*/} $(head -n 1 "$morh_p" | tr -cd 0-9)"; done`;
@@ -90,19 +120,21 @@ export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillVi
     // One stat and one sha256sum for all files; a missing file prints no line.
     const lines = [
         ...(options.lockSeconds !== undefined ? [lockAndWait(options.lockSeconds)] : []),
+        ...(options.fillViewCache ? [`export ${FILL_VIEWS_VARIABLE}=1`] : []),
+        ...startBackgroundViews(plans),
         PENDING_LINES,
         `stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`,
         `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
     ];
-    for (const plan of plans) {
+    for (const plan of backgroundLast(plans)) {
         // Live as configured: the checks pass and every live view prints what it must (a rule
         // added by hand, a drop-in that wins over ours), so `pulumi refresh` sees that drift too.
-        const views = plan.liveViews.map((view, index) => `{ live=$( (${view.live}) 2>&1); ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`);
+        const views = plan.liveViews.map((_, index) => `{ ${liveOfView(plan, index)}; ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`);
         const checks = [...plan.verify.map((command) => `( ${command} )`), ...views];
         lines.push(`if ${checks.length > 0 ? checks.join(" && ") : "true"} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`);
         if (plan.packages.length > 0) lines.push(`for pkg in ${plan.packages.join(" ")}; do ${installedCheck[os]} || echo "P ${plan.concern} $pkg"; done`);
     }
-    lines.push(`printf 'X openssh %s\\n' "$( (sshd -V 2>&1 || true) | sed -n 's/^OpenSSH_\\([0-9]*\\.[0-9]*\\).*/\\1/p' | head -1)"`);
+    lines.push(`printf 'X openssh %s\\n' "$( (sshd -V 2>&1 || true) | sed -n 's/^OpenSSH_\\([0-9]*\\.[0-9]*\\).*/\\1/p' | head -1)"`, END_BACKGROUND_VIEWS);
     return wholeScript(lines);
 }
 

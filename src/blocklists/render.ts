@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { Family } from "../knocking/render";
 import { changedLines } from "../apply/bulk";
-import { file, type ConcernPlan } from "../render/artifact";
+import { file, FILL_VIEWS_VARIABLE, VIEW_MEMORY_DIR, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { MAX_ENTRIES } from "./parse";
@@ -45,17 +45,32 @@ export function entriesDigest(entries: string[]): string {
     return hash.digest("hex");
 }
 
-/** The sets in `ipset save` format: what the boot loader restores and the apply swaps in. */
+/**
+ * The lists' sets, named in byte order of `NAME ` (the order both parts of the sets file follow;
+ * entries hold no space, so it is also the byte order of their lines).
+ */
+function setsInFileOrder(lists: Blocklist[]): { set: string; family: Family; entries: string[] }[] {
+    const sets = lists.flatMap((list) => families.map((family) => ({ set: blocklistSet(list.name, family), family, entries: list.entries[family] })));
+    return sets.sort((a, b) => (`${a.set} ` < `${b.set} ` ? -1 : 1));
+}
+
+const renderedSetsFiles = new WeakMap<Blocklist[], string>();
+
+/**
+ * The sets in `ipset save` format: what the boot loader restores and the apply swaps in. Every
+ * create line first, then every add line, each part in byte order, whatever the lists' order
+ * in the stack: the host merges a change into it with `sort -m` (merge.sh.hbs), and reordering
+ * the lists changes nothing. Rendered once per process for lists every host shares.
+ */
 export function renderSetsFile(lists: Blocklist[]): string {
-    const lines: string[] = [];
-    for (const list of lists) {
-        for (const family of families) {
-            const set = blocklistSet(list.name, family);
-            lines.push(`create ${set} ${setCreateOptions(family)}`);
-            for (const entry of list.entries[family]) lines.push(`add ${set} ${entry}`);
-        }
-    }
-    return `${lines.join("\n")}\n`;
+    const kept = renderedSetsFiles.get(lists);
+    if (kept !== undefined) return kept;
+    const sets = setsInFileOrder(lists);
+    const creates = sets.map(({ set, family }) => `create ${set} ${setCreateOptions(family)}\n`).join("");
+    const adds = sets.map(({ set, entries }) => (entries.length > 0 ? `add ${set} ${entries.join(`\nadd ${set} `)}\n` : "")).join("");
+    const content = creates + adds;
+    renderedSetsFiles.set(lists, content);
+    return content;
 }
 
 /** The firewall's MORH-BLOCKLISTS chain for one family: trusted sources return, then each list drops. */
@@ -63,13 +78,15 @@ export function blocklistRules(lists: Blocklist[], trusted: string[], family: Fa
     return [...trusted.map((address) => `-s ${address} -j RETURN`), ...lists.map((list) => `-m set --match-set ${blocklistSet(list.name, family)} src -j DROP`)];
 }
 
-/**
- * Rebuilds the sets file from the host's version and the changed lines (apply/bulk.ts): the
- * file's order is the lists' order, each set's create line before its entries, entries in byte order.
- */
-function mergeCommand(lists: Blocklist[]): string {
-    const order = lists.flatMap((list) => families.map((family) => blocklistSet(list.name, family))).join(" ");
-    return renderTemplate("blocklists/merge.sh.hbs", { order }).trim();
+/** `NAME COUNT` of every set, one a line in file order: what the sets hold once a change is loaded. */
+const setCounts = (lists: Blocklist[]) => setsInFileOrder(lists).map(({ set, entries }) => `${set} ${entries.length}`);
+
+const digests = new WeakMap<string[], string>();
+/** entriesDigest, once per list and family in a process (the lists are shared by every host). */
+function digestOf(entries: string[]): string {
+    let digest = digests.get(entries);
+    if (digest === undefined) digests.set(entries, (digest = entriesDigest(entries)));
+    return digest;
 }
 
 export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
@@ -77,15 +94,15 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     const lists = firewall.blocklists;
     if (lists.length === 0) return undefined;
     const path = persistPaths[os];
-    const checks = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)}:${entriesDigest(list.entries[family])}`));
-    const expected = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)} ${list.entries[family].length} ${entriesDigest(list.entries[family])}`));
-    const liveView = (listFile: string) => renderTemplate("blocklists/live-view.sh.hbs", { file: listFile, checks }).trim();
+    const checks = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)}:${digestOf(list.entries[family])}`));
+    const expected = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)} ${list.entries[family].length} ${digestOf(list.entries[family])}`));
+    const liveView = (listFile: string) => renderTemplate("blocklists/live-view.sh.hbs", { file: listFile, checks, fillVariable: FILL_VIEWS_VARIABLE, seenFile: `${VIEW_MEMORY_DIR}/blocklist-listings` }).trim();
     return {
         concern: "blocklists",
         summary: lists.map((list) => `${list.name}: ${list.entries.v4.length} IPv4 and ${list.entries.v6.length} IPv6 entries from ${list.file}, dropped before every service (trusted sources exempt)`),
         packages: packages[os],
         // Large lists: drift compares digests, never the content, and an apply sends only the changed lines.
-        artifacts: [file(path, renderSetsFile(lists), { mode: "0640", bulk: true, merge: mergeCommand(lists) })],
+        artifacts: [file(path, renderSetsFile(lists), { mode: "0640", bulk: true, merge: renderTemplate("blocklists/merge.sh.hbs", {}).trim() })],
         // rhel: ipset-service loads /etc/sysconfig/ipset at boot, before iptables.
         prepare: os === "rhel" ? ["systemctl enable ipset >/dev/null 2>&1 || true"] : [],
         validate: [renderTemplate("blocklists/validate.sh.hbs", { file: path, ...changedLines(SETS_FILE) }).trim()],
@@ -93,13 +110,14 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
         // sets from the file as it was before, which the engine has put back by then; without one
         // (the first apply), the sets go.
         snapshot: [],
-        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: changedLines(SETS_FILE) }).trim()],
+        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: changedLines(SETS_FILE), counts: setCounts(lists).join("\n") }).trim()],
         verify: [],
         rollback: [`if [ -e ${path} ]; then ${renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: false }).trim()}
 else ${DESTROY_SETS}; fi`],
         rollbackCheck: [],
         deactivate: [DESTROY_SETS],
-        liveViews: [{ name: "blocklist sets", live: liveView(path), expected: { text: expected.join("\n") } }],
+        // 100,000 entries take a while to list: the view runs beside the rest of a read.
+        liveViews: [{ name: "blocklist sets", live: liveView(path), expected: { text: expected.join("\n") }, background: true }],
         needsConfirm: false,
     };
 }

@@ -2,7 +2,7 @@
 // It writes nothing: it reads the managed files, prints live views (a scratch network
 // namespace formats the desired ruleset with the host's own iptables, unless the form cached by
 // the last apply already equals the live one), and runs the checks.
-import { expectedOfView, PENDING_LINES, wholeScript } from "../apply/scripts";
+import { backgroundLast, END_BACKGROUND_VIEWS, expectedOfView, liveOfView, PENDING_LINES, startBackgroundViews, wholeScript } from "../apply/scripts";
 import type { ConcernPlan } from "../render/artifact";
 
 export interface LiveFileContent {
@@ -35,22 +35,24 @@ export function driftScript(plans: ConcernPlan[]): string {
     const lines = [
         "set -u",
         "export LC_ALL=C",
+        ...startBackgroundViews(plans),
         `stat -c 'M %n %a %U:%G' ${quoted(all)} 2>/dev/null`,
         `stat -c 'Z %n %s' ${quoted(readable)} 2>/dev/null`,
         `sha256sum ${quoted(all)} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
         `printf 'C %s\\n' "$(cat ${quoted(readable)} 2>/dev/null | base64 -w0)"`,
         PENDING_LINES,
     ];
-    for (const plan of plans) {
+    for (const plan of backgroundLast(plans)) {
         plan.liveViews.forEach((view, index) => {
             const id = `${plan.concern}/${index}`;
-            lines.push(`live=$( (${view.live}) 2>&1); printf 'W ${id} live %s\\n' "$(printf '%s' "$live" | base64 -w0)"`);
+            lines.push(`${liveOfView(plan, index)}; printf 'W ${id} live %s\\n' "$(printf '%s' "$live" | base64 -w0)"`);
             // Usually the cached form equals the live one: "same" then, and nothing computed.
             if ("artifact" in view.expected) lines.push(`${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`);
         });
         const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
         lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);
     }
+    lines.push(END_BACKGROUND_VIEWS);
     return wholeScript(lines);
 }
 

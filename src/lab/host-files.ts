@@ -118,6 +118,9 @@ export function hostInit(files: string): string {
         "mkdir /mnt/upper /mnt/work /mnt/root",
         "mount -t overlay overlay -o lowerdir=/,upperdir=/mnt/upper,workdir=/mnt/work /mnt/root",
         "R=/mnt/root",
+        // root's shell start-up files as a Debian install leaves them: the build machine's own
+        // (pyenv, toolchains) would run on every SSH command and weigh on every timing.
+        'for dot in bashrc profile; do [ ! -r "/usr/share/base-files/dot.$dot" ] || cp "/usr/share/base-files/dot.$dot" "$R/root/.$dot"; done',
         `cp -a '${files}/.' "$R/"`,
         'mount -t proc proc "$R/proc"',
         'mount -t sysfs sysfs "$R/sys"',

@@ -30,9 +30,18 @@ export interface Artifact {
  * command that prints it, and what it must print, either fixed text or the output of a command
  * fed one artifact's desired content (so the same tool formats both sides).
  */
+/**
+ * Set (to 1) while an apply reads a host: a live view may then remember what it computed, in
+ * VIEW_MEMORY_DIR, to compute less next time. A drift check never sets it: it writes nothing.
+ */
+export const FILL_VIEWS_VARIABLE = "MORH_FILL_VIEWS";
+export const VIEW_MEMORY_DIR = "/var/lib/mor-harden/views";
+
 export interface LiveView {
     name: string;
     live: string;
+    /** A slow read (a large set): started first and run beside the rest of a read-only script. */
+    background?: boolean;
     expected: { text: string } | { artifact: number; command: string };
 }
 

@@ -131,6 +131,10 @@ export class HostSession {
                 config.agent = target.agent;
             }
             let settled = false;
+            // Each command is a few small packets each way (channel open, exec, data, EOF): with
+            // Nagle's algorithm on, the next one waits for the host's delayed ACK (~40 ms a round
+            // trip, measured: `true` 88 ms a command on one connection, 6 ms without).
+            client.once("connect", () => client.setNoDelay(true));
             client.once("ready", () => {
                 settled = true;
                 resolve(new HostSession(client, target));

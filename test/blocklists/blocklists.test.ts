@@ -138,6 +138,20 @@ describe("sending only the changed lines", () => {
         writeFileSync(join(dir, "added"), delta.added.map((line) => `${line}\n`).join(""));
         const rebuilt = execFileSync("sh", ["-c", after.merge!], { encoding: "utf8", env: { ...process.env, MORH_OLD: join(dir, "old"), MORH_REMOVED: join(dir, "removed"), MORH_ADDED: join(dir, "added") } });
         assert.equal(rebuilt, after.content);
+        // A file an older mor-harden wrote (each set's create line before its entries) is sorted whole.
+        const olderOrder = before.content
+            .trim()
+            .split("\n")
+            .sort((a, b) => (a.split(" ")[1] + (a.startsWith("create") ? " 0" : " 1") + a < b.split(" ")[1] + (b.startsWith("create") ? " 0" : " 1") + b ? -1 : 1))
+            .join("\n");
+        assert.notEqual(`${olderOrder}\n`, before.content);
+        writeFileSync(join(dir, "old"), `${olderOrder}\n`);
+        assert.equal(execFileSync("sh", ["-c", after.merge!], { encoding: "utf8", env: { ...process.env, MORH_OLD: join(dir, "old"), MORH_REMOVED: join(dir, "removed"), MORH_ADDED: join(dir, "added") } }), after.content);
+        // The same lines in another order: only the whole file says it.
+        rememberContent(`${olderOrder}\n`);
+        assert.equal(lineDelta(before.content, createHash("sha256").update(`${olderOrder}\n`).digest("hex")), undefined);
+        // The lists' order in the stack does not change the file.
+        assert.equal((await render({ other: "198.19.0.0/16\n", scanners: `${bulk}\n2001:db8::1\n` })).content, before.content);
         assert.equal(lineDelta((await render({ other: "198.19.0.0/16\n" })).content, createHash("sha256").update(before.content).digest("hex")), undefined, "most lines changed: the whole file");
     });
 });

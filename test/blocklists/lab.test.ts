@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { labExec } from "../../src/lab/lab";
 import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 
 let lab: TestLab;
@@ -59,10 +60,25 @@ describe("blocklists on a lab host", () => {
         assert.match(boot.stdout, /Number of entries: 2/);
     });
 
-    it("finds no drift when clean, and names the entries added by hand with their count", () => {
+    it("finds no drift when clean, also through the listing an apply remembered, and names the entries added by hand with their count", () => {
         const stack = stackWithList("listed", listed());
+        assert.equal(driftFromWorkstation(lab, stack).code, 0, "clean, the set sorted and hashed");
+        // A no-change apply's read remembers each set's listing beside the digest it sorted to.
+        const again = applyFromWorkstation(lab, stack);
+        assert.equal(again.code, 0, again.stderr + again.stdout);
+        assert.equal(statuses(again.report).blocklists, "unchanged");
+        const remembered = sh(host(), "cat /var/lib/mor-harden/views/blocklist-listings").stdout;
+        assert.match(remembered, new RegExp(`^morh-bl-scanners-4 [0-9a-f]{64} [0-9a-f]{64} ${bulk.length + 2}$`, "m"));
+        // Drift reads it (a forged count shows), and never writes it.
+        assert.equal(sh(host(), `sed -i 's/ ${bulk.length + 2}$/ 7/' /var/lib/mor-harden/views/blocklist-listings`).code, 0);
+        const forged = driftFromWorkstation(lab, stack);
+        assert.equal(forged.code, 1, forged.stdout + forged.stderr);
+        assert.match(forged.stdout, /morh-bl-scanners-4 7 /);
+        assert.equal(labExec(host(), ["sh", "-c", "cat > /var/lib/mor-harden/views/blocklist-listings"], { input: remembered }).code, 0);
         const clean = driftFromWorkstation(lab, stack);
         assert.equal(clean.code, 0, clean.stdout + clean.stderr);
+        assert.equal(sh(host(), "cat /var/lib/mor-harden/views/blocklist-listings").stdout, remembered, "drift wrote nothing");
+        // A hand edit changes the listing: the remembered one no longer vouches for it.
         assert.equal(sh(host(), "ipset add morh-bl-scanners-4 198.18.99.1 && ipset add morh-bl-scanners-4 198.18.99.2 && ipset del morh-bl-scanners-4 198.18.0.1").code, 0);
         const drift = driftFromWorkstation(lab, stack);
         assert.equal(drift.code, 1, drift.stdout + drift.stderr);
@@ -80,6 +96,21 @@ describe("blocklists on a lab host", () => {
         assert.equal(tcpConnect(attacker(), host().v4, 443), "open", "no longer listed");
         assert.equal(tcpConnect(attacker(), host().v6, 443), "filtered", "still listed over IPv6");
         assert.equal(driftFromWorkstation(lab, stackWithList("unlisted", listed().filter((line) => line !== attacker().v4))).code, 0);
+    });
+
+    it("keeps one file whatever the lists' order: reordering them applies nothing", () => {
+        const lists = (order: string[]) => {
+            const stack = labStackFile(lab, `order-${order.join("-")}`, { firewall: { blocklists: order.map((name) => ({ name, file: `${name}.list` })) } });
+            writeFileSync(join(dirname(stack), "scanners.list"), `${listed().filter((line) => line !== attacker().v4).join("\n")}\n`);
+            writeFileSync(join(dirname(stack), "extra.list"), "2001:db8:beef::/48\n");
+            return stack;
+        };
+        const first = applyFromWorkstation(lab, lists(["scanners", "extra"]));
+        assert.equal(first.code, 0, first.stderr + first.stdout);
+        assert.equal(statuses(first.report).blocklists, "applied");
+        const reordered = applyFromWorkstation(lab, lists(["extra", "scanners"]));
+        assert.equal(reordered.code, 0, reordered.stderr + reordered.stdout);
+        assert.equal(statuses(reordered.report).blocklists, "unchanged");
     });
 
     it("takes the rule away and empties the sets when the lists are removed", () => {
