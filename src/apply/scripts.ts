@@ -208,15 +208,16 @@ export function concernOfTransaction(txid: string): string {
 /** The transaction directory of a transaction id. */
 export const txDir = (txid: string) => `${STATE_DIR}/tx/${txid}`;
 
+/** One shell word holding `text` as it is: nothing in it is expanded or run. */
+export function shellQuote(text: string): string {
+    return `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
 /**
  * Every host script runs as one brace group: sh parses it whole before running any of it, so a
  * script cut short on its way (a lost connection) is a syntax error and runs not at all. Its
  * stdin is closed: no step can read the rest of the script.
  */
-/** One shell word holding `text` as it is: nothing in it is expanded or run. */
-export function shellQuote(text: string): string {
-    return `'${text.replace(/'/g, `'\\''`)}'`;
-}
 
 export function wholeScript(lines: string[]): string {
     return ["{", "exec </dev/null", ...lines, "}"].join("\n") + "\n";
@@ -231,6 +232,15 @@ const END_FUNCTIONS = [
     `morh_commit() { [ ! -f "$1/links" ] || while IFS= read -r morh_link; do rm -f "$morh_link"; done < "$1/links"; rm -f "$1/open"; echo applied > "$1/result"; }`,
     `morh_rollback() { rm -f "$1/open"; if sh "$1/rollback.sh" > "$1/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$1/result"; else echo "rollback-incomplete $2" > "$1/result"; fi; echo "MORH-NOTE rolled back \${1##*/} ($2): $(cat "$1/result")"; }`,
 ].join("\n");
+
+/**
+ * The start of a script that works under the host's lock: the signals of a lost connection
+ * ignored, the lock taken on fd 9 by `take` (a flock command: how long it waits, and what it does
+ * when it cannot have the lock), and the END_FUNCTIONS.
+ */
+function underLock(take: string): string[] {
+    return ["trap '' HUP PIPE", `exec 9>>'${LOCK}'`, take, END_FUNCTIONS];
+}
 
 /**
  * Shell that takes the host's mor-harden lock on fd 9 and waits until no other transaction is
@@ -450,11 +460,8 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         // expiry takes the lock (waiting out this script), so no other transaction starts while
         // the rollback runs; it rolls back even if the lock stays held, as a lockout must not stay.
         const expire = [
-            "trap '' HUP PIPE",
-            `exec 9>>'${LOCK}'`,
-            "flock -w 600 9",
+            ...underLock("flock -w 600 9"),
             `mv '${tx}/pending' '${tx}/expired' 2>/dev/null || exit 0`,
-            END_FUNCTIONS,
             `morh_rollback '${tx}' unconfirmed`,
         ].join("\n");
         lines.push(
@@ -493,10 +500,7 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
 export function confirmScript(txid: string): string {
     const tx = txDir(txid);
     return wholeScript([
-        "trap '' HUP PIPE",
-        `exec 9>>'${LOCK}'`,
-        "flock -w 60 9 || { echo MORH-BUSY; exit 4; }",
-        END_FUNCTIONS,
+        ...underLock("flock -w 60 9 || { echo MORH-BUSY; exit 4; }"),
         `if [ -e '${tx}/confirmed' ]; then echo MORH-CONFIRMED; exit 0; fi`,
         `[ ! -e '${tx}/pending' ] || [ -e '${tx}/verified' ] || { echo MORH-NOT-READY; exit 4; }`,
         `if mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then morh_commit '${tx}'; sh '${tx}/timer' 2>/dev/null; echo MORH-CONFIRMED; else echo "MORH-EXPIRED $(cat '${tx}/result' 2>/dev/null)"; exit 3; fi`,
@@ -509,12 +513,9 @@ export function confirmScript(txid: string): string {
  */
 export function rollbackNowScript(txid: string): string {
     const tx = txDir(txid);
+    // Under the lock: no other transaction starts while this one's rollback runs.
     return wholeScript([
-        "trap '' HUP PIPE",
-        // Under the lock: no other transaction starts while this one's rollback runs.
-        `exec 9>>'${LOCK}'`,
-        "flock -w 120 9",
-        END_FUNCTIONS,
+        ...underLock("flock -w 120 9"),
         `if mv '${tx}/pending' '${tx}/expired' 2>/dev/null; then`,
         `  sh '${tx}/timer' 2>/dev/null; morh_rollback '${tx}' 'after a failed login' >/dev/null`,
         `  case "$(cat '${tx}/result')" in rolled-back*) echo MORH-ROLLED-BACK;; *) cat '${tx}/rollback.log'; echo MORH-ROLLBACK-INCOMPLETE;; esac`,
@@ -531,12 +532,9 @@ export function rollbackNowScript(txid: string): string {
 export function statusScript(txid: string): string {
     const tx = txDir(txid);
     return wholeScript([
-        "trap '' HUP PIPE",
         `[ -d '${tx}' ] || { echo 'MORH-STATUS none'; exit 0; }`,
-        `exec 9>>'${LOCK}'`,
         // Its script still runs (holds the lock): come back later.
-        "flock -n 9 || { echo 'MORH-STATUS running'; exit 0; }",
-        END_FUNCTIONS,
+        ...underLock("flock -n 9 || { echo 'MORH-STATUS running'; exit 0; }"),
         `if [ -e '${tx}/confirmed' ]; then [ ! -e '${tx}/open' ] || morh_commit '${tx}' >/dev/null; echo 'MORH-STATUS applied'`,
         `elif [ -e '${tx}/pending' ]; then if [ -e '${tx}/verified' ]; then echo 'MORH-STATUS pending'; else echo 'MORH-STATUS running'; fi`,
         `elif [ -e '${tx}/open' ]; then morh_rollback '${tx}' 'cut off' >/dev/null; echo "MORH-STATUS $(cat '${tx}/result')"`,
