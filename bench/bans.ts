@@ -8,7 +8,9 @@
 //   restart       `fail2ban-client restart` with 100,000 permanent bans in fail2ban's database
 //                 and the ban journal: until the set holds them all, and until fail2ban lists them.
 //   blocklist     a 100,000-entry list through the code `pulumi up` runs: first apply, a
-//                 one-line change, a no-change apply, and drift, against the floor (ssh `true`).
+//                 one-line change beside a no-change apply (one process each, alternating), and
+//                 drift right after a change and after a no-change apply, against the floor
+//                 (ssh `true`) and drift without lists.
 // Traffic flows only between the lab's namespaces; 198.18.0.0/15 addresses are list entries only.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -25,6 +27,8 @@ const DATAGRAM_BYTES = 172;
 const SEND_SECONDS = Number(process.env.BENCH_SEND_SECONDS ?? 3);
 const SEND_MAX = 3_000_000;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+/** Pairs of a no-change apply and a one-line change (one process each: their spread is wider). */
+const PAIRS = Number(process.env.BENCH_PAIRS ?? 6);
 const BAN_COUNTS = [20_000, 100_000];
 const RESTART_BANS = 100_000;
 const LIST_ENTRIES = 100_000;
@@ -192,12 +196,16 @@ function benchBlocklist(state: LabState, dir: string): Figure[] {
     // list once): a no-change apply, then a one-line change (one address added, then removed again).
     const noChange: number[] = [];
     const oneLine: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
+    for (let run = 0; run < PAIRS; run++) {
         noChange.push(...seconds(runner(state, "apply", 1, stack)));
         write(run % 2 === 0);
         oneLine.push(...seconds(runner(state, "apply", 1, stack)));
     }
     const floor = summarize("blocklist host: floor, ssh `true`", "s", seconds(runner(state, "floor", RUNS, stack)));
+    // Right after a change the set's listing is new: drift sorts it again (and writes nothing).
+    const driftAfterChange = summarize(`drift with a ${LIST_ENTRIES}-entry blocklist, right after a change`, "s", seconds(runner(state, "drift", RUNS, stack)));
+    // An apply that changed nothing remembered the listing: drift then only lists and hashes it.
+    runner(state, "apply", 1, stack);
     const drift = summarize(`drift with a ${LIST_ENTRIES}-entry blocklist`, "s", seconds(runner(state, "drift", RUNS, stack)));
     const unchanged = summarize(`no-change apply, ${LIST_ENTRIES}-entry blocklist`, "s", noChange);
     const changed = summarize(`one-line change to a ${LIST_ENTRIES}-entry blocklist`, "s", oneLine);
@@ -209,6 +217,7 @@ function benchBlocklist(state: LabState, dir: string): Figure[] {
         ratio("one-line change / no-change apply", changed, unchanged, 1.5),
         floor,
         plainDrift,
+        driftAfterChange,
         drift,
         ratio("drift with the blocklist / floor", drift, floor, 1.5),
         ratio("drift with the blocklist / drift without", drift, plainDrift, 1.5),

@@ -192,4 +192,25 @@ describe("fail2ban bans live on a lab host", () => {
         assert.equal(connect(attacker(), host().v4, 443), "refused", "after the firewall apply");
         assert.equal(connect(workstation(), host().v4, 22), "open");
     });
+
+    it("restarts without the ban of an address the jails ignore since, and enforces a restored ban the journal missed", async () => {
+        const [ignored, missed] = ["198.18.0.50", "198.18.0.51"];
+        const journal = "/var/lib/mor-harden/fail2ban/ast-cli-attck.bans";
+        assert.equal(sh(host(), `fail2ban-client set ast-cli-attck banip ${ignored} ${missed}`, 15_000).code, 0);
+        await waitForBan("ast-cli-attck", ignored, 15_000);
+        await waitForBan("ast-cli-attck", missed, 15_000);
+        // The journal loses one ban (as one written by another version, or restored from a backup, might).
+        assert.equal(sh(host(), `sed -i '/ ${missed.replace(/\./g, "\\.")}$/d' ${journal}`).code, 0);
+        // The operator has the jails ignore the other one (fail2ban.ignoreip), then fail2ban restarts.
+        const run = applyFromWorkstation(lab, labStackFile(lab, "bans-ignore", { ...stackChange({ allowPing: false }), fail2ban: { ignoreip: [ignored], jails: { "ssh-iptables": { bantime: SSH_BANTIME } } } }));
+        assert.equal(run.code, 0, run.stderr + run.stdout);
+        assert.equal(statuses(run.report).fail2ban, "applied");
+        assert.equal(sh(host(), "fail2ban-client restart", 60_000).code, 0);
+        await waitForBan("ast-cli-attck", missed, 30_000);
+        assert.ok(!banned("ast-cli-attck").includes(ignored), "fail2ban does not restore an ignored address");
+        assert.ok(!inSet("ast-cli-attck", ignored), "nor does the set");
+        const kept = sh(host(), `cat ${journal}`).stdout;
+        assert.match(kept, new RegExp(`^0 ${ignored.replace(/\./g, "\\.")}$`, "m"), "kept in the journal, as fail2ban keeps it in its database");
+        assert.match(kept, new RegExp(`^0 ${missed.replace(/\./g, "\\.")}$`, "m"), "the restored ban is in the journal again");
+    });
 });
