@@ -17,8 +17,8 @@ import { dirname, join } from "node:path";
 import { stringify } from "yaml";
 import { banSets } from "../src/fail2ban/ban-action";
 import { labExec, labUp, type LabNode, type LabState } from "../src/lab/lab";
-import { LAB_STACK, labEnvironmentConfig } from "../src/lab/stacks";
-import { runner } from "./fleet";
+import { LAB_STACK } from "../src/lab/stacks";
+import { benchEnvironment, runner } from "./fleet";
 import { withBenchLab } from "./lab-dir";
 import { higherIsBetter, printTable, summarize, type Figure } from "./stats";
 
@@ -175,7 +175,7 @@ function benchRestart(state: LabState): Figure[] {
 function stackFile(state: LabState, dir: string, blocklist?: string): string {
     const path = join(dir, blocklist ? "with-list" : "base", `Pulumi.${LAB_STACK}.yaml`);
     mkdirSync(dirname(path), { recursive: true });
-    const document = labEnvironmentConfig(state) as { config: Record<string, Record<string, unknown>> };
+    const document = benchEnvironment(state);
     if (blocklist) document.config["mor-harden:firewall"] = { ...document.config["mor-harden:firewall"], blocklists: [{ name: "bench", file: blocklist }] };
     writeFileSync(path, stringify(document));
     return path;
