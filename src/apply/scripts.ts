@@ -218,7 +218,6 @@ export function shellQuote(text: string): string {
  * script cut short on its way (a lost connection) is a syntax error and runs not at all. Its
  * stdin is closed: no step can read the rest of the script.
  */
-
 export function wholeScript(lines: string[]): string {
     return ["{", "exec </dev/null", ...lines, "}"].join("\n") + "\n";
 }
