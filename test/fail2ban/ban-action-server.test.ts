@@ -1,0 +1,148 @@
+// mor-harden's ipset ban action under a real fail2ban-server, in a private network namespace
+// (its iptables rules and ipsets are its own; no traffic leaves it). No lab: one fail2ban-server
+// with one permanent jail, its socket, database and ban journal in a temporary directory.
+// Review findings (branch review/bans-audit): each test is a scenario where the sets and
+// fail2ban's own list of bans disagree.
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { BAN_ACTION } from "../../src/fail2ban/ban-action";
+import { renderTemplate } from "../../src/render/templates";
+
+const have = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
+const usable = process.getuid?.() === 0 && ["fail2ban-server", "fail2ban-client", "ipset", "iptables", "unshare"].every(have);
+
+const dirs: string[] = [];
+after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+
+/** A fail2ban configuration directory with one permanent jail `t` banning through mor-harden's action. */
+function setup(): string {
+    const dir = mkdtempSync(join(tmpdir(), "morh-ban-action-"));
+    dirs.push(dir);
+    for (const sub of ["conf/action.d", "conf/filter.d", "journal", "log"]) mkdirSync(join(dir, sub), { recursive: true });
+    execFileSync("sh", ["-c", `cp /etc/fail2ban/filter.d/common.conf ${dir}/conf/filter.d/ && cp /etc/fail2ban/paths-*.conf ${dir}/conf/`]);
+    writeFileSync(join(dir, `conf/action.d/${BAN_ACTION}.py`), renderTemplate(`fail2ban/action.d/${BAN_ACTION}.py.hbs`, { stack: "test", journalDir: join(dir, "journal") }));
+    writeFileSync(
+        join(dir, "conf/fail2ban.conf"),
+        `[Definition]\nloglevel = INFO\nlogtarget = ${dir}/log/f2b.log\nsocket = ${dir}/f2b.sock\npidfile = ${dir}/f2b.pid\ndbfile = ${dir}/f2b.sqlite3\ndbpurgeage = 1d\n`,
+    );
+    writeFileSync(join(dir, "conf/filter.d/t.conf"), "[Definition]\nfailregex = ^FAIL <HOST>$\ndatepattern = {NONE}\n");
+    writeFileSync(join(dir, "log/t.log"), "");
+    writeJail(dir, "");
+    return dir;
+}
+
+function writeJail(dir: string, extra: string): void {
+    writeFileSync(
+        join(dir, "conf/jail.local"),
+        `[t]\nenabled = true\nfilter = t\nbackend = polling\nlogpath = ${dir}/log/t.log\nmaxretry = 1\nfindtime = 600\nbantime = -1\n${extra}action = ${BAN_ACTION}.py[settimeout=0, set=morh-ban-t, otherset=morh-ban-t-t]\n`,
+    );
+}
+
+/**
+ * Runs `body` (shell) in a new network namespace with `c` (fail2ban-client of this server),
+ * `members` (the IPv4 set's members, sorted, one line), `banned` (fail2ban's bans, sorted, one
+ * line) and `matched` (whether INPUT matches the set); the server is always stopped at the end.
+ */
+function inNamespace(dir: string, body: string): string {
+    const script = `
+c() { fail2ban-client -c ${dir}/conf -s ${dir}/f2b.sock -p ${dir}/f2b.pid "$@"; }
+members() { ipset list morh-ban-t-4 2>/dev/null | sed '1,/^Members:/d' | sort | tr '\\n' ' '; echo; }
+banned() { c get t banip | tr ' ' '\\n' | sort | tr '\\n' ' '; echo; }
+matched() { iptables -w -S INPUT | grep -q -- '--match-set morh-ban-t-4 src' && echo yes || echo no; }
+wait_started() { for i in $(seq 50); do [ "$(matched)" = yes ] && return 0; sleep 0.1; done; return 1; }
+trap 'c stop >/dev/null 2>&1' EXIT
+${body}
+`;
+    const result = spawnSync("unshare", ["-n", "bash", "-c", script], { encoding: "utf8", timeout: 120_000 });
+    assert.equal(result.status, 0, `${result.stdout}\n${result.stderr}`);
+    return result.stdout;
+}
+
+const lines = (output: string) => Object.fromEntries(output.split("\n").filter((line) => line.includes("=")).map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1).trim()]));
+
+describe("mor-harden's ipset action under fail2ban-server", { skip: usable ? false : "needs root, fail2ban, ipset, iptables and unshare" }, () => {
+    it("keeps its action, sets and INPUT rule across `fail2ban-client reload`, and bans after it", () => {
+        const dir = setup();
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip 192.0.2.1 >/dev/null; sleep 0.5
+c reload >/dev/null; sleep 1
+c set t banip 192.0.2.2 >/dev/null; sleep 0.5
+echo "actions=$(c get t actions | tail -n +2 | tr -d ' ')"
+echo "matched=$(matched)"
+echo "members=$(members)"`,
+            ),
+        );
+        assert.equal(out.actions, BAN_ACTION, "the jail still has the ban action after a reload");
+        assert.equal(out.matched, "yes", "INPUT still matches the set after a reload");
+        assert.equal(out.members, "192.0.2.1 192.0.2.2", "both bans are in the set");
+    });
+
+    it("puts a ban fail2ban restores from its database into the set, even when the journal misses it", () => {
+        const dir = setup();
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip 192.0.2.1 192.0.2.2 >/dev/null; sleep 0.5
+c stop >/dev/null; sleep 0.5
+# the journal lost its last line (a full disk, a crash before the write, a ban made while the action was gone)
+sed -i '/192.0.2.2/d' ${dir}/journal/t.bans
+c start >/dev/null; wait_started; sleep 1
+echo "banned=$(banned)"
+echo "members=$(members)"`,
+            ),
+        );
+        assert.equal(out.banned, "192.0.2.1 192.0.2.2");
+        assert.equal(out.members, out.banned, "the set holds what fail2ban says is banned");
+    });
+
+    it("does not keep banning an address put in ignoreip after its ban (fail2ban does not restore it and cannot unban it)", () => {
+        const dir = setup();
+        const before = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip 192.0.2.5 192.0.2.6 >/dev/null; sleep 0.5
+echo "members=$(members)"`,
+            ),
+        );
+        assert.equal(before.members, "192.0.2.5 192.0.2.6");
+        writeJail(dir, "ignoreip = 127.0.0.1/8 192.0.2.5\n");
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started; sleep 1
+echo "banned=$(banned)"
+echo "unban=$(c set t unbanip 192.0.2.5 2>&1 | tail -n 1)"
+echo "members=$(members)"`,
+            ),
+        );
+        assert.equal(out.banned, "192.0.2.6");
+        assert.equal(out.members, "192.0.2.6", "the ignored address is not in the set");
+    });
+
+    it("starts (INPUT rule, set loaded) when the journal's last line was torn by a crash", () => {
+        const dir = setup();
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip 192.0.2.1 198.51.100.7 >/dev/null; sleep 0.5
+c stop >/dev/null; sleep 0.5
+printf '0 192.0.2.' >> ${dir}/journal/t.bans
+c start >/dev/null; wait_started; sleep 1
+echo "matched=$(matched)"
+echo "members=$(members)"`,
+            ),
+        );
+        assert.equal(out.matched, "yes", "INPUT matches the set");
+        assert.equal(out.members, "192.0.2.1 198.51.100.7");
+    });
+});
