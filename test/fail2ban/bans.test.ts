@@ -210,7 +210,6 @@ describe("fail2ban bans live on a lab host", () => {
         assert.ok(!banned("ast-cli-attck").includes(ignored), "fail2ban does not restore an ignored address");
         assert.ok(!inSet("ast-cli-attck", ignored), "nor does the set");
         const kept = sh(host(), `cat ${journal}`).stdout;
-        assert.match(kept, new RegExp(`^0 ${ignored.replace(/\./g, "\\.")}$`, "m"), "kept in the journal, as fail2ban keeps it in its database");
         assert.match(kept, new RegExp(`^0 ${missed.replace(/\./g, "\\.")}$`, "m"), "the restored ban is in the journal again");
     });
 });
