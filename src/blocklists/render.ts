@@ -28,6 +28,8 @@ const familySuffix: Record<Family, string> = { v4: "4", v6: "6" };
 const inet: Record<Family, string> = { v4: "inet", v6: "inet6" };
 const families: Family[] = ["v4", "v6"];
 
+const RHEL_ENABLE_IPSET_SERVICE = `systemctl enable ipset >/dev/null 2>&1 || { echo 'cannot enable ipset.service (ipset-service): the blocklist sets would not be loaded at boot, before the rules that name them' >&2; exit 1; }`;
+
 export const blocklistSet = (name: string, family: Family) => `morh-bl-${name}-${familySuffix[family]}`;
 
 /** The `ipset create` arguments of a list's set (after the name), the same wherever it is created. */
@@ -103,8 +105,10 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
         packages: packages[os],
         // Large lists: drift compares digests, never the content, and an apply sends only the changed lines.
         artifacts: [file(path, renderSetsFile(lists), { mode: "0640", bulk: true, merge: renderTemplate("blocklists/merge.sh.hbs", {}).trim() })],
-        // rhel: ipset-service loads /etc/sysconfig/ipset at boot, before iptables.
-        prepare: os === "rhel" ? ["systemctl enable ipset >/dev/null 2>&1 || true"] : [],
+        // rhel: ipset-service loads /etc/sysconfig/ipset at boot, before iptables. Without it the
+        // boot's iptables-restore fails on rules naming sets that do not exist, and the host comes
+        // up without its firewall: a failure to enable it stops the apply.
+        prepare: os === "rhel" ? [RHEL_ENABLE_IPSET_SERVICE] : [],
         validate: [renderTemplate("blocklists/validate.sh.hbs", { file: path, ...changedLines(SETS_FILE) }).trim()],
         // No snapshot (a 100,000-entry `ipset save` costs more than the change): a rollback loads the
         // sets from the file as it was before, which the engine has put back by then; without one

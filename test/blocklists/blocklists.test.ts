@@ -2,7 +2,7 @@
 // printing), errors naming file and line, the sets file and the live view in a scratch network
 // namespace (real `ipset restore`, real `iptables-restore --test`), the firewall's chain.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -116,6 +116,23 @@ describe("blocklists on the host side", { skip: !netnsAvailable() && "needs root
         writeFileSync(join(etc, "ipsets"), plan.artifacts[0].content);
         for (const command of changed.rollback) netns.ok(command);
         assert.equal(netns.ok(view.live).trim(), view.expected.text);
+    });
+});
+
+describe("blocklists on rhel", () => {
+    it("stops the apply when ipset.service cannot be enabled (the boot would load rules naming missing sets)", async () => {
+        const stack = loadEnvironment({ file: stackWithLists({ scanners: "198.18.0.1\n" }, {}) });
+        const config = { ...stack.hosts[0].config, os: "rhel" as const };
+        const [prepare] = renderBlocklists(await renderInputFor(config))!.prepare;
+        const bin = tempDir();
+        const run = (systemctlExit: number) => {
+            writeFileSync(join(bin, "systemctl"), `#!/bin/sh\n[ "$1 $2" = "enable ipset" ] || exit 9\nexit ${systemctlExit}\n`, { mode: 0o755 });
+            return spawnSync("sh", ["-c", prepare], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}` } });
+        };
+        assert.equal(run(0).status, 0);
+        const failed = run(1);
+        assert.equal(failed.status, 1);
+        assert.match(failed.stderr, /cannot enable ipset\.service/);
     });
 });
 
