@@ -18,7 +18,7 @@ import { stringify } from "yaml";
 import { banSets } from "../src/fail2ban/ban-action";
 import { labExec, labUp, type LabNode, type LabState } from "../src/lab/lab";
 import { LAB_STACK } from "../src/lab/stacks";
-import { benchEnvironment, runner } from "./fleet";
+import { benchEnvironment, ratio, runner } from "./fleet";
 import { withBenchLab } from "./lab-dir";
 import { higherIsBetter, printTable, summarize, type Figure } from "./stats";
 
@@ -129,10 +129,8 @@ function benchPacketPath(state: LabState): Figure[] {
     return figures;
 }
 
-function ratioOf(name: string, numerator: Figure, denominator: Figure, atLeast?: number): Figure {
-    const value = numerator.median / denominator.median;
-    return { name, unit: "x", median: value, min: NaN, max: NaN, samples: numerator.samples, better: "higher", target: atLeast, meetsTarget: atLeast === undefined ? undefined : value >= atLeast };
-}
+/** A throughput ratio: higher is better, `atLeast` its target. */
+const ratioOf = (name: string, numerator: Figure, denominator: Figure, atLeast?: number): Figure => ({ ...ratio(name, numerator, denominator, atLeast, true), better: "higher" });
 
 /** Seeds fail2ban's database and the jail's ban journal with permanent bans (fail2ban stopped). */
 const seedScript = (count: number) => `/usr/bin/python3 - <<'SEED'
@@ -209,7 +207,6 @@ function benchBlocklist(state: LabState, dir: string): Figure[] {
     const drift = summarize(`drift with a ${LIST_ENTRIES}-entry blocklist`, "s", seconds(runner(state, "drift", RUNS, stack)));
     const unchanged = summarize(`no-change apply, ${LIST_ENTRIES}-entry blocklist`, "s", noChange);
     const changed = summarize(`one-line change to a ${LIST_ENTRIES}-entry blocklist`, "s", oneLine);
-    const ratio = (name: string, a: Figure, b: Figure, target: number): Figure => ({ name, unit: "x", median: a.median / b.median, min: NaN, max: NaN, samples: a.samples, target, meetsTarget: a.median / b.median <= target });
     return [
         summarize(`first apply of a ${LIST_ENTRIES}-entry blocklist (every concern)`, "s", first, 5),
         unchanged,

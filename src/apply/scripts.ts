@@ -58,10 +58,8 @@ export function viewCachePath(plan: ConcernPlan, index: number): string | undefi
     const view = plan.liveViews[index];
     if (!("artifact" in view.expected)) return undefined;
     const key = createHash("sha256").update(plan.artifacts[view.expected.artifact].content).update("\0").update(view.expected.command).digest("hex").slice(0, 32);
-    return `${VIEW_CACHE}/${plan.concern}-${index}-${key}`;
+    return `${VIEW_MEMORY_DIR}/${plan.concern}-${index}-${key}`;
 }
-
-const VIEW_CACHE = VIEW_MEMORY_DIR;
 
 /**
  * Shell that sets $exp to what view `index` must print, given $live: the cached form when it
@@ -72,7 +70,7 @@ export function expectedOfView(plan: ConcernPlan, index: number, fill = false): 
     const compute = `exp=$( (${expectedOf(plan.liveViews[index], plan)}) 2>&1)`;
     const cache = viewCachePath(plan, index);
     if (!cache) return compute;
-    const store = fill ? `; mkdir -p '${VIEW_CACHE}' && rm -f '${VIEW_CACHE}/${plan.concern}-${index}-'* && printf '%s\\n' "$exp" > '${cache}'` : "";
+    const store = fill ? `; mkdir -p '${VIEW_MEMORY_DIR}' && rm -f '${VIEW_MEMORY_DIR}/${plan.concern}-${index}-'* && printf '%s\\n' "$exp" > '${cache}'` : "";
     return `exp=$(cat '${cache}' 2>/dev/null); { [ -n "$exp" ] && [ "$exp" = "$live" ]; } || { ${compute}${store}; }`;
 }
 
