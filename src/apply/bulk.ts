@@ -3,10 +3,10 @@
 // added travel, and the host rebuilds the file with the artifact's merge command, checking the
 // result's digest (a mismatch aborts with the host unchanged). Without a kept content (another
 // workstation, a cleared cache) the whole file is sent, as for any file.
-import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { sha256Hex } from "../render/artifact";
 
 export interface LineDelta {
     /** sha256 of the host's current file, which the changes apply to. */
@@ -32,14 +32,13 @@ function cacheDir(): string {
     return process.env.MOR_HARDEN_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "mor-harden", "contents");
 }
 
-const sha256 = (content: string) => createHash("sha256").update(content).digest("hex");
 
 /** Keeps `content` for later deltas (best effort: a cache that cannot be written only costs whole sends). */
 export function rememberContent(content: string): void {
     try {
         const dir = cacheDir();
         mkdirSync(dir, { recursive: true, mode: 0o700 });
-        const path = join(dir, sha256(content));
+        const path = join(dir, sha256Hex(content));
         // Kept already: only marked as recently used.
         if (existsSync(path)) utimesSync(path, new Date(), new Date());
         else writeFileSync(path, content, { mode: 0o600 });
@@ -53,7 +52,7 @@ export function rememberContent(content: string): void {
 function keptContent(digest: string): string | undefined {
     try {
         const content = readFileSync(join(cacheDir(), digest), "utf8");
-        return sha256(content) === digest ? content : undefined;
+        return sha256Hex(content) === digest ? content : undefined;
     } catch {
         return undefined;
     }

@@ -3,7 +3,7 @@
 // validated config; file contents travel base64-encoded, so no content is ever parsed by sh.
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
-import { FILL_VIEWS_VARIABLE, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
+import { FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
 import { changedLines, type LineDelta } from "./bulk";
 
 /** Where mor-harden keeps its transactions and the files as they were before it first wrote them. */
@@ -348,7 +348,7 @@ function ensureBootHook(): string {
  */
 function rebuiltFile(file: { path: string; index: number; content: string; delta: LineDelta; merge: string }, target: string): string[] {
     const lines = (items: string[]) => base64Lines(items.map((line) => `${line}\n`).join(""));
-    const digest = createHash("sha256").update(file.content).digest("hex");
+    const digest = sha256Hex(file.content);
     return [
         `[ "$(sha256sum < '${file.path}' 2>/dev/null | cut -c1-64)" = '${file.delta.base}' ] || abort '${file.path} changed since it was read'`,
         `base64 -d > ${changedLines(file.index).removed.replace("$MORH_TX", "$TX")} ${heredoc("MORH_REMOVED", lines(file.delta.removed))}`,

@@ -66,8 +66,12 @@ function normalizeV6(address: string, prefix: number): string {
     return prefix === 128 ? network : `${network}/${prefix}`;
 }
 
+/** A plain IPv4 address already as ipset prints it (no leading zero, no prefix): most lines of a large list. */
+const CANONICAL_V4 = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 /** One entry, normalized with its family, or a problem. */
 export function parseEntry(text: string): { family: "v4" | "v6"; entry: string } | { problem: string } {
+    if (CANONICAL_V4.test(text)) return { family: "v4", entry: text };
     const [address, prefixText, extra] = text.split("/");
     if (extra !== undefined) return { problem: `${JSON.stringify(text)} is not an address or CIDR` };
     const family = isIPv4(address) ? "v4" : isIPv6(address) ? "v6" : undefined;

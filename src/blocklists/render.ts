@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { Family } from "../knocking/render";
 import { changedLines } from "../apply/bulk";
-import { file, FILL_VIEWS_VARIABLE, VIEW_MEMORY_DIR, type ConcernPlan } from "../render/artifact";
+import { file, FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { MAX_ENTRIES } from "./parse";
@@ -42,9 +42,8 @@ export function createSetsCommand(lists: Blocklist[]): string {
 
 /** sha256 of a set's entries, sorted, one a line: what the live view prints for a set that matches. */
 export function entriesDigest(entries: string[]): string {
-    const hash = createHash("sha256");
-    for (const entry of entries) hash.update(`${entry}\n`);
-    return hash.digest("hex");
+    // One update of the joined text: an update an entry costs a call into the hash each.
+    return createHash("sha256").update(entries.length > 0 ? `${entries.join("\n")}\n` : "").digest("hex");
 }
 
 /**
@@ -56,23 +55,24 @@ function setsInFileOrder(lists: Blocklist[]): { set: string; family: Family; ent
     return sets.sort((a, b) => (`${a.set} ` < `${b.set} ` ? -1 : 1));
 }
 
-const renderedSetsFiles = new WeakMap<Blocklist[], string>();
+const renderedSetsFiles = new WeakMap<Blocklist[], { content: string; sha256: string }>();
 
 /**
- * The sets in `ipset save` format: what the boot loader restores and the apply swaps in. Every
+ * The sets in `ipset save` format (and its sha256): what the boot loader restores and the apply swaps in. Every
  * create line first, then every add line, each part in byte order, whatever the lists' order
  * in the stack: the host merges a change into it with `sort -m` (merge.sh.hbs), and reordering
  * the lists changes nothing. Rendered once per process for lists every host shares.
  */
-export function renderSetsFile(lists: Blocklist[]): string {
+export function renderSetsFile(lists: Blocklist[]): { content: string; sha256: string } {
     const kept = renderedSetsFiles.get(lists);
     if (kept !== undefined) return kept;
     const sets = setsInFileOrder(lists);
     const creates = sets.map(({ set, family }) => `create ${set} ${setCreateOptions(family)}\n`).join("");
     const adds = sets.map(({ set, entries }) => (entries.length > 0 ? `add ${set} ${entries.join(`\nadd ${set} `)}\n` : "")).join("");
     const content = creates + adds;
-    renderedSetsFiles.set(lists, content);
-    return content;
+    const rendered = { content, sha256: sha256Hex(content) };
+    renderedSetsFiles.set(lists, rendered);
+    return rendered;
 }
 
 /** The firewall's MORH-BLOCKLISTS chain for one family: trusted sources return, then each list drops. */
@@ -98,13 +98,14 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     const path = persistPaths[os];
     const checks = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)}:${digestOf(list.entries[family])}`));
     const expected = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)} ${list.entries[family].length} ${digestOf(list.entries[family])}`));
-    const liveView = (listFile: string) => renderTemplate("blocklists/live-view.sh.hbs", { file: listFile, checks, fillVariable: FILL_VIEWS_VARIABLE, seenFile: `${VIEW_MEMORY_DIR}/blocklist-listings` }).trim();
+    const setsFile = renderSetsFile(lists);
+    const liveView = renderTemplate("blocklists/live-view.sh.hbs", { file: path, fileDigest: setsFile.sha256, checks, fillVariable: FILL_VIEWS_VARIABLE, seenFile: `${VIEW_MEMORY_DIR}/blocklist-listings` }).trim();
     return {
         concern: "blocklists",
         summary: lists.map((list) => `${list.name}: ${list.entries.v4.length} IPv4 and ${list.entries.v6.length} IPv6 entries from ${list.file}, dropped before every service (trusted sources exempt)`),
         packages: packages[os],
         // Large lists: drift compares digests, never the content, and an apply sends only the changed lines.
-        artifacts: [file(path, renderSetsFile(lists), { mode: "0640", bulk: true, merge: renderTemplate("blocklists/merge.sh.hbs", {}).trim() })],
+        artifacts: [file(path, setsFile.content, { mode: "0640", bulk: true, merge: renderTemplate("blocklists/merge.sh.hbs", {}).trim() })],
         // rhel: ipset-service loads /etc/sysconfig/ipset at boot, before iptables. Without it the
         // boot's iptables-restore fails on rules naming sets that do not exist, and the host comes
         // up without its firewall: a failure to enable it stops the apply.
@@ -121,7 +122,7 @@ else ${DESTROY_SETS}; fi`],
         rollbackCheck: [],
         deactivate: [DESTROY_SETS],
         // 100,000 entries take a while to list: the view runs beside the rest of a read.
-        liveViews: [{ name: "blocklist sets", live: liveView(path), expected: { text: expected.join("\n") }, background: true }],
+        liveViews: [{ name: "blocklist sets", live: liveView, expected: { text: expected.join("\n") }, background: true }],
         needsConfirm: false,
     };
 }

@@ -1,8 +1,7 @@
 // What differs between the rendered plans and what a host showed: unified diffs of files and
 // live views, and services that are not running as configured. Pure.
-import { createHash } from "node:crypto";
 import { createTwoFilesPatch } from "diff";
-import type { ConcernPlan } from "../render/artifact";
+import { sha256Hex, type ConcernPlan } from "../render/artifact";
 import { concernOfTransaction } from "../apply/scripts";
 import type { DriftRead } from "./scripts";
 
@@ -37,7 +36,7 @@ export function compareHost(plans: ConcernPlan[], desired: Record<string, (strin
                 finding("missing on the host");
                 return;
             }
-            if (want !== undefined && live.sha256 !== createHash("sha256").update(want).digest("hex")) {
+            if (want !== undefined && live.sha256 !== sha256Hex(want)) {
                 finding(artifact.bulk ? "content differs (a large list: compared by digest, not shown)" : artifact.secret || live.content === undefined ? "content differs (a secret: not shown)" : patch(artifact.path, want, live.content));
             }
             if (live.mode !== artifact.mode) finding(`mode ${live.mode}, expected ${artifact.mode}`);

@@ -3,6 +3,22 @@ import { createHash } from "node:crypto";
 // What a renderer produces: plain data, the same for `render`, the Pulumi program, the direct
 // apply and the drift check. The effects layer runs these commands without knowing the concern.
 
+/** Digests of large contents (a blocklist's sets file is hashed by the render, the engine and drift): the last few. */
+const largeDigests = new Map<string, string>();
+const LARGE = 1 << 16;
+
+/** sha256 of a text, hex; a large one is hashed once for all its users. */
+export function sha256Hex(content: string): string {
+    if (content.length < LARGE) return createHash("sha256").update(content).digest("hex");
+    let digest = largeDigests.get(content);
+    if (digest === undefined) {
+        digest = createHash("sha256").update(content).digest("hex");
+        largeDigests.set(content, digest);
+        for (const old of largeDigests.keys()) if (largeDigests.size > 8) largeDigests.delete(old);
+    }
+    return digest;
+}
+
 export type Concern = "blocklists" | "firewall" | "fail2ban" | "sshd" | "apache" | "knocking";
 
 export interface Artifact {
@@ -139,7 +155,7 @@ export interface FileDigest {
 export function desiredDigests(plan: ConcernPlan, secrets: Record<string, string | undefined>): FileDigest[] {
     return plan.artifacts.map((artifact) => ({
         path: artifact.path,
-        sha256: createHash("sha256").update(fillSecrets(artifact.content, secrets)).digest("hex"),
+        sha256: sha256Hex(fillSecrets(artifact.content, secrets)),
         mode: artifact.mode,
         owner: `${artifact.owner}:${artifact.group}`,
     }));

@@ -3,7 +3,7 @@
 // namespace (real `ipset restore`, real `iptables-restore --test`), the firewall's chain.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -12,6 +12,7 @@ import { lineDelta, rememberContent } from "../../src/apply/bulk";
 import { parseBlocklist, parseEntry } from "../../src/blocklists/parse";
 import { BLOCKLIST_CHAIN, blocklistSet, renderBlocklists } from "../../src/blocklists/render";
 import { ConfigError } from "../../src/config/schema";
+import { FILL_VIEWS_VARIABLE } from "../../src/render/artifact";
 import { loadEnvironment } from "../../src/config/stack-file";
 import { buildRuleset, renderFirewall } from "../../src/firewall/render";
 import { renderHost } from "../../src/render/host";
@@ -116,6 +117,41 @@ describe("blocklists on the host side", { skip: !netnsAvailable() && "needs root
         writeFileSync(join(etc, "ipsets"), plan.artifacts[0].content);
         for (const command of changed.rollback) netns.ok(command);
         assert.equal(netns.ok(view.live).trim(), view.expected.text);
+    });
+
+    it("in an apply's read: remembers listings, lists no set when the sets file is not the rendered one, names no entries", async () => {
+        const plan = renderBlocklists(await renderInputFor(loadEnvironment({ file: stackWithLists({ scanners: "198.18.0.1\n198.18.4.0/24\n2001:db8:dead::1\n" }) }).hosts[0].config))!;
+        const etc = tempDir();
+        const varLib = tempDir();
+        writeFileSync(join(etc, "ipsets"), plan.artifacts[0].content);
+        // /var/lib is the test's own: the view's memory never reaches the machine running the tests.
+        const netns = await startNetns("nft", { "/etc/iptables": etc, "/var/lib": varLib });
+        namespaces.push(netns);
+        for (const command of plan.activate) netns.ok(command);
+        const view = plan.liveViews[0];
+        assert.ok("text" in view.expected);
+        const applyRead = { [FILL_VIEWS_VARIABLE]: "1" };
+        assert.equal(netns.ok(view.live, applyRead).trim(), view.expected.text);
+        const memory = () => readFileSync(join(varLib, "mor-harden", "views", "blocklist-listings"), "utf8");
+        const remembered = memory();
+        const set = blocklistSet("scanners", "v4");
+        assert.match(remembered, new RegExp(`^${set} [0-9a-f]{64} [0-9a-f]{64} 2$`, "m"));
+        // Remembered: the count is the memory's (a forged one shows), for drift as for an apply.
+        writeFileSync(join(varLib, "mor-harden", "views", "blocklist-listings"), remembered.replace(/ 2$/m, " 9"));
+        assert.match(netns.ok(view.live), new RegExp(`^${set} 9 `, "m"));
+        writeFileSync(join(varLib, "mor-harden", "views", "blocklist-listings"), remembered);
+        // A set edited by hand: the apply's read says it differs, drift also names the entries.
+        netns.ok(`ipset add ${set} 198.18.7.7`);
+        const differs = netns.ok(view.live, applyRead);
+        assert.match(differs, new RegExp(`^${set} 3 [0-9a-f]{64}$`, "m"));
+        assert.doesNotMatch(differs, /not listed/);
+        assert.match(netns.ok(view.live), /^ {2}1 in the set but not listed \(added\), first: 198\.18\.7\.7 $/m);
+        // The sets file on the host is not the rendered one: the apply loads the sets whatever they hold.
+        const listed = memory();
+        writeFileSync(join(etc, "ipsets"), plan.artifacts[0].content.replace("198.18.0.1", "198.18.0.2"));
+        assert.equal(netns.ok(view.live, applyRead).trim(), "sets file not the rendered one: sets not read");
+        assert.equal(memory(), listed, "nothing listed, nothing remembered");
+        assert.match(netns.ok(view.live), /in the set but not listed/, "drift still lists them");
     });
 });
 
