@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { loadStackConfig } from "../src/config/stack-file";
 import { parseHostConfig, type HostConfig } from "../src/config/schema";
 import type { ConcernPlan } from "../src/render/artifact";
-import { renderHost } from "../src/render/host";
+import { renderHost } from "../src/compose/host";
 import { certificateFor, minimalRaw, renderInputFor } from "./helpers/fixtures";
 import { sh, startTestLab, writeArtifacts, type TestLab } from "./helpers/lab";
 

@@ -7,7 +7,7 @@ import type { Resolver } from "../config/resolve";
 import { ConfigError } from "../config/schema";
 import { secretsWithoutPulumi, type SecretValues } from "../config/secrets";
 import type { ConcernPlan } from "../render/artifact";
-import { concernsOf, renderHost } from "../render/host";
+import { concernsOf, renderHost } from "../compose/host";
 import type { RenderInput } from "../render/input";
 import { prepareRenderInput } from "../render/prepare";
 import { applyHost, ApplyError, redact, type ApplyReport } from "./engine";

@@ -23,7 +23,7 @@ import { auditExitCode, auditJson, auditJunit, auditProgressLine, auditTextRepor
 import { exitCode, junitReport, progressLine, textReport } from "../drift/report";
 import { opensshVersion } from "../config/values";
 import { redactSecrets } from "../render/artifact";
-import { renderHost } from "../render/host";
+import { renderHost } from "../compose/host";
 import { prepareRenderInput } from "../render/prepare";
 
 /** Exit codes shared by every command: 2 is "could not even start" (bad config, bad arguments). */

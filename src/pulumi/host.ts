@@ -3,7 +3,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import type { Resolver } from "../config/resolve";
 import type { HostConfig } from "../config/schema";
-import { concernsOf, renderHost } from "../render/host";
+import { concernsOf, renderHost } from "../compose/host";
 import { prepareRenderInput } from "../render/prepare";
 import { sessionFor } from "../apply/target";
 import { HostHardening } from "../provider/host-provider";

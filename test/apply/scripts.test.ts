@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { applyScript, bootScript, confirmScript, deleteScript, readScript, rollbackNowScript, statusScript, STATE_DIR, type FilledPlan } from "../../src/apply/scripts";
 import type { ConcernPlan } from "../../src/render/artifact";
-import { renderHost } from "../../src/render/host";
+import { renderHost } from "../../src/compose/host";
 import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
 
 const options = { txid: "20261128000000000-firewall-0a0b0c0d", os: "debian" as const, installPackages: [], confirmSeconds: 30, lockSeconds: 5 };

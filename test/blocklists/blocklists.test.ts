@@ -15,7 +15,7 @@ import { ConfigError } from "../../src/config/schema";
 import { FILL_VIEWS_VARIABLE } from "../../src/render/artifact";
 import { loadEnvironment } from "../../src/config/stack-file";
 import { buildRuleset, renderFirewall } from "../../src/firewall/render";
-import { renderHost } from "../../src/render/host";
+import { renderHost } from "../../src/compose/host";
 import { findTemplatesDir } from "../../src/render/templates";
 import { minimalConfig, minimalRaw, renderInputFor } from "../helpers/fixtures";
 import { netnsAvailable, startNetns, type Netns } from "../firewall/netns";

@@ -5,7 +5,7 @@ import { compareHost } from "../../src/drift/compare";
 import { exitCode, junitReport } from "../../src/drift/report";
 import { parseDriftOutput, type DriftRead } from "../../src/drift/scripts";
 import { fillSecrets } from "../../src/render/artifact";
-import { renderHost } from "../../src/render/host";
+import { renderHost } from "../../src/compose/host";
 import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
 
 const sha = (text: string) => createHash("sha256").update(text).digest("hex");

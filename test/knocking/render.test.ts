@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { buildRuleset, INPUT_CHAIN } from "../../src/firewall/render";
 import { FWKNOP_FOREIGN_RULES, knockListName, renderKnockingServer } from "../../src/knocking/render";
 import { spaPacket } from "../../src/knocking/spa";
-import { concernsOf, renderHost } from "../../src/render/host";
+import { concernsOf, renderHost } from "../../src/compose/host";
 import { parseFwknopKeys } from "../../src/config/secrets";
 import { connectable, sessionFor } from "../../src/apply/target";
 import { minimalConfig, renderInputFor } from "../helpers/fixtures";

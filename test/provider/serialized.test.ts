@@ -11,7 +11,7 @@ import { secretsWithoutPulumi } from "../../src/config/secrets";
 import { labExec } from "../../src/lab/lab";
 import { hostProvider } from "../../src/provider/host-provider";
 import type { HostInputs, HostState } from "../../src/provider/runtime";
-import { renderHost } from "../../src/render/host";
+import { renderHost } from "../../src/compose/host";
 import { prepareRenderInput } from "../../src/render/prepare";
 import { labStackFile, sh, startTestLab, tcpConnect, type TestLab } from "../helpers/lab";
 import { families, inputChain, inputRulesIn, iptablesServicesStock, loadTables, tools, type Family } from "../helpers/rulesets";

@@ -1,16 +1,15 @@
 // Every concern's plan for one host, in the order they are applied: the firewall first (so
-// fail2ban's ban action finds INPUT as it will stay), then the services behind it.
+// fail2ban's ban action finds INPUT as it will stay), then the services behind it. The one
+// place that knows every concern: it imports them, and they import only src/render's primitives.
 import { renderApache } from "../apache/render";
 import { renderBlocklists } from "../blocklists/render";
 import { renderFail2ban } from "../fail2ban/render";
 import { renderFirewall } from "../firewall/render";
 import { describeKnocking, renderKnockingServer } from "../knocking/render";
 import { renderSshd } from "../sshd/render";
-import type { ConcernPlan } from "./artifact";
-import type { RenderInput } from "./input";
-
 import type { HostConfig } from "../config/schema";
-import type { Concern } from "./artifact";
+import type { Concern, ConcernPlan } from "../render/artifact";
+import type { RenderInput } from "../render/input";
 
 /** The concerns a config renders, in apply order, known before any name is resolved. */
 export function concernsOf(config: HostConfig): Concern[] {
