@@ -9,6 +9,7 @@ import { file, type Artifact, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { BAN_ACTION_FILE, BAN_JOURNAL_DIR, banActionFile, banActionLine, banSets } from "./ban-action";
+import { fail2banPython } from "./client";
 import { jailDefaults, jailNames, PERMANENT, configuredScannerAgents, type JailName, type NotifyConfig } from "./schema";
 
 export const JAIL_FILE = "/etc/fail2ban/jail.d/mor-harden.local";
@@ -106,9 +107,10 @@ function notifyArtifacts(input: RenderInput, notify: NotifyConfig): Artifact[] {
     ];
 }
 
-/** The activation step that carries bans made before the switch to the ipset action into the sets. */
-function carryOverBans(jails: { name: string; bantime: number }[]): string {
-    return renderTemplate("fail2ban/carry-over-bans.sh.hbs", { journalDir: BAN_JOURNAL_DIR, jails: jails.map((jail) => `${jail.name}=${jail.bantime}`).join(" ") }).trim();
+/** The activation step that carries bans made before the switch to the ipset action into the journals (`journalDir`: tests keep theirs apart). */
+export function carryOverBans(jails: { name: string; bantime: number }[], journalDir = BAN_JOURNAL_DIR): string {
+    const fail2ban = fail2banPython(renderTemplate("fail2ban/carry-over-bans.py.hbs", {}));
+    return renderTemplate("fail2ban/carry-over-bans.sh.hbs", { journalDir, fail2ban, jails: jails.map((jail) => `${jail.name}=${jail.bantime}`).join(" ") }).trim();
 }
 
 /** Shell functions: ban_sets_ok (every enabled jail's ipsets exist and are matched in INPUT) and wait_ban_sets. */
