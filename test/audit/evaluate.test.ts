@@ -2,12 +2,12 @@
 // host script's output, and the reports in every format, which never hold a secret.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseAsteriskConfig, valueOf } from "../../src/audit/asterisk-config";
+import { ASTERISK_DIR, parseAsteriskConfig, valueOf } from "../../src/audit/asterisk-config";
 import { asteriskFindings } from "../../src/audit/asterisk";
 import { evaluateFacts } from "../../src/audit/evaluate";
 import { acceptedFromAnywhere, banCounts, banSets, parseListeners } from "../../src/audit/firewall";
@@ -15,7 +15,7 @@ import { auditHtml } from "../../src/audit/html";
 import { aclWiderThan, parseNetwork } from "../../src/audit/networks";
 import { passwordWeaknesses } from "../../src/audit/passwords";
 import { auditExitCode, auditJson, auditJunit, auditTextReport } from "../../src/audit/report";
-import { auditScript, OPTION_FILE_AWK, parseAuditOutput, type AuditFacts } from "../../src/audit/script";
+import { auditScript, databasePeers, OPTION_FILE_AWK, parseAuditOutput, type AuditFacts } from "../../src/audit/script";
 import { fail2banFindings, sudoersFindings, tlsFindings } from "../../src/audit/system";
 import type { AuditResult } from "../../src/audit/check";
 
@@ -159,6 +159,43 @@ test("the host script is one brace group sh accepts, and its output parses into 
     assert.equal(facts.rootWithoutPassword, true);
     assert.deepEqual(facts.fail2banThreads, ["fail2ban-server", "f2b/f.ssh-iptab"]);
     assert.equal(facts.certificates[0].path, "/etc/ssl/gui.pem");
+});
+
+test("the database's option file is private and removed even when the script dies mid-query (sh and bash)", () => {
+    const piece = databasePeers.join("\n");
+    assert.match(piece, /trap 'rm -rf "\$morh_tmp"' EXIT; trap 'exit 129' HUP INT TERM PIPE\n\s*if morh_tmp=\$\(mktemp -d\)/, "the trap is set before the file exists");
+    assert.match(piece, /\(umask 077; awk /);
+    const work = mkdtempSync(join(tmpdir(), "mor-harden-audit-db-"));
+    try {
+        mkdirSync(join(work, "asterisk"));
+        writeFileSync(join(work, "asterisk", "extconfig.conf"), "sippeers => mysql,general,devices\n");
+        copyFileSync(join(SAMPLES, "res_config_mysql.conf"), join(work, "asterisk", "res_config_mysql.conf"));
+        // The host's client, standing in: notes the option file's mode, then either fails or has
+        // the script killed (SIGTERM to its shell, as a lost session's end would).
+        const client = join(work, "mariadb");
+        writeFileSync(client, `#!/bin/sh\nstat -c %a "\${1#--defaults-extra-file=}" > "$WORK/mode"\n[ "$DIE" = yes ] && kill -TERM "$SCRIPT_SHELL"\nexit 1\n`);
+        chmodSync(client, 0o755);
+        const piecePath = piece.split(ASTERISK_DIR).join(join(work, "asterisk"));
+        for (const shell of ["sh", "bash"]) {
+            for (const die of [false, true]) {
+                const scratch = join(work, `tmp-${shell}-${die}`);
+                mkdirSync(scratch);
+                const run = spawnSync(shell, ["-c", `SCRIPT_SHELL=$$; export SCRIPT_SHELL; morh_sql=${client}\n${piecePath}\necho after`], {
+                    encoding: "utf8",
+                    timeout: 30_000,
+                    env: { PATH: process.env.PATH, TMPDIR: scratch, WORK: work, DIE: die ? "yes" : "no" },
+                });
+                const what = `${shell}, ${die ? "killed" : "the client failed"}`;
+                assert.equal(readFileSync(join(work, "mode"), "utf8").trim(), "600", what);
+                assert.deepEqual(readdirSync(scratch), [], `${what}: nothing left in TMPDIR`);
+                if (die) assert.equal(run.stdout, "", `${what}: the script ended there`);
+                else assert.match(run.stdout, /^D devices 1 \nafter\n$/, what);
+                rmSync(join(work, "mode"));
+            }
+        }
+    } finally {
+        rmSync(work, { recursive: true, force: true });
+    }
 });
 
 test("res_config_mysql.conf becomes a MySQL option file: its section only, ';' escapes and quotes kept", () => {
