@@ -3,6 +3,7 @@
 // MOR enables its filters in jail.conf, which its update scripts overwrite, so only
 // jail.d/*.local and filter.d/*.local files are written. Each jail reads its own
 // mor-harden-<jail> filter, so MOR's updates to its filter .conf files cannot break a jail.
+import { shellQuote } from "../apply/scripts";
 import { addressesOf } from "../config/resolve";
 import { trustedSources } from "../firewall/schema";
 import { file, type Artifact, type ConcernPlan } from "../render/artifact";
@@ -88,17 +89,14 @@ function jailThreadsCheck(jails: string[]): string {
     return renderTemplate("fail2ban/check-jails.sh.hbs", { threads: [...needed].map(([thread, names]) => ({ thread, count: names.length, jails: names.join(", ") })) }).trim();
 }
 
-/** A value for a single-quoted shell word. */
-const shellWord = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
-
 /** The notifier's action file and script, when fail2ban.notify is set. */
 function notifyArtifacts(input: RenderInput, notify: NotifyConfig): Artifact[] {
     const { webhook, mail } = notify;
     const script = renderTemplate("fail2ban/notify/notify.sh.hbs", {
         stack: input.stack,
         // curl's own limits, and a harder one around it should curl itself hang.
-        webhook: webhook && { url: shellWord(webhook.url), timeout: webhook.timeout, hardLimit: webhook.timeout * 2 + 5 },
-        mail: mail && { to: shellWord(mail.to), from: shellWord(mail.from ?? "fail2ban@localhost") },
+        webhook: webhook && { url: shellQuote(webhook.url), timeout: webhook.timeout, hardLimit: webhook.timeout * 2 + 5 },
+        mail: mail && { to: shellQuote(mail.to), from: shellQuote(mail.from ?? "fail2ban@localhost") },
     });
     return [
         // 0700: the webhook's URL may carry a token.
