@@ -185,6 +185,13 @@ export const checks = {
         guide: "40-47: fail2ban",
         fix: "nothing to do: a count of the live bans in fail2ban's f2b-* chains and in the ban sets (mor-harden's morh-ban-*, fail2ban's f2b-*).",
     },
+    "fail2ban.ban-set-unmatched": {
+        severity: "high",
+        title: "a ban set holds addresses but no firewall rule matches it: those bans enforce nothing",
+        section: "Fail2Ban",
+        guide: "40: fail2ban protects against brute force",
+        fix: "apply mor-harden's firewall and fail2ban concerns (the firewall keeps a rule for each of mor-harden's morh-ban-* sets first in INPUT); for fail2ban's own f2b-* sets, restart fail2ban (its action adds the rule at start).",
+    },
     "fail2ban.sudo-root": {
         severity: "critical",
         title: "sudoers grants fail2ban-client to a non-root user: a known route to root",

@@ -181,17 +181,50 @@ export function acceptedFromAnywhere(rulesetText: string, protocol: string, port
     return (ruleset.policies.INPUT ?? "ACCEPT") === "ACCEPT" ? "INPUT's policy ACCEPT" : undefined;
 }
 
-/** Live bans per ban set (`ipset list -t`): mor-harden's `morh-ban-*` sets and fail2ban's own `f2b-*` sets. */
-export function banSetCounts(setHeaders: string): Record<string, number> {
-    const counts: Record<string, number> = {};
-    let name: string | undefined;
+export interface BanSet {
+    name: string;
+    /** From the set's header (`family inet`/`inet6`); undefined when ipset printed none. */
+    family?: 4 | 6;
+    entries: number;
+}
+
+/** Ban sets (`ipset list -t`): mor-harden's `morh-ban-*` sets and fail2ban's own `f2b-*` sets. */
+export function banSets(setHeaders: string): BanSet[] {
+    const sets: BanSet[] = [];
+    let set: BanSet | undefined;
     for (const line of setHeaders.split("\n")) {
         const named = /^Name: (\S+)$/.exec(line);
-        if (named) name = /^(morh-ban-|f2b-)/.test(named[1]) ? named[1] : undefined;
+        if (named) {
+            set = /^(morh-ban-|f2b-)/.test(named[1]) ? { name: named[1], entries: 0 } : undefined;
+            if (set) sets.push(set);
+        }
+        const family = /^Header: family (inet6?)\b/.exec(line);
+        if (family && set) set.family = family[1] === "inet6" ? 6 : 4;
         const entries = /^Number of entries: (\d+)$/.exec(line);
-        if (entries && name) counts[name] = Number(entries[1]);
+        if (entries && set) set.entries = Number(entries[1]);
     }
-    return counts;
+    return sets;
+}
+
+/**
+ * Whether a rule of INPUT (or of a chain INPUT leads to) takes the set's addresses as sources for
+ * anything but ACCEPT or RETURN: without such a rule the set's bans enforce nothing.
+ */
+export function banSetMatched(rulesetText: string, set: string): boolean {
+    const ruleset = parseRuleset(rulesetText);
+    const seen = new Set<string>();
+    const walk = (chain: string): boolean => {
+        if (seen.has(chain)) return false;
+        seen.add(chain);
+        return (ruleset.chains[chain] ?? []).some((rule) => {
+            const at = rule.tokens.findIndex((token) => token === "-j" || token === "-g");
+            const jump = at >= 0 ? rule.tokens[at + 1] : undefined;
+            if (jump === undefined || jump === "ACCEPT" || jump === "RETURN") return false;
+            const uses = rule.tokens.some((token, i) => token === "--match-set" && rule.tokens[i - 1] !== "!" && rule.tokens[i + 1] === set && rule.tokens[i + 2]?.split(",")[0] === "src");
+            return uses || (ruleset.chains[jump] !== undefined && walk(jump));
+        });
+    };
+    return walk("INPUT");
 }
 
 /** Live bans per fail2ban chain: DROP/REJECT rules of one source in each `f2b-*` chain. */

@@ -1,7 +1,8 @@
 // The one read-only script an audit runs on a host, and the parser of what it prints: the raw
 // facts, nothing judged on the host. It writes nothing but a private temporary option file for the
-// database's password (mode 0600 in a mktemp -d directory, removed at once), so the password
-// never appears on a command line. Every section is a tagged line, its payload in base64 or hex.
+// database's password (mode 0600 in a mktemp -d directory, removed at once, or by a trap should
+// the script die first), so the password never appears on a command line. Every section is a
+// tagged line, its payload in base64 or hex.
 import { shellQuote, wholeScript } from "../apply/scripts";
 import { ASTERISK_DIR } from "./asterisk-config";
 
@@ -87,16 +88,22 @@ END { printf "[client]\n%s[mysql]\ndatabase=\"%s\"\n", client, database }`;
 /** The table extconfig.conf maps sippeers to (`sippeers => mysql,SECTION,TABLE`): letters, digits and _ only. */
 const SIPPEERS_SED = String.raw`s/^[[:space:]]*sippeers[[:space:]]*=>[[:space:]]*mysql[[:space:]]*,[[:space:]]*\([A-Za-z0-9_-]\{1,64\}\)[[:space:]]*,[[:space:]]*\([A-Za-z0-9_]\{1,64\}\)[[:space:]]*\(;.*\)\{0,1\}$/\1 \2/p`;
 
-const databasePeers = [
+/** The realtime peers through the host's client (`$morh_sql`), the password in a private option file. */
+export const databasePeers = [
     `morh_map=$(sed -n ${shellQuote(SIPPEERS_SED)} ${ASTERISK_DIR}/extconfig.conf 2>/dev/null | tail -n 1)`,
     `if [ -n "$morh_map" ] && [ -n "$morh_sql" ] && [ -f ${ASTERISK_DIR}/res_config_mysql.conf ]; then`,
     `  morh_section=\${morh_map% *}; morh_table=\${morh_map#* }`,
+    // Should the script die before the file is removed (a lost connection, a kill), the password
+    // must not stay on the host: removed on exit too. sh (dash) runs no EXIT trap when a signal
+    // ends it, so the signals exit first.
+    `  morh_tmp=; trap 'rm -rf "$morh_tmp"' EXIT; trap 'exit 129' HUP INT TERM PIPE`,
     `  if morh_tmp=$(mktemp -d); then`,
     `    (umask 077; awk -v section="$morh_section" ${shellQuote(OPTION_FILE_AWK)} ${ASTERISK_DIR}/res_config_mysql.conf > "$morh_tmp/client.cnf")`,
     `    morh_rows=$("$morh_sql" --defaults-extra-file="$morh_tmp/client.cnf" --batch --skip-column-names -e "SELECT ${PEER_COLUMNS.map((column) => `HEX(${column})`).join(",")} FROM $morh_table" 2>/dev/null); morh_code=$?`,
     `    rm -rf "$morh_tmp"`,
     `    printf 'D %s %s %s\\n' "$morh_table" "$morh_code" "$(printf '%s' "$morh_rows" | base64 -w0)"`,
     "  fi",
+    "  trap - EXIT HUP INT TERM PIPE",
     "fi",
 ];
 

@@ -4,7 +4,7 @@ import { X509Certificate } from "node:crypto";
 import { serviceCatalogue, type ServiceDefinition } from "../firewall/services";
 import { jailNames } from "../fail2ban/schema";
 import { finding, type AuditFinding } from "./checks";
-import { acceptedFromAnywhere, banCounts, banSetCounts, familiesOf, listensBeyondLoopback, type Listener } from "./firewall";
+import { acceptedFromAnywhere, banCounts, banSetMatched, banSets, familiesOf, listensBeyondLoopback, type Listener } from "./firewall";
 import type { AuditFacts } from "./script";
 
 const MYSQL_PROCESSES = /^(mysqld|mariadbd)$/;
@@ -103,8 +103,16 @@ export function fail2banFindings(facts: AuditFacts): AuditFinding[] {
     for (const [family, text] of [["IPv4", facts.rules.v4], ["IPv6", facts.rules.v6]] as const) {
         for (const [chain, count] of Object.entries(banCounts(text))) findings.push(finding("fail2ban.bans", `${family} ${chain}: ${count} address${count === 1 ? "" : "es"} banned`));
     }
-    for (const [set, count] of Object.entries(banSetCounts(facts.sets))) {
-        if (count > 0) findings.push(finding("fail2ban.bans", `set ${set}: ${count} address${count === 1 ? "" : "es"} banned`));
+    const rules = { 4: facts.rules.v4, 6: facts.rules.v6 };
+    for (const set of banSets(facts.sets).filter((set) => set.entries > 0)) {
+        const addresses = `${set.entries} address${set.entries === 1 ? "" : "es"}`;
+        findings.push(finding("fail2ban.bans", `set ${set.name}: ${addresses} banned`));
+        // A set is matched only by rules of its own family; one whose family ipset did not print
+        // counts as matched by a rule of either.
+        const families = set.family ? [set.family] : ([4, 6] as const);
+        if (!families.some((family) => banSetMatched(rules[family], set.name))) {
+            findings.push(finding("fail2ban.ban-set-unmatched", `set ${set.name}: ${addresses} banned, but no rule of INPUT${set.family ? ` (IPv${set.family})` : ""} matches the set`));
+        }
     }
     findings.push(...sudoersFindings(facts.files));
     return findings;

@@ -7,6 +7,7 @@ import { hostTarget } from "../apply/target";
 import type { HostOfEnvironment } from "../config/environment";
 import { ConfigError } from "../config/schema";
 import { secretsWithoutPulumi } from "../config/secrets";
+import { fail2banPython } from "./client";
 import { renderTemplate } from "../render/templates";
 import { HostSession } from "../ssh/session";
 
@@ -45,11 +46,7 @@ export function checkBanArguments(addresses: string[], jail: string | undefined)
 /** The host script: fail2ban's own Python (the interpreter of fail2ban-client) running bans.py. */
 export function bansScript(mode: "list" | "unban", jail: string | undefined, addresses: string[]): string {
     const program = renderTemplate("fail2ban/bans.py.hbs", { mode, jail: jail ?? "", addresses: addresses.join(" ") });
-    return [
-        `client=$(command -v fail2ban-client) || { echo 'E fail2ban-client is not installed'; exit 0; }`,
-        `python=$(sed -n '1s/^#! *//p' "$client"); [ -n "$python" ] || python=python3`,
-        `$python - <<'MORH_BANS'\n${program}\nMORH_BANS`,
-    ].join("\n");
+    return [`command -v fail2ban-client >/dev/null || { echo 'E fail2ban-client is not installed'; exit 0; }`, fail2banPython(program)].join("\n");
 }
 
 const iso = (epoch: number) => new Date(epoch * 1000).toISOString();

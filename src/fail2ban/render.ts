@@ -3,12 +3,14 @@
 // MOR enables its filters in jail.conf, which its update scripts overwrite, so only
 // jail.d/*.local and filter.d/*.local files are written. Each jail reads its own
 // mor-harden-<jail> filter, so MOR's updates to its filter .conf files cannot break a jail.
+import { shellQuote } from "../apply/scripts";
 import { addressesOf } from "../config/resolve";
 import { trustedSources } from "../firewall/schema";
 import { file, type Artifact, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { BAN_ACTION_FILE, BAN_JOURNAL_DIR, banActionFile, banActionLine, banSets } from "./ban-action";
+import { fail2banPython } from "./client";
 import { jailDefaults, jailNames, PERMANENT, configuredScannerAgents, type JailName, type NotifyConfig } from "./schema";
 
 export const JAIL_FILE = "/etc/fail2ban/jail.d/mor-harden.local";
@@ -87,17 +89,14 @@ function jailThreadsCheck(jails: string[]): string {
     return renderTemplate("fail2ban/check-jails.sh.hbs", { threads: [...needed].map(([thread, names]) => ({ thread, count: names.length, jails: names.join(", ") })) }).trim();
 }
 
-/** A value for a single-quoted shell word. */
-const shellWord = (value: string) => `'${value.replace(/'/g, `'\\''`)}'`;
-
 /** The notifier's action file and script, when fail2ban.notify is set. */
 function notifyArtifacts(input: RenderInput, notify: NotifyConfig): Artifact[] {
     const { webhook, mail } = notify;
     const script = renderTemplate("fail2ban/notify/notify.sh.hbs", {
         stack: input.stack,
         // curl's own limits, and a harder one around it should curl itself hang.
-        webhook: webhook && { url: shellWord(webhook.url), timeout: webhook.timeout, hardLimit: webhook.timeout * 2 + 5 },
-        mail: mail && { to: shellWord(mail.to), from: shellWord(mail.from ?? "fail2ban@localhost") },
+        webhook: webhook && { url: shellQuote(webhook.url), timeout: webhook.timeout, hardLimit: webhook.timeout * 2 + 5 },
+        mail: mail && { to: shellQuote(mail.to), from: shellQuote(mail.from ?? "fail2ban@localhost") },
     });
     return [
         // 0700: the webhook's URL may carry a token.
@@ -106,9 +105,10 @@ function notifyArtifacts(input: RenderInput, notify: NotifyConfig): Artifact[] {
     ];
 }
 
-/** The activation step that carries bans made before the switch to the ipset action into the sets. */
-function carryOverBans(jails: { name: string; bantime: number }[]): string {
-    return renderTemplate("fail2ban/carry-over-bans.sh.hbs", { journalDir: BAN_JOURNAL_DIR, jails: jails.map((jail) => `${jail.name}=${jail.bantime}`).join(" ") }).trim();
+/** The activation step that carries bans made before the switch to the ipset action into the journals (`journalDir`: tests keep theirs apart). */
+export function carryOverBans(jails: { name: string; bantime: number }[], journalDir = BAN_JOURNAL_DIR): string {
+    const fail2ban = fail2banPython(renderTemplate("fail2ban/carry-over-bans.py.hbs", {}));
+    return renderTemplate("fail2ban/carry-over-bans.sh.hbs", { journalDir, fail2ban, jails: jails.map((jail) => `${jail.name}=${jail.bantime}`).join(" ") }).trim();
 }
 
 /** Shell functions: ban_sets_ok (every enabled jail's ipsets exist and are matched in INPUT) and wait_ban_sets. */

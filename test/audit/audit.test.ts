@@ -2,7 +2,8 @@
 // problem the audit looks for (weak secrets, guests, insecure=invite, an open AMI, MariaDB on its
 // address with remote, anonymous and passwordless root accounts, a self-signed certificate near
 // its end, a sudoers grant), mor-2 none. Both are audited before any apply from a stack file with
-// only the connection block; then applied and audited again. No output holds a secret.
+// only the connection block; then applied and audited again, and mor-2 once more without the rule
+// that matches its ban set. No output holds a secret.
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -133,5 +134,12 @@ describe("mor-harden audit", () => {
         const strongOnly = audit(["--config", single, "--fail-on", "low"]);
         assert.equal(strongOnly.code, 0, `info never fails the audit: ${strongOnly.stdout}`);
         assert.match(strongOnly.stdout, /^== mor-2 \(192\.0\.2\.12\): 0 critical, 0 high, 0 medium, 0 low, 1 info$/m);
+        // The ban set's rule gone from INPUT (a hand flush): the set's bans enforce nothing.
+        assert.equal(sh(lab.host(2), "iptables -D INPUT -m set --match-set morh-ban-ssh-iptables-t-4 src -j REJECT --reject-with icmp-port-unreachable").code, 0);
+        const unmatched = JSON.parse(audit(["--config", single, "--json"]).stdout) as AuditJson;
+        assert.deepEqual(unmatched.hosts[0].findings.filter((finding) => finding.severity !== "info").map((finding) => `${finding.id}: ${finding.evidence}`), [
+            "fail2ban.ban-set-unmatched: set morh-ban-ssh-iptables-t-4: 1 address banned, but no rule of INPUT (IPv4) matches the set",
+        ]);
+        assert.equal(unmatched.exitCode, 1);
     });
 });

@@ -2,21 +2,21 @@
 // host script's output, and the reports in every format, which never hold a secret.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseAsteriskConfig, valueOf } from "../../src/audit/asterisk-config";
+import { ASTERISK_DIR, parseAsteriskConfig, valueOf } from "../../src/audit/asterisk-config";
 import { asteriskFindings } from "../../src/audit/asterisk";
 import { evaluateFacts } from "../../src/audit/evaluate";
-import { acceptedFromAnywhere, banCounts, banSetCounts, parseListeners } from "../../src/audit/firewall";
+import { acceptedFromAnywhere, banCounts, banSets, parseListeners } from "../../src/audit/firewall";
 import { auditHtml } from "../../src/audit/html";
 import { aclWiderThan, parseNetwork } from "../../src/audit/networks";
 import { passwordWeaknesses } from "../../src/audit/passwords";
 import { auditExitCode, auditJson, auditJunit, auditTextReport } from "../../src/audit/report";
-import { auditScript, OPTION_FILE_AWK, parseAuditOutput, type AuditFacts } from "../../src/audit/script";
-import { sudoersFindings, tlsFindings } from "../../src/audit/system";
+import { auditScript, databasePeers, OPTION_FILE_AWK, parseAuditOutput, type AuditFacts } from "../../src/audit/script";
+import { fail2banFindings, sudoersFindings, tlsFindings } from "../../src/audit/system";
 import type { AuditResult } from "../../src/audit/check";
 
 const SAMPLES = join(__dirname, "..", "..", "..", "test", "audit", "samples");
@@ -161,6 +161,43 @@ test("the host script is one brace group sh accepts, and its output parses into 
     assert.equal(facts.certificates[0].path, "/etc/ssl/gui.pem");
 });
 
+test("the database's option file is private and removed even when the script dies mid-query (sh and bash)", () => {
+    const piece = databasePeers.join("\n");
+    assert.match(piece, /trap 'rm -rf "\$morh_tmp"' EXIT; trap 'exit 129' HUP INT TERM PIPE\n\s*if morh_tmp=\$\(mktemp -d\)/, "the trap is set before the file exists");
+    assert.match(piece, /\(umask 077; awk /);
+    const work = mkdtempSync(join(tmpdir(), "mor-harden-audit-db-"));
+    try {
+        mkdirSync(join(work, "asterisk"));
+        writeFileSync(join(work, "asterisk", "extconfig.conf"), "sippeers => mysql,general,devices\n");
+        copyFileSync(join(SAMPLES, "res_config_mysql.conf"), join(work, "asterisk", "res_config_mysql.conf"));
+        // The host's client, standing in: notes the option file's mode, then either fails or has
+        // the script killed (SIGTERM to its shell, as a lost session's end would).
+        const client = join(work, "mariadb");
+        writeFileSync(client, `#!/bin/sh\nstat -c %a "\${1#--defaults-extra-file=}" > "$WORK/mode"\n[ "$DIE" = yes ] && kill -TERM "$SCRIPT_SHELL"\nexit 1\n`);
+        chmodSync(client, 0o755);
+        const piecePath = piece.split(ASTERISK_DIR).join(join(work, "asterisk"));
+        for (const shell of ["sh", "bash"]) {
+            for (const die of [false, true]) {
+                const scratch = join(work, `tmp-${shell}-${die}`);
+                mkdirSync(scratch);
+                const run = spawnSync(shell, ["-c", `SCRIPT_SHELL=$$; export SCRIPT_SHELL; morh_sql=${client}\n${piecePath}\necho after`], {
+                    encoding: "utf8",
+                    timeout: 30_000,
+                    env: { PATH: process.env.PATH, TMPDIR: scratch, WORK: work, DIE: die ? "yes" : "no" },
+                });
+                const what = `${shell}, ${die ? "killed" : "the client failed"}`;
+                assert.equal(readFileSync(join(work, "mode"), "utf8").trim(), "600", what);
+                assert.deepEqual(readdirSync(scratch), [], `${what}: nothing left in TMPDIR`);
+                if (die) assert.equal(run.stdout, "", `${what}: the script ended there`);
+                else assert.match(run.stdout, /^D devices 1 \nafter\n$/, what);
+                rmSync(join(work, "mode"));
+            }
+        }
+    } finally {
+        rmSync(work, { recursive: true, force: true });
+    }
+});
+
 test("res_config_mysql.conf becomes a MySQL option file: its section only, ';' escapes and quotes kept", () => {
     const optionFile = execFileSync("awk", ["-v", "section=general", OPTION_FILE_AWK, join(SAMPLES, "res_config_mysql.conf")], { encoding: "utf8" });
     assert.equal(optionFile, '[client]\nhost="localhost"\nuser="mor"\npassword="Pq9;\\"W\\\\x"\nsocket="/run/mysqld/mysqld.sock"\n[mysql]\ndatabase="mor"\n');
@@ -197,5 +234,37 @@ test("ban counts from ban sets: mor-harden's and fail2ban's own, nothing else", 
         "Name: f2b-asterisk", "Type: hash:ip", "Number of entries: 1", "",
         "Name: morh-blocklist-spamhaus-4", "Type: hash:net", "Number of entries: 900", "",
     ].join("\n");
-    assert.deepEqual(banSetCounts(headers), { "morh-ban-ssh-iptables-t-4": 2, "f2b-asterisk": 1 });
+    assert.deepEqual(banSets(headers), [{ name: "morh-ban-ssh-iptables-t-4", entries: 2 }, { name: "f2b-asterisk", entries: 1 }]);
+});
+
+test("a ban set with entries that no rule of INPUT matches in its own family is reported: it enforces nothing", () => {
+    const set = (name: string, family: "inet" | "inet6", entries: number) => [`Name: ${name}`, "Type: hash:ip", "Revision: 6", `Header: family ${family} hashsize 1024 maxelem 65536 bucketsize 12 initval 0x5db657f8`, "References: 1", `Number of entries: ${entries}`, ""];
+    const sets = [
+        ...set("morh-ban-ssh-iptables-t-4", "inet", 2), // matched first in INPUT, as mor-harden's firewall keeps it
+        ...set("f2b-sshd", "inet", 1), // fail2ban's iptables-ipset action: its ports only, still a ban
+        ...set("f2b-sshd6", "inet6", 1), // matched in a chain INPUT jumps to
+        ...set("morh-ban-mor_api-4", "inet", 0), // empty: nothing to enforce
+        ...set("morh-ban-mor_api-6", "inet6", 3), // its rule is in the IPv4 table only
+        ...set("morh-ban-ast-cli-attck-4", "inet", 1), // negated, a destination match, an ACCEPT, a chain INPUT never reaches
+        ...set("morh-blocklist-spamhaus-4", "inet", 900), // not a ban set
+    ].join("\n");
+    const v4 = [
+        "*filter", ":INPUT DROP [0:0]", ":FORWARD ACCEPT [0:0]", ":ORPHAN - [0:0]",
+        "-A INPUT -m set --match-set morh-ban-ssh-iptables-t-4 src -j REJECT --reject-with icmp-port-unreachable",
+        "-A INPUT -m set --match-set morh-ban-mor_api-6 src -j REJECT --reject-with icmp-port-unreachable",
+        "-A INPUT -p tcp -m multiport --dports 22 -m set --match-set f2b-sshd src -j REJECT --reject-with icmp-port-unreachable",
+        "-A INPUT -m set ! --match-set morh-ban-ast-cli-attck-4 src -j REJECT",
+        "-A INPUT -m set --match-set morh-ban-ast-cli-attck-4 dst -j REJECT",
+        "-A INPUT -m set --match-set morh-ban-ast-cli-attck-4 src -j ACCEPT",
+        "-A FORWARD -m set --match-set morh-ban-ast-cli-attck-4 src -j DROP",
+        "-A ORPHAN -m set --match-set morh-ban-ast-cli-attck-4 src -j DROP",
+        "COMMIT",
+    ].join("\n");
+    const v6 = ["*filter", ":INPUT DROP [0:0]", ":f2b-sshd - [0:0]", "-A INPUT -p tcp -j f2b-sshd", "-A f2b-sshd -m set --match-set f2b-sshd6 src -j DROP", "-A f2b-sshd -j RETURN", "COMMIT"].join("\n");
+    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4, v6 }, sets, certificates: [], fail2banThreads: [] };
+    const unmatched = fail2banFindings(facts).filter((finding) => finding.id === "fail2ban.ban-set-unmatched");
+    assert.deepEqual(unmatched.map((finding) => `${finding.severity}: ${finding.evidence}`), [
+        "high: set morh-ban-mor_api-6: 3 addresses banned, but no rule of INPUT (IPv6) matches the set",
+        "high: set morh-ban-ast-cli-attck-4: 1 address banned, but no rule of INPUT (IPv4) matches the set",
+    ]);
 });

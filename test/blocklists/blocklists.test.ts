@@ -155,6 +155,25 @@ describe("blocklists on the host side", { skip: !netnsAvailable() && "needs root
     });
 });
 
+describe("blocklists on the host side, when a load fails", { skip: !netnsAvailable() && "needs root and unshare" }, () => {
+    it("leaves no morh-new-* set behind when a swap fails (a live set of another type and family)", async () => {
+        const lists = { scanners: "198.18.0.1\n2001:db8:dead::1\n", other: "198.18.9.9\n" };
+        const plan = renderBlocklists(await renderInputFor(loadEnvironment({ file: stackWithLists(lists) }).hosts[0].config))!;
+        const etc = tempDir();
+        writeFileSync(join(etc, "ipsets"), plan.artifacts[0].content);
+        const netns = await startNetns("nft", { "/etc/iptables": etc });
+        namespaces.push(netns);
+        // The first set the file names, live as another kind of set: its swap fails, before or after the others'.
+        const first = /^create (\S+) /m.exec(plan.artifacts[0].content)![1];
+        netns.ok(`ipset create ${first} hash:ip family inet6`);
+        const load = netns.run(plan.activate.join("\n"));
+        assert.notEqual(load.code, 0, "the load fails");
+        assert.match(load.stderr, /cannot be swapped/);
+        assert.equal(netns.ok("ipset list -n | grep '^morh-new-' || true"), "");
+        assert.match(netns.ok("ipset list -n"), new RegExp(`^${first}$`, "m"), "the live set is left as it was");
+    });
+});
+
 describe("blocklists on rhel", () => {
     it("stops the apply when ipset.service cannot be enabled (the boot would load rules naming missing sets)", async () => {
         const stack = loadEnvironment({ file: stackWithLists({ scanners: "198.18.0.1\n" }, {}) });

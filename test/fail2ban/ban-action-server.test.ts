@@ -2,7 +2,7 @@
 // (its iptables rules and ipsets are its own; no traffic leaves it). No lab: one fail2ban-server
 // with one permanent jail, its socket, database and ban journal in a temporary directory.
 // Review findings (branch review/bans-audit): each test is a scenario where the sets and
-// fail2ban's own list of bans disagree.
+// fail2ban's own list of bans disagree, or a set cannot take a ban.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,8 +18,8 @@ const usable = process.getuid?.() === 0 && ["fail2ban-server", "fail2ban-client"
 const dirs: string[] = [];
 after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
-/** A fail2ban configuration directory with one permanent jail `t` banning through mor-harden's action. */
-function setup(): string {
+/** A fail2ban configuration directory with one permanent jail `t` banning through mor-harden's action (`actionOptions` added to its own). */
+function setup(actionOptions = ""): string {
     const dir = mkdtempSync(join(tmpdir(), "morh-ban-action-"));
     dirs.push(dir);
     for (const sub of ["conf/action.d", "conf/filter.d", "journal", "log"]) mkdirSync(join(dir, sub), { recursive: true });
@@ -31,14 +31,14 @@ function setup(): string {
     );
     writeFileSync(join(dir, "conf/filter.d/t.conf"), "[Definition]\nfailregex = ^FAIL <HOST>$\ndatepattern = {NONE}\n");
     writeFileSync(join(dir, "log/t.log"), "");
-    writeJail(dir, "");
+    writeJail(dir, "", actionOptions);
     return dir;
 }
 
-function writeJail(dir: string, extra: string): void {
+function writeJail(dir: string, extra: string, actionOptions = ""): void {
     writeFileSync(
         join(dir, "conf/jail.local"),
-        `[t]\nenabled = true\nfilter = t\nbackend = polling\nlogpath = ${dir}/log/t.log\nmaxretry = 1\nfindtime = 600\nbantime = -1\n${extra}action = ${BAN_ACTION}.py[settimeout=0, set=morh-ban-t, otherset=morh-ban-t-t]\n`,
+        `[t]\nenabled = true\nfilter = t\nbackend = polling\nlogpath = ${dir}/log/t.log\nmaxretry = 1\nfindtime = 600\nbantime = -1\n${extra}action = ${BAN_ACTION}.py[settimeout=0, set=morh-ban-t, otherset=morh-ban-t-t${actionOptions}]\n`,
     );
 }
 
@@ -144,5 +144,30 @@ echo "members=$(members)"`,
         );
         assert.equal(out.matched, "yes", "INPUT matches the set");
         assert.equal(out.members, "192.0.2.1 198.51.100.7");
+    });
+
+    it("logs a ban a full set refuses as an error, without loading every ban again for it (and for each ban after it)", () => {
+        const dir = setup(", maxelem=2");
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip 192.0.2.1 192.0.2.2 >/dev/null; sleep 0.5
+# start() writes the journal anew (compacted): a start run again would show as another file
+journal=$(stat -c %i ${dir}/journal/t.bans)
+c set t banip 192.0.2.3 >/dev/null; sleep 0.5
+c set t banip 192.0.2.4 >/dev/null; sleep 0.5
+echo "same_journal=$([ "$(stat -c %i ${dir}/journal/t.bans)" = "$journal" ] && echo yes || echo no)"
+echo "journaled=$(awk '{ print $2 }' ${dir}/journal/t.bans | sort | tr '\n' ' ')"
+echo "members=$(members)"
+echo "matched=$(matched)"
+echo "errors=$(grep -c 'ERROR.*is not banned: morh-ban-t-4 refused it (ipset v[0-9.]*: Hash is full' ${dir}/log/f2b.log)"`,
+            ),
+        );
+        assert.equal(out.same_journal, "yes", "start() was not run again");
+        assert.equal(out.members, "192.0.2.1 192.0.2.2", "the set as it was");
+        assert.equal(out.journaled, "192.0.2.1 192.0.2.2", "the refused bans are not journaled (fail2ban restores them, and they are tried again)");
+        assert.equal(out.matched, "yes");
+        assert.equal(out.errors, "2", "one error a refused ban");
     });
 });

@@ -1,6 +1,7 @@
 // The guide's jails banning for real on a lab host: wrong SSH logins from the attacker, log lines
 // appended as Asterisk, MOR and Apache write them, sipvicious; bans in mor-harden's ipsets, never
-// through the per-jail actions of MOR's jail.conf; bans made before the switch carried over;
+// through the per-jail actions of MOR's jail.conf; bans made before the switch carried over (those
+// fail2ban lists, and one only a chain of MOR's actions holds);
 // permanent bans surviving a fail2ban restart and a firewall apply; the trusted workstation never banned.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -75,13 +76,16 @@ const earlierBans = () => [
     { jail: "asterisk-manager", address: "198.18.0.7" },
     { jail: "asterisk-iptables", address: "198.18.0.8" },
 ];
+/** A ban only MOR's chain for asterisk-manager holds (f2b-ASTERISK_AMI, from its action's name=ASTERISK_AMI): fail2ban does not list it. */
+const chainOnlyBan = { jail: "asterisk-manager", chain: "f2b-ASTERISK_AMI", address: "198.18.0.10" };
 
 before(async () => {
     lab = await startTestLab(1);
     // The host as MOR left it: jails with per-jail actions in jail.conf, some bans in their chains.
     const mor = sh(host(), `printf '%s' '${morJailConf}' >> /etc/fail2ban/jail.conf && fail2ban-client reload >/dev/null && ${earlierBans().map((ban) => `fail2ban-client set ${ban.jail} banip ${ban.address} >/dev/null`).join(" && ")}`, 60_000);
     assert.equal(mor.code, 0, mor.stderr);
-    await waitFor("the earlier bans are in MOR's chains", () => /f2b-ASTERISK_AMI .*-j REJECT/.test(sh(host(), "ip6tables -S").stdout), 15_000);
+    await waitFor("the earlier bans are in MOR's chains", () => /f2b-ASTERISK_AMI .*-j REJECT/.test(sh(host(), "ip6tables -S").stdout) && /f2b-ASTERISK_AMI .*-j REJECT/.test(sh(host(), "iptables -S").stdout), 15_000);
+    assert.equal(sh(host(), `iptables -w -I ${chainOnlyBan.chain} 1 -s ${chainOnlyBan.address} -j REJECT`).code, 0);
     assert.notEqual(connect(attacker(), host().v6, 443), "open", "banned before the switch");
     const run = applyFromWorkstation(lab, labStackFile(lab, "bans", stackChange()));
     assert.equal(run.code, 0, run.stderr + run.stdout);
@@ -108,6 +112,7 @@ describe("fail2ban bans live on a lab host", () => {
             assert.ok(banned(jail).includes(address), `fail2ban still lists ${address} in ${jail}`);
             assert.ok(inSet(jail, address), `${address} is in ${banSet(jail, address)}`);
         }
+        assert.ok(!banned(chainOnlyBan.jail).includes(chainOnlyBan.address) && inSet(chainOnlyBan.jail, chainOnlyBan.address), `${chainOnlyBan.address}, only in ${chainOnlyBan.chain}, is in ${banSet(chainOnlyBan.jail, chainOnlyBan.address)}`);
         assert.notEqual(connect(attacker(), host().v6, 443), "open", "the attacker's earlier IPv6 ban holds after the switch");
         assert.equal(sh(host(), `fail2ban-client set asterisk-manager unbanip ${attacker().v6}`).code, 0);
         assert.ok(!inSet("asterisk-manager", attacker().v6));
