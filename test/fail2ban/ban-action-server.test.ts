@@ -25,14 +25,19 @@ function setup(actionOptions = ""): string {
     for (const sub of ["conf/action.d", "conf/filter.d", "journal", "log"]) mkdirSync(join(dir, sub), { recursive: true });
     execFileSync("sh", ["-c", `cp /etc/fail2ban/filter.d/common.conf ${dir}/conf/filter.d/ && cp /etc/fail2ban/paths-*.conf ${dir}/conf/`]);
     writeFileSync(join(dir, `conf/action.d/${BAN_ACTION}.py`), renderTemplate(`fail2ban/action.d/${BAN_ACTION}.py.hbs`, { stack: "test", journalDir: join(dir, "journal") }));
-    writeFileSync(
-        join(dir, "conf/fail2ban.conf"),
-        `[Definition]\nloglevel = INFO\nlogtarget = ${dir}/log/f2b.log\nsocket = ${dir}/f2b.sock\npidfile = ${dir}/f2b.pid\ndbfile = ${dir}/f2b.sqlite3\ndbpurgeage = 1d\n`,
-    );
+    writeServerConf(dir);
     writeFileSync(join(dir, "conf/filter.d/t.conf"), "[Definition]\nfailregex = ^FAIL <HOST>$\ndatepattern = {NONE}\n");
     writeFileSync(join(dir, "log/t.log"), "");
     writeJail(dir, "", actionOptions);
     return dir;
+}
+
+/** fail2ban.conf: the server's log, socket and database (`dbfile`: its own file unless given) in `dir`. */
+function writeServerConf(dir: string, dbfile = `${dir}/f2b.sqlite3`): void {
+    writeFileSync(
+        join(dir, "conf/fail2ban.conf"),
+        `[Definition]\nloglevel = INFO\nlogtarget = ${dir}/log/f2b.log\nsocket = ${dir}/f2b.sock\npidfile = ${dir}/f2b.pid\ndbfile = ${dbfile}\ndbpurgeage = 1d\n`,
+    );
 }
 
 function writeJail(dir: string, extra: string, actionOptions = ""): void {
@@ -45,13 +50,15 @@ function writeJail(dir: string, extra: string, actionOptions = ""): void {
 /**
  * Runs `body` (shell) in a new network namespace with `c` (fail2ban-client of this server),
  * `members` (the IPv4 set's members, sorted, one line), `banned` (fail2ban's bans, sorted, one
- * line) and `matched` (whether INPUT matches the set); the server is always stopped at the end.
+ * line), `journaled` (the addresses the journal holds banned, sorted, one line) and `matched`
+ * (whether INPUT matches the set); the server is always stopped at the end.
  */
 function inNamespace(dir: string, body: string): string {
     const script = `
 c() { fail2ban-client -c ${dir}/conf -s ${dir}/f2b.sock -p ${dir}/f2b.pid "$@"; }
 members() { ipset list morh-ban-t-4 2>/dev/null | sed '1,/^Members:/d' | sort | tr '\\n' ' '; echo; }
 banned() { c get t banip | tr ' ' '\\n' | sort | tr '\\n' ' '; echo; }
+journaled() { awk 'NF != 2 { next } $1 == "-" { delete held[$2]; next } { held[$2] = 1 } END { for (address in held) print address }' ${dir}/journal/t.bans 2>/dev/null | sort | tr '\\n' ' '; echo; }
 matched() { iptables -w -S INPUT | grep -q -- '--match-set morh-ban-t-4 src' && echo yes || echo no; }
 wait_started() { for i in $(seq 50); do [ "$(matched)" = yes ] && return 0; sleep 0.1; done; return 1; }
 trap 'c stop >/dev/null 2>&1' EXIT
@@ -128,6 +135,35 @@ echo "members=$(members)"`,
         assert.equal(out.members, "192.0.2.6", "the ignored address is not in the set");
     });
 
+    it("hands the bans carried over from before the switch to fail2ban, which holds them across a restart and lifts them (an ignored one excepted)", () => {
+        const dir = setup();
+        writeJail(dir, "ignoreip = 127.0.0.1/8 192.0.2.5\n");
+        // As carry-over-bans.sh leaves them: journaled, and listed for the action to hand over.
+        writeFileSync(join(dir, "journal/t.bans"), "0 198.51.100.9\n0 192.0.2.5\n");
+        writeFileSync(join(dir, "journal/t.carried"), "198.51.100.9\n192.0.2.5\n");
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started; sleep 1
+echo "banned=$(banned)"
+echo "members=$(members)"
+echo "carried_left=$([ -e ${dir}/journal/t.carried ] && echo yes || echo no)"
+c stop >/dev/null; sleep 0.5
+c start >/dev/null; wait_started; sleep 1
+echo "restarted_banned=$(banned)"
+echo "restarted_members=$(members)"
+c set t unbanip 198.51.100.9 >/dev/null; sleep 0.5
+echo "lifted_members=$(members)"`,
+            ),
+        );
+        assert.equal(out.banned, "198.51.100.9", "fail2ban holds the carried ban (not the ignored one)");
+        assert.equal(out.members, "198.51.100.9");
+        assert.equal(out.carried_left, "no", "handed over once");
+        assert.equal(out.restarted_banned, "198.51.100.9", "restored from fail2ban's database");
+        assert.equal(out.restarted_members, "198.51.100.9");
+        assert.equal(out.lifted_members, "", "fail2ban lifts it");
+    });
+
     it("starts (INPUT rule, set loaded) when the journal's last line was torn by a crash", () => {
         const dir = setup();
         const out = lines(
@@ -158,7 +194,7 @@ journal=$(stat -c %i ${dir}/journal/t.bans)
 c set t banip 192.0.2.3 >/dev/null; sleep 0.5
 c set t banip 192.0.2.4 >/dev/null; sleep 0.5
 echo "same_journal=$([ "$(stat -c %i ${dir}/journal/t.bans)" = "$journal" ] && echo yes || echo no)"
-echo "journaled=$(awk '{ print $2 }' ${dir}/journal/t.bans | sort | tr '\n' ' ')"
+echo "journaled=$(journaled)"
 echo "members=$(members)"
 echo "matched=$(matched)"
 echo "errors=$(grep -c 'ERROR.*is not banned: morh-ban-t-4 refused it (ipset v[0-9.]*: Hash is full' ${dir}/log/f2b.log)"`,

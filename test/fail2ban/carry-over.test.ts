@@ -65,7 +65,8 @@ describe("carrying earlier bans over", () => {
             const run = spawnSync("sh", ["-c", carryOverBans(jails, journals)], { encoding: "utf8", timeout: 30_000, env: standIn.env });
             assert.equal(run.status, 0, run.stderr);
             assert.equal(run.stdout, "MORH-NOTE fail2ban: 5 earlier ban(s) carried over into the ipsets\n");
-            const journal = (jail: string) => (existsSync(join(journals, `${jail}.bans`)) ? readFileSync(join(journals, `${jail}.bans`), "utf8") : "");
+            const read = (name: string) => (existsSync(join(journals, name)) ? readFileSync(join(journals, name), "utf8") : "");
+            const journal = (jail: string) => read(`${jail}.bans`);
             /** A journal's lines, the ban's end as "permanent" (0) or "full ban time" (the jail's from the run). */
             const entries = (jail: string) => {
                 const bantime = jails.find((candidate) => candidate.name === jail)!.bantime;
@@ -84,6 +85,10 @@ describe("carrying earlier bans over", () => {
             assert.deepEqual(entries("mor_api"), []);
             assert.deepEqual(entries("ast-hgc-200"), ["permanent 198.18.0.4"]);
             assert.deepEqual(entries("asterisk-iptables"), [], "a rule in INPUT is nobody's");
+            for (const { name } of jails) {
+                const journaled = entries(name).map((entry) => entry.split(" ").at(-1));
+                assert.deepEqual(read(`${name}.carried`).split("\n").filter(Boolean), journaled, `${name}: each carried ban listed for the ban action to hand to fail2ban`);
+            }
         } finally {
             standIn.cleanup();
         }
