@@ -135,6 +135,92 @@ echo "members=$(members)"`,
         assert.equal(out.members, "192.0.2.6", "the ignored address is not in the set");
     });
 
+    it("drops from the set and the journal the bans fail2ban no longer holds: one lifted from its database while it was down, all when the database is gone", () => {
+        const dir = setup();
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip 192.0.2.1 192.0.2.2 192.0.2.3 >/dev/null; sleep 0.5
+c stop >/dev/null; sleep 0.5
+python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+for table in ("bans", "bips"):
+    db.execute("DELETE FROM %s WHERE ip = ?" % table, ("192.0.2.2",))
+db.commit()' ${dir}/f2b.sqlite3
+c start >/dev/null; wait_started; sleep 1
+echo "lifted_banned=$(banned)"
+echo "lifted_members=$(members)"
+echo "lifted_journaled=$(journaled)"
+echo "lifted_logged=$(grep -c 'WARNING.*morh-ban-t-4/-6: 1 ban(s) of the journal fail2ban does not hold removed (its database lost them): 192.0.2.2$' ${dir}/log/f2b.log)"
+c stop >/dev/null; sleep 0.5
+rm ${dir}/f2b.sqlite3
+c start >/dev/null; wait_started; sleep 1
+echo "gone_banned=$(banned)"
+echo "gone_members=$(members)"
+echo "gone_journaled=$(journaled)"
+echo "matched=$(matched)"
+c set t banip 192.0.2.4 >/dev/null; sleep 0.5
+echo "new_members=$(members)"`,
+            ),
+        );
+        assert.equal(out.lifted_banned, "192.0.2.1 192.0.2.3");
+        assert.equal(out.lifted_members, "192.0.2.1 192.0.2.3", "the ban fail2ban does not hold is not enforced");
+        assert.equal(out.lifted_journaled, "192.0.2.1 192.0.2.3");
+        assert.equal(out.lifted_logged, "1", "fail2ban's log names the address removed");
+        assert.equal(out.gone_banned, "");
+        assert.equal(out.gone_members, "", "no ban fail2ban could not lift");
+        assert.equal(out.gone_journaled, "");
+        assert.equal(out.matched, "yes");
+        assert.equal(out.new_members, "192.0.2.4", "bans after it work");
+    });
+
+    it("keeps every ban, and logs why, when it cannot read which bans fail2ban holds", () => {
+        const dir = setup();
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip 192.0.2.1 192.0.2.2 >/dev/null; sleep 0.5
+c stop >/dev/null; sleep 0.5
+# fail2ban's table of current bans gone: neither fail2ban nor the action can read it
+python3 -c 'import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("DROP TABLE bips")
+db.commit()' ${dir}/f2b.sqlite3
+c start >/dev/null; wait_started; sleep 1
+echo "members=$(members)"
+echo "journaled=$(journaled)"
+echo "errors=$(grep -c 'ERROR.*morh-ban-t-4/-6: bans not compared with fail2ban.s (.*bips.*): all 2 loaded kept' ${dir}/log/f2b.log)"`,
+            ),
+        );
+        assert.equal(out.members, "192.0.2.1 192.0.2.2", "fail closed: the bans stay");
+        assert.equal(out.journaled, "192.0.2.1 192.0.2.2");
+        assert.equal(out.errors, "1");
+    });
+
+    it("drops the journal's bans at a restart when fail2ban's database is in memory (it restores none)", () => {
+        const dir = setup();
+        writeServerConf(dir, ":memory:");
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip 192.0.2.1 192.0.2.2 >/dev/null; sleep 0.5
+echo "members=$(members)"
+c stop >/dev/null; sleep 0.5
+c start >/dev/null; wait_started; sleep 1
+echo "restarted_banned=$(banned)"
+echo "restarted_members=$(members)"
+echo "restarted_journaled=$(journaled)"`,
+            ),
+        );
+        assert.equal(out.members, "192.0.2.1 192.0.2.2");
+        assert.equal(out.restarted_banned, "");
+        assert.equal(out.restarted_members, "");
+        assert.equal(out.restarted_journaled, "");
+    });
+
     it("hands the bans carried over from before the switch to fail2ban, which holds them across a restart and lifts them (an ignored one excepted)", () => {
         const dir = setup();
         writeJail(dir, "ignoreip = 127.0.0.1/8 192.0.2.5\n");
