@@ -268,6 +268,38 @@ echo "members=$(members)"`,
         assert.equal(out.members, "192.0.2.1 198.51.100.7");
     });
 
+    it("compacts the journal while it runs once its dead lines outnumber the live ones (a torn line skipped), and restarts from it", () => {
+        const dir = setup(", compactlines=20");
+        const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `192.0.2.${from + i}`).join(" ");
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started
+c set t banip ${range(1, 30)} >/dev/null; sleep 0.5
+# a line torn by a write that failed (a full disk)
+printf '0 192.0.2.' >> ${dir}/journal/t.bans
+c set t unbanip ${range(1, 25)} >/dev/null; sleep 0.5
+echo "journal_lines=$(wc -l < ${dir}/journal/t.bans)"
+echo "journaled=$(journaled)"
+echo "leftover=$(ls ${dir}/journal | grep -c new)"
+echo "members=$(members)"
+c stop >/dev/null; sleep 0.5
+c start >/dev/null; wait_started; sleep 1
+echo "restarted_members=$(members)"
+echo "restarted_banned=$(banned)"`,
+            ),
+        );
+        const live = range(26, 30);
+        // 30 bans, the torn line, 25 unbans: 56 lines uncompacted; compacted at the 11th unban (19
+        // live), at the 18th (12 live), then 7 more lines.
+        assert.equal(out.journal_lines, "19");
+        assert.equal(out.journaled, live);
+        assert.equal(out.leftover, "0", "no new journal left beside it");
+        assert.equal(out.members, live);
+        assert.equal(out.restarted_members, live);
+        assert.equal(out.restarted_banned, live);
+    });
+
     it("logs a ban a full set refuses as an error, without loading every ban again for it (and for each ban after it)", () => {
         const dir = setup(", maxelem=2");
         const out = lines(
