@@ -190,7 +190,7 @@ export const checks = {
         title: "a ban set holds addresses but no firewall rule matches it: those bans enforce nothing",
         section: "Fail2Ban",
         guide: "40: fail2ban protects against brute force",
-        fix: "apply mor-harden's firewall and fail2ban concerns (the firewall keeps a rule for each of mor-harden's morh-ban-* sets first in INPUT); for fail2ban's own f2b-* sets, restart fail2ban (its action adds the rule at start).",
+        fix: "apply mor-harden's firewall and fail2ban concerns (the firewall keeps a rule for each of mor-harden's morh-ban-* sets first in INPUT), and remove an ACCEPT of every packet that comes before the ban rules; for fail2ban's own f2b-* sets, restart fail2ban (its action adds the rule at start).",
     },
     "fail2ban.sudo-root": {
         severity: "critical",

@@ -206,25 +206,66 @@ export function banSets(setHeaders: string): BanSet[] {
     return sets;
 }
 
+/** Whether a rule matches every packet: nothing but a comment before its target. */
+function unconditional(rule: Rule): boolean {
+    const at = rule.tokens.findIndex((token) => token === "-j" || token === "-g");
+    const matches = rule.tokens.slice(0, at < 0 ? rule.tokens.length : at);
+    for (let i = 0; i < matches.length; i++) {
+        if ((matches[i] === "-m" && matches[i + 1] === "comment") || matches[i] === "--comment") i++;
+        else return false;
+    }
+    return true;
+}
+
+/** How a ban set fares in INPUT: matched, or not (`acceptedBy`: the ACCEPT of every packet that comes first). */
+export interface BanSetMatch {
+    matched: boolean;
+    acceptedBy?: string;
+}
+
 /**
  * Whether a rule of INPUT (or of a chain INPUT leads to) takes the set's addresses as sources for
- * anything but ACCEPT or RETURN: without such a rule the set's bans enforce nothing.
+ * anything but ACCEPT or RETURN before INPUT accepts every packet: without such a rule the set's
+ * bans enforce nothing. Rules are taken in order: an ACCEPT without a match (in INPUT, or in a
+ * chain INPUT always jumps to) ends every packet's path, and a ban rule after it is never reached;
+ * an ACCEPT of some packets (established connections, one interface) does not.
  */
-export function banSetMatched(rulesetText: string, set: string): boolean {
+export function banSetMatched(rulesetText: string, set: string): BanSetMatch {
     const ruleset = parseRuleset(rulesetText);
-    const seen = new Set<string>();
-    const walk = (chain: string): boolean => {
-        if (seen.has(chain)) return false;
-        seen.add(chain);
-        return (ruleset.chains[chain] ?? []).some((rule) => {
+    type Walk = { verdict: "matched" } | { verdict: "accepted"; by: string } | { verdict: "return" };
+    // A chain's outcome does not depend on who jumps to it: walked once (a loop returns).
+    const walked = new Map<string, Walk>();
+    const walk = (chain: string): Walk => {
+        const known = walked.get(chain);
+        if (known) return known;
+        walked.set(chain, { verdict: "return" });
+        let result: Walk = { verdict: "return" };
+        for (const rule of ruleset.chains[chain] ?? []) {
             const at = rule.tokens.findIndex((token) => token === "-j" || token === "-g");
             const jump = at >= 0 ? rule.tokens[at + 1] : undefined;
-            if (jump === undefined || jump === "ACCEPT" || jump === "RETURN") return false;
+            if (jump === undefined) continue;
+            if (jump === "ACCEPT" || jump === "RETURN") {
+                if (!unconditional(rule)) continue;
+                if (jump === "ACCEPT") result = { verdict: "accepted", by: rule.text };
+                break;
+            }
             const uses = rule.tokens.some((token, i) => token === "--match-set" && rule.tokens[i - 1] !== "!" && rule.tokens[i + 1] === set && rule.tokens[i + 2]?.split(",")[0] === "src");
-            return uses || (ruleset.chains[jump] !== undefined && walk(jump));
-        });
+            if (uses) {
+                result = { verdict: "matched" };
+                break;
+            }
+            if (ruleset.chains[jump] === undefined) continue;
+            const inner = walk(jump);
+            if (inner.verdict === "matched" || (inner.verdict === "accepted" && unconditional(rule))) {
+                result = inner;
+                break;
+            }
+        }
+        walked.set(chain, result);
+        return result;
     };
-    return walk("INPUT");
+    const result = walk("INPUT");
+    return result.verdict === "accepted" ? { matched: false, acceptedBy: result.by } : { matched: result.verdict === "matched" };
 }
 
 /** Live bans per fail2ban chain: DROP/REJECT rules of one source in each `f2b-*` chain. */

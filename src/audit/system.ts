@@ -110,8 +110,12 @@ export function fail2banFindings(facts: AuditFacts): AuditFinding[] {
         // A set is matched only by rules of its own family; one whose family ipset did not print
         // counts as matched by a rule of either.
         const families = set.family ? [set.family] : ([4, 6] as const);
-        if (!families.some((family) => banSetMatched(rules[family], set.name))) {
-            findings.push(finding("fail2ban.ban-set-unmatched", `set ${set.name}: ${addresses} banned, but no rule of INPUT${set.family ? ` (IPv${set.family})` : ""} matches the set`));
+        const matches = families.map((family) => banSetMatched(rules[family], set.name));
+        if (!matches.some((match) => match.matched)) {
+            const acceptedBy = matches.find((match) => match.acceptedBy)?.acceptedBy;
+            const where = `INPUT${set.family ? ` (IPv${set.family})` : ""}`;
+            const why = acceptedBy ? `every packet is accepted (${acceptedBy}) before a rule of ${where} matches the set` : `no rule of ${where} matches the set`;
+            findings.push(finding("fail2ban.ban-set-unmatched", `set ${set.name}: ${addresses} banned, but ${why}`));
         }
     }
     findings.push(...sudoersFindings(facts.files));

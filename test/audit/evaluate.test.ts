@@ -237,8 +237,16 @@ test("ban counts from ban sets: mor-harden's and fail2ban's own, nothing else", 
     assert.deepEqual(banSets(headers), [{ name: "morh-ban-ssh-iptables-t-4", entries: 2 }, { name: "f2b-asterisk", entries: 1 }]);
 });
 
+/** A ban set's header as `ipset list -t` prints it. */
+const setHeader = (name: string, family: "inet" | "inet6", entries: number) => [`Name: ${name}`, "Type: hash:ip", "Revision: 6", `Header: family ${family} hashsize 1024 maxelem 65536 bucketsize 12 initval 0x5db657f8`, "References: 1", `Number of entries: ${entries}`, ""];
+/** The evidence of each fail2ban.ban-set-unmatched finding, with its severity. */
+const unmatchedSets = (rules: { v4: string; v6: string }, sets: string) =>
+    fail2banFindings({ now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules, sets, certificates: [], fail2banThreads: [] })
+        .filter((finding) => finding.id === "fail2ban.ban-set-unmatched")
+        .map((finding) => `${finding.severity}: ${finding.evidence}`);
+
 test("a ban set with entries that no rule of INPUT matches in its own family is reported: it enforces nothing", () => {
-    const set = (name: string, family: "inet" | "inet6", entries: number) => [`Name: ${name}`, "Type: hash:ip", "Revision: 6", `Header: family ${family} hashsize 1024 maxelem 65536 bucketsize 12 initval 0x5db657f8`, "References: 1", `Number of entries: ${entries}`, ""];
+    const set = setHeader;
     const sets = [
         ...set("morh-ban-ssh-iptables-t-4", "inet", 2), // matched first in INPUT, as mor-harden's firewall keeps it
         ...set("f2b-sshd", "inet", 1), // fail2ban's iptables-ipset action: its ports only, still a ban
@@ -261,10 +269,40 @@ test("a ban set with entries that no rule of INPUT matches in its own family is 
         "COMMIT",
     ].join("\n");
     const v6 = ["*filter", ":INPUT DROP [0:0]", ":f2b-sshd - [0:0]", "-A INPUT -p tcp -j f2b-sshd", "-A f2b-sshd -m set --match-set f2b-sshd6 src -j DROP", "-A f2b-sshd -j RETURN", "COMMIT"].join("\n");
-    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4, v6 }, sets, certificates: [], fail2banThreads: [] };
-    const unmatched = fail2banFindings(facts).filter((finding) => finding.id === "fail2ban.ban-set-unmatched");
-    assert.deepEqual(unmatched.map((finding) => `${finding.severity}: ${finding.evidence}`), [
+    assert.deepEqual(unmatchedSets({ v4, v6 }, sets), [
         "high: set morh-ban-mor_api-6: 3 addresses banned, but no rule of INPUT (IPv6) matches the set",
         "high: set morh-ban-ast-cli-attck-4: 1 address banned, but no rule of INPUT (IPv4) matches the set",
+    ]);
+});
+
+test("a ban set matched only after INPUT accepts every packet (in INPUT, or in a chain it always jumps to) is reported; an ACCEPT of some packets first is not", () => {
+    const sets = [
+        ...setHeader("morh-ban-ssh-iptables-t-4", "inet", 1), // after ACCEPTs of established connections and of tcp (a chain INPUT jumps to for tcp only)
+        ...setHeader("morh-ban-mor_api-4", "inet", 2), // after a jump of every packet to a chain that accepts every packet
+        ...setHeader("morh-ban-mor_api-6", "inet6", 1), // after an ACCEPT of every packet, with a comment
+        ...setHeader("morh-ban-ast-cli-attck-6", "inet6", 1), // in a chain INPUT jumps to first: before the ACCEPT
+    ].join("\n");
+    const v4 = [
+        "*filter", ":INPUT DROP [0:0]", ":TCP-OPEN - [0:0]", ":OPEN - [0:0]",
+        "-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-A INPUT -p tcp -j TCP-OPEN",
+        "-A INPUT -m set --match-set morh-ban-ssh-iptables-t-4 src -j REJECT --reject-with icmp-port-unreachable",
+        "-A INPUT -j OPEN",
+        "-A INPUT -m set --match-set morh-ban-mor_api-4 src -j REJECT --reject-with icmp-port-unreachable",
+        "-A TCP-OPEN -j ACCEPT",
+        "-A OPEN -j ACCEPT",
+        "COMMIT",
+    ].join("\n");
+    const v6 = [
+        "*filter", ":INPUT DROP [0:0]", ":BANS - [0:0]",
+        "-A INPUT -j BANS",
+        '-A INPUT -m comment --comment "open to all" -j ACCEPT',
+        "-A INPUT -m set --match-set morh-ban-mor_api-6 src -j REJECT --reject-with icmp6-port-unreachable",
+        "-A BANS -m set --match-set morh-ban-ast-cli-attck-6 src -j DROP",
+        "COMMIT",
+    ].join("\n");
+    assert.deepEqual(unmatchedSets({ v4, v6 }, sets), [
+        "high: set morh-ban-mor_api-4: 2 addresses banned, but every packet is accepted (-A OPEN -j ACCEPT) before a rule of INPUT (IPv4) matches the set",
+        'high: set morh-ban-mor_api-6: 1 address banned, but every packet is accepted (-A INPUT -m comment --comment "open to all" -j ACCEPT) before a rule of INPUT (IPv6) matches the set',
     ]);
 });
