@@ -50,8 +50,10 @@ function writeJail(dir: string, extra: string, actionOptions = ""): void {
 /**
  * Runs `body` (shell) in a new network namespace with `c` (fail2ban-client of this server),
  * `members` (the IPv4 set's members, sorted, one line), `banned` (fail2ban's bans, sorted, one
- * line), `journaled` (the addresses the journal holds banned, sorted, one line) and `matched`
- * (whether INPUT matches the set); the server is always stopped at the end.
+ * line), `journaled` (the addresses the journal holds banned, sorted, one line), `matched`
+ * (whether INPUT matches the set), `started` (start, the restore done), `stopped` (stop),
+ * `banned_then_stopped ADDRESS...` (start, ban, stop) and `sql STATEMENT` (on the stopped server's
+ * database); the server is always stopped at the end.
  */
 function inNamespace(dir: string, body: string): string {
     const script = `
@@ -61,6 +63,10 @@ banned() { c get t banip | tr ' ' '\\n' | sort | tr '\\n' ' '; echo; }
 journaled() { awk 'NF != 2 { next } $1 == "-" { delete held[$2]; next } { held[$2] = 1 } END { for (address in held) print address }' ${dir}/journal/t.bans 2>/dev/null | sort | tr '\\n' ' '; echo; }
 matched() { iptables -w -S INPUT | grep -q -- '--match-set morh-ban-t-4 src' && echo yes || echo no; }
 wait_started() { for i in $(seq 50); do [ "$(matched)" = yes ] && return 0; sleep 0.1; done; return 1; }
+started() { c start >/dev/null; wait_started; sleep 1; }
+stopped() { c stop >/dev/null; sleep 0.5; }
+banned_then_stopped() { c start >/dev/null; wait_started; c set t banip "$@" >/dev/null; sleep 0.5; stopped; }
+sql() { python3 -c 'import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute(sys.argv[2]); db.commit()' ${dir}/f2b.sqlite3 "$1"; }
 trap 'c stop >/dev/null 2>&1' EXIT
 ${body}
 `;
@@ -96,12 +102,10 @@ echo "members=$(members)"`,
         const out = lines(
             inNamespace(
                 dir,
-                `c start >/dev/null; wait_started
-c set t banip 192.0.2.1 192.0.2.2 >/dev/null; sleep 0.5
-c stop >/dev/null; sleep 0.5
+                `banned_then_stopped 192.0.2.1 192.0.2.2
 # the journal lost its last line (a full disk, a crash before the write, a ban made while the action was gone)
 sed -i '/192.0.2.2/d' ${dir}/journal/t.bans
-c start >/dev/null; wait_started; sleep 1
+started
 echo "banned=$(banned)"
 echo "members=$(members)"`,
             ),
@@ -125,7 +129,7 @@ echo "members=$(members)"`,
         const out = lines(
             inNamespace(
                 dir,
-                `c start >/dev/null; wait_started; sleep 1
+                `started
 echo "banned=$(banned)"
 echo "unban=$(c set t unbanip 192.0.2.5 2>&1 | tail -n 1)"
 echo "members=$(members)"`,
@@ -140,22 +144,16 @@ echo "members=$(members)"`,
         const out = lines(
             inNamespace(
                 dir,
-                `c start >/dev/null; wait_started
-c set t banip 192.0.2.1 192.0.2.2 192.0.2.3 >/dev/null; sleep 0.5
-c stop >/dev/null; sleep 0.5
-python3 -c 'import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-for table in ("bans", "bips"):
-    db.execute("DELETE FROM %s WHERE ip = ?" % table, ("192.0.2.2",))
-db.commit()' ${dir}/f2b.sqlite3
-c start >/dev/null; wait_started; sleep 1
+                `banned_then_stopped 192.0.2.1 192.0.2.2 192.0.2.3
+sql "DELETE FROM bans WHERE ip = '192.0.2.2'"; sql "DELETE FROM bips WHERE ip = '192.0.2.2'"
+started
 echo "lifted_banned=$(banned)"
 echo "lifted_members=$(members)"
 echo "lifted_journaled=$(journaled)"
 echo "lifted_logged=$(grep -c 'WARNING.*morh-ban-t-4/-6: 1 ban(s) of the journal fail2ban does not hold removed (its database lost them): 192.0.2.2$' ${dir}/log/f2b.log)"
-c stop >/dev/null; sleep 0.5
+stopped
 rm ${dir}/f2b.sqlite3
-c start >/dev/null; wait_started; sleep 1
+started
 echo "gone_banned=$(banned)"
 echo "gone_members=$(members)"
 echo "gone_journaled=$(journaled)"
@@ -180,15 +178,10 @@ echo "new_members=$(members)"`,
         const out = lines(
             inNamespace(
                 dir,
-                `c start >/dev/null; wait_started
-c set t banip 192.0.2.1 192.0.2.2 >/dev/null; sleep 0.5
-c stop >/dev/null; sleep 0.5
+                `banned_then_stopped 192.0.2.1 192.0.2.2
 # fail2ban's table of current bans gone: neither fail2ban nor the action can read it
-python3 -c 'import sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-db.execute("DROP TABLE bips")
-db.commit()' ${dir}/f2b.sqlite3
-c start >/dev/null; wait_started; sleep 1
+sql "DROP TABLE bips"
+started
 echo "members=$(members)"
 echo "journaled=$(journaled)"
 echo "errors=$(grep -c 'ERROR.*morh-ban-t-4/-6: bans not compared with fail2ban.s (.*bips.*): all 2 loaded kept' ${dir}/log/f2b.log)"`,
@@ -208,8 +201,8 @@ echo "errors=$(grep -c 'ERROR.*morh-ban-t-4/-6: bans not compared with fail2ban.
                 `c start >/dev/null; wait_started
 c set t banip 192.0.2.1 192.0.2.2 >/dev/null; sleep 0.5
 echo "members=$(members)"
-c stop >/dev/null; sleep 0.5
-c start >/dev/null; wait_started; sleep 1
+stopped
+started
 echo "restarted_banned=$(banned)"
 echo "restarted_members=$(members)"
 echo "restarted_journaled=$(journaled)"`,
@@ -230,12 +223,12 @@ echo "restarted_journaled=$(journaled)"`,
         const out = lines(
             inNamespace(
                 dir,
-                `c start >/dev/null; wait_started; sleep 1
+                `started
 echo "banned=$(banned)"
 echo "members=$(members)"
 echo "carried_left=$([ -e ${dir}/journal/t.carried ] && echo yes || echo no)"
-c stop >/dev/null; sleep 0.5
-c start >/dev/null; wait_started; sleep 1
+stopped
+started
 echo "restarted_banned=$(banned)"
 echo "restarted_members=$(members)"
 c set t unbanip 198.51.100.9 >/dev/null; sleep 0.5
@@ -255,11 +248,9 @@ echo "lifted_members=$(members)"`,
         const out = lines(
             inNamespace(
                 dir,
-                `c start >/dev/null; wait_started
-c set t banip 192.0.2.1 198.51.100.7 >/dev/null; sleep 0.5
-c stop >/dev/null; sleep 0.5
+                `banned_then_stopped 192.0.2.1 198.51.100.7
 printf '0 192.0.2.' >> ${dir}/journal/t.bans
-c start >/dev/null; wait_started; sleep 1
+started
 echo "matched=$(matched)"
 echo "members=$(members)"`,
             ),
@@ -283,8 +274,8 @@ echo "journal_lines=$(wc -l < ${dir}/journal/t.bans)"
 echo "journaled=$(journaled)"
 echo "leftover=$(ls ${dir}/journal | grep -c new)"
 echo "members=$(members)"
-c stop >/dev/null; sleep 0.5
-c start >/dev/null; wait_started; sleep 1
+stopped
+started
 echo "restarted_members=$(members)"
 echo "restarted_banned=$(banned)"`,
             ),
