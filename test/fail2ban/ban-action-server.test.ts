@@ -150,7 +150,8 @@ started
 echo "lifted_banned=$(banned)"
 echo "lifted_members=$(members)"
 echo "lifted_journaled=$(journaled)"
-echo "lifted_logged=$(grep -c 'WARNING.*morh-ban-t-4/-6: 1 ban(s) of the journal fail2ban does not hold removed (its database lost them): 192.0.2.2$' ${dir}/log/f2b.log)"
+echo "lifted_logged=$(grep -c 'WARNING.*morh-ban-t-4/-6: 1 ban(s) of the journal fail2ban does not hold removed (its database lost them; all in ${dir}/journal/t.dropped): 192.0.2.2$' ${dir}/log/f2b.log)"
+echo "lifted_dropped=$(cat ${dir}/journal/t.dropped)"
 stopped
 rm ${dir}/f2b.sqlite3
 started
@@ -166,6 +167,7 @@ echo "new_members=$(members)"`,
         assert.equal(out.lifted_members, "192.0.2.1 192.0.2.3", "the ban fail2ban does not hold is not enforced");
         assert.equal(out.lifted_journaled, "192.0.2.1 192.0.2.3");
         assert.equal(out.lifted_logged, "1", "fail2ban's log names the address removed");
+        assert.equal(out.lifted_dropped, "192.0.2.2", "listed for an operator who wants it back");
         assert.equal(out.gone_banned, "");
         assert.equal(out.gone_members, "", "no ban fail2ban could not lift");
         assert.equal(out.gone_journaled, "");
