@@ -268,6 +268,23 @@ echo "banned=$(c get t banip | wc -w)"`,
         assert.equal(out.banned, "3000", "and held by fail2ban");
     });
 
+    it("loads every ban when the journal holds an address ipset cannot store (0.0.0.0 carried over from a chain)", () => {
+        const dir = setup();
+        const out = lines(
+            inNamespace(
+                dir,
+                `banned_then_stopped 192.0.2.1 192.0.2.2
+# carry-over-bans.sh carries a chain's -s 0.0.0.0/32 rule as it carries any other
+printf '0 0.0.0.0\\n0 198.51.100.7\\n' >> ${dir}/journal/t.bans; printf '0.0.0.0\\n198.51.100.7\\n' > ${dir}/journal/t.carried
+started
+echo "members=$(members)"
+echo "failed=$(grep -c 'Failed to start jail' ${dir}/log/f2b.log)"`,
+            ),
+        );
+        assert.equal(out.failed, "0", "the action starts");
+        assert.equal(out.members, "192.0.2.1 192.0.2.2 198.51.100.7", "the bans after the bad line are loaded too");
+    });
+
     it("starts (INPUT rule, set loaded) when the journal's last line was torn by a crash", () => {
         const dir = setup();
         const out = lines(
