@@ -228,9 +228,9 @@ echo "restarted_journaled=$(journaled)"`,
                 `started
 echo "banned=$(banned)"
 echo "members=$(members)"
-echo "carried_left=$([ -e ${dir}/journal/t.carried ] && echo yes || echo no)"
 stopped
 started
+echo "carried_left=$([ -e ${dir}/journal/t.carried ] && echo yes || echo no)"
 echo "restarted_banned=$(banned)"
 echo "restarted_members=$(members)"
 c set t unbanip 198.51.100.9 >/dev/null; sleep 0.5
@@ -239,10 +239,50 @@ echo "lifted_members=$(members)"`,
         );
         assert.equal(out.banned, "198.51.100.9", "fail2ban holds the carried ban (not the ignored one)");
         assert.equal(out.members, "198.51.100.9");
-        assert.equal(out.carried_left, "no", "handed over once");
+        assert.equal(out.carried_left, "no", "no longer listed once fail2ban's database holds it");
         assert.equal(out.restarted_banned, "198.51.100.9", "restored from fail2ban's database");
         assert.equal(out.restarted_members, "198.51.100.9");
         assert.equal(out.lifted_members, "", "fail2ban lifts it");
+    });
+
+    it("keeps the carried-over bans fail2ban had not yet taken (still queued) when it is stopped right after the switch's start", () => {
+        const dir = setup();
+        // A MOR host's chain of scanner bans: thousands, each handed over as a new ban (one ipset
+        // command each, in the jail's queue), written to fail2ban's database only once banned.
+        const carried = Array.from({ length: 3000 }, (_, i) => `198.18.${i >> 8}.${i & 255}`);
+        writeFileSync(join(dir, "journal/t.bans"), carried.map((address) => `0 ${address}\n`).join(""));
+        writeFileSync(join(dir, "journal/t.carried"), carried.map((address) => `${address}\n`).join(""));
+        const out = lines(
+            inNamespace(
+                dir,
+                `c start >/dev/null; wait_started; sleep 1
+stopped
+started
+echo "members=$(ipset list morh-ban-t-4 | sed '1,/^Members:/d' | grep -c .)"
+# the hand-over takes seconds (one ipset command a ban): fail2ban holds them all once it is done
+for i in $(seq 60); do [ "$(c get t banip | wc -w)" = 3000 ] && break; sleep 0.5; done
+echo "banned=$(c get t banip | wc -w)"`,
+            ),
+        );
+        assert.equal(out.members, "3000", "every carried ban is still enforced after the restart");
+        assert.equal(out.banned, "3000", "and held by fail2ban");
+    });
+
+    it("loads every ban when the journal holds an address ipset cannot store (0.0.0.0 carried over from a chain)", () => {
+        const dir = setup();
+        const out = lines(
+            inNamespace(
+                dir,
+                `banned_then_stopped 192.0.2.1 192.0.2.2
+# carry-over-bans.sh carries a chain's -s 0.0.0.0/32 rule as it carries any other
+printf '0 0.0.0.0\\n0 198.51.100.7\\n' >> ${dir}/journal/t.bans; printf '0.0.0.0\\n198.51.100.7\\n' > ${dir}/journal/t.carried
+started
+echo "members=$(members)"
+echo "failed=$(grep -c 'Failed to start jail' ${dir}/log/f2b.log)"`,
+            ),
+        );
+        assert.equal(out.failed, "0", "the action starts");
+        assert.equal(out.members, "192.0.2.1 192.0.2.2 198.51.100.7", "the bans after the bad line are loaded too");
     });
 
     it("starts (INPUT rule, set loaded) when the journal's last line was torn by a crash", () => {
