@@ -32,7 +32,6 @@ function cacheDir(): string {
     return process.env.MOR_HARDEN_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "mor-harden", "contents");
 }
 
-
 /** Keeps `content` for later deltas (best effort: a cache that cannot be written only costs whole sends). */
 export function rememberContent(content: string): void {
     try {

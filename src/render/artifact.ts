@@ -14,7 +14,9 @@ export function sha256Hex(content: string): string {
     if (digest === undefined) {
         digest = createHash("sha256").update(content).digest("hex");
         largeDigests.set(content, digest);
-        for (const old of largeDigests.keys()) if (largeDigests.size > 8) largeDigests.delete(old);
+        // The oldest go first (a Map iterates in insertion order).
+        const oldest = largeDigests.keys().next().value;
+        if (largeDigests.size > 8 && oldest !== undefined) largeDigests.delete(oldest);
     }
     return digest;
 }
