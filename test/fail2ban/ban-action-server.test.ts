@@ -10,9 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { BAN_ACTION, banActionLine, banActionSource } from "../../src/fail2ban/ban-action";
+import { requires } from "../helpers/needs";
 
 const have = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
-const usable = process.getuid?.() === 0 && ["fail2ban-server", "fail2ban-client", "ipset", "iptables", "unshare"].every(have);
+const skip = requires("root, fail2ban, ipset, iptables and unshare", () => process.getuid?.() === 0 && ["fail2ban-server", "fail2ban-client", "ipset", "iptables", "unshare"].every(have));
 
 const dirs: string[] = [];
 after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
@@ -76,7 +77,7 @@ ${body}
 
 const lines = (output: string) => Object.fromEntries(output.split("\n").filter((line) => line.includes("=")).map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1).trim()]));
 
-describe("mor-harden's ipset action under fail2ban-server", { skip: usable ? false : "needs root, fail2ban, ipset, iptables and unshare" }, () => {
+describe("mor-harden's ipset action under fail2ban-server", { skip }, () => {
     it("keeps its action, sets and INPUT rule across `fail2ban-client reload`, and bans after it", () => {
         const dir = setup();
         const out = lines(
