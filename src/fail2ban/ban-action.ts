@@ -9,7 +9,7 @@ import { findTemplatesDir } from "../render/templates";
 
 export const BAN_ACTION = "mor-harden-ipset";
 export const BAN_ACTION_FILE = `/etc/fail2ban/action.d/${BAN_ACTION}.py`;
-/** Where each jail's ban journal is kept (what its sets are loaded from at a start). */
+/** Where each jail's ban journal is kept (what its sets are loaded from at a start): the action's default journaldir. */
 export const BAN_JOURNAL_DIR = "/var/lib/mor-harden/fail2ban";
 /** ipset's largest timeout (seconds); a longer ban is kept in a set without timeout and lifted by fail2ban. */
 export const IPSET_MAX_TIMEOUT = 4294967;
@@ -33,11 +33,16 @@ export function banSets(jail: string, bantime: number): BanSets {
 
 /**
  * The value of a jail's `action =` line: the action's settings are its options (fail2ban passes
- * them to the action's __init__ and reload); `journalDir`: tests keep theirs apart.
+ * them to the action's __init__ and reload). `journalDir` (tests keep theirs apart) is written only
+ * when it is not the action's default, BAN_JOURNAL_DIR: at the first reload after an upgrade,
+ * fail2ban calls reload() of the instance already running (fail2ban/server/actions.py,
+ * Actions.add and Actions.reload), whose code may know no such option, and a TypeError there
+ * ends the reload of every jail after it.
  */
 export function banActionLine(jail: string, bantime: number, journalDir = BAN_JOURNAL_DIR): string {
     const { timeout, set, otherSet } = banSets(jail, bantime);
-    return `${BAN_ACTION}.py[settimeout=${timeout}, set=${set}, otherset=${otherSet}, journaldir=${journalDir}]`;
+    const journal = journalDir === BAN_JOURNAL_DIR ? "" : `, journaldir=${journalDir}`;
+    return `${BAN_ACTION}.py[settimeout=${timeout}, set=${set}, otherset=${otherSet}${journal}]`;
 }
 
 /** The action's source: a plain Python file, the same on every host (its settings are in the action line). */

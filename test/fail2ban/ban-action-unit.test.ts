@@ -7,7 +7,10 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { BAN_ACTION, BAN_ACTION_FILE, BAN_JOURNAL_DIR, banActionFile, banActionLine } from "../../src/fail2ban/ban-action";
 import { findTemplatesDir } from "../../src/render/templates";
+
+const ACTION_DIR = join(findTemplatesDir(), "fail2ban", "action.d");
 
 function fail2banInterpreter(): string[] {
     const client = spawnSync("sh", ["-c", "command -v fail2ban-client"], { encoding: "utf8" }).stdout.trim();
@@ -22,7 +25,7 @@ describe("mor-harden's ipset action, unit tests (Python)", () => {
         const [python, ...options] = fail2banInterpreter();
         // -B: no __pycache__ written into templates/.
         const result = spawnSync(python, [...options, "-B", "-m", "unittest", "-v", "test_mor_harden_ipset"], {
-            cwd: join(findTemplatesDir(), "fail2ban", "action.d"),
+            cwd: ACTION_DIR,
             encoding: "utf8",
             timeout: 60_000,
         });
@@ -30,5 +33,18 @@ describe("mor-harden's ipset action, unit tests (Python)", () => {
         // unittest's summary: a file that found no tests would pass too.
         const ran = Number(result.stderr.match(/^Ran (\d+) tests? /m)?.[1] ?? 0);
         assert.ok(ran >= 20, `only ${ran} tests ran:\n${result.stderr}`);
+    });
+
+    it("is installed as it is, and the journal directory the jails' lines leave out is the action's own default", () => {
+        const artifact = banActionFile();
+        assert.equal(artifact.path, BAN_ACTION_FILE);
+        assert.equal(artifact.content, readFileSync(join(ACTION_DIR, `${BAN_ACTION}.py`), "utf8"));
+        const [python, ...options] = fail2banInterpreter();
+        const source = "import importlib.util as u, sys; s = u.spec_from_file_location('a', sys.argv[1]); m = u.module_from_spec(s); s.loader.exec_module(m); print(m.JOURNAL_DIR)";
+        const printed = spawnSync(python, [...options, "-B", "-c", source, join(ACTION_DIR, `${BAN_ACTION}.py`)], { encoding: "utf8", timeout: 30_000 });
+        assert.equal(printed.status, 0, printed.stderr);
+        assert.equal(printed.stdout.trim(), BAN_JOURNAL_DIR);
+        assert.equal(banActionLine("t", -1), `${BAN_ACTION}.py[settimeout=0, set=morh-ban-t, otherset=morh-ban-t-t]`);
+        assert.equal(banActionLine("t", 600, "/tmp/j"), `${BAN_ACTION}.py[settimeout=600, set=morh-ban-t-t, otherset=morh-ban-t, journaldir=/tmp/j]`);
     });
 });
