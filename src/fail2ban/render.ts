@@ -144,7 +144,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         concern: "fail2ban",
         summary: jails.map((jail) => `${jail.name}: ${jail.enabled ? `${jail.maxretry} in ${jail.findtime}s -> ${jail.bantime < 0 ? "permanent" : `${jail.bantime}s`}` : "disabled"}`),
         packages: ["fail2ban", "ipset", ...(notify?.webhook ? ["curl"] : [])],
-        artifacts: [file(JAIL_FILE, jailFile), banActionFile(input.stack), ...filters, ...(notify ? notifyArtifacts(input, notify) : [])],
+        artifacts: [file(JAIL_FILE, jailFile), banActionFile(), ...filters, ...(notify ? notifyArtifacts(input, notify) : [])],
         // fail2ban 1.0 refuses to start when a jail's log file is missing (a host without
         // Asterisk yet, an API log not written so far): create them empty.
         prepare: missingLogs(jails),
