@@ -3,7 +3,7 @@
 // MOR enables its filters in jail.conf, which its update scripts overwrite, so only
 // jail.d/*.local and filter.d/*.local files are written. Each jail reads its own
 // mor-harden-<jail> filter, so MOR's updates to its filter .conf files cannot break a jail.
-import { shellQuote } from "../apply/scripts";
+import { shellQuote } from "../render/shell";
 import { addressesOf } from "../config/resolve";
 import { trustedSources } from "../firewall/schema";
 import { file, type Artifact, type ConcernPlan } from "../render/artifact";

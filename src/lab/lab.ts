@@ -7,6 +7,7 @@
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
+import { clientAddresses, hostAddress } from "./addresses";
 import { hostInit, hostsFile, labFiles } from "./host-files";
 import type { VoipProfile } from "./voip-files";
 import type { LabProfile } from "./mor-profile";
@@ -55,17 +56,6 @@ export interface ExecResult {
     stderr: string;
 }
 
-/** Lab addresses: documentation ranges only (RFC 5737 and RFC 3849). */
-export function hostAddress(index: number): { v4: string; v6: string } {
-    if (index < 1 || index > 80) throw new Error(`lab host index ${index} is out of range (1-80)`);
-    return { v4: `192.0.2.${10 + index}`, v6: `2001:db8:2::${10 + index}` };
-}
-export const clientAddresses = {
-    workstation: { v4: "198.51.100.10", v6: "2001:db8:51::10" },
-    attacker: { v4: "203.0.113.66", v6: "2001:db8:113::66" },
-    /** Plays Kolmisoft support (sshd.support); trusted only where a test's stack says so. */
-    support: { v4: "198.51.100.20", v6: "2001:db8:51::20" },
-};
 const onLinkRoutes = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"];
 
 export function hostName(index: number): string {

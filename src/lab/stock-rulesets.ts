@@ -1,8 +1,9 @@
 // Firewalls as distributions ship them, in iptables-restore format, one text per family: what lab
 // hosts of the rhel-like MOR profile boot with, and what the tests start from.
 
-export type Family = "v4" | "v6";
-export const families: Family[] = ["v4", "v6"];
+import { families, type Family } from "../config/family";
+
+export { families, type Family };
 /** iptables-restore input of one family each. */
 export type Tables = Record<Family, string>;
 
