@@ -6,6 +6,7 @@
 // the machine's own network and nothing leaves the lab.
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { join } from "node:path";
 import { clientAddresses, hostAddress } from "./addresses";
 import { hostInit, hostsFile, labFiles } from "./host-files";
@@ -300,11 +301,28 @@ export function execArgv(node: LabHost | LabNode, argv: string[]): string[] {
         : ["ip", "netns", "exec", node.netns, ...argv];
 }
 
-/** Runs a command in a lab node, bounded by `timeoutMs`. */
+/** The exit code of a command a signal ended (as a shell reports it), or 1 when it did not start. */
+const signalCode = (signal: NodeJS.Signals | null) => (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1);
+
+/**
+ * Runs a command in a lab node, bounded by `timeoutMs`, its output captured whole: spawnSync's
+ * default maxBuffer (1 MiB) killed a command past it (`bans --json` of 20,000 bans came back cut,
+ * exit 128). A timeout says so on stderr.
+ */
 export function labExec(node: LabHost | LabNode, argv: string[], options: { input?: string; timeoutMs?: number } = {}): ExecResult {
     const [command, ...args] = execArgv(node, argv);
-    const result = spawnSync(command, args, { encoding: "utf8", input: options.input, timeout: options.timeoutMs ?? 60_000 });
-    return { code: result.status ?? (result.signal ? 128 : 1), stdout: result.stdout ?? "", stderr: result.stderr ?? (result.error?.message ?? "") };
+    const timeout = options.timeoutMs ?? 60_000;
+    const result = spawnSync(command, args, { encoding: "utf8", input: options.input, timeout, maxBuffer: Infinity });
+    const why = result.error ? `\nlab: ${argv[0]}: ${(result.error as NodeJS.ErrnoException).code === "ETIMEDOUT" ? `no end after ${timeout} ms` : result.error.message}` : "";
+    return { code: result.status ?? signalCode(result.signal), stdout: result.stdout ?? "", stderr: `${result.stderr ?? ""}${why}` };
+}
+
+/** Runs a command in a lab node with this process's stdin, stdout and stderr (output of any size, as it comes); its exit code. */
+export function labRelay(node: LabHost | LabNode, argv: string[], options: { timeoutMs?: number } = {}): number {
+    const [command, ...args] = execArgv(node, argv);
+    const result = spawnSync(command, args, { stdio: "inherit", timeout: options.timeoutMs ?? 60_000 });
+    if (result.error) process.stderr.write(`lab: ${argv[0]}: ${result.error.message}\n`);
+    return result.status ?? signalCode(result.signal);
 }
 
 export function readHostFile(host: LabHost, path: string): string {
