@@ -10,7 +10,7 @@ export async function banOperation(target: HostOfEnvironment, mode: "list" | "un
     const result: HostBans = { ...hostIdentity(target), address: target.host.config.connection.address };
     let secrets = {};
     try {
-        secrets = hostSecrets(target);
+        secrets = hostSecrets(target.host);
         const output = await withSession(target, secrets, (session) => session.run(bansScript(mode, jail, addresses), 300));
         if (output.code !== 0) throw new Error(`the script failed on the host (exit ${output.code}): ${output.stderr.trim().split("\n").slice(-3).join(" ")}`);
         const parsed = parseBansOutput(output.stdout);

@@ -3,19 +3,19 @@
 // lock held too long) or whose apply fails is reported, and the others go on.
 import type { EnvironmentHost, HostOfEnvironment } from "../config/environment";
 import type { Resolver } from "../config/resolve";
-import { secretsWithoutPulumi, type SecretValues } from "../config/secrets";
+import type { SecretValues } from "../config/secrets";
 import type { ConcernPlan } from "../render/artifact";
 import { concernsOf, renderHost } from "../compose/host";
 import type { RenderInput } from "../render/input";
 import { prepareRenderInput } from "../render/prepare";
 import { applyHost, ApplyError, type ApplyReport } from "./engine";
 import { hostIdentity } from "../render/report";
-import { reasonOf, runHosts, secondsSince } from "./run-hosts";
+import { hostSecrets, reasonOf, runHosts, secondsSince } from "./run-hosts";
 import { hostTarget } from "./target";
 
 /** One host's secrets (files, its own variables, the shared ones), render input and plans, without Pulumi. */
 export async function prepareHost(host: EnvironmentHost, resolver?: Resolver): Promise<{ secrets: SecretValues; input: RenderInput; plans: ConcernPlan[] }> {
-    const secrets = secretsWithoutPulumi(host.config, host.source, process.env, host.name);
+    const secrets = hostSecrets(host);
     const input = await prepareRenderInput(host.label, host.config, { resolver, source: host.source });
     return { secrets, input, plans: renderHost(input) };
 }

@@ -2,7 +2,7 @@
 // on its own, at most `concurrency` at once, its secrets loaded here, its time measured, whatever
 // stops it turned into one reason (secrets redacted), a report per host, and the exit-code table.
 import pLimit from "p-limit";
-import type { HostOfEnvironment } from "../config/environment";
+import type { EnvironmentHost, HostOfEnvironment } from "../config/environment";
 import { ConfigError } from "../config/schema";
 import { secretsWithoutPulumi, type SecretValues } from "../config/secrets";
 import { redact } from "../render/redact";
@@ -26,7 +26,7 @@ export function reasonOf(error: unknown, secrets: Record<string, string | undefi
 }
 
 /** A host's secrets without Pulumi (files, its own variables, the shared ones). */
-export const hostSecrets = (target: HostOfEnvironment): SecretValues => secretsWithoutPulumi(target.host.config, target.host.source, process.env, target.host.name);
+export const hostSecrets = (host: EnvironmentHost): SecretValues => secretsWithoutPulumi(host.config, host.source, process.env, host.name);
 
 /** Seconds since `started` (process.hrtime.bigint()). */
 export const secondsSince = (started: bigint) => Number(process.hrtime.bigint() - started) / 1e9;

@@ -33,7 +33,7 @@ export async function auditHost(target: HostOfEnvironment): Promise<AuditResult>
     const result: AuditResult = { ...hostIdentity(target), address: config.connection.address, status: "error", findings: [], roundTrips: 0, seconds: 0 };
     let secrets: SecretValues = {};
     try {
-        secrets = hostSecrets(target);
+        secrets = hostSecrets(target.host);
         const output = await withSession(target, secrets, (session) => session.run(auditScript()), (session) => (result.roundTrips = session.roundTrips));
         if (output.code !== 0) throw new Error(`the audit script failed on the host (exit ${output.code})`);
         const trusted = config.firewall.trusted.map(parseNetwork).filter((network): network is Network => network !== undefined);

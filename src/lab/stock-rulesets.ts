@@ -1,9 +1,8 @@
 // Firewalls as distributions ship them, in iptables-restore format, one text per family: what lab
 // hosts of the rhel-like MOR profile boot with, and what the tests start from.
 
-import { families, type Family } from "../config/family";
+import type { Family } from "../config/family";
 
-export { families, type Family };
 /** iptables-restore input of one family each. */
 export type Tables = Record<Family, string>;
 
