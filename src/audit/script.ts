@@ -3,7 +3,7 @@
 // database's password (mode 0600 in a mktemp -d directory, removed at once, or by a trap should
 // the script die first), so the password never appears on a command line. Every section is a
 // tagged line, its payload in base64 or hex.
-import { shellQuote, wholeScript } from "../apply/scripts";
+import { shellQuote, wholeScript } from "../render/shell";
 import { ASTERISK_DIR } from "./asterisk-config";
 
 /** Asterisk files the audit reads, with what they `#include` (followed on the host). */

@@ -3,7 +3,8 @@
 // MOR enables its filters in jail.conf, which its update scripts overwrite, so only
 // jail.d/*.local and filter.d/*.local files are written. Each jail reads its own
 // mor-harden-<jail> filter, so MOR's updates to its filter .conf files cannot break a jail.
-import { shellQuote } from "../apply/scripts";
+import { shellQuote } from "../render/shell";
+import { jailsByThread } from "./threads";
 import { addressesOf } from "../config/resolve";
 import { trustedSources } from "../firewall/schema";
 import { file, type Artifact, type ConcernPlan } from "../render/artifact";
@@ -81,11 +82,7 @@ function missingLogs(jails: EffectiveJail[]): string[] {
  * costs a Python start-up; drift checks run this on every host of a fleet.
  */
 function jailThreadsCheck(jails: string[]): string {
-    const needed = new Map<string, string[]>();
-    for (const jail of jails) {
-        const thread = `f2b/f.${jail}`.slice(0, 15);
-        needed.set(thread, [...(needed.get(thread) ?? []), jail]);
-    }
+    const needed = jailsByThread(jails);
     return renderTemplate("fail2ban/check-jails.sh.hbs", { threads: [...needed].map(([thread, names]) => ({ thread, count: names.length, jails: names.join(", ") })) }).trim();
 }
 

@@ -9,7 +9,8 @@ import { formatRange } from "../config/values";
 import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
-import { isGuarded, knockRules, type Family } from "../knocking/render";
+import { families, type Family } from "../config/family";
+import { isGuarded, knockRules } from "../knocking/render";
 import { effectiveServices, trustedSources, type EffectiveService, type FirewallConfig } from "./schema";
 import { sshdPorts } from "../sshd/ports";
 import { scannerAgents } from "../fail2ban/schema";
@@ -236,7 +237,6 @@ function flushRemovedBlocklists(firewall: FirewallConfig): string {
 
 export function renderFirewall(input: RenderInput): ConcernPlan {
     const { os, firewall } = input.config;
-    const families: Family[] = ["v4", "v6"];
     const usesUlogd = firewall.scannerLog === "nflog" && hasSip(input);
     const artifacts = families.map((family) => file(persistPaths[os][family], renderRuleset(input, family), { mode: "0600" }));
     const commands = families.map((family) => familyCommands(os, family));

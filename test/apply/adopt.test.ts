@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { jailNames } from "../../src/fail2ban/schema";
 import { randomBytes } from "node:crypto";
 import { needs } from "../helpers/needs";
-import { clientAddresses, type LabHost } from "../../src/lab/lab";
+import { clientAddresses } from "../../src/lab/addresses";
+import type { LabHost } from "../../src/lab/lab";
 import { applyFromWorkstation, driftFromWorkstation, labStackFile, scanPorts, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type CliRun, type TestLab } from "../helpers/lab";
 import { dockerFilterBody, dockerNat, emptyFilter, families, filterTables, iptablesServicesStock, loadTables, savedTable, ufwChains, type Family, type Tables } from "../helpers/rulesets";
 
