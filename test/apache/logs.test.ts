@@ -4,6 +4,7 @@
 // trusted workstation ban nobody.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { waitFor } from "../helpers/faults";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 
 let lab: TestLab;
@@ -18,14 +19,6 @@ function scan(from: "attacker" | "workstation", count: number) {
 }
 
 const banned = (jail: string) => sh(host(), `fail2ban-client status ${jail}`, 15_000).stdout.split("Banned IP list:")[1] ?? "";
-
-async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!check()) {
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-}
 
 before(async () => {
     lab = await startTestLab(1);
@@ -50,7 +43,7 @@ describe("the hardened vhosts' access log", () => {
         const workstation = lab.client("workstation").v4;
         scan("workstation", 25);
         scan("attacker", 25);
-        await waitFor("the attacker banned by mor_ddos", () => banned("mor_ddos").includes(attacker), 60_000);
+        assert.ok(await waitFor(() => banned("mor_ddos").includes(attacker), 60_000), "the attacker banned by mor_ddos");
         assert.notEqual(tcpConnect(lab.client("attacker"), host().v4, 443), "open", "the attacker's connections are refused or dropped");
         assert.ok(!banned("mor_ddos").includes(workstation), "the workstation is not banned");
         assert.equal(tcpConnect(lab.client("workstation"), host().v4, 443), "open");

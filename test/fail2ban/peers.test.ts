@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { IGNORE_PEERS_SCRIPT } from "../../src/fail2ban/render";
 import { labSecrets } from "../../src/lab/voip-files";
+import { waitFor } from "../helpers/faults";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
 
 let lab: TestLab;
@@ -29,14 +30,6 @@ const fail2banLog = () => sh(host(), "cat /var/log/fail2ban.log").stdout;
 const addDevice = (name: string, address: string) =>
     assert.equal(sh(host(), `mariadb -u root mor -e "INSERT INTO devices (name, secret, host, type, context) VALUES ('${name}', 'Lw4%nB7^kP2q', '${address}', 'peer', 'mor_trunk')"`).code, 0);
 
-async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!check()) {
-        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
-        await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-}
-
 before(async () => {
     lab = await startTestLab(1, { voip: [{ secrets: "strong", database: "loopback" }] });
 });
@@ -50,13 +43,13 @@ describe("fail2ban.ignorePeers on a MOR-like host", () => {
         assert.equal(statuses(run.report).fail2ban, "applied");
         amiFailure(PEER);
         amiFailure(OTHER);
-        await waitFor(`${OTHER} banned`, () => banned("asterisk-manager").includes(OTHER), 30_000);
-        await waitFor(`${PEER} ignored by the command`, () => fail2banLog().includes(`[asterisk-manager] Ignore ${PEER} by command`), 30_000);
+        assert.ok(await waitFor(() => banned("asterisk-manager").includes(OTHER), 30_000), `${OTHER} banned`);
+        assert.ok(await waitFor(() => fail2banLog().includes(`[asterisk-manager] Ignore ${PEER} by command`), 30_000), `${PEER} ignored by the command`);
         assert.ok(!banned("asterisk-manager").includes(PEER), "the peer is not banned");
         // Real failures from the peer: scanner requests to the GUI, more than mor_ddos bans for.
         const scan = sh(attacker(), `for i in $(seq 25); do curl -sk -o /dev/null --max-time 3 https://${host().v4}/wp-login.php?n=$i; done; echo done`, 150_000);
         assert.match(scan.stdout, /done/);
-        await waitFor("mor_ddos saw the peer's requests", () => fail2banLog().includes(`[mor_ddos] Ignore ${PEER} by command`), 30_000);
+        assert.ok(await waitFor(() => fail2banLog().includes(`[mor_ddos] Ignore ${PEER} by command`), 30_000), "mor_ddos saw the peer's requests");
         assert.equal(sh(host(), `grep -c '^${PEER.replace(/\./g, "\\.")} .*wp-login' /var/log/apache2/access.log`).stdout.trim(), "25", "the requests are in the log mor_ddos reads");
         assert.ok(!banned("mor_ddos").includes(PEER), "not banned by mor_ddos");
         assert.equal(sh(attacker(), `curl -sk -o /dev/null -w '%{http_code}' --max-time 3 https://${host().v4}/`).stdout, "200", "the peer still reaches the host");
@@ -65,18 +58,18 @@ describe("fail2ban.ignorePeers on a MOR-like host", () => {
     it("ignores a device added to the database without an apply, once the lists are read again", async () => {
         addDevice("pbx-98", ADDED);
         // The host's lists are read again when older than cacheTime (fail2ban's own answers last as long).
-        await waitFor(`the ignore command names ${ADDED} a peer`, () => sh(host(), `${IGNORE_PEERS_SCRIPT} ${ADDED}`).code === 0, 4 * CACHE_TIME * 1000 + 10_000);
+        assert.ok(await waitFor(() => sh(host(), `${IGNORE_PEERS_SCRIPT} ${ADDED}`).code === 0, 4 * CACHE_TIME * 1000 + 10_000), `the ignore command names ${ADDED} a peer`);
         amiFailure(ADDED);
-        await waitFor(`${ADDED} ignored by the command`, () => fail2banLog().includes(`[asterisk-manager] Ignore ${ADDED} by command`), 30_000);
+        assert.ok(await waitFor(() => fail2banLog().includes(`[asterisk-manager] Ignore ${ADDED} by command`), 30_000), `${ADDED} ignored by the command`);
         assert.ok(!banned("asterisk-manager").includes(ADDED));
     });
 
     it("the database down: the last list read stays ignored and the system log says why", async () => {
         assert.equal(sh(host(), "kill $(cat /run/mysqld/mysqld.pid) && for i in $(seq 100); do [ -S /run/mysqld/mysqld.sock ] || exit 0; sleep 0.1; done; exit 1").code, 0, "MariaDB stopped");
-        await waitFor("the failed read logged", () => {
+        assert.ok(await waitFor(() => {
             sh(host(), `${IGNORE_PEERS_SCRIPT} ${OTHER}`);
             return /mor-harden-peers.*MOR's database not read, the peers it listed at .* stay ignored/.test(sh(host(), "cat /var/log/syslog").stdout);
-        }, 4 * CACHE_TIME * 1000 + 10_000);
+        }, 4 * CACHE_TIME * 1000 + 10_000), "the failed read logged");
         assert.equal(sh(host(), `${IGNORE_PEERS_SCRIPT} ${PEER}`).code, 0, "the peer is still ignored");
         assert.equal(sh(host(), `${IGNORE_PEERS_SCRIPT} 192.0.2.97`).code, 1, "another address is not");
         assert.ok(!sh(host(), "cat /var/log/syslog").stdout.includes(labSecrets.strong.database), "the database's password is not logged");
