@@ -172,7 +172,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         packages: ["fail2ban", "ipset", ...(notify?.webhook ? ["curl"] : [])],
         artifacts: [
             file(JAIL_FILE, jailFile),
-            banActionFile(input.stack),
+            banActionFile(),
             ...filters,
             ...(notify ? notifyArtifacts(input, notify) : []),
             ...(ignorePeers ? [file(IGNORE_PEERS_SCRIPT, ignorePeersScript(input.stack, peers), { mode: "0700" })] : []),

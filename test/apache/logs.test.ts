@@ -3,9 +3,11 @@
 // to the hardened HTTPS GUI from the attacker get it banned by mor_ddos; the same from the
 // trusted workstation ban nobody.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
 import { waitFor } from "../helpers/faults";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
+import { needs } from "../helpers/needs";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const host = () => lab.host(1);

@@ -2,9 +2,11 @@
 import assert from "node:assert/strict";
 import { banSets } from "../../src/fail2ban/ban-action";
 import { spawn } from "node:child_process";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { execArgv } from "../../src/lab/lab";
 import { applyFromWorkstation, labStackFile, operatorSshOptions, scanPorts, sh, sshLoginWorks, startTestLab, statuses, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 let stack: string;

@@ -8,12 +8,14 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, statSync, writeFileSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { stringify } from "yaml";
 import { labExec, type ExecResult } from "../../src/lab/lab";
 import { labSecrets } from "../../src/lab/voip-files";
 import type { AuditFinding, CheckId } from "../../src/audit/checks";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 /** Where the test leaves the HTML report's screenshot, for people to look at. */

@@ -4,10 +4,12 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import type { DriftResult } from "../../src/drift/check";
 import { labExec } from "../../src/lab/lab";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 let stack: string;

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { BAN_ACTION, banSets } from "../../src/fail2ban/ban-action";
 import { effectiveJails } from "../../src/fail2ban/render";
 import { jailDefaults, jailNames, type JailName } from "../../src/fail2ban/schema";
@@ -16,6 +16,8 @@ import { parseSamples } from "../helpers/fail2ban-regex";
 import { minimalConfig, renderInputFor } from "../helpers/fixtures";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 import { actionsByJail, morJailConf } from "../helpers/mor-jails";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const host = () => lab.host(1);

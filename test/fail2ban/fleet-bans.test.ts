@@ -4,9 +4,11 @@
 // (an IPv6 address however it is written), reported per host, that let the attacker back in over
 // IPv4 and IPv6 and that fail2ban's database keeps (gone after a restart too).
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import type { HostBans } from "../../src/fail2ban/bans";
 import { cliFromWorkstation, labEnvironmentFile, sh, startTestLab, tcpConnect, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 let stack: string;

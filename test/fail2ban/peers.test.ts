@@ -4,11 +4,13 @@
 // database afterwards (no apply) is ignored once the lists are read again; the database down,
 // the last list read stays ignored and the system log says why.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
 import { IGNORE_PEERS_SCRIPT } from "../../src/fail2ban/render";
 import { labSecrets } from "../../src/lab/voip-files";
 import { waitFor } from "../helpers/faults";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+import { needs } from "../helpers/needs";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const host = () => lab.host(1);

@@ -3,10 +3,12 @@
 // User-Agent header are never banned; each listed tool's User-Agent (any header case, with or
 // without the blank after the colon, over UDP and TCP) and Debian's sipvicious (svmap, svwar) are.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { guideScannerAgents } from "../../src/fail2ban/schema";
 import { labExec, type LabNode } from "../../src/lab/lab";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const host = () => lab.host(1);

@@ -4,9 +4,11 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { isRunning, knownHostsPath, listLabNamespaces, readHostFile } from "../../src/lab/lab";
 import { sh, startTestLab, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const machineRules = () => execFileSync("sh", ["-c", "iptables-save -t filter | grep -v '^#'; ip6tables-save -t filter | grep -v '^#'"], { encoding: "utf8" });
