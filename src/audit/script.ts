@@ -4,6 +4,7 @@
 // the script die first), so the password never appears on a command line. Every section is a
 // tagged line, its payload in base64 or hex.
 import { shellQuote, wholeScript } from "../render/shell";
+import { OPTION_FILE_AWK, SIPPEERS_SED } from "../config/asterisk-database";
 import { ASTERISK_DIR } from "./asterisk-config";
 
 /** Asterisk files the audit reads, with what they `#include` (followed on the host). */
@@ -70,23 +71,6 @@ const asteriskFiles = String.raw`( cd ${ASTERISK_DIR} 2>/dev/null || exit 0
     set -- $(sed -n 's/^[[:space:]]*#[[:space:]]*\(try\)\{0,1\}include[[:space:]]\{1,\}["<]\{0,1\}\([^"<>;[:space:]]*\).*/\2/p' $morh_level)
     morh_depth=$((morh_depth + 1))
   done )`;
-
-/** res_config_mysql.conf's section as a MySQL option file: [client] credentials, [mysql] database. */
-export const OPTION_FILE_AWK = String.raw`BEGIN { database = "" }
-{ line = $0; gsub(/\\;/, "\001", line); sub(/;.*/, "", line); gsub(/\001/, ";", line) }
-line ~ /^[ \t]*\[/ { name = line; sub(/^[ \t]*\[/, "", name); sub(/\].*/, "", name); on = (name == section); next }
-on && line ~ /=/ {
-  key = line; sub(/[ \t]*=.*/, "", key); gsub(/^[ \t]+/, "", key)
-  value = line; sub(/^[^=]*=>?[ \t]*/, "", value); sub(/[ \t]+$/, "", value)
-  gsub(/\\/, "\\\\", value); gsub(/"/, "\\\"", value)
-  option = (key == "dbhost") ? "host" : (key == "dbuser") ? "user" : (key == "dbpass") ? "password" : (key == "dbport") ? "port" : (key == "dbsock") ? "socket" : ""
-  if (option != "") client = client option "=\"" value "\"\n"
-  if (key == "dbname") database = value
-}
-END { printf "[client]\n%s[mysql]\ndatabase=\"%s\"\n", client, database }`;
-
-/** The table extconfig.conf maps sippeers to (`sippeers => mysql,SECTION,TABLE`): letters, digits and _ only. */
-const SIPPEERS_SED = String.raw`s/^[[:space:]]*sippeers[[:space:]]*=>[[:space:]]*mysql[[:space:]]*,[[:space:]]*\([A-Za-z0-9_-]\{1,64\}\)[[:space:]]*,[[:space:]]*\([A-Za-z0-9_]\{1,64\}\)[[:space:]]*\(;.*\)\{0,1\}$/\1 \2/p`;
 
 /** The realtime peers through the host's client (`$morh_sql`), the password in a private option file. */
 export const databasePeers = [

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { duration, logPath, source } from "../config/values";
+import { absolutePath, duration, logPath, source } from "../config/values";
 import type { OsFamily } from "../config/os";
 import { scannerLogFile, type FirewallConfig } from "../firewall/schema";
 
@@ -8,6 +8,9 @@ export const jailNames = ["ssh-iptables", "asterisk-iptables", "ast-cli-attck", 
 export type JailName = (typeof jailNames)[number];
 
 export const PERMANENT = "permanent";
+
+/** fail2ban.peers' defaults. */
+export const PEERS_DEFAULTS = { asteriskDir: "/etc/asterisk", cacheTime: 120 };
 
 /**
  * A failregex line for fail2ban: one line, naming the offender with <HOST> (or <ADDR>), and no
@@ -98,6 +101,26 @@ export const fail2banSchema = z
         ignoreip: z.array(source).default([]),
         /** Keep the trusted sources in ignoreip (the guide's support host and the operator's workstations). */
         ignoreTrusted: z.boolean().default(true),
+        /**
+         * Never ban the switch's own static peers (carriers, customers' PBXs): every jail asks the
+         * host's ignore command, which reads them live from sip.conf and MOR's database.
+         */
+        ignorePeers: z.boolean().default(true),
+        /** Where ignorePeers finds the peers, and how long an answer is kept. */
+        peers: z
+            .object({
+                /**
+                 * Asterisk's configuration: sip.conf, extconfig.conf and res_config_mysql.conf. An
+                 * assumption: MOR keeps Asterisk's default directory (a public copy of MOR's
+                 * installer scripts checks /etc/asterisk/extconfig.conf for
+                 * `sippeers => mysql,general,devices`).
+                 */
+                asteriskDir: absolutePath.default(PEERS_DEFAULTS.asteriskDir),
+                /** fail2ban keeps each answer, and the host its lists, this long: a device added is ignored within twice it. */
+                cacheTime: duration.default(PEERS_DEFAULTS.cacheTime),
+            })
+            .strict()
+            .default(PEERS_DEFAULTS),
         jails: z
             .object({
                 ...(Object.fromEntries(jailNames.map((name) => [name, jailSettings.optional()])) as Record<Exclude<JailName, "ast-cli-attck">, z.ZodOptional<typeof jailSettings>>),
@@ -129,7 +152,9 @@ export interface JailDefaults {
 }
 
 const asteriskLog = () => ["/var/log/asterisk/messages"];
-const apacheAccessLog = (os: OsFamily) => [os === "debian" ? "/var/log/apache2/access.log" : "/var/log/httpd/access_log"];
+/** The access log mor_api and mor_ddos read by default, which the hardened GUI vhosts write (src/apache/render.ts). */
+export const apacheAccessLogFile = (os: OsFamily) => (os === "debian" ? "/var/log/apache2/access.log" : "/var/log/httpd/access_log");
+const apacheAccessLog = (os: OsFamily) => [apacheAccessLogFile(os)];
 
 /** The guide's thresholds and ban times; where the guide is silent the choice is documented in the README. */
 export const jailDefaults: Record<JailName, JailDefaults> = {

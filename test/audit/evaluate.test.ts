@@ -15,7 +15,8 @@ import { auditHtml } from "../../src/audit/html";
 import { aclWiderThan, parseNetwork } from "../../src/audit/networks";
 import { passwordWeaknesses } from "../../src/audit/passwords";
 import { auditExitCode, auditJson, auditJunit, auditTextReport } from "../../src/audit/report";
-import { auditScript, databasePeers, OPTION_FILE_AWK, parseAuditOutput, type AuditFacts } from "../../src/audit/script";
+import { auditScript, databasePeers, parseAuditOutput, type AuditFacts } from "../../src/audit/script";
+import { OPTION_FILE_AWK } from "../../src/config/asterisk-database";
 import { fail2banFindings, sudoersFindings, tlsFindings } from "../../src/audit/system";
 import type { AuditResult } from "../../src/audit/check";
 
