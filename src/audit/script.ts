@@ -148,13 +148,13 @@ const PJSIP_MODULES = ["/usr/lib/asterisk/modules", "/usr/lib64/asterisk/modules
 
 /**
  * fail2ban's files and cron's, with the local text scripts cron's lines name (absolute paths,
- * comments cut; binaries skipped by grep -I), all printed by one awk in one base64 payload, each
+ * comments cut, none under /proc, /sys, /dev or /run; binaries skipped by grep -I), all printed by one awk in one base64 payload, each
  * file after a line of \001 and its path: a handful of processes whatever the number of files.
  */
 export const fail2banAndCronFiles = [
     `morh_f2b=$(find ${FAIL2BAN_CONFIG.join(" ")} -maxdepth 1 -type f \\( -name '*.conf' -o -name '*.local' \\) ${HOST_FILE_LIMIT} 2>/dev/null)`,
     `morh_cron=$(find ${CRON_FILES.join(" ")} -maxdepth 2 -type f ${HOST_FILE_LIMIT} 2>/dev/null)`,
-    `morh_named=; [ -z "$morh_cron" ] || morh_named=$(sed 's/#.*//' $morh_cron 2>/dev/null | grep -o '/[A-Za-z0-9_.+/-]*' | sort -u)`,
+    `morh_named=; [ -z "$morh_cron" ] || morh_named=$(sed 's/#.*//' $morh_cron 2>/dev/null | grep -o '/[A-Za-z0-9_.+/-]*' | grep -Ev '^/(proc|sys|dev|run)/' | sort -u)`,
     `morh_scripts=; [ -z "$morh_named" ] || morh_scripts=$(find $morh_named -maxdepth 0 -type f ${HOST_FILE_LIMIT} 2>/dev/null)`,
     `morh_text=; [ -z "$morh_cron$morh_scripts" ] || morh_text=$(grep -Il '' $morh_cron $morh_scripts 2>/dev/null | sort -u)`,
     `printf 'G %s\\n' ${b64(`[ -z "$morh_f2b$morh_text" ] || awk 'FNR == 1 { printf "\\001%s\\n", FILENAME } { print }' $morh_f2b $morh_text`)}`,
