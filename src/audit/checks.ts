@@ -232,7 +232,7 @@ export const checks = {
         title: "Asterisk's pjproject writes malformed SIP packets into the log verbatim: one forged packet can carry whole log lines",
         section: "Fail2Ban",
         guide: "40: fail2ban; 61: Asterisk: ensure connected systems ARE SECURE",
-        fix: "upgrade to an Asterisk that bundles pjproject 2.14 or later (Asterisk pull request 577, 2024-02); until then no filter reading Asterisk's log can be trusted for PJSIP lines. Not managed by mor-harden.",
+        fix: "upgrade to an Asterisk that bundles pjproject 2.14 or later (Asterisk pull request 577, 2024-02). Until then, pjproject.conf [log_mappings] (type = log_mappings, asterisk_error = 0, asterisk_debug = 1,3,4,5,6) keeps pjproject's level-1 messages, these among them, out of the log files that do not take debug. Not managed by mor-harden.",
     },
     "asterisk.pjproject-unknown": {
         severity: "info",

@@ -10,12 +10,14 @@
 // verbatim); Asterisk bundles pjproject 2.14 since its pull request 577 (issue 406, merged
 // 2024-02-05, cherry-picked to 18, 20 and 21).
 //
-// How the version is learned (ASSUMPTION where marked): Asterisk's CLI command
-// `pjproject show buildopts` (res_pjproject) prints pjproject's pj_dump_config(), whose line
-// " PJ_VERSION                : %s" (pjlib/src/pj/config.c) names the version. That Asterisk's
-// command prints this line is ASSUMED (its source was not read for this check); it is run only
-// when Asterisk runs, and a version the audit cannot learn is reported as unknown (info), never
-// guessed from Asterisk's own version.
+// How the version is learned: Asterisk's res/res_pjproject.c captures pjproject's
+// pj_dump_config() at load (capture_buildopts_cb, leading blanks skipped) and prints it under
+// "PJPROJECT compile time config currently running against:" for the CLI command
+// `pjproject show buildopts`; pj_dump_config's line " PJ_VERSION                : %s"
+// (pjlib/src/pj/config.c) names the version. The command answers only while Asterisk runs; a
+// version the audit cannot learn is reported as unknown (info), never guessed from Asterisk's own
+// version. The same file maps pjproject's level 1 to Asterisk's ERROR by default
+// (log_mappings asterisk_error "0,1"), which is how the packet reaches `messages`.
 import { moduleDisabled } from "./asterisk-config";
 import { finding, type AuditFinding } from "./checks";
 
