@@ -233,7 +233,10 @@ export function injectableFilterFindings(files: Record<string, string>): AuditFi
             const reasons = injectableReasons(regex);
             if (reasons.length === 0 || reported.has(regex)) continue;
             reported.add(regex);
-            findings.push(finding("fail2ban.filter-injectable", `jail ${jail.name}, filter ${splitNameArgs(spec).name} (${where(failregex)}): ${regex}: ${reasons.join("; ")}`));
+            // The pattern's own line where the file holds it as written (not built by interpolation).
+            const own = (files[failregex.file] ?? "").split("\n").findIndex((line) => line.replace(/^\s*failregex\s*=\s*/, "").trim() === regex);
+            const at = own >= 0 ? `${failregex.file}:${own + 1}` : where(failregex);
+            findings.push(finding("fail2ban.filter-injectable", `jail ${jail.name}, filter ${splitNameArgs(spec).name} (${at}): ${regex}: ${reasons.join("; ")}`));
         }
     }
     return findings;

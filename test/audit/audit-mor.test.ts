@@ -50,7 +50,7 @@ describe("mor-harden audit of a MOR host's own fail2ban", () => {
         stack = labStackFile(lab, "audit-mor", { apache: { enabled: false } });
         const findings = auditFindings(stack);
         const injectable = evidenceOf(findings, "fail2ban.filter-injectable");
-        assert.ok(injectable.some((evidence) => evidence.startsWith("jail asterisk-iptables, filter asterisk (/etc/fail2ban/filter.d/asterisk.conf:6): NOTICE.* .*: Failed to authenticate user .*@<HOST>.*: takes the address after '@'")), injectable.join("\n"));
+        assert.ok(injectable.some((evidence) => evidence.startsWith("jail asterisk-iptables, filter asterisk (/etc/fail2ban/filter.d/asterisk.conf:9): NOTICE.* .*: Failed to authenticate user .*@<HOST>.*: takes the address after '@'")), injectable.join("\n"));
         for (const jail of ["ast-cli-attck", "asterisk-manager", "ast-hgc-200"]) assert.ok(injectable.some((evidence) => evidence.startsWith(`jail ${jail}, filter `)), `${jail}: ${injectable.join("\n")}`);
         assert.deepEqual(evidenceOf(findings, "fail2ban.action-reports-bans"), [
             "jail ast-cli-attck (/etc/fail2ban/jail.conf:" + sh(host, "grep -n '^\\[ast-cli-attck\\]' -A4 /etc/fail2ban/jail.conf | grep 'action' | cut -d- -f1").stdout.trim() + "): action sendmail-banned requests http://fail2ban.kolmisoft.com/?ip=<ip> on every ban (/etc/fail2ban/action.d/sendmail-banned.conf:7)",
