@@ -13,7 +13,7 @@ import { renderTemplate } from "../render/templates";
 import { BAN_ACTION_FILE, BAN_JOURNAL_DIR, banActionFile, banActionLine, banSets } from "./ban-action";
 import { fail2banPython } from "./client";
 import { OPTION_FILE_AWK, SIPPEERS_SED } from "../config/asterisk-database";
-import { jailDefaults, jailNames, PERMANENT, configuredScannerAgents, type Fail2banConfig, type JailName, type NotifyConfig } from "./schema";
+import { banSeconds, jailBantime, jailDefaults, jailNames, configuredScannerAgents, type Fail2banConfig, type JailName, type NotifyConfig } from "./schema";
 
 export const JAIL_FILE = "/etc/fail2ban/jail.d/mor-harden.local";
 /** fail2ban.notify: the action every jail adds, and the script it starts. */
@@ -47,8 +47,6 @@ export interface EffectiveJail {
     failregex?: string[];
 }
 
-const seconds = (bantime: number | typeof PERMANENT) => (bantime === PERMANENT ? -1 : bantime);
-
 /** The jails with the stack's overrides applied to the guide's defaults. Pure, tested directly. */
 export function effectiveJails(input: RenderInput): EffectiveJail[] {
     const { fail2ban, firewall, os } = input.config;
@@ -63,7 +61,7 @@ export function effectiveJails(input: RenderInput): EffectiveJail[] {
             enabled: settings.enabled ?? true,
             maxretry: settings.maxretry ?? defaults.maxretry,
             findtime: settings.findtime ?? defaults.findtime,
-            bantime: seconds(settings.bantime ?? defaults.bantime),
+            bantime: jailBantime(name, fail2ban),
             logpath: settings.logpath ?? defaults.logpath(os, firewall),
             backend: settings.backend ?? "auto",
             ignoreip: ["127.0.0.1/8", "::1", ...addresses([...ignored, ...(settings.ignoreip ?? [])])],
@@ -148,7 +146,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         stack: input.stack,
         // extraActions: more action lines per jail (ban notifications), one continuation line each.
         jails: jails.map((jail) => ({ ...jail, filter: filterName(jail.name), logpath: jail.logpath.join("\n          "), action: banActionLine(jail.name, jail.bantime), extraActions, ignore })),
-        recidive: { ...recidive, bantime: seconds(recidive.bantime), logpath: "/var/log/fail2ban.log", action: banActionLine("recidive", seconds(recidive.bantime)), extraActions: [], ignore },
+        recidive: { ...recidive, bantime: banSeconds(recidive.bantime), logpath: "/var/log/fail2ban.log", action: banActionLine("recidive", banSeconds(recidive.bantime)), extraActions: [], ignore },
     });
     const filters = jails.map((jail) =>
         file(
@@ -161,7 +159,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         ),
     );
     const enabled: string[] = jails.filter((jail) => jail.enabled).map((jail) => jail.name);
-    const banning = [...jails.filter((jail) => jail.enabled), ...(recidive.enabled ? [{ name: "recidive", bantime: seconds(recidive.bantime) }] : [])];
+    const banning = [...jails.filter((jail) => jail.enabled), ...(recidive.enabled ? [{ name: "recidive", bantime: banSeconds(recidive.bantime) }] : [])];
     if (recidive.enabled) enabled.push("recidive");
     return {
         concern: "fail2ban",

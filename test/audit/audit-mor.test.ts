@@ -6,10 +6,12 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { labExec } from "../../src/lab/lab";
 import type { AuditFinding } from "../../src/audit/checks";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 const SAMPLES = join(__dirname, "..", "..", "..", "test", "audit", "samples", "mor-fail2ban");
