@@ -24,6 +24,22 @@ import {
 import { minimalConfig, renderInputFor } from "../helpers/fixtures";
 
 const samplePath = (jail: JailName) => join(findTemplatesDir(), "fail2ban", "filter.d", `${jail}.sample.log`);
+/** Each filter's injection corpus: lines an attacker can cause, each saying what must and must not match. */
+const corpusPath = (jail: JailName) => join(findTemplatesDir(), "fail2ban", "filter.d", `${jail}.injection.log`);
+const ownLines = (path: string) => parseSamples(readFileSync(path, "utf8")).sections.flatMap((section) => section.lines);
+
+/**
+ * Upstream's sample lines where our filter deliberately differs (a match upstream expects is
+ * itself an injection): our corpora hold them, marked "upstream": "differs", with why.
+ */
+function deliberateDifferences(): Map<string, SampleLine> {
+    const lines = jailNames.flatMap((jail) => ownLines(corpusPath(jail)));
+    return new Map(lines.filter((line) => line.expect.upstream === "differs").map((line) => [line.text, line]));
+}
+const ourExpectation = (line: SampleLine): SampleLine => {
+    const ours = deliberateDifferences().get(line.text);
+    return ours ? { ...line, expect: { ...line.expect, match: ours.expect.match, host: ours.expect.host } } : line;
+};
 
 let config: { dir: string; cleanup: () => void };
 let effective: EffectiveJail[];
@@ -51,7 +67,7 @@ function judgeUpstream(sample: SampleFile, stockName: string, filter: string, ex
             if (opts.logtype === "journal") continue;
             const constrained = section.lines.filter((line) => line.expect.constraint);
             const holds = evaluateConditions(constrained.map((line) => ({ expression: line.expect.constraint!, name: stockName, opts })));
-            const lines = section.lines.filter((line) => !line.expect.constraint || holds[constrained.indexOf(line)]).map(expectation);
+            const lines = section.lines.filter((line) => !line.expect.constraint || holds[constrained.indexOf(line)]).map(ourExpectation).map(expectation);
             // A section without a mode means the stock default (normal); ours defaults to aggressive.
             const args = Object.entries({ mode: "normal", ...opts }).filter(([key]) => !key.startsWith("test."));
             const failures = runFilter(config.dir, `${filter}${args.length ? `[${args.map(([key, value]) => `${key}=${value}`).join(", ")}]` : ""}`, lines.map((line) => line.text));
@@ -107,6 +123,35 @@ describe("fail2ban filters judged by fail2ban-regex on their own samples", () =>
             // At the jail's thresholds, and never a source in its ignoreip (the trusted ones).
             const { maxretry, findtime, ignoreip } = effective.find((candidate) => candidate.name === jail)!;
             assert.deepEqual(bannedHosts(failures, maxretry, findtime, ignoreip), sample.bans, `bans at ${maxretry} in ${findtime}s`);
+        });
+    }
+});
+
+describe("fail2ban filters judged by fail2ban-regex on their injection corpora", () => {
+    for (const jail of jailNames) {
+        it(`${jail}: every crafted line as its corpus says (the victim never, the attacker or no one)`, () => {
+            const lines = ownLines(corpusPath(jail));
+            assert.deepEqual(lines.filter((line) => !line.expect.source).map((line) => line.lineNo), [], "every corpus line names its source (`# source:` before it)");
+            assert.ok(lines.some((line) => line.expect.match) && lines.some((line) => !line.expect.match), "a corpus needs lines that must match and lines that must not");
+            const failures = runFilter(config.dir, filterName(jail), lines.map((line) => line.text));
+            assert.equal(describeProblems(`${jail}.injection.log`, judge(lines, failures)), "");
+        });
+    }
+
+    // A line counts in another jail only where its annotation says so ("also": [jails]), with the
+    // same host: a SIP line never counts as an AMI failure, an API refusal may count in mor_ddos.
+    for (const jail of jailNames) {
+        it(`${jail} reads none of the other jails' samples and corpora, unless a line says it also counts there`, () => {
+            const lines = jailNames
+                .filter((other) => other !== jail)
+                .flatMap((other) => [...ownLines(samplePath(other)), ...ownLines(corpusPath(other))])
+                .map((line): SampleLine => {
+                    const also = Array.isArray(line.expect.also) && line.expect.also.includes(jail);
+                    return { ...line, expect: { ...line.expect, match: also } };
+                });
+            const failures = runFilter(config.dir, filterName(jail), lines.map((line) => line.text));
+            assert.equal(describeProblems(`${jail} over the other jails' lines`, judge(lines, failures)), "");
+            assert.ok(lines.length >= 100, `only ${lines.length} lines of other jails read`);
         });
     }
 });
