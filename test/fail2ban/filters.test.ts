@@ -1,6 +1,7 @@
 // The jails' filters judged by fail2ban-regex: upstream's annotated samples shipped in Debian's
 // fail2ban package, and each filter's own annotated sample beside its template.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -154,4 +155,15 @@ describe("fail2ban filters judged by fail2ban-regex on their injection corpora",
             assert.ok(lines.length >= 100, `only ${lines.length} lines of other jails read`);
         });
     }
+});
+
+describe("fail2ban as it reads the rendered configuration", () => {
+    // A host name in a log line is the writer's choice: fail2ban would ban every address of it.
+    it("every jail is started with usedns = no (fail2ban-client -d)", () => {
+        const dump = execFileSync("fail2ban-client", ["-c", config.dir, "-d"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+        const started = [...dump.matchAll(/^\['add', '([^']+)'/gm)].map((match) => match[1]);
+        const usedns = new Map([...dump.matchAll(/^\['set', '([^']+)', 'usedns', '([^']+)'\]/gm)].map((match) => [match[1], match[2]]));
+        assert.ok(jailNames.every((jail) => started.includes(jail)), `jails started: ${started.join(", ")}`);
+        assert.deepEqual(started.filter((jail) => usedns.get(jail) !== "no"), [], "jails that resolve names");
+    });
 });
