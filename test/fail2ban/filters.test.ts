@@ -166,4 +166,17 @@ describe("fail2ban as it reads the rendered configuration", () => {
         assert.ok(jailNames.every((jail) => started.includes(jail)), `jails started: ${started.join(", ")}`);
         assert.deepEqual(started.filter((jail) => usedns.get(jail) !== "no"), [], "jails that resolve names");
     });
+
+    it("a stack's own failregex replaces each jail's patterns, and only them (fail2ban-client -d)", async () => {
+        const pattern = "^mor-harden override <HOST>$";
+        const jails = Object.fromEntries(jailNames.map((jail) => [jail, { failregex: [pattern] }]));
+        const own = fail2banConfigWith(renderFail2ban(await renderInputFor(minimalConfig({ fail2ban: { jails } }))).artifacts);
+        try {
+            const dump = execFileSync("fail2ban-client", ["-c", own.dir, "-d"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+            const regexes = (jail: string) => dump.split("\n").filter((line) => line.startsWith(`['multi-set', '${jail}', 'addfailregex'`) || line.startsWith(`['set', '${jail}', 'addfailregex'`));
+            assert.deepEqual(jailNames.filter((jail) => regexes(jail).join("\n") !== `['set', '${jail}', 'addfailregex', '${pattern}']`), [], "jails whose patterns are not exactly the stack's");
+        } finally {
+            own.cleanup();
+        }
+    });
 });
