@@ -109,7 +109,7 @@ export async function benchFail2banFilters(lineCount = Number(process.env.BENCH_
 /** Where the attacker's text goes in each jail's lines (PAYLOAD), as the daemons write them. */
 const PAYLOAD = "\u0000";
 const ASTERISK_REQUIRE = `[2026-11-25 10:00:01] WARNING[2010][C-00000001] chan_sip.c: Received SIP INVITE with unsupported required extension: ${PAYLOAD}`;
-const craftTemplates: Record<JailName, string[]> = {
+export const craftTemplates: Record<JailName, string[]> = {
     "ssh-iptables": [
         `Nov 25 10:00:01 mor sshd[2101]: Failed password for invalid user ${PAYLOAD} from 203.0.113.66 port 40110 ssh2`,
         `Nov 25 10:00:01 mor sshd[2101]: Invalid user ${PAYLOAD} from 203.0.113.66 port 40110`,
@@ -128,16 +128,16 @@ const craftTemplates: Record<JailName, string[]> = {
     mor_ddos: [`203.0.113.66 - - [25/Nov/2026:10:00:01 +0000] "GET /${PAYLOAD} HTTP/1.1" 404 196 "${PAYLOAD}" "${PAYLOAD}"`],
 };
 /** Runs of the delimiters the filters rely on, and of the words they look for. */
-const CRAFT_ATOMS = ["'", '"', ")", "(", "[", "]", ": ", " - ", "' failed for '", "' (callid: ", ") - ", "' (", ",RemoteAddress=\"", '",x="', " from 198.51.100.1", " from 198.51.100.1 port 22 ssh2", " port 22", " on x", "../", "%2e%2e/", " hangupcause to DB: 200, [198.51.100.1]", "Useragent: sipcli [", "Incorrect hash from ", "198.51.100.1 ", "SRC=198.51.100.1 ", ",", 'Service="AMI",', "HGC: 200 from ", "Hangup cause 200 src: ", "MORH-SIPSCAN SRC=", "NOTICE[1] x.c: "];
+export const CRAFT_ATOMS = ["'", '"', ")", "(", "[", "]", ": ", " - ", "' failed for '", "' (callid: ", ") - ", "' (", ",RemoteAddress=\"", '",x="', " from 198.51.100.1", " from 198.51.100.1 port 22 ssh2", " port 22", " on x", "../", "%2e%2e/", " hangupcause to DB: 200, [198.51.100.1]", "Useragent: sipcli [", "Incorrect hash from ", "198.51.100.1 ", "SRC=198.51.100.1 ", ",", 'Service="AMI",', "HGC: 200 from ", "Hangup cause 200 src: ", "MORH-SIPSCAN SRC=", "NOTICE[1] x.c: "];
 /** The stock filter each of ours is held against on crafted lines; MOR's jails have none. */
 const craftStock = (jail: JailName): string | undefined => (jail === "ssh-iptables" ? "sshd[mode=aggressive]" : jail.startsWith("ast") ? "asterisk" : undefined);
 /** A crafted line may cost this many times a normal line of the same size, or this much. */
 const CRAFT_RATIO = 5;
 const CRAFT_SECONDS = 0.002;
-const CRAFT_SIZE = 8 * 1024;
+export const CRAFT_SIZE = 8 * 1024;
 
 /** `template` with its payloads filled to a line of `CRAFT_SIZE` bytes with `atom` repeated (Apache's escapes for an access log). */
-function craftLine(template: string, atom: string): string {
+export function craftLine(template: string, atom: string): string {
     const slots = template.split(PAYLOAD).length - 1;
     const escape = template.includes('HTTP/1.1"') ? (text: string) => text.replace(/[\\"]/g, (c) => `\\${c}`) : (text: string) => text;
     const unit = escape(atom);

@@ -23,6 +23,7 @@ import {
     type SampleLine,
 } from "../helpers/fail2ban-regex";
 import { minimalConfig, renderInputFor } from "../helpers/fixtures";
+import { CRAFT_ATOMS, CRAFT_SIZE, craftLine, craftTemplates } from "../../bench/fail2ban-filters";
 
 const samplePath = (jail: JailName) => join(findTemplatesDir(), "fail2ban", "filter.d", `${jail}.sample.log`);
 /** Each filter's injection corpus: lines an attacker can cause, each saying what must and must not match. */
@@ -178,5 +179,16 @@ describe("fail2ban as it reads the rendered configuration", () => {
         } finally {
             own.cleanup();
         }
+    });
+});
+
+// The cost of crafted lines is measured in the bench (npm run bench -- filters), not here; this
+// checks that what it measures is what the target speaks of: every jail's lines, 8 KB at most,
+// a normal line of the same size beside each crafted one.
+describe("the bench's crafted lines", () => {
+    it("every jail has templates, each filled to at most 8 KB and within 5% of its normal line", () => {
+        assert.deepEqual(jailNames.filter((jail) => !(craftTemplates[jail]?.length > 0)), [], "jails without crafted lines");
+        const sizes = jailNames.flatMap((jail) => craftTemplates[jail].map((template) => ({ normal: Buffer.byteLength(craftLine(template, "a")), crafted: CRAFT_ATOMS.map((atom) => Buffer.byteLength(craftLine(template, atom))) })));
+        assert.deepEqual(sizes.filter(({ normal, crafted }) => [normal, ...crafted].some((size) => size > CRAFT_SIZE || size < normal * 0.95)), []);
     });
 });
