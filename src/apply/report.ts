@@ -2,11 +2,12 @@
 // and as one JSON document.
 import { hostLabel, type HostApplyResult, type HostOutcome } from "./hosts";
 
-export const applyExit: Record<HostOutcome, number> = { done: 0, failed: 1, "not-tried": 2 };
+/** The CLI's exit code for a host's outcome (a transaction step's exit codes are stepExit, in protocol.ts). */
+export const hostExit: Record<HostOutcome, number> = { done: 0, failed: 1, "not-tried": 2 };
 
 /** 2 if some host was not tried, else 1 if a concern did not end applied on some host, else 0. */
 export function applyExitCode(results: HostApplyResult[]): number {
-    return Math.max(0, ...results.map((result) => applyExit[result.outcome]));
+    return Math.max(0, ...results.map((result) => hostExit[result.outcome]));
 }
 
 function outcomeText(result: HostApplyResult): string {

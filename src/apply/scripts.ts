@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
 import { changedLines, type LineDelta } from "./bulk";
+import { confirmExit, marker as m, resultWord, statusWord, stepExit, type ApplyStep } from "./protocol";
 
 /** Where mor-harden keeps its transactions and the files as they were before it first wrote them. */
 export const STATE_DIR = "/var/lib/mor-harden";
@@ -177,20 +178,7 @@ function base64Lines(content: string): string {
 /** Transactions kept on the host per concern (each holds backups of the files it replaced). */
 export const KEEP_TRANSACTIONS = 5;
 
-/**
- * Exit codes of an apply script, by the step that failed. `state` means nothing was changed: the
- * host could not protect the transaction (lock held, disk full, read-only, a tool missing).
- */
-export const applyExit = { write: 10, packages: 11, prepare: 12, validate: 13, snapshot: 14, activate: 15, verify: 16, state: 17, rollback: 18 } as const;
-export type ApplyStep = keyof typeof applyExit;
-
-export function stepOfExit(code: number): ApplyStep | undefined {
-    return (Object.keys(applyExit) as ApplyStep[]).find((step) => applyExit[step] === code);
-}
-
 const LOCK = `${STATE_DIR}/lock`;
-/** Printed once a script holds the host's lock: its own time starts there (see HostSession.run). */
-export const LOCKED_MARKER = "MORH-LOCKED";
 const HOLDER = `${STATE_DIR}/lock.holder`;
 /** A pending transaction whose deadline passed this long ago has lost its timer (killed, or the host rebooted without the boot hook). */
 const STALE_GRACE_SECONDS = 15;
@@ -226,8 +214,8 @@ export function wholeScript(lines: string[]): string {
  * WHY` rolls one back and records how that went.
  */
 const END_FUNCTIONS = [
-    `morh_commit() { [ ! -f "$1/links" ] || while IFS= read -r morh_link; do rm -f "$morh_link"; done < "$1/links"; rm -f "$1/open"; echo applied > "$1/result"; }`,
-    `morh_rollback() { rm -f "$1/open"; if sh "$1/rollback.sh" > "$1/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$1/result"; else echo "rollback-incomplete $2" > "$1/result"; fi; echo "MORH-NOTE rolled back \${1##*/} ($2): $(cat "$1/result")"; }`,
+    `morh_commit() { [ ! -f "$1/links" ] || while IFS= read -r morh_link; do rm -f "$morh_link"; done < "$1/links"; rm -f "$1/open"; echo ${resultWord.applied} > "$1/result"; }`,
+    `morh_rollback() { rm -f "$1/open"; if sh "$1/rollback.sh" > "$1/rollback.log" 2>&1 9>&-; then echo "${resultWord.rolledBack} $2" > "$1/result"; else echo "${resultWord.rollbackIncomplete} $2" > "$1/result"; fi; echo "${m.note} rolled back \${1##*/} ($2): $(cat "$1/result")"; }`,
 ].join("\n");
 
 /**
@@ -250,16 +238,16 @@ function underLock(take: string): string[] {
  */
 function lockAndWait(seconds: number): string {
     return [
-        `mkdir -p '${STATE_DIR}/tx' && chmod 0700 '${STATE_DIR}' || { echo "MORH-ABORTED cannot create ${STATE_DIR}"; exit ${applyExit.state}; }`,
-        `command -v flock >/dev/null || { echo 'MORH-ABORTED flock is missing (util-linux): transactions cannot be serialized'; exit ${applyExit.state}; }`,
+        `mkdir -p '${STATE_DIR}/tx' && chmod 0700 '${STATE_DIR}' || { echo "${m.aborted} cannot create ${STATE_DIR}"; exit ${stepExit.state}; }`,
+        `command -v flock >/dev/null || { echo '${m.aborted} flock is missing (util-linux): transactions cannot be serialized'; exit ${stepExit.state}; }`,
         // A failed redirection on exec ends the shell before any handler: try it in a subshell first.
-        `( : >> '${LOCK}' ) 2>/dev/null || { echo 'MORH-ABORTED cannot open ${LOCK}'; exit ${applyExit.state}; }`,
+        `( : >> '${LOCK}' ) 2>/dev/null || { echo '${m.aborted} cannot open ${LOCK}'; exit ${stepExit.state}; }`,
         `exec 9>>'${LOCK}'`,
         END_FUNCTIONS,
         `morh_until=$(( $(date +%s) + ${seconds} ))`,
         "while :; do",
         '  morh_left=$(( morh_until - $(date +%s) )); [ "$morh_left" -gt 0 ] || morh_left=0',
-        `  flock -w "$morh_left" 9 || { echo "MORH-ABORTED another mor-harden transaction holds the host for more than ${seconds} s: $(cat '${HOLDER}' 2>/dev/null)"; exit ${applyExit.state}; }`,
+        `  flock -w "$morh_left" 9 || { echo "${m.aborted} another mor-harden transaction holds the host for more than ${seconds} s: $(cat '${HOLDER}' 2>/dev/null)"; exit ${stepExit.state}; }`,
         "  morh_waiting=''",
         `  for morh_tx in '${STATE_DIR}'/tx/*; do`,
         '    [ -d "$morh_tx" ] || continue',
@@ -275,10 +263,10 @@ function lockAndWait(seconds: number): string {
         "  done",
         '  [ -z "$morh_waiting" ] && break',
         "  flock -u 9",
-        `  [ "$(date +%s)" -lt "$morh_until" ] || { echo "MORH-ABORTED a change is waiting for its confirmation (\${morh_waiting##*/}: $(tail -n +2 "$morh_waiting/pending" 2>/dev/null | tr '\\n' ' '))"; exit ${applyExit.state}; }`,
+        `  [ "$(date +%s)" -lt "$morh_until" ] || { echo "${m.aborted} a change is waiting for its confirmation (\${morh_waiting##*/}: $(tail -n +2 "$morh_waiting/pending" 2>/dev/null | tr '\\n' ' '))"; exit ${stepExit.state}; }`,
         "  sleep 1",
         "done",
-        `echo ${LOCKED_MARKER} || exit ${applyExit.state}`,
+        `echo ${m.locked} || exit ${stepExit.state}`,
         `morh_from=\${SSH_CLIENT:-local}`,
         `printf 'pid %s, user %s, from %s, since %s\\n' "$$" "\${SUDO_USER:-$(id -un)}" "\${morh_from%% *}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > '${HOLDER}' 2>/dev/null || true`,
     ].join("\n");
@@ -400,22 +388,22 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         "fi",
         'if [ -e "$MORH_TX/activated" ] && [ -z "${MORH_BOOT:-}" ]; then',
         "  :",
-        ...plan.rollbackCheck.map((command) => `  morh_check=$( ( ${command} ) 2>&1) || { printf 'MORH-ROLLBACK-MISMATCH %s\\n' "$morh_check"; morh_failed=1; }`),
+        ...plan.rollbackCheck.map((command) => `  morh_check=$( ( ${command} ) 2>&1) || { printf '${m.rollbackMismatch} %s\\n' "$morh_check"; morh_failed=1; }`),
         "fi",
         'rm -f "$MORH_TX/open"',
         "exit $morh_failed",
     ].join("\n");
     const step = (name: ApplyStep, command: string) =>
-        `( ${command} ) >"$TX/out" 2>&1 9>&- || { cat "$TX/out"; fail ${applyExit[name]} '${name}'; }; grep '^MORH-NOTE ' "$TX/out" || true`;
+        `( ${command} ) >"$TX/out" 2>&1 9>&- || { cat "$TX/out"; fail ${stepExit[name]} '${name}'; }; grep '^${m.note} ' "$TX/out" || true`;
     const lines = [
         "set -u",
         "trap '' HUP PIPE",
         "umask 077",
         `TX='${tx}'`,
         // Before anything moves: take back what this transaction wrote so far, report, exit 17.
-        `abort() { echo "MORH-ABORTED $1"; ${files.map((file) => `rm -f ${fresh(file.path)}; [ ! ${old(file.path)} -ef '${file.path}' ] || rm -f ${old(file.path)};`).join(" ")} rm -rf '${originals}.new'; [ ! -f "$TX/created-dirs" ] || sort -r "$TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done; rm -f "$TX/open"; echo "aborted: $1" > "$TX/result" 2>/dev/null; exit ${applyExit.state}; }`,
-        // After: the rollback, then MORH-ROLLED-BACK only once it (and its check) passed.
-        `fail() { echo "MORH-FAILED $2"; rm -f "$TX/pending"; if sh "$TX/rollback.sh" >"$TX/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$TX/result"; echo MORH-ROLLED-BACK; exit $1; fi; cat "$TX/rollback.log"; echo "rollback-incomplete $2" > "$TX/result"; exit ${applyExit.rollback}; }`,
+        `abort() { echo "${m.aborted} $1"; ${files.map((file) => `rm -f ${fresh(file.path)}; [ ! ${old(file.path)} -ef '${file.path}' ] || rm -f ${old(file.path)};`).join(" ")} rm -rf '${originals}.new'; [ ! -f "$TX/created-dirs" ] || sort -r "$TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done; rm -f "$TX/open"; echo "${resultWord.aborted} $1" > "$TX/result" 2>/dev/null; exit ${stepExit.state}; }`,
+        // After: the rollback, then the rolled-back marker only once it (and its check) passed.
+        `fail() { echo "${m.failed} $2"; rm -f "$TX/pending"; if sh "$TX/rollback.sh" >"$TX/rollback.log" 2>&1 9>&-; then echo "${resultWord.rolledBack} $2" > "$TX/result"; echo ${m.rolledBack}; exit $1; fi; cat "$TX/rollback.log"; echo "${resultWord.rollbackIncomplete} $2" > "$TX/result"; exit ${stepExit.rollback}; }`,
         lockAndWait(options.lockSeconds),
         `mkdir -p "$TX/backup" "$TX/state" && touch "$TX/open" || abort 'cannot create the transaction directory'`,
         `cat > "$TX/rollback.sh" ${heredoc("MORH_ROLLBACK", rollback)}`,
@@ -441,15 +429,15 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
         ),
         // Packages change the host: from here on a failure is rolled back, not aborted.
         ...(options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : []),
-        ...files.map((file) => `mv -f ${fresh(file.path)} '${file.path}' || fail ${applyExit.write} 'write ${file.path}'`),
-        `touch "$TX/prepared" || fail ${applyExit.prepare} 'prepare'`,
+        ...files.map((file) => `mv -f ${fresh(file.path)} '${file.path}' || fail ${stepExit.write} 'write ${file.path}'`),
+        `touch "$TX/prepared" || fail ${stepExit.prepare} 'prepare'`,
         // From here the plan's commands may read the transaction (the changed lines of a large file).
         'export MORH_TX="$TX" MORH_STATE="$TX/state"',
         ...plan.prepare.map((command) => step("prepare", command)),
         ...plan.validate.map((command) => step("validate", command)),
         ...plan.snapshot.map((command) => step("snapshot", command)),
         // The first snapshot is the running state mor-harden found: delete brings it back.
-        ...(plan.snapshot.length > 0 ? [`[ -d '${originals}/state' ] || cp -a "$TX/state" '${originals}/state' || fail ${applyExit.snapshot} 'snapshot (keeping the first one)'`] : []),
+        ...(plan.snapshot.length > 0 ? [`[ -d '${originals}/state' ] || cp -a "$TX/state" '${originals}/state' || fail ${stepExit.snapshot} 'snapshot (keeping the first one)'`] : []),
     ];
     if (plan.needsConfirm) {
         // Armed before activation, outside the SSH session (systemd-run where systemd runs, else its
@@ -462,29 +450,29 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
             `morh_rollback '${tx}' unconfirmed`,
         ].join("\n");
         lines.push(
-            `{ echo $(( $(date +%s) + ${options.confirmSeconds} )) && cat '${HOLDER}'; } > "$TX/pending" || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
+            `{ echo $(( $(date +%s) + ${options.confirmSeconds} )) && cat '${HOLDER}'; } > "$TX/pending" || fail ${stepExit.snapshot} 'arming the confirmation timer'`,
             `cat > "$TX/expire.sh" ${heredoc("MORH_EXPIRE", expire)}`,
-            `[ $? -eq 0 ] || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
+            `[ $? -eq 0 ] || fail ${stepExit.snapshot} 'arming the confirmation timer'`,
             `if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then`,
-            `  systemd-run --quiet --collect --unit='morh-confirm-${options.txid}' sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" && echo "systemctl stop 'morh-confirm-${options.txid}'" > "$TX/timer" || fail ${applyExit.snapshot} 'arming the confirmation timer (systemd-run)'`,
+            `  systemd-run --quiet --collect --unit='morh-confirm-${options.txid}' sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" && echo "systemctl stop 'morh-confirm-${options.txid}'" > "$TX/timer" || fail ${stepExit.snapshot} 'arming the confirmation timer (systemd-run)'`,
             "else",
-            `  command -v setsid >/dev/null || fail ${applyExit.snapshot} 'arming the confirmation timer (setsid is missing)'`,
+            `  command -v setsid >/dev/null || fail ${stepExit.snapshot} 'arming the confirmation timer (setsid is missing)'`,
             `  setsid sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" </dev/null >/dev/null 2>&1 9>&- &`,
-            `  echo "kill -- -$! 2>/dev/null" > "$TX/timer" || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
+            `  echo "kill -- -$! 2>/dev/null" > "$TX/timer" || fail ${stepExit.snapshot} 'arming the confirmation timer'`,
             "fi",
         );
     }
     lines.push(
-        `touch "$TX/activated" || fail ${applyExit.activate} 'activate (recording it)'`,
+        `touch "$TX/activated" || fail ${stepExit.activate} 'activate (recording it)'`,
         ...plan.activate.map((command) => step("activate", command)),
         ...plan.verify.map((command) => step("verify", command)),
         // The canonical form of the new artifacts' live views, for the next drift check.
         ...plan.liveViews.flatMap((_, index) => (viewCachePath(plan, index) ? [`live=''; ${expectedOfView(plan, index, true)}`] : [])),
         // Committed unless a confirmation is still due (it may be given from here on).
-        ...(plan.needsConfirm ? [`touch "$TX/verified" || fail ${applyExit.verify} 'verify (recording it)'`, 'echo pending > "$TX/result"'] : [END_FUNCTIONS, 'morh_commit "$TX"']),
+        ...(plan.needsConfirm ? [`touch "$TX/verified" || fail ${stepExit.verify} 'verify (recording it)'`, `echo ${resultWord.pending} > "$TX/result"`] : [END_FUNCTIONS, 'morh_commit "$TX"']),
         // Keep the last transactions of this concern for forensics; older ones go.
         `ls -1d '${STATE_DIR}/tx/'*-${plan.concern}-* 2>/dev/null | sort | head -n -${KEEP_TRANSACTIONS} | while IFS= read -r morh_old; do [ -e "$morh_old/pending" ] || [ -e "$morh_old/open" ] || rm -rf "$morh_old"; done`,
-        "echo MORH-APPLIED",
+        `echo ${m.applied}`,
     );
     return wholeScript(lines);
 }
@@ -497,10 +485,10 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
 export function confirmScript(txid: string): string {
     const tx = txDir(txid);
     return wholeScript([
-        ...underLock("flock -w 60 9 || { echo MORH-BUSY; exit 4; }"),
-        `if [ -e '${tx}/confirmed' ]; then echo MORH-CONFIRMED; exit 0; fi`,
-        `[ ! -e '${tx}/pending' ] || [ -e '${tx}/verified' ] || { echo MORH-NOT-READY; exit 4; }`,
-        `if mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then morh_commit '${tx}'; sh '${tx}/timer' 2>/dev/null; echo MORH-CONFIRMED; else echo "MORH-EXPIRED $(cat '${tx}/result' 2>/dev/null)"; exit 3; fi`,
+        ...underLock(`flock -w 60 9 || { echo ${m.busy}; exit ${confirmExit.busy}; }`),
+        `if [ -e '${tx}/confirmed' ]; then echo ${m.confirmed}; exit 0; fi`,
+        `[ ! -e '${tx}/pending' ] || [ -e '${tx}/verified' ] || { echo ${m.notReady}; exit ${confirmExit.notReady}; }`,
+        `if mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then morh_commit '${tx}'; sh '${tx}/timer' 2>/dev/null; echo ${m.confirmed}; else echo "${m.expired} $(cat '${tx}/result' 2>/dev/null)"; exit ${confirmExit.expired}; fi`,
     ]);
 }
 
@@ -515,9 +503,9 @@ export function rollbackNowScript(txid: string): string {
         ...underLock("flock -w 120 9"),
         `if mv '${tx}/pending' '${tx}/expired' 2>/dev/null; then`,
         `  sh '${tx}/timer' 2>/dev/null; morh_rollback '${tx}' 'after a failed login' >/dev/null`,
-        `  case "$(cat '${tx}/result')" in rolled-back*) echo MORH-ROLLED-BACK;; *) cat '${tx}/rollback.log'; echo MORH-ROLLBACK-INCOMPLETE;; esac`,
-        `elif [ -e '${tx}/confirmed' ]; then echo MORH-ALREADY-CONFIRMED`,
-        `else echo "MORH-ALREADY-ENDED $(cat '${tx}/result' 2>/dev/null)"; fi`,
+        `  case "$(cat '${tx}/result')" in ${resultWord.rolledBack}*) echo ${m.rolledBack};; *) cat '${tx}/rollback.log'; echo ${m.rollbackIncomplete};; esac`,
+        `elif [ -e '${tx}/confirmed' ]; then echo ${m.alreadyConfirmed}`,
+        `else echo "${m.alreadyEnded} $(cat '${tx}/result' 2>/dev/null)"; fi`,
     ]);
 }
 
@@ -529,14 +517,14 @@ export function rollbackNowScript(txid: string): string {
 export function statusScript(txid: string): string {
     const tx = txDir(txid);
     return wholeScript([
-        `[ -d '${tx}' ] || { echo 'MORH-STATUS none'; exit 0; }`,
+        `[ -d '${tx}' ] || { echo '${m.status} ${statusWord.none}'; exit 0; }`,
         // Its script still runs (holds the lock): come back later.
-        ...underLock("flock -n 9 || { echo 'MORH-STATUS running'; exit 0; }"),
-        `if [ -e '${tx}/confirmed' ]; then [ ! -e '${tx}/open' ] || morh_commit '${tx}' >/dev/null; echo 'MORH-STATUS applied'`,
-        `elif [ -e '${tx}/pending' ]; then if [ -e '${tx}/verified' ]; then echo 'MORH-STATUS pending'; else echo 'MORH-STATUS running'; fi`,
-        `elif [ -e '${tx}/open' ]; then morh_rollback '${tx}' 'cut off' >/dev/null; echo "MORH-STATUS $(cat '${tx}/result')"`,
-        `elif [ -e '${tx}/result' ]; then echo "MORH-STATUS $(cat '${tx}/result')"`,
-        "else echo 'MORH-STATUS unknown'; fi",
+        ...underLock(`flock -n 9 || { echo '${m.status} ${statusWord.running}'; exit 0; }`),
+        `if [ -e '${tx}/confirmed' ]; then [ ! -e '${tx}/open' ] || morh_commit '${tx}' >/dev/null; echo '${m.status} ${resultWord.applied}'`,
+        `elif [ -e '${tx}/pending' ]; then if [ -e '${tx}/verified' ]; then echo '${m.status} ${resultWord.pending}'; else echo '${m.status} ${statusWord.running}'; fi`,
+        `elif [ -e '${tx}/open' ]; then morh_rollback '${tx}' 'cut off' >/dev/null; echo "${m.status} $(cat '${tx}/result')"`,
+        `elif [ -e '${tx}/result' ]; then echo "${m.status} $(cat '${tx}/result')"`,
+        `else echo '${m.status} ${statusWord.unknown}'; fi`,
     ]);
 }
 
@@ -551,15 +539,15 @@ export function deleteScript(plan: ConcernPlan, options: { lockSeconds: number }
     return wholeScript([
         "set -u",
         "trap '' HUP PIPE",
-        `abort() { echo "MORH-ABORTED $1"; exit ${applyExit.state}; }`,
+        `abort() { echo "${m.aborted} $1"; exit ${stepExit.state}; }`,
         lockAndWait(options.lockSeconds),
-        `[ -f '${originals}/manifest' ] || echo 'MORH-NO-ORIGINALS'`,
-        `[ ! -f '${originals}/manifest' ] || while read -r index path; do if [ -e '${originals}'/"$index" ]; then cp -a '${originals}'/"$index" "$path"; else rm -f "$path"; fi || echo "MORH-NOTE restoring $path failed"; done < '${originals}/manifest'`,
+        `[ -f '${originals}/manifest' ] || echo '${m.noOriginals}'`,
+        `[ ! -f '${originals}/manifest' ] || while read -r index path; do if [ -e '${originals}'/"$index" ]; then cp -a '${originals}'/"$index" "$path"; else rm -f "$path"; fi || echo "${m.note} restoring $path failed"; done < '${originals}/manifest'`,
         // A file mor-harden added after its first transaction had no original: it goes.
         ...unrecorded,
         `export MORH_STATE='${originals}/state'`,
         ...(plan.deactivate.length > 0 ? plan.deactivate : plan.activate).map((command) => `( ${command} ) 9>&- || echo "deactivate step failed"`),
         `rm -rf '${originals}'`,
-        "echo MORH-DELETED",
+        `echo ${m.deleted}`,
     ]);
 }
