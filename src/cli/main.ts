@@ -25,6 +25,7 @@ import { opensshVersion } from "../config/values";
 import { redactSecrets } from "../render/artifact";
 import { renderHost } from "../compose/host";
 import { prepareRenderInput } from "../render/prepare";
+import { renderScriptsCommand } from "../apply/render-scripts";
 
 /** Exit codes shared by every command: 2 is "could not even start" (bad config, bad arguments). */
 export const EXIT_BAD_INPUT = 2;
@@ -87,7 +88,8 @@ stackCommand("render", "render every artifact of an environment's hosts, without
     .option("--out <dir>", "write the artifacts under DIR (DIR/<host>/ for each host of an environment), mirroring their host paths")
     .option("--openssh <version>", "assume this OpenSSH version on the hosts (else the stack's host.openssh or the OS default)")
     .option("--resolve <name=addresses>", "use these addresses for a host name instead of DNS (repeatable; for offline renders)", collectResolve, {})
-    .action(async (options: TargetOptions & { out?: string; openssh?: string; resolve: Record<string, string[]> }) => {
+    .option("--scripts", "also the scripts a host would run as root (under DIR/scripts/ with --out, else printed)")
+    .action(async (options: TargetOptions & { out?: string; openssh?: string; resolve: Record<string, string[]>; scripts?: boolean }) => {
         const facts = options.openssh ? { openssh: opensshVersion.parse(options.openssh) } : {};
         const resolver = staticResolver(options.resolve);
         for (const { environment, host } of targetHosts(options)) {
@@ -106,6 +108,7 @@ stackCommand("render", "render every artifact of an environment's hosts, without
                     }
                 }
             }
+            if (options.scripts) renderScriptsCommand(plans, host.config, out);
             if (out) console.log(`written under ${out}`);
         }
     });
