@@ -42,7 +42,13 @@ export const marker = {
 } as const;
 
 /** What `$TX/result` holds (the first word), for a caller that lost the connection. */
-export const resultWord = { applied: "applied", pending: "pending", rolledBack: "rolled-back", rollbackIncomplete: "rollback-incomplete", aborted: "aborted:" } as const;
+export const resultWord = {
+    applied: "applied",
+    pending: "pending",
+    rolledBack: "rolled-back",
+    rollbackIncomplete: "rollback-incomplete",
+    aborted: "aborted:",
+} as const;
 
 /** The states the status script prints beside a result: no such transaction, its script still holds the lock, never ended. */
 export const statusWord = { none: "none", running: "running", unknown: "unknown" } as const;
@@ -98,7 +104,14 @@ export function notesIn(output: string): string[] {
 export function toolOutput(text: string): string {
     return text
         .split("\n")
-        .filter((line) => line !== marker.locked && !line.startsWith(`${marker.failed} `) && !line.startsWith(`${marker.note} `) && line !== marker.rolledBack && line !== marker.rollbackIncomplete)
+        .filter(
+            (line) =>
+                line !== marker.locked &&
+                !line.startsWith(`${marker.failed} `) &&
+                !line.startsWith(`${marker.note} `) &&
+                line !== marker.rolledBack &&
+                line !== marker.rollbackIncomplete,
+        )
         .join("\n")
         .trim();
 }
@@ -118,7 +131,8 @@ export function parseTransactionEnd(text: string): TransactionEnd {
     if (line === resultWord.applied) return { kind: "applied" };
     if (line === resultWord.pending) return { kind: "pending" };
     if (line === resultWord.rolledBack || line.startsWith(`${resultWord.rolledBack} `)) return { kind: "rolled-back", why: rest(resultWord.rolledBack) };
-    if (line === resultWord.rollbackIncomplete || line.startsWith(`${resultWord.rollbackIncomplete} `)) return { kind: "rollback-incomplete", why: rest(resultWord.rollbackIncomplete) };
+    if (line === resultWord.rollbackIncomplete || line.startsWith(`${resultWord.rollbackIncomplete} `))
+        return { kind: "rollback-incomplete", why: rest(resultWord.rollbackIncomplete) };
     if (line.startsWith(resultWord.aborted)) return { kind: "aborted", why: rest(resultWord.aborted) };
     return { kind: "unknown", text: line };
 }
@@ -156,7 +170,8 @@ export function parseTransactionResult(result: ScriptResult): TransactionOutcome
 }
 
 /** How the confirm script ended. */
-export type ConfirmOutcome = { kind: "confirmed" } | { kind: "expired"; ended: TransactionEnd } | { kind: "busy" } | { kind: "not-ready" } | { kind: "unexpected"; output: string };
+export type ConfirmOutcome =
+    { kind: "confirmed" } | { kind: "expired"; ended: TransactionEnd } | { kind: "busy" } | { kind: "not-ready" } | { kind: "unexpected"; output: string };
 
 export function parseConfirmResult(result: ScriptResult): ConfirmOutcome {
     if (result.code === 0 && has(result.stdout, marker.confirmed)) return { kind: "confirmed" };
@@ -199,7 +214,8 @@ export function parseStatusResult(result: ScriptResult): StatusOutcome {
 export type DeleteOutcome = { kind: "deleted"; notes: string[]; noOriginals: boolean } | { kind: "aborted"; why: string } | { kind: "failed"; output: string };
 
 export function parseDeleteResult(result: ScriptResult): DeleteOutcome {
-    if (result.code === 0 && has(result.stdout, marker.deleted)) return { kind: "deleted", notes: notesIn(result.stdout), noOriginals: has(result.stdout, marker.noOriginals) };
+    if (result.code === 0 && has(result.stdout, marker.deleted))
+        return { kind: "deleted", notes: notesIn(result.stdout), noOriginals: has(result.stdout, marker.noOriginals) };
     const why = result.code === stepExit.state ? restAfter(result.stdout, marker.aborted) : undefined;
     if (why !== undefined) return { kind: "aborted", why: why.trim() };
     return { kind: "failed", output: `${result.stdout}${result.stderr}`.trim() };

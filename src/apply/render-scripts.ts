@@ -10,7 +10,18 @@ import type { OsFamily } from "../config/os";
 import { driftScript } from "../drift/scripts";
 import type { ConcernPlan } from "../render/artifact";
 import { redactSecrets } from "../render/artifact";
-import { applyScript, bootScript, bootUnit, confirmScript, deleteScript, expireScript, readScript, rollbackNowScript, rollbackScript, statusScript } from "./scripts";
+import {
+    applyScript,
+    bootScript,
+    bootUnit,
+    confirmScript,
+    deleteScript,
+    expireScript,
+    readScript,
+    rollbackNowScript,
+    rollbackScript,
+    statusScript,
+} from "./scripts";
 
 export interface HostScript {
     /** Where it is written, relative to the output directory. */
@@ -29,14 +40,32 @@ function withHeader(what: string, script: string): string {
 export function hostScripts(plans: ConcernPlan[], options: { os: OsFamily; confirmSeconds: number; lockSeconds: number }): HostScript[] {
     const scripts: HostScript[] = [];
     const add = (name: string, what: string, script: string) => scripts.push({ name, content: withHeader(what, script) });
-    add("read.sh", "an apply's read of what is live, under the host's lock", readScript(plans, options.os, { fillViewCache: true, lockSeconds: options.lockSeconds }));
+    add(
+        "read.sh",
+        "an apply's read of what is live, under the host's lock",
+        readScript(plans, options.os, { fillViewCache: true, lockSeconds: options.lockSeconds }),
+    );
     for (const plan of plans) {
         const txid = sampleTxid(plan.concern);
         const filled = { ...plan, contents: plan.artifacts.map((artifact) => redactSecrets(artifact.content)) };
-        add(`${plan.concern}/transaction.sh`, `the ${plan.concern} transaction ${txid}`, applyScript(filled, { txid, os: options.os, installPackages: plan.packages, confirmSeconds: options.confirmSeconds, lockSeconds: options.lockSeconds }));
+        add(
+            `${plan.concern}/transaction.sh`,
+            `the ${plan.concern} transaction ${txid}`,
+            applyScript(filled, {
+                txid,
+                os: options.os,
+                installPackages: plan.packages,
+                confirmSeconds: options.confirmSeconds,
+                lockSeconds: options.lockSeconds,
+            }),
+        );
         add(`${plan.concern}/rollback.sh`, `the rollback the ${plan.concern} transaction writes into its directory`, rollbackScript(plan, txid) + "\n");
         if (plan.needsConfirm) add(`${plan.concern}/expire.sh`, `the end of the ${plan.concern} transaction's confirmation timer`, expireScript(txid) + "\n");
-        add(`${plan.concern}/delete.sh`, `${plan.concern}'s delete (the files and running state as they were before mor-harden)`, deleteScript(plan, { lockSeconds: options.lockSeconds }));
+        add(
+            `${plan.concern}/delete.sh`,
+            `${plan.concern}'s delete (the files and running state as they were before mor-harden)`,
+            deleteScript(plan, { lockSeconds: options.lockSeconds }),
+        );
     }
     const txid = sampleTxid(plans.find((plan) => plan.needsConfirm)?.concern ?? plans[0]?.concern ?? "firewall");
     add("confirm.sh", `the confirmation of ${txid} over a new login`, confirmScript(txid));
@@ -62,9 +91,17 @@ export function writeHostScripts(dir: string, scripts: HostScript[]): void {
  * `render --scripts`: the host's scripts for these plans, written under `out`/scripts/ (and
  * named on stdout), or printed whole without --out.
  */
-export function renderScriptsCommand(plans: ConcernPlan[], config: { os: OsFamily; connection: { commandTimeout: number; confirmTimeout: number } }, out: string | undefined): void {
+export function renderScriptsCommand(
+    plans: ConcernPlan[],
+    config: { os: OsFamily; connection: { commandTimeout: number; confirmTimeout: number } },
+    out: string | undefined,
+): void {
     // As the engine waits for the lock (lockSecondsOf): a command's time and a confirmation's.
-    const scripts = hostScripts(plans, { os: config.os, confirmSeconds: config.connection.confirmTimeout, lockSeconds: config.connection.commandTimeout + config.connection.confirmTimeout });
+    const scripts = hostScripts(plans, {
+        os: config.os,
+        confirmSeconds: config.connection.confirmTimeout,
+        lockSeconds: config.connection.commandTimeout + config.connection.confirmTimeout,
+    });
     if (!out) {
         for (const script of scripts) process.stdout.write(`==== ${script.name}\n${script.content}`);
         return;

@@ -28,12 +28,20 @@ const run = (code: number, stdout: string, stderr = "") => ({ code, stdout, stde
 describe("protocol parsers", () => {
     it("tell each end of a transaction script apart, never from a marker inside a line", () => {
         assert.deepEqual(parseTransactionResult(run(0, `${marker.locked}\n${marker.note} firewall: removed a rule\n${marker.applied}\n`)), { kind: "applied" });
-        assert.deepEqual(parseTransactionResult(run(stepExit.state, `${marker.aborted} cannot write /etc/x\nsecond line\n`)), { kind: "aborted", why: "cannot write /etc/x\nsecond line" });
-        assert.deepEqual(parseTransactionResult(run(stepExit.activate, `${marker.locked}\niptables-restore: line 3 failed\n${marker.failed} activate\n${marker.rolledBack}\n`)), {
-            kind: "rolled-back",
-            step: "activate",
-            output: "iptables-restore: line 3 failed",
+        assert.deepEqual(parseTransactionResult(run(stepExit.state, `${marker.aborted} cannot write /etc/x\nsecond line\n`)), {
+            kind: "aborted",
+            why: "cannot write /etc/x\nsecond line",
         });
+        assert.deepEqual(
+            parseTransactionResult(
+                run(stepExit.activate, `${marker.locked}\niptables-restore: line 3 failed\n${marker.failed} activate\n${marker.rolledBack}\n`),
+            ),
+            {
+                kind: "rolled-back",
+                step: "activate",
+                output: "iptables-restore: line 3 failed",
+            },
+        );
         assert.equal(parseTransactionResult(run(stepExit.rollback, `${marker.failed} verify\nrollback step failed\n`)).kind, "rollback-incomplete");
         // A step's output that quotes a marker is no end: the marker must stand on its own line.
         assert.equal(parseTransactionResult(run(stepExit.activate, `echo ${marker.rolledBack}\n`)).kind, "unexpected");
@@ -43,27 +51,43 @@ describe("protocol parsers", () => {
 
     it("read the result lines of confirm, rollback-now, status and delete", () => {
         assert.deepEqual(parseConfirmResult(run(0, `${marker.confirmed}\n`)), { kind: "confirmed" });
-        assert.deepEqual(parseConfirmResult(run(3, `${marker.expired} rolled-back unconfirmed\n`)), { kind: "expired", ended: { kind: "rolled-back", why: "unconfirmed" } });
+        assert.deepEqual(parseConfirmResult(run(3, `${marker.expired} rolled-back unconfirmed\n`)), {
+            kind: "expired",
+            ended: { kind: "rolled-back", why: "unconfirmed" },
+        });
         assert.deepEqual(parseConfirmResult(run(4, `${marker.busy}\n`)), { kind: "busy" });
         assert.deepEqual(parseConfirmResult(run(4, `${marker.notReady}\n`)), { kind: "not-ready" });
         assert.deepEqual(parseConfirmResult(run(0, "garbage\n")), { kind: "unexpected", output: "garbage" });
         assert.deepEqual(parseRollbackNowResult(run(0, `${marker.alreadyConfirmed}\n`)), { kind: "already-confirmed" });
-        assert.deepEqual(parseRollbackNowResult(run(0, `${marker.alreadyEnded} aborted: disk full\n`)), { kind: "already-ended", ended: { kind: "aborted", why: "disk full" } });
-        assert.deepEqual(parseRollbackNowResult(run(0, `restoring a file failed\n${marker.rollbackIncomplete}\n`)), { kind: "rollback-incomplete", output: "restoring a file failed" });
+        assert.deepEqual(parseRollbackNowResult(run(0, `${marker.alreadyEnded} aborted: disk full\n`)), {
+            kind: "already-ended",
+            ended: { kind: "aborted", why: "disk full" },
+        });
+        assert.deepEqual(parseRollbackNowResult(run(0, `restoring a file failed\n${marker.rollbackIncomplete}\n`)), {
+            kind: "rollback-incomplete",
+            output: "restoring a file failed",
+        });
         assert.deepEqual(parseStatusResult(run(0, `${marker.status} none\n`)), { kind: "none" });
         assert.deepEqual(parseStatusResult(run(0, `${marker.status} running\n`)), { kind: "running" });
         assert.deepEqual(parseStatusResult(run(0, `${marker.status} pending\n`)), { kind: "pending" });
         assert.deepEqual(parseStatusResult(run(0, `${marker.status} rollback-incomplete cut off\n`)), { kind: "rollback-incomplete", why: "cut off" });
         assert.deepEqual(parseStatusResult(run(0, "garbage\n")), { kind: "unknown", text: "unknown" });
         assert.deepEqual(parseTransactionEnd("rolled-back"), { kind: "rolled-back", why: "" });
-        assert.deepEqual(parseDeleteResult(run(0, `${marker.locked}\n${marker.noOriginals}\n${marker.deleted}\n`)), { kind: "deleted", notes: [], noOriginals: true });
+        assert.deepEqual(parseDeleteResult(run(0, `${marker.locked}\n${marker.noOriginals}\n${marker.deleted}\n`)), {
+            kind: "deleted",
+            notes: [],
+            noOriginals: true,
+        });
         assert.deepEqual(parseDeleteResult(run(stepExit.state, `${marker.aborted} flock is missing\n`)), { kind: "aborted", why: "flock is missing" });
         assert.equal(parseDeleteResult(run(1, "boom\n")).kind, "failed");
     });
 
     it("read (with the lock) aborted, failed or read", () => {
         assert.deepEqual(parseReadResult(run(0, `${marker.locked}\n${marker.note} rolled back x\nV sshd 0\n`)).kind, "read");
-        assert.deepEqual(parseReadResult(run(stepExit.state, `${marker.aborted} another mor-harden transaction holds the host\n`)), { kind: "aborted", why: "another mor-harden transaction holds the host" });
+        assert.deepEqual(parseReadResult(run(stepExit.state, `${marker.aborted} another mor-harden transaction holds the host\n`)), {
+            kind: "aborted",
+            why: "another mor-harden transaction holds the host",
+        });
         assert.deepEqual(parseReadResult(run(2, "", "sh: syntax error\n")), { kind: "failed", output: "sh: syntax error" });
     });
 });
@@ -86,8 +110,12 @@ const kindMarkers: [ScriptKind, string][] = [
 ];
 // The markers that tell the scripts apart are really in them (else the played host would answer the wrong script).
 const sample: ConcernPlan = plan(true);
-assert.ok(applyScript({ ...sample, contents: ["x"] }, { txid, os: "debian", installPackages: [], confirmSeconds: 5, lockSeconds: 5 }).includes(kindMarkers[0][1]));
-assert.ok(rollbackNowScript(txid).includes(kindMarkers[1][1]) && confirmScript(txid).includes(kindMarkers[2][1]) && statusScript(txid).includes(kindMarkers[3][1]));
+assert.ok(
+    applyScript({ ...sample, contents: ["x"] }, { txid, os: "debian", installPackages: [], confirmSeconds: 5, lockSeconds: 5 }).includes(kindMarkers[0][1]),
+);
+assert.ok(
+    rollbackNowScript(txid).includes(kindMarkers[1][1]) && confirmScript(txid).includes(kindMarkers[2][1]) && statusScript(txid).includes(kindMarkers[3][1]),
+);
 assert.ok(!confirmScript(txid).includes(kindMarkers[1][1]) && !statusScript(txid).includes(kindMarkers[2][1]));
 
 function kindOf(script: string): ScriptKind {
@@ -99,7 +127,17 @@ function plan(needsConfirm: boolean): ConcernPlan {
         concern: "sshd",
         summary: [],
         packages: [],
-        artifacts: [{ path: "/etc/ssh/sshd_config.d/00-mor-harden.conf", content: "PasswordAuthentication no\n", mode: "0644", owner: "root", group: "root", secret: false, bulk: false }],
+        artifacts: [
+            {
+                path: "/etc/ssh/sshd_config.d/00-mor-harden.conf",
+                content: "PasswordAuthentication no\n",
+                mode: "0644",
+                owner: "root",
+                group: "root",
+                secret: false,
+                bulk: false,
+            },
+        ],
         prepare: [],
         validate: ["sshd -t"],
         activate: ["systemctl reload ssh"],
@@ -169,7 +207,16 @@ function target(commandTimeoutSeconds = 10): HostTarget {
     const blob = utils.parseKey(hostKey.public);
     if (blob instanceof Error) throw blob;
     return {
-        session: { address: "127.0.0.1", port, user: "root", hostKey: fingerprintOf(blob.getPublicSSH()), sudo: false, privateKey: clientKey.private, connectTimeoutSeconds: 5, commandTimeoutSeconds },
+        session: {
+            address: "127.0.0.1",
+            port,
+            user: "root",
+            hostKey: fingerprintOf(blob.getPublicSSH()),
+            sudo: false,
+            privateKey: clientKey.private,
+            connectTimeoutSeconds: 5,
+            commandTimeoutSeconds,
+        },
         os: "debian",
         confirmSeconds: 2,
     };
@@ -197,7 +244,9 @@ const printing = (stdout: string, code = 0): Reply => ({ stdout, code });
 
 describe("the engine against a played host", () => {
     it("applies when the transaction prints its applied marker, and counts the round trips", async () => {
-        const report = await applyTo((kind) => (kind === "read" ? printing(readOutput) : printing(`${marker.locked}\n${marker.note} sshd: drop-in written\n${marker.applied}\n`)));
+        const report = await applyTo((kind) =>
+            kind === "read" ? printing(readOutput) : printing(`${marker.locked}\n${marker.note} sshd: drop-in written\n${marker.applied}\n`),
+        );
         assert.equal(concern(report).status, "applied");
         assert.deepEqual(concern(report).notes, ["sshd: drop-in written"]);
         assert.deepEqual(sent, ["read", "apply"]);
@@ -217,14 +266,24 @@ describe("the engine against a played host", () => {
 
     it("reports a failed step rolled back with the tool's words, secrets redacted, the protocol's lines taken out", async () => {
         const report = await applyTo((kind) =>
-            kind === "read" ? printing(readOutput) : printing(`${marker.locked}\n/etc/ssh/sshd_config.d/00-mor-harden.conf: bad line ${secret}\n${marker.failed} validate\n${marker.rolledBack}\n`, stepExit.validate),
+            kind === "read"
+                ? printing(readOutput)
+                : printing(
+                      `${marker.locked}\n/etc/ssh/sshd_config.d/00-mor-harden.conf: bad line ${secret}\n${marker.failed} validate\n${marker.rolledBack}\n`,
+                      stepExit.validate,
+                  ),
         );
         assert.equal(concern(report).status, "rolled-back");
-        assert.equal(concern(report).message, `validate failed, files and running state restored and checked: /etc/ssh/sshd_config.d/00-mor-harden.conf: bad line [redacted]`);
+        assert.equal(
+            concern(report).message,
+            `validate failed, files and running state restored and checked: /etc/ssh/sshd_config.d/00-mor-harden.conf: bad line [redacted]`,
+        );
     });
 
     it("reports a rollback that did not complete as failed, with what the rollback said", async () => {
-        const report = await applyTo((kind) => (kind === "read" ? printing(readOutput) : printing(`${marker.failed} activate\nrollback step failed: systemctl reload ssh\n`, stepExit.rollback)));
+        const report = await applyTo((kind) =>
+            kind === "read" ? printing(readOutput) : printing(`${marker.failed} activate\nrollback step failed: systemctl reload ssh\n`, stepExit.rollback),
+        );
         assert.equal(concern(report).status, "failed");
         assert.equal(concern(report).message, "the change failed and its rollback is incomplete; what is live: rollback step failed: systemctl reload ssh");
     });
@@ -236,7 +295,10 @@ describe("the engine against a played host", () => {
             return printing(`${marker.status} rolled-back activate\n`);
         });
         assert.equal(concern(report).status, "rolled-back");
-        assert.match(concern(report).message!, /^ssh 127\.0\.0\.1: the connection was lost while a command ran .*; the host rolled the change back \(activate\)$/);
+        assert.match(
+            concern(report).message!,
+            /^ssh 127\.0\.0\.1: the connection was lost while a command ran .*; the host rolled the change back \(activate\)$/,
+        );
         assert.deepEqual(sent, ["read", "apply", "status"]);
         assert.equal(report.connections, 2);
     });
@@ -257,22 +319,39 @@ describe("the engine against a played host", () => {
     });
 
     it("asks the host when the script prints garbage, and reports a transaction that never started", async () => {
-        const report = await applyTo((kind) => (kind === "read" ? printing(readOutput) : kind === "apply" ? printing("garbage\n") : printing(`${marker.status} none\n`)));
+        const report = await applyTo((kind) =>
+            kind === "read" ? printing(readOutput) : kind === "apply" ? printing("garbage\n") : printing(`${marker.status} none\n`),
+        );
         assert.equal(concern(report).status, "failed");
-        assert.equal(concern(report).message, "the transaction script ended unexpectedly (exit 0: garbage); the transaction never started: nothing was changed");
+        assert.equal(
+            concern(report).message,
+            "the transaction script ended unexpectedly (exit 0: garbage); the transaction never started: nothing was changed",
+        );
     });
 
     it("confirms over a new login; a change the host rolled back before the confirmation is reported rolled back", async () => {
-        const confirmed = await applyTo((kind) => (kind === "read" ? printing(readOutput) : kind === "apply" ? printing(`${marker.applied}\n`) : printing(`${marker.confirmed}\n`)), { needsConfirm: true });
+        const confirmed = await applyTo(
+            (kind) => (kind === "read" ? printing(readOutput) : kind === "apply" ? printing(`${marker.applied}\n`) : printing(`${marker.confirmed}\n`)),
+            { needsConfirm: true },
+        );
         assert.equal(concern(confirmed).status, "applied");
         assert.deepEqual(sent, ["read", "apply", "confirm"]);
-        const expired = await applyTo((kind) => (kind === "read" ? printing(readOutput) : kind === "apply" ? printing(`${marker.applied}\n`) : printing(`${marker.expired} rolled-back unconfirmed\n`, 3)), { needsConfirm: true });
+        const expired = await applyTo(
+            (kind) =>
+                kind === "read"
+                    ? printing(readOutput)
+                    : kind === "apply"
+                      ? printing(`${marker.applied}\n`)
+                      : printing(`${marker.expired} rolled-back unconfirmed\n`, 3),
+            { needsConfirm: true },
+        );
         assert.equal(concern(expired).status, "rolled-back");
         assert.equal(concern(expired).message, "the host rolled the change back before it was confirmed (confirm timeout 2 s)");
     });
 
     it("rolls back over the old connection when the new login fails; a change already confirmed stays applied", async () => {
-        const play = (now: string) => (kind: ScriptKind) => (kind === "read" ? printing(readOutput) : kind === "apply" ? printing(`${marker.applied}\n`) : printing(now));
+        const play = (now: string) => (kind: ScriptKind) =>
+            kind === "read" ? printing(readOutput) : kind === "apply" ? printing(`${marker.applied}\n`) : printing(now);
         const rolled = await applyTo(play(`${marker.rolledBack}\n`), { needsConfirm: true, refuseFrom: 2 });
         assert.equal(concern(rolled).status, "rolled-back");
         assert.match(concern(rolled).message!, /^a new SSH login failed after activation \(.*authentication failed.*\); rolled back$/);
