@@ -54,6 +54,7 @@ export function hostScripts(plans: ConcernPlan[], options: { os: OsFamily; confi
             applyScript(filled, {
                 txid,
                 os: options.os,
+                // As on a host that lacks every package (an apply installs only the missing ones).
                 installPackages: plan.packages,
                 confirmSeconds: options.confirmSeconds,
                 lockSeconds: options.lockSeconds,
