@@ -109,7 +109,7 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
             `${paths.ctl} -t`,
         ],
         activate: [`${paths.ctl} graceful`],
-        verify: [`for try in 1 2 3 4 5 6 7 8 9 10; do pgrep -x ${paths.process} >/dev/null && exit 0; sleep 0.2; done; echo "apache is not running"; exit 1`],
+        verify: [`for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x ${paths.process} >/dev/null && exit 0; sleep 0.2; done; echo "apache is not running"; exit 1`],
         snapshot: [],
         // Without our vhost (a first apply undone) the site link must go too, or Apache will not start.
         rollback: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],

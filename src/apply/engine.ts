@@ -4,10 +4,11 @@
 import { randomBytes } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { desiredDigests, fillSecrets, type ConcernPlan, type FileDigest } from "../render/artifact";
-import { CommandInterruptedError, HostSession, type SessionTarget } from "../ssh/session";
+import { CommandInterruptedError, HostSession, type CommandResult, type SessionTarget } from "../ssh/session";
 import { redact } from "../render/redact";
 import { lineDelta, rememberContent } from "./bulk";
-import { applyExit, applyScript, concernOfTransaction, confirmScript, LOCKED_MARKER, parseReadOutput, readScript, rollbackNowScript, statusScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
+import { marker, notesIn, parseConfirmResult, parseReadResult, parseRollbackNowResult, parseStatusResult, parseTransactionResult, type StatusOutcome } from "./protocol";
+import { applyScript, concernOfTransaction, confirmScript, parseReadOutput, readScript, rollbackNowScript, statusScript, type FilledPlan, type LiveState } from "./scripts";
 
 /**
  * How a concern ended. `failed`: nothing of it is live (refused before anything moved, or its
@@ -65,11 +66,6 @@ export function lockSecondsOf(target: HostTarget): number {
     return target.session.commandTimeoutSeconds + target.confirmSeconds;
 }
 
-/** The `MORH-NOTE` lines of a script's output. */
-function notesIn(output: string): string[] {
-    return output.split("\n").filter((line) => line.startsWith("MORH-NOTE ")).map((line) => line.slice("MORH-NOTE ".length));
-}
-
 export function liveDigests(plan: ConcernPlan, live: LiveState): FileDigest[] {
     return plan.artifacts.map((artifact) => {
         const file = live.files[artifact.path];
@@ -113,13 +109,10 @@ async function withSession<T>(target: SessionTarget, work: (session: HostSession
 
 /** One round trip: what is live on the host for these plans. */
 async function readLive(session: HostSession, target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, options: { fillViewCache?: boolean; lockSeconds?: number } = {}): Promise<LiveState & { notes: string[] }> {
-    const lock = options.lockSeconds !== undefined ? { marker: LOCKED_MARKER, waitSeconds: options.lockSeconds } : undefined;
-    const result = await session.run(readScript(plans, target.os, options), target.session.commandTimeoutSeconds, lock);
-    if (result.code !== 0) {
-        const why = result.code === applyExit.state ? result.stdout.replace(/^[\s\S]*MORH-ABORTED /, "") : result.stderr;
-        throw new Error(`${target.session.address}: reading the host failed: ${redact(why, secrets).trim()}`);
-    }
-    return { ...parseReadOutput(result.stdout), notes: notesIn(result.stdout) };
+    const lock = options.lockSeconds !== undefined ? { marker: marker.locked, waitSeconds: options.lockSeconds } : undefined;
+    const read = parseReadResult(await session.run(readScript(plans, target.os, options), target.session.commandTimeoutSeconds, lock));
+    if (read.kind !== "read") throw new Error(`${target.session.address}: reading the host failed: ${redact(read.kind === "aborted" ? read.why : read.output, secrets).trim()}`);
+    return { ...parseReadOutput(read.output), notes: read.notes };
 }
 
 /**
@@ -210,27 +203,28 @@ async function applyConcern(
     const script = applyScript(fill(plan, secrets, live), { txid, os: target.os, installPackages: missingPackages, confirmSeconds: target.confirmSeconds, lockSeconds });
     let result;
     try {
-        result = await session.run(script, target.session.commandTimeoutSeconds, { marker: LOCKED_MARKER, waitSeconds: lockSeconds });
+        result = await session.run(script, target.session.commandTimeoutSeconds, { marker: marker.locked, waitSeconds: lockSeconds });
     } catch (error) {
         if (!(error instanceof CommandInterruptedError)) throw error;
         return settleOverNewConnection(target, plan, txid, error.message, report);
     }
-    const output = (text: string) => lastLines(redact(text, secrets).replace(/^MORH-(FAILED|NOTE) .*$/gm, "").trim(), 12) || "(no output)";
+    const output = (text: string) => lastLines(redact(text, secrets), 12) || "(no output)";
     const notes = notesIn(result.stdout);
-    if (result.code === applyExit.state) {
-        return { status: "failed", notes, message: `nothing was changed: ${redact(result.stdout.replace(/^[\s\S]*MORH-ABORTED /, ""), secrets).trim()}` };
-    }
-    if (result.code === applyExit.rollback) {
-        return { status: "failed", notes, message: `the change failed and its rollback is incomplete; what is live: ${output(`${result.stdout}${result.stderr}`)}` };
-    }
-    const step = stepOfExit(result.code);
-    if (result.code !== 0 && step && result.stdout.includes("MORH-ROLLED-BACK")) {
-        return { status: "rolled-back", notes, message: `${step} failed, files and running state restored and checked: ${output(`${result.stdout}${result.stderr}`.replace("MORH-ROLLED-BACK", ""))}` };
-    }
-    if (result.code !== 0 || !result.stdout.includes("MORH-APPLIED")) {
-        // Not an end the script reports itself (a shell error, a signal): ask the host how it ended.
-        const why = `the transaction script ended unexpectedly (exit ${result.code}: ${output(`${result.stdout}${result.stderr}`)})`;
-        return { ...(await settleOverNewConnection(target, plan, txid, why, report)), notes };
+    const outcome = parseTransactionResult(result);
+    switch (outcome.kind) {
+        case "aborted":
+            return { status: "failed", notes, message: `nothing was changed: ${redact(outcome.why, secrets)}` };
+        case "rollback-incomplete":
+            return { status: "failed", notes, message: `the change failed and its rollback is incomplete; what is live: ${output(outcome.output)}` };
+        case "rolled-back":
+            return { status: "rolled-back", notes, message: `${outcome.step} failed, files and running state restored and checked: ${output(outcome.output)}` };
+        case "unexpected": {
+            // Not an end the script reports itself (a shell error, a signal): ask the host how it ended.
+            const why = `the transaction script ended unexpectedly (exit ${outcome.code}: ${output(outcome.output)})`;
+            return { ...(await settleOverNewConnection(target, plan, txid, why, report)), notes };
+        }
+        case "applied":
+            break;
     }
     if (!plan.needsConfirm) return { status: "applied", notes };
     return { ...(await confirm(session, target, plan, txid, report)), notes };
@@ -247,18 +241,18 @@ async function confirm(session: HostSession, target: HostTarget, plan: ConcernPl
         const reason = (error as Error).message;
         try {
             const now = await session.run(rollbackNowScript(txid), 180);
-            return outcomeOfRollbackNow(now.stdout, `a new SSH login failed after activation (${reason})`, target);
+            return outcomeOfRollbackNow(now, `a new SSH login failed after activation (${reason})`, target);
         } catch {
             return { status: "unknown", message: `a new SSH login failed after activation (${reason}) and the first connection is gone: the host rolls the change back by itself within ${target.confirmSeconds} s of its activation` };
         }
     }
     try {
-        const confirmed = await fresh.run(confirmScript(txid));
+        const result = await fresh.run(confirmScript(txid));
         report.roundTrips += fresh.roundTrips;
-        if (confirmed.code === 0) return { status: "applied" };
-        const ended = /MORH-EXPIRED (.*)/.exec(confirmed.stdout)?.[1] ?? "";
-        if (ended.startsWith("rolled-back")) return { status: "rolled-back", message: `the host rolled the change back before it was confirmed (confirm timeout ${target.confirmSeconds} s)` };
-        return settleOverNewConnection(target, plan, txid, `the confirmation was refused (${confirmed.stdout.trim() || confirmed.stderr.trim()})`, report);
+        const confirmed = parseConfirmResult(result);
+        if (confirmed.kind === "confirmed") return { status: "applied" };
+        if (confirmed.kind === "expired" && confirmed.ended.kind === "rolled-back") return { status: "rolled-back", message: `the host rolled the change back before it was confirmed (confirm timeout ${target.confirmSeconds} s)` };
+        return settleOverNewConnection(target, plan, txid, `the confirmation was refused (${result.stdout.trim() || result.stderr.trim()})`, report);
     } catch (error) {
         // The confirmation may have been done with its reply lost: ask.
         return settleOverNewConnection(target, plan, txid, `the confirmation did not answer (${(error as Error).message})`, report);
@@ -267,13 +261,36 @@ async function confirm(session: HostSession, target: HostTarget, plan: ConcernPl
     }
 }
 
-function outcomeOfRollbackNow(stdout: string, why: string, target: HostTarget): Outcome {
-    if (stdout.includes("MORH-ROLLED-BACK")) return { status: "rolled-back", message: `${why}; rolled back` };
-    if (stdout.includes("MORH-ALREADY-CONFIRMED")) return { status: "applied", message: `${why}, but the change had been confirmed` };
-    if (stdout.includes("MORH-ROLLBACK-INCOMPLETE")) return { status: "failed", message: `${why}; the rollback is incomplete: ${lastLines(stdout.replace("MORH-ROLLBACK-INCOMPLETE", "").trim(), 12)}` };
-    const ended = /MORH-ALREADY-ENDED (.*)/.exec(stdout)?.[1] ?? "";
-    if (ended.startsWith("rolled-back")) return { status: "rolled-back", message: `${why}; the host had rolled it back (confirm timeout ${target.confirmSeconds} s)` };
-    return { status: "failed", message: `${why}; the transaction ended as: ${ended || "(unknown)"}` };
+function outcomeOfRollbackNow(result: CommandResult, why: string, target: HostTarget): Outcome {
+    const now = parseRollbackNowResult(result);
+    switch (now.kind) {
+        case "rolled-back":
+            return { status: "rolled-back", message: `${why}; rolled back` };
+        case "already-confirmed":
+            return { status: "applied", message: `${why}, but the change had been confirmed` };
+        case "rollback-incomplete":
+            return { status: "failed", message: `${why}; the rollback is incomplete: ${lastLines(now.output, 12)}` };
+        case "already-ended":
+            if (now.ended.kind === "rolled-back") return { status: "rolled-back", message: `${why}; the host had rolled it back (confirm timeout ${target.confirmSeconds} s)` };
+            return { status: "failed", message: `${why}; the transaction ended as: ${describeEnd(now.ended) || "(unknown)"}` };
+        case "unexpected":
+            return { status: "failed", message: `${why}; the transaction ended as: (unknown)` };
+    }
+}
+
+/** A transaction's end as the host wrote it (`rolled-back <why>`), for messages. */
+function describeEnd(end: StatusOutcome): string {
+    switch (end.kind) {
+        case "rolled-back":
+        case "rollback-incomplete":
+            return `${end.kind}${end.why ? ` ${end.why}` : ""}`;
+        case "aborted":
+            return `aborted: ${end.why}`;
+        case "unknown":
+            return end.text;
+        default:
+            return end.kind;
+    }
 }
 
 /**
@@ -287,24 +304,28 @@ async function settleOverNewConnection(target: HostTarget, plan: ConcernPlan, tx
     while (Date.now() < deadline) {
         report.connections++;
         try {
-            const status = await withSession(target.session, async (fresh) => {
-                const result = await fresh.run(statusScript(txid), 30);
+            const status = await withSession(target.session, async (fresh): Promise<StatusOutcome> => {
+                const state = parseStatusResult(await fresh.run(statusScript(txid), 30));
                 report.roundTrips += fresh.roundTrips;
-                const state = /MORH-STATUS (.*)/.exec(result.stdout)?.[1] ?? "unknown";
-                if (state === "pending") {
-                    // Verified and waiting: this new login is the proof the confirmation wants.
-                    const confirmed = await fresh.run(confirmScript(txid), 90);
-                    if (confirmed.code === 0) return "applied";
-                    return /MORH-EXPIRED (.*)/.exec(confirmed.stdout)?.[1] || "running";
-                }
-                return state;
+                if (state.kind !== "pending") return state;
+                // Verified and waiting: this new login is the proof the confirmation wants.
+                const confirmed = parseConfirmResult(await fresh.run(confirmScript(txid), 90));
+                if (confirmed.kind === "confirmed") return { kind: "applied" };
+                return confirmed.kind === "expired" ? confirmed.ended : { kind: "running" };
             });
-            if (status === "applied") return { status: "applied", message: `${why}; the transaction completed on the host` };
-            if (status.startsWith("rolled-back")) return { status: "rolled-back", message: `${why}; the host rolled the change back (${status.replace(/^rolled-back ?/, "") || "failed step"})` };
-            if (status.startsWith("rollback-incomplete")) return { status: "failed", message: `${why}; the host's rollback is incomplete (see ${txid} on the host)` };
-            if (status.startsWith("aborted")) return { status: "failed", message: `${why}; nothing was changed: ${status.replace(/^aborted: /, "")}` };
-            if (status === "none") return { status: "failed", message: `${why}; the transaction never started: nothing was changed` };
-            lastError = `the transaction is still ${status}`;
+            switch (status.kind) {
+                case "applied":
+                    return { status: "applied", message: `${why}; the transaction completed on the host` };
+                case "rolled-back":
+                    return { status: "rolled-back", message: `${why}; the host rolled the change back (${status.why || "failed step"})` };
+                case "rollback-incomplete":
+                    return { status: "failed", message: `${why}; the host's rollback is incomplete (see ${txid} on the host)` };
+                case "aborted":
+                    return { status: "failed", message: `${why}; nothing was changed: ${status.why}` };
+                case "none":
+                    return { status: "failed", message: `${why}; the transaction never started: nothing was changed` };
+            }
+            lastError = `the transaction is still ${describeEnd(status)}`;
         } catch (error) {
             lastError = (error as Error).message;
         }

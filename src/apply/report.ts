@@ -4,11 +4,12 @@ import type { HostApplyResult, HostOutcome } from "./hosts";
 import { hostLabel } from "../render/report";
 import { EXIT, worstExit } from "./run-hosts";
 
-export const applyExit: Record<HostOutcome, number> = { done: EXIT.ok, failed: EXIT.found, "not-tried": EXIT.notTried };
+/** The CLI's exit code for a host's outcome (a transaction step's exit codes are stepExit, in protocol.ts). */
+export const hostExit: Record<HostOutcome, number> = { done: EXIT.ok, failed: EXIT.found, "not-tried": EXIT.notTried };
 
 /** 2 if some host was not tried, else 1 if a concern did not end applied on some host, else 0. */
 export function applyExitCode(results: HostApplyResult[]): number {
-    return worstExit(results.map((result) => applyExit[result.outcome]));
+    return worstExit(results.map((result) => hostExit[result.outcome]));
 }
 
 function outcomeText(result: HostApplyResult): string {

@@ -6,7 +6,9 @@ import type { OsFamily } from "../config/os";
 import { FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
 import { changedLines } from "../render/changed-lines";
 import { base64Lines, heredoc, wholeScript } from "../render/shell";
+import { renderTemplate } from "../render/templates";
 import type { LineDelta } from "./bulk";
+import { confirmExit, marker as m, resultWord, statusWord, stepExit, type ApplyStep } from "./protocol";
 
 /** Where mor-harden keeps its transactions and the files as they were before it first wrote them. */
 export const STATE_DIR = "/var/lib/mor-harden";
@@ -132,7 +134,10 @@ export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillVi
         const views = plan.liveViews.map((_, index) => `{ ${liveOfView(plan, index)}; ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`);
         const checks = [...plan.verify.map((command) => `( ${command} )`), ...views];
         lines.push(`if ${checks.length > 0 ? checks.join(" && ") : "true"} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`);
-        if (plan.packages.length > 0) lines.push(`for pkg in ${plan.packages.join(" ")}; do ${installedCheck[os]} || echo "P ${plan.concern} $pkg"; done`);
+        // (One package is no loop: a `for` over one word is what shellcheck takes for a quoting mistake.)
+        const missing = `${installedCheck[os]} || echo "P ${plan.concern} $pkg"`;
+        if (plan.packages.length === 1) lines.push(`pkg=${plan.packages[0]}; ${missing}`);
+        else if (plan.packages.length > 1) lines.push(`for pkg in ${plan.packages.join(" ")}; do ${missing}; done`);
     }
     lines.push(`printf 'X openssh %s\\n' "$( (sshd -V 2>&1 || true) | sed -n 's/^OpenSSH_\\([0-9]*\\.[0-9]*\\).*/\\1/p' | head -1)"`, END_BACKGROUND_VIEWS);
     return wholeScript(lines);
@@ -171,20 +176,7 @@ export function parseReadOutput(output: string): LiveState {
 /** Transactions kept on the host per concern (each holds backups of the files it replaced). */
 export const KEEP_TRANSACTIONS = 5;
 
-/**
- * Exit codes of an apply script, by the step that failed. `state` means nothing was changed: the
- * host could not protect the transaction (lock held, disk full, read-only, a tool missing).
- */
-export const applyExit = { write: 10, packages: 11, prepare: 12, validate: 13, snapshot: 14, activate: 15, verify: 16, state: 17, rollback: 18 } as const;
-export type ApplyStep = keyof typeof applyExit;
-
-export function stepOfExit(code: number): ApplyStep | undefined {
-    return (Object.keys(applyExit) as ApplyStep[]).find((step) => applyExit[step] === code);
-}
-
 const LOCK = `${STATE_DIR}/lock`;
-/** Printed once a script holds the host's lock: its own time starts there (see HostSession.run). */
-export const LOCKED_MARKER = "MORH-LOCKED";
 const HOLDER = `${STATE_DIR}/lock.holder`;
 /** A pending transaction whose deadline passed this long ago has lost its timer (killed, or the host rebooted without the boot hook). */
 const STALE_GRACE_SECONDS = 15;
@@ -200,110 +192,50 @@ export function concernOfTransaction(txid: string): string {
 /** The transaction directory of a transaction id. */
 export const txDir = (txid: string) => `${STATE_DIR}/tx/${txid}`;
 
+/** What every template of templates/apply/ is rendered with: the protocol's words and the host's paths. */
+function protocolData() {
+    return { m, result: resultWord, status: statusWord, exit: stepExit, confirmExit, stateDir: STATE_DIR, lockFile: LOCK, holder: HOLDER, staleGrace: STALE_GRACE_SECONDS, bootScript: BOOT_SCRIPT };
+}
+
+/** templates/apply/<name>, rendered with the protocol's data and `data`; without its final newline. */
+function renderApply(name: string, data: object = {}): string {
+    return renderTemplate(`apply/${name}`, { ...protocolData(), ...data }).replace(/\n$/, "");
+}
+
 /**
  * Shell functions that end a transaction nobody is running any more (under the lock, or at
  * boot): `morh_commit DIR` finishes a confirmed one (its old files' links go); `morh_rollback DIR
- * WHY` rolls one back and records how that went.
+ * WHY` rolls one back and records how that went (templates/apply/lib.sh.hbs).
  */
-const END_FUNCTIONS = [
-    `morh_commit() { [ ! -f "$1/links" ] || while IFS= read -r morh_link; do rm -f "$morh_link"; done < "$1/links"; rm -f "$1/open"; echo applied > "$1/result"; }`,
-    `morh_rollback() { rm -f "$1/open"; if sh "$1/rollback.sh" > "$1/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$1/result"; else echo "rollback-incomplete $2" > "$1/result"; fi; echo "MORH-NOTE rolled back \${1##*/} ($2): $(cat "$1/result")"; }`,
-].join("\n");
+const endFunctions = () => renderApply("lib.sh.hbs");
 
 /**
  * The start of a script that works under the host's lock: the signals of a lost connection
  * ignored, the lock taken on fd 9 by `take` (a flock command: how long it waits, and what it does
- * when it cannot have the lock), and the END_FUNCTIONS.
+ * when it cannot have the lock), and the end functions.
  */
-function underLock(take: string): string[] {
-    return ["trap '' HUP PIPE", `exec 9>>'${LOCK}'`, take, END_FUNCTIONS];
+function underLock(take: string): string {
+    return renderApply("under-lock.sh.hbs", { take, lib: endFunctions() });
 }
 
 /**
  * Shell that takes the host's mor-harden lock on fd 9 and waits until no other transaction is
- * open or waiting for its confirmation, for at most `seconds` in all. Under the lock it ends
- * what nobody runs any more: a confirmed transaction whose commit was cut short is committed, a
- * pending one past its deadline (its timer is gone) and an open one (its script died: it no
- * longer holds the lock) are rolled back. On time-out it prints who holds the host and exits 17.
- * The marker tells the caller its own time starts; if the caller is gone (EPIPE: SIGPIPE is
- * ignored), the script stops before it changes anything.
+ * open or waiting for its confirmation, for at most `seconds` in all (templates/apply/lock.sh.hbs).
+ * On time-out it prints who holds the host and exits with the `state` code.
  */
 function lockAndWait(seconds: number): string {
-    return [
-        `mkdir -p '${STATE_DIR}/tx' && chmod 0700 '${STATE_DIR}' || { echo "MORH-ABORTED cannot create ${STATE_DIR}"; exit ${applyExit.state}; }`,
-        `command -v flock >/dev/null || { echo 'MORH-ABORTED flock is missing (util-linux): transactions cannot be serialized'; exit ${applyExit.state}; }`,
-        // A failed redirection on exec ends the shell before any handler: try it in a subshell first.
-        `( : >> '${LOCK}' ) 2>/dev/null || { echo 'MORH-ABORTED cannot open ${LOCK}'; exit ${applyExit.state}; }`,
-        `exec 9>>'${LOCK}'`,
-        END_FUNCTIONS,
-        `morh_until=$(( $(date +%s) + ${seconds} ))`,
-        "while :; do",
-        '  morh_left=$(( morh_until - $(date +%s) )); [ "$morh_left" -gt 0 ] || morh_left=0',
-        `  flock -w "$morh_left" 9 || { echo "MORH-ABORTED another mor-harden transaction holds the host for more than ${seconds} s: $(cat '${HOLDER}' 2>/dev/null)"; exit ${applyExit.state}; }`,
-        "  morh_waiting=''",
-        `  for morh_tx in '${STATE_DIR}'/tx/*; do`,
-        '    [ -d "$morh_tx" ] || continue',
-        '    if [ -e "$morh_tx/confirmed" ]; then',
-        '      [ ! -e "$morh_tx/open" ] || morh_commit "$morh_tx"',
-        '    elif [ -e "$morh_tx/pending" ]; then',
-        `      if [ "$(date +%s)" -gt $(( $(head -n 1 "$morh_tx/pending" | tr -cd 0-9) + ${STALE_GRACE_SECONDS} )) ]; then`,
-        '        ! mv "$morh_tx/pending" "$morh_tx/expired" 2>/dev/null || morh_rollback "$morh_tx" "its confirmation timer was gone"',
-        '      else morh_waiting="$morh_tx"; fi',
-        '    elif [ -e "$morh_tx/open" ]; then',
-        '      morh_rollback "$morh_tx" "its apply was cut off"',
-        "    fi",
-        "  done",
-        '  [ -z "$morh_waiting" ] && break',
-        "  flock -u 9",
-        `  [ "$(date +%s)" -lt "$morh_until" ] || { echo "MORH-ABORTED a change is waiting for its confirmation (\${morh_waiting##*/}: $(tail -n +2 "$morh_waiting/pending" 2>/dev/null | tr '\\n' ' '))"; exit ${applyExit.state}; }`,
-        "  sleep 1",
-        "done",
-        `echo ${LOCKED_MARKER} || exit ${applyExit.state}`,
-        `morh_from=\${SSH_CLIENT:-local}`,
-        `printf 'pid %s, user %s, from %s, since %s\\n' "$$" "\${SUDO_USER:-$(id -un)}" "\${morh_from%% *}" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > '${HOLDER}' 2>/dev/null || true`,
-    ].join("\n");
+    return renderApply("lock.sh.hbs", { seconds, lib: endFunctions() });
 }
 
-/**
- * What the boot hook runs, before the firewall, sshd and the rest load their files: every
- * transaction a reboot caught unconfirmed (pending) or mid-way (open) is rolled back; one whose
- * confirmation was cut short is committed. With MORH_BOOT set, the rollback restores what
- * persists across a reboot (files, links, unit states) and skips the live checks.
- */
+/** What the boot hook runs, before the firewall, sshd and the rest load their files (templates/apply/boot-rollback.sh.hbs). */
 export function bootScript(): string {
-    return [
-        "#!/bin/sh",
-        "# mor-harden: unconfirmed changes do not survive a reboot (see mor-harden-boot.service).",
-        "export MORH_BOOT=1",
-        END_FUNCTIONS,
-        `for tx in '${STATE_DIR}'/tx/*; do`,
-        '  [ -d "$tx" ] || continue',
-        '  if [ -e "$tx/confirmed" ]; then [ ! -e "$tx/open" ] || morh_commit "$tx"',
-        '  elif mv "$tx/pending" "$tx/expired" 2>/dev/null || [ -e "$tx/open" ]; then morh_rollback "$tx" "at boot"; fi',
-        "done",
-        "exit 0",
-    ].join("\n") + "\n";
+    return renderApply("boot-rollback.sh.hbs", { lib: endFunctions() }) + "\n";
 }
 
-function bootUnit(): string {
+/** The systemd unit that runs the boot hook before the services whose files a transaction changes. */
+export function bootUnit(): string {
     const services = "netfilter-persistent.service iptables.service ip6tables.service firewalld.service ssh.service sshd.service fail2ban.service apache2.service httpd.service fwknop-server.service";
-    return [
-        "# mor-harden: unconfirmed changes do not survive a reboot.",
-        "[Unit]",
-        "Description=mor-harden: roll back unconfirmed changes",
-        "DefaultDependencies=no",
-        "After=local-fs.target",
-        `Before=network-pre.target ${services}`,
-        `RequiresMountsFor=${STATE_DIR}`,
-        "",
-        "[Service]",
-        "Type=oneshot",
-        `ExecStart=/bin/sh ${BOOT_SCRIPT}`,
-        "TimeoutStartSec=120",
-        "",
-        "[Install]",
-        "WantedBy=sysinit.target",
-    ].join("\n") + "\n";
+    return renderApply("mor-harden-boot.service.hbs", { services }) + "\n";
 }
 
 /**
@@ -340,206 +272,99 @@ function rebuiltFile(file: { path: string; index: number; content: string; delta
 }
 
 /**
- * One concern's transaction. In order: take the host's lock (waiting out another operator's
- * unconfirmed change); write everything that protects the transaction, each write checked
- * (rollback script, new contents beside their targets, originals, backups, a hard link to each
- * old file): any failure so far leaves the host as it was (exit 17). Then install missing
- * packages, move the new files into place, prepare, validate with the real tool, snapshot the
- * running state, arm the rollback timer when the change could lock the operator out, activate,
- * verify. A failure after the move restores the old files by rename (no space needed) and, once
- * preparation had begun, the running state, then checks it once activation had begun. The
- * script ignores SIGHUP and SIGPIPE: a lost connection never stops it half-way. `$TX/result`
- * says how it ended, for a caller that lost the connection; `verified` that it may be confirmed.
+ * The rollback a transaction writes into its directory before anything moves (templates/apply/rollback.sh.hbs):
+ * the old files back by rename, then the running state, checked.
+ */
+export function rollbackScript(plan: ConcernPlan, txid: string): string {
+    const runningState = plan.rollback.length > 0 ? plan.rollback : plan.activate;
+    return renderApply("rollback.sh.hbs", {
+        txid,
+        concern: plan.concern,
+        tx: txDir(txid),
+        files: plan.artifacts.map((artifact, index) => ({ path: artifact.path, index })),
+        restore: runningState.map((command) => ({ command, shown: command.replace(/["$`\\\n]/g, ".").slice(0, 60) })),
+        checks: plan.rollbackCheck,
+    });
+}
+
+/** The confirmation timer's end, written into the transaction's directory (templates/apply/expire.sh.hbs). */
+export function expireScript(txid: string): string {
+    return renderApply("expire.sh.hbs", { txid, tx: txDir(txid), underLock: underLock("flock -w 600 9") });
+}
+
+/**
+ * One concern's transaction (templates/apply/transaction.sh.hbs, whose sections say its order):
+ * lock, protect (every write checked: any failure leaves the host as it was), packages, write,
+ * prepare, validate, snapshot, the confirmation timer when the change could lock the operator
+ * out, activate, verify, commit. `$TX/result` says how it ended, for a caller that lost the
+ * connection; `verified` that it may be confirmed.
  */
 export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFamily; installPackages: string[]; confirmSeconds: number; lockSeconds: number }): string {
     const tx = txDir(options.txid);
     const originals = `${STATE_DIR}/originals/${plan.concern}`;
-    const files = plan.artifacts.map((artifact, index) => ({ ...artifact, index, content: plan.contents[index], delta: plan.deltas?.[index] }));
-    const old = (path: string) => `'${path}.morh-old'`;
     const fresh = (path: string) => `'${path}.morh-new'`;
-    const restoreFiles = files.map((file) =>
-        [
-            `rm -f ${fresh(file.path)}`,
-            `if [ -e ${old(file.path)} ]; then if [ ${old(file.path)} -ef '${file.path}' ]; then rm -f ${old(file.path)}; else mv -f ${old(file.path)} '${file.path}'; fi`,
-            `elif [ -e "$MORH_TX/absent.${file.index}" ]; then rm -f '${file.path}'; fi`,
-        ].join("; "),
-    );
-    const runningState = plan.rollback.length > 0 ? plan.rollback : plan.activate;
-    const rollback = [
-        "trap '' HUP PIPE",
-        `export MORH_TX='${tx}' MORH_STATE='${tx}/state'`,
-        "morh_failed=0",
-        ...restoreFiles.map((line) => `{ ${line}; } || { echo 'rollback: restoring a file failed'; morh_failed=1; }`),
-        `[ ! -f "$MORH_TX/created-dirs" ] || sort -r "$MORH_TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done`,
-        // The running state once preparation had begun (it can enable a site or a module); at boot
-        // too, for what persists (unit states, links), but the live checks only on a running host.
-        'if [ -e "$MORH_TX/prepared" ]; then',
-        "  :",
-        // (At boot a reload of a service not started yet fails as it should: that is no failure.)
-        ...runningState.map((command) => `  ( ${command} ) || { echo "rollback step failed: ${command.replace(/["$`\\\n]/g, ".").slice(0, 60)}"; [ -n "\${MORH_BOOT:-}" ] || morh_failed=1; }`),
-        "fi",
-        'if [ -e "$MORH_TX/activated" ] && [ -z "${MORH_BOOT:-}" ]; then',
-        "  :",
-        ...plan.rollbackCheck.map((command) => `  morh_check=$( ( ${command} ) 2>&1) || { printf 'MORH-ROLLBACK-MISMATCH %s\\n' "$morh_check"; morh_failed=1; }`),
-        "fi",
-        'rm -f "$MORH_TX/open"',
-        "exit $morh_failed",
-    ].join("\n");
-    const step = (name: ApplyStep, command: string) =>
-        `( ${command} ) >"$TX/out" 2>&1 9>&- || { cat "$TX/out"; fail ${applyExit[name]} '${name}'; }; grep '^MORH-NOTE ' "$TX/out" || true`;
-    const lines = [
-        "set -u",
-        "trap '' HUP PIPE",
-        "umask 077",
-        `TX='${tx}'`,
-        // Before anything moves: take back what this transaction wrote so far, report, exit 17.
-        `abort() { echo "MORH-ABORTED $1"; ${files.map((file) => `rm -f ${fresh(file.path)}; [ ! ${old(file.path)} -ef '${file.path}' ] || rm -f ${old(file.path)};`).join(" ")} rm -rf '${originals}.new'; [ ! -f "$TX/created-dirs" ] || sort -r "$TX/created-dirs" | while IFS= read -r dir; do rmdir "$dir" 2>/dev/null; done; rm -f "$TX/open"; echo "aborted: $1" > "$TX/result" 2>/dev/null; exit ${applyExit.state}; }`,
-        // After: the rollback, then MORH-ROLLED-BACK only once it (and its check) passed.
-        `fail() { echo "MORH-FAILED $2"; rm -f "$TX/pending"; if sh "$TX/rollback.sh" >"$TX/rollback.log" 2>&1 9>&-; then echo "rolled-back $2" > "$TX/result"; echo MORH-ROLLED-BACK; exit $1; fi; cat "$TX/rollback.log"; echo "rollback-incomplete $2" > "$TX/result"; exit ${applyExit.rollback}; }`,
-        lockAndWait(options.lockSeconds),
-        `mkdir -p "$TX/backup" "$TX/state" && touch "$TX/open" || abort 'cannot create the transaction directory'`,
-        `cat > "$TX/rollback.sh" ${heredoc("MORH_ROLLBACK", rollback)}`,
-        `[ $? -eq 0 ] && [ -s "$TX/rollback.sh" ] || abort 'cannot write the rollback script'`,
-        `printf '%s\\n' ${files.map((file) => old(file.path)).join(" ")} > "$TX/links" || abort 'cannot write the rollback script'`,
-        ...(plan.needsConfirm ? [ensureBootHook()] : []),
-        // The new contents beside their targets (same file system, so the move is a rename).
-        ...files.flatMap((file) => [
-            `morh_dir=$(dirname '${file.path}'); [ -d "$morh_dir" ] || { mkdir -p "$morh_dir" && echo "$morh_dir" >> "$TX/created-dirs"; } || abort 'cannot create the directory of ${file.path}'`,
-            ...(file.delta && file.merge ? rebuiltFile(file as typeof file & { delta: LineDelta; merge: string }, fresh(file.path)) : [`base64 -d > ${fresh(file.path)} ${heredoc("MORH_CONTENT", base64Lines(file.content))}`]),
-            `[ $? -eq 0 ] && chmod ${file.mode} ${fresh(file.path)} && chown ${file.owner}:${file.group} ${fresh(file.path)} || abort 'cannot write ${file.path}'`,
-        ]),
-        // The files as they were before mor-harden first wrote them, for delete.
-        `if [ ! -d '${originals}' ]; then`,
-        `  { mkdir -p '${originals}.new' && : > '${originals}.new/manifest'; } || abort 'cannot keep the original files'`,
-        ...files.map((file) => `  { [ ! -e '${file.path}' ] || cp -a '${file.path}' '${originals}.new/${file.index}'; } && echo '${file.index} ${file.path}' >> '${originals}.new/manifest' || abort 'cannot keep the original of ${file.path}'`),
-        `  mv '${originals}.new' '${originals}' || abort 'cannot keep the original files'`,
-        "fi",
-        // Backups for forensics, and a hard link to each old file: the rollback puts it back by rename.
-        ...files.map(
-            (file) =>
-                `if [ -e '${file.path}' ]; then cp -a '${file.path}' "$TX/backup/${file.index}" && ln -f '${file.path}' ${old(file.path)} || abort 'cannot back up ${file.path}'; else touch "$TX/absent.${file.index}" || abort 'cannot record that ${file.path} is new'; fi`,
-        ),
-        // Packages change the host: from here on a failure is rolled back, not aborted.
-        ...(options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : []),
-        ...files.map((file) => `mv -f ${fresh(file.path)} '${file.path}' || fail ${applyExit.write} 'write ${file.path}'`),
-        `touch "$TX/prepared" || fail ${applyExit.prepare} 'prepare'`,
-        // From here the plan's commands may read the transaction (the changed lines of a large file).
-        'export MORH_TX="$TX" MORH_STATE="$TX/state"',
-        ...plan.prepare.map((command) => step("prepare", command)),
-        ...plan.validate.map((command) => step("validate", command)),
-        ...plan.snapshot.map((command) => step("snapshot", command)),
-        // The first snapshot is the running state mor-harden found: delete brings it back.
-        ...(plan.snapshot.length > 0 ? [`[ -d '${originals}/state' ] || cp -a "$TX/state" '${originals}/state' || fail ${applyExit.snapshot} 'snapshot (keeping the first one)'`] : []),
-    ];
-    if (plan.needsConfirm) {
-        // Armed before activation, outside the SSH session (systemd-run where systemd runs, else its
-        // own session): unless a NEW login confirms in time, the host rolls itself back. The
-        // expiry takes the lock (waiting out this script), so no other transaction starts while
-        // the rollback runs; it rolls back even if the lock stays held, as a lockout must not stay.
-        const expire = [
-            ...underLock("flock -w 600 9"),
-            `mv '${tx}/pending' '${tx}/expired' 2>/dev/null || exit 0`,
-            `morh_rollback '${tx}' unconfirmed`,
-        ].join("\n");
-        lines.push(
-            `{ echo $(( $(date +%s) + ${options.confirmSeconds} )) && cat '${HOLDER}'; } > "$TX/pending" || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
-            `cat > "$TX/expire.sh" ${heredoc("MORH_EXPIRE", expire)}`,
-            `[ $? -eq 0 ] || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
-            `if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null; then`,
-            `  systemd-run --quiet --collect --unit='morh-confirm-${options.txid}' sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" && echo "systemctl stop 'morh-confirm-${options.txid}'" > "$TX/timer" || fail ${applyExit.snapshot} 'arming the confirmation timer (systemd-run)'`,
-            "else",
-            `  command -v setsid >/dev/null || fail ${applyExit.snapshot} 'arming the confirmation timer (setsid is missing)'`,
-            `  setsid sh -c 'sleep ${options.confirmSeconds}; exec sh "$0/expire.sh"' "$TX" </dev/null >/dev/null 2>&1 9>&- &`,
-            `  echo "kill -- -$! 2>/dev/null" > "$TX/timer" || fail ${applyExit.snapshot} 'arming the confirmation timer'`,
-            "fi",
-        );
-    }
-    lines.push(
-        `touch "$TX/activated" || fail ${applyExit.activate} 'activate (recording it)'`,
-        ...plan.activate.map((command) => step("activate", command)),
-        ...plan.verify.map((command) => step("verify", command)),
-        // The canonical form of the new artifacts' live views, for the next drift check.
-        ...plan.liveViews.flatMap((_, index) => (viewCachePath(plan, index) ? [`live=''; ${expectedOfView(plan, index, true)}`] : [])),
-        // Committed unless a confirmation is still due (it may be given from here on).
-        ...(plan.needsConfirm ? [`touch "$TX/verified" || fail ${applyExit.verify} 'verify (recording it)'`, 'echo pending > "$TX/result"'] : [END_FUNCTIONS, 'morh_commit "$TX"']),
-        // Keep the last transactions of this concern for forensics; older ones go.
-        `ls -1d '${STATE_DIR}/tx/'*-${plan.concern}-* 2>/dev/null | sort | head -n -${KEEP_TRANSACTIONS} | while IFS= read -r morh_old; do [ -e "$morh_old/pending" ] || [ -e "$morh_old/open" ] || rm -rf "$morh_old"; done`,
-        "echo MORH-APPLIED",
-    );
-    return wholeScript(lines);
+    const files = plan.artifacts.map((artifact, index) => {
+        const file = { ...artifact, index, content: plan.contents[index], delta: plan.deltas?.[index] };
+        const write = file.delta && file.merge ? rebuiltFile(file as typeof file & { delta: LineDelta; merge: string }, fresh(file.path)) : [`base64 -d > ${fresh(file.path)} ${heredoc("MORH_CONTENT", base64Lines(file.content))}`];
+        return { path: file.path, index, mode: file.mode, owner: file.owner, group: file.group, write: write.join("\n") };
+    });
+    const rollback = rollbackScript(plan, options.txid);
+    const step = (name: ApplyStep, command: string) => `( ${command} ) >"$TX/out" 2>&1 9>&- || { cat "$TX/out"; fail ${stepExit[name]} '${name}'; }; grep '^${m.note} ' "$TX/out" || true`;
+    const steps = (name: ApplyStep, commands: string[]) => commands.map((command) => step(name, command));
+    const expire = plan.needsConfirm ? expireScript(options.txid) : "";
+    return wholeScript([
+        renderApply("transaction.sh.hbs", {
+            txid: options.txid,
+            concern: plan.concern,
+            tx,
+            originals,
+            files,
+            lockAndWait: lockAndWait(options.lockSeconds),
+            rollback,
+            bootHook: plan.needsConfirm ? ensureBootHook() : "",
+            sections: {
+                packages: options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : [],
+                prepare: steps("prepare", plan.prepare),
+                validate: steps("validate", plan.validate),
+                snapshot: steps("snapshot", plan.snapshot),
+                activate: steps("activate", plan.activate),
+                verify: steps("verify", plan.verify),
+            },
+            keepFirstSnapshot: plan.snapshot.length > 0,
+            needsConfirm: plan.needsConfirm,
+            confirmSeconds: options.confirmSeconds,
+            expire,
+            viewCache: plan.liveViews.flatMap((_, index) => (viewCachePath(plan, index) ? [`live=''; ${expectedOfView(plan, index, true)}`] : [])),
+            lib: endFunctions(),
+            keep: KEEP_TRANSACTIONS,
+        }),
+    ]);
 }
 
-/**
- * Run over a NEW connection: the login worked, so the change stays. Under the lock, so it waits
- * for the transaction's own script to end, and only once that script verified the change: a
- * confirmation never lands before activation is done.
- */
+/** Run over a NEW connection: the login worked, so the change stays (templates/apply/confirm.sh.hbs). */
 export function confirmScript(txid: string): string {
-    const tx = txDir(txid);
-    return wholeScript([
-        ...underLock("flock -w 60 9 || { echo MORH-BUSY; exit 4; }"),
-        `if [ -e '${tx}/confirmed' ]; then echo MORH-CONFIRMED; exit 0; fi`,
-        `[ ! -e '${tx}/pending' ] || [ -e '${tx}/verified' ] || { echo MORH-NOT-READY; exit 4; }`,
-        `if mv '${tx}/pending' '${tx}/confirmed' 2>/dev/null; then morh_commit '${tx}'; sh '${tx}/timer' 2>/dev/null; echo MORH-CONFIRMED; else echo "MORH-EXPIRED $(cat '${tx}/result' 2>/dev/null)"; exit 3; fi`,
-    ]);
+    return wholeScript([renderApply("confirm.sh.hbs", { txid, tx: txDir(txid), underLock: underLock(`flock -w 60 9 || { echo ${m.busy}; exit ${confirmExit.busy}; }`) })]);
 }
 
-/**
- * Run over the old connection when the new login failed: roll back now instead of waiting for the
- * timer. Says what happened when it is too late (confirmed, or rolled back by the timer).
- */
+/** Run over the old connection when the new login failed: roll back now (templates/apply/rollback-now.sh.hbs). */
 export function rollbackNowScript(txid: string): string {
-    const tx = txDir(txid);
-    // Under the lock: no other transaction starts while this one's rollback runs.
-    return wholeScript([
-        ...underLock("flock -w 120 9"),
-        `if mv '${tx}/pending' '${tx}/expired' 2>/dev/null; then`,
-        `  sh '${tx}/timer' 2>/dev/null; morh_rollback '${tx}' 'after a failed login' >/dev/null`,
-        `  case "$(cat '${tx}/result')" in rolled-back*) echo MORH-ROLLED-BACK;; *) cat '${tx}/rollback.log'; echo MORH-ROLLBACK-INCOMPLETE;; esac`,
-        `elif [ -e '${tx}/confirmed' ]; then echo MORH-ALREADY-CONFIRMED`,
-        `else echo "MORH-ALREADY-ENDED $(cat '${tx}/result' 2>/dev/null)"; fi`,
-    ]);
+    return wholeScript([renderApply("rollback-now.sh.hbs", { txid, tx: txDir(txid), underLock: underLock("flock -w 120 9") })]);
 }
 
-/**
- * How a transaction ended so far, for a caller whose connection was lost: `pending` only once it
- * may be confirmed (verified); `running` while its script holds the lock; an open transaction
- * whose script died is rolled back here, under the lock.
- */
+/** How a transaction ended so far, for a caller whose connection was lost (templates/apply/status.sh.hbs). */
 export function statusScript(txid: string): string {
-    const tx = txDir(txid);
-    return wholeScript([
-        `[ -d '${tx}' ] || { echo 'MORH-STATUS none'; exit 0; }`,
-        // Its script still runs (holds the lock): come back later.
-        ...underLock("flock -n 9 || { echo 'MORH-STATUS running'; exit 0; }"),
-        `if [ -e '${tx}/confirmed' ]; then [ ! -e '${tx}/open' ] || morh_commit '${tx}' >/dev/null; echo 'MORH-STATUS applied'`,
-        `elif [ -e '${tx}/pending' ]; then if [ -e '${tx}/verified' ]; then echo 'MORH-STATUS pending'; else echo 'MORH-STATUS running'; fi`,
-        `elif [ -e '${tx}/open' ]; then morh_rollback '${tx}' 'cut off' >/dev/null; echo "MORH-STATUS $(cat '${tx}/result')"`,
-        `elif [ -e '${tx}/result' ]; then echo "MORH-STATUS $(cat '${tx}/result')"`,
-        "else echo 'MORH-STATUS unknown'; fi",
-    ]);
+    return wholeScript([renderApply("status.sh.hbs", { txid, tx: txDir(txid), underLock: underLock(`flock -n 9 || { echo '${m.status} ${statusWord.running}'; exit 0; }`) })]);
 }
 
-/**
- * Puts back the files as they were before mor-harden first wrote them (every path the first
- * transaction recorded, by path), then undoes activation with `$MORH_STATE` at the running state
- * that transaction found. Under the host's lock, like a transaction.
- */
+/** Puts back the files as they were before mor-harden first wrote them (templates/apply/delete.sh.hbs). */
 export function deleteScript(plan: ConcernPlan, options: { lockSeconds: number }): string {
-    const originals = `${STATE_DIR}/originals/${plan.concern}`;
-    const unrecorded = plan.artifacts.map((artifact) => `grep -q ' ${artifact.path}$' '${originals}/manifest' 2>/dev/null || rm -f '${artifact.path}'`);
     return wholeScript([
-        "set -u",
-        "trap '' HUP PIPE",
-        `abort() { echo "MORH-ABORTED $1"; exit ${applyExit.state}; }`,
-        lockAndWait(options.lockSeconds),
-        `[ -f '${originals}/manifest' ] || echo 'MORH-NO-ORIGINALS'`,
-        `[ ! -f '${originals}/manifest' ] || while read -r index path; do if [ -e '${originals}'/"$index" ]; then cp -a '${originals}'/"$index" "$path"; else rm -f "$path"; fi || echo "MORH-NOTE restoring $path failed"; done < '${originals}/manifest'`,
-        // A file mor-harden added after its first transaction had no original: it goes.
-        ...unrecorded,
-        `export MORH_STATE='${originals}/state'`,
-        ...(plan.deactivate.length > 0 ? plan.deactivate : plan.activate).map((command) => `( ${command} ) 9>&- || echo "deactivate step failed"`),
-        `rm -rf '${originals}'`,
-        "echo MORH-DELETED",
+        renderApply("delete.sh.hbs", {
+            concern: plan.concern,
+            originals: `${STATE_DIR}/originals/${plan.concern}`,
+            lockAndWait: lockAndWait(options.lockSeconds),
+            paths: plan.artifacts.map((artifact) => artifact.path),
+            deactivate: plan.deactivate.length > 0 ? plan.deactivate : plan.activate,
+        }),
     ]);
 }

@@ -73,6 +73,8 @@ const asteriskFiles = String.raw`( cd ${ASTERISK_DIR} 2>/dev/null || exit 0
       morh_level="$morh_level $morh_f"
     done
     [ -n "$morh_level" ] || break
+    # Split on purpose: the level's files, and the names their includes give (globs expanded here).
+    # shellcheck disable=SC2046
     set -- $(sed -n 's/^[[:space:]]*#[[:space:]]*\(try\)\{0,1\}include[[:space:]]\{1,\}["<]\{0,1\}\([^"<>;[:space:]]*\).*/\2/p' $morh_level)
     morh_depth=$((morh_depth + 1))
   done )`;

@@ -54,6 +54,7 @@ environmentCommand("render", "render every artifact of an environment's hosts, w
     .option("--out <dir>", "write the artifacts under DIR (DIR/<host>/ for each host of an environment), mirroring their host paths")
     .option("--openssh <version>", "assume this OpenSSH version on the hosts (else the stack's host.openssh or the OS default)")
     .option(...resolveOption("; for offline renders"))
+    .option("--scripts", "also the scripts a host would run as root (under DIR/scripts/ with --out, else printed)")
     .action((options) => (require("./render") as typeof import("./render")).renderCommand(options));
 
 environmentCommand("apply", "apply an environment's hosts directly, in parallel, with no Pulumi state (the lab, an emergency re-harden, benchmarks)")

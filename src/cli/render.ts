@@ -12,6 +12,8 @@ export interface RenderOptions extends TargetOptions {
     out?: string;
     openssh?: string;
     resolve: Record<string, string[]>;
+    /** Also the scripts a host would run as root (src/apply/render-scripts.ts). */
+    scripts?: boolean;
 }
 
 export async function renderCommand(options: RenderOptions): Promise<void> {
@@ -33,6 +35,7 @@ export async function renderCommand(options: RenderOptions): Promise<void> {
                 }
             }
         }
+        if (options.scripts) (require("../apply/render-scripts") as typeof import("../apply/render-scripts")).renderScriptsCommand(plans, host.config, out);
         if (out) console.log(`written under ${out}`);
     }
 }

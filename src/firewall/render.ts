@@ -243,7 +243,7 @@ function unitCommands() {
  */
 function flushRemovedBlocklists(firewall: FirewallConfig): string {
     const kept = firewall.blocklists.flatMap((list) => (["v4", "v6"] as const).map((family) => blocklistSet(list.name, family)));
-    return `command -v ipset >/dev/null || exit 0; for set in $(ipset list -n | grep '^morh-bl-'); do case ' ${kept.join(" ")} ' in *" $set "*) ;; *) ipset flush "$set";; esac; done`;
+    return `command -v ipset >/dev/null || exit 0; morh_kept=' ${kept.join(" ")} '; for set in $(ipset list -n | grep '^morh-bl-'); do case "$morh_kept" in *" $set "*) ;; *) ipset flush "$set";; esac; done`;
 }
 
 export function renderFirewall(input: RenderInput): ConcernPlan {

@@ -93,7 +93,7 @@ export function renderKnockingServer(input: RenderInput): ConcernPlan | undefine
         prepare: [],
         validate: [`fwknopd --dump-config -c ${FWKNOP_DIR}/fwknopd.conf -a ${FWKNOP_DIR}/access.conf >/dev/null`],
         activate: [FWKNOPD_START],
-        verify: ["for try in 1 2 3 4 5 6 7 8 9 10; do pgrep -x fwknopd >/dev/null && exit 0; sleep 0.2; done; echo 'fwknopd is not running'; exit 1"],
+        verify: ["for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x fwknopd >/dev/null && exit 0; sleep 0.2; done; echo 'fwknopd is not running'; exit 1"],
         snapshot: [],
         rollback: [],
         rollbackCheck: [],

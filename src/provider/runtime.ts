@@ -5,9 +5,11 @@ import { randomUUID } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import type { SecretKey } from "../config/schema";
 import { applyHost, liveDigests, lockSecondsOf, readHost, sameFiles, type HostTarget } from "../apply/engine";
+import { redact } from "../render/redact";
+import { marker, parseDeleteResult } from "../apply/protocol";
 import { desiredDigests, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { HostSession } from "../ssh/session";
-import { deleteScript, LOCKED_MARKER, STATE_DIR } from "../apply/scripts";
+import { deleteScript, STATE_DIR } from "../apply/scripts";
 import { connectable, type PlainSession } from "../apply/target";
 
 /** Bump when the shape of HostState changes; `upgradeState` reads every earlier shape. */
@@ -101,7 +103,7 @@ export async function update(olds: HostState, inputs: HostInputs): Promise<HostS
     const previous = upgradeState(olds);
     await applyHost(target(inputs, previous), inputs.plans, inputs.secrets, { renderedForOpenssh: inputs.renderedForOpenssh });
     const dropped = droppedPlans(previous, inputs);
-    if (dropped.length > 0) await restoreOriginals(target(inputs, previous), dropped);
+    if (dropped.length > 0) await restoreOriginals(target(inputs, previous), dropped, inputs.secrets);
     return desiredState(inputs);
 }
 
@@ -127,13 +129,15 @@ async function claimHost(inputs: HostInputs, id: string): Promise<void> {
 }
 
 /** Puts back each concern's files and running state as they were before mor-harden first changed them (last applied first). */
-async function restoreOriginals(host: HostTarget, plans: ConcernPlan[], session?: HostSession): Promise<void> {
+async function restoreOriginals(host: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, session?: HostSession): Promise<void> {
     const connection = session ?? (await HostSession.connect(host.session));
     const lockSeconds = lockSecondsOf(host);
     try {
         for (const plan of [...plans].reverse()) {
-            const result = await connection.run(deleteScript(plan, { lockSeconds }), host.session.commandTimeoutSeconds, { marker: LOCKED_MARKER, waitSeconds: lockSeconds });
-            if (result.code !== 0) throw new Error(`${connection.target.address}: restoring the originals of ${plan.concern} failed: ${result.stdout}${result.stderr}`);
+            const result = await connection.run(deleteScript(plan, { lockSeconds }), host.session.commandTimeoutSeconds, { marker: marker.locked, waitSeconds: lockSeconds });
+            const deleted = parseDeleteResult(result);
+            // A tool's message can quote a file it read (the TLS key): redacted like an apply's.
+            if (deleted.kind !== "deleted") throw new Error(`${connection.target.address}: restoring the originals of ${plan.concern} failed: ${redact(deleted.kind === "aborted" ? deleted.why : deleted.output, secrets)}`);
         }
     } finally {
         if (!session) connection.close();
@@ -146,7 +150,7 @@ export async function remove(id: string, props: HostState): Promise<void> {
     try {
         const owner = (await session.run(`cat '${STATE_DIR}/owner' 2>/dev/null || true\n`)).stdout.trim();
         if (owner !== id) return;
-        await restoreOriginals(target(state), state.plans, session);
+        await restoreOriginals(target(state), state.plans, state.secrets, session);
         await session.run(`rm -f '${STATE_DIR}/owner'\n`);
     } finally {
         session.close();

@@ -66,6 +66,14 @@ describe("host scripts as text", () => {
             for (const line of script.split("\n").filter((l) => l.startsWith("( ") && l.includes('>"$TX/out"'))) assert.match(line, /9>&- \|\|/);
         }
     });
+
+    it("runs a transaction's sections in their order, the confirmation timer only when the change needs a confirmation", async () => {
+        for (const plan of await allPlans()) {
+            const sections = [...applyScript(filled(plan), options).matchAll(/^## section: (\S+)/gm)].map((match) => match[1]);
+            const timer = plan.needsConfirm ? ["confirmation"] : [];
+            assert.deepEqual(sections, ["lock", "protect", "packages", "write", "prepare", "validate", "snapshot", ...timer, "activate", "verify", "commit"], plan.concern);
+        }
+    });
 });
 
 describe("host scripts as programs (scratch state directory)", { skip: requires("root (a private mount namespace: unshare, mount)") }, () => {

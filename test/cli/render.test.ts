@@ -1,7 +1,7 @@
 // `npx mor-harden render`: files under --out, secrets as placeholders, named errors and exit 2.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -20,6 +20,29 @@ describe("mor-harden render", () => {
             assert.ok(existsSync(join(out, path)), path);
         }
         assert.equal(readFileSync(join(out, "etc/ssl/mor-harden/server.key"), "utf8").trim(), "[secret tlsKey: never shown]");
+    });
+
+    it("with --scripts, writes every script a host runs as root for the stack, each parsed by sh and clean under shellcheck", () => {
+        const out = mkdtempSync(join(tmpdir(), "mor-harden-render-"));
+        const result = run("render", "--stack", "example", "--out", out, "--scripts", "--resolve", "support.kolmisoft.com=192.0.2.200,2001:db8:200::1");
+        assert.equal(result.status, 0, result.stderr);
+        const dir = join(out, "scripts");
+        const written = (readdirSync(dir, { recursive: true }) as string[]).filter((name) => name.endsWith(".sh")).sort();
+        for (const concern of ["firewall", "sshd", "fail2ban", "apache"]) {
+            for (const script of ["transaction.sh", "rollback.sh", "delete.sh"]) assert.ok(written.includes(`${concern}/${script}`), `${concern}/${script}`);
+        }
+        for (const script of ["read.sh", "confirm.sh", "rollback-now.sh", "status.sh", "boot-rollback.sh", "drift.sh", "audit.sh", "firewall/expire.sh", "sshd/expire.sh"]) assert.ok(written.includes(script), script);
+        assert.ok(existsSync(join(dir, "mor-harden-boot.service")));
+        // What runs is what was written: the transaction carries its rollback and the artifacts, secrets as placeholders.
+        const transaction = readFileSync(join(dir, "firewall/transaction.sh"), "utf8");
+        assert.ok(transaction.includes(readFileSync(join(dir, "firewall/rollback.sh"), "utf8").split("\n").slice(2).join("\n").trimEnd()), "the rollback written is the one the transaction writes");
+        assert.doesNotMatch(readFileSync(join(dir, "apache/transaction.sh"), "utf8"), /BEGIN [A-Z ]*PRIVATE KEY/);
+        for (const name of written) {
+            const syntax = spawnSync("sh", ["-n", join(dir, name)], { encoding: "utf8" });
+            assert.equal(syntax.status, 0, `${name}: ${syntax.stderr}`);
+        }
+        const lint = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", ...written.map((name) => join(dir, name))], { encoding: "utf8" });
+        assert.equal(lint.status, 0, lint.stdout + lint.stderr);
     });
 
     it("exits 2 naming every bad key, and writes nothing", () => {
