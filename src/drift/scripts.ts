@@ -45,9 +45,15 @@ export function driftScript(plans: ConcernPlan[]): string {
     for (const plan of backgroundLast(plans)) {
         plan.liveViews.forEach((view, index) => {
             const id = `${plan.concern}/${index}`;
-            lines.push(`${liveOfView(plan, index)}; printf 'W ${id} live %s\\n' "$(printf '%s' "$live" | base64 -w0)"`);
-            // Usually the cached form equals the live one: "same" then, and nothing computed.
-            if ("artifact" in view.expected) lines.push(`${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`);
+            const printLive = `printf 'W ${id} live %s\\n' "$(printf '%s' "$live" | base64 -w0)"`;
+            if (!("artifact" in view.expected)) {
+                lines.push(`${liveOfView(plan, index)}; ${printLive}`);
+                return;
+            }
+            // Usually the cached form equals the live one: "same" then, nothing computed and
+            // nothing sent back (the live ruleset is most of a clean check's answer: ~20 KB of
+            // base64 in the lab); the host compared the very texts the workstation would.
+            lines.push(`${liveOfView(plan, index)}; ${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else ${printLive}; printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`);
         });
         const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
         lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);
@@ -73,6 +79,7 @@ export function parseDriftOutput(output: string): DriftRead {
             concatenated = Buffer.from(fields[1] ?? "", "base64");
         } else if (fields[0] === "W") {
             const view = (read.views[fields[1]] ??= { live: "" });
+            // "same": the host found both texts equal and sent neither.
             if (fields[2] === "same") view.expected = view.live;
             else view[fields[2] as "live" | "expected"] = unb64(fields[3]);
         } else if (fields[0] === "T" && fields.length === 3) {
