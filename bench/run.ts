@@ -4,6 +4,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { benchAudit } from "./audit";
 import { benchBans } from "./bans";
+import { benchCli } from "./cli";
 import { benchFail2banFilters } from "./fail2ban-filters";
 import { benchFleet } from "./fleet";
 import { benchLabStart } from "./lab-start";
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
         fail2ban: () => benchFail2banFilters(),
         audit: () => benchAudit(),
         bans: benchBans,
+        cli: benchCli,
     };
     if (only && !parts[only]) throw new Error(`unknown part "${only}" (${Object.keys(parts).join(", ")})`);
     const figures: Figure[] = [];
