@@ -209,6 +209,7 @@ export async function benchCli(): Promise<Figure[]> {
                     };
                     const samples: Record<string, Timed[]> = { ssh: [], drift: [], apply: [] };
                     const bytes: Record<string, number[]> = { ssh: [], drift: [], apply: [] };
+                    const sent: Record<string, number[]> = { ssh: [], drift: [], apply: [] };
                     const onHost: Record<string, number[]> = { ssh: [], drift: [], apply: [] };
                     for (let run = 0; run < RUNS; run++) {
                         note(`run ${run + 1}/${RUNS}`);
@@ -217,7 +218,9 @@ export async function benchCli(): Promise<Figure[]> {
                             const before = size === 1 && link === "lab" ? hostCpu(first) : 0;
                             samples[mode].push(timeInWorkstation(state, spec.commands, spec.ok));
                             if (size === 1 && link === "lab") onHost[mode].push(hostCpu(first) - before);
-                            bytes[mode].push(perHost(counter.total(), size));
+                            const { toHosts, fromHosts } = counter.directions();
+                            bytes[mode].push(perHost(toHosts + fromHosts, size));
+                            sent[mode].push(perHost(toHosts, size));
                         }
                     }
                     note("ssh2 floor");
@@ -237,7 +240,14 @@ export async function benchCli(): Promise<Figure[]> {
                         ratio(`  ${link}: ssh2 floor / ssh true (${size})`, floor, ssh),
                     ];
                     if (size === SIZES[0] && link === LINKS[0]) {
-                        sizeFigures.push(summarize("  bytes to and from a host: clean drift", "B", bytes.drift, 16 * 1024), summarize("  bytes to and from a host: ssh true", "B", bytes.ssh), summarize("  bytes to and from a host: no-change apply", "B", bytes.apply));
+                        sizeFigures.push(
+                            summarize("  bytes sent to a host: clean drift", "B", sent.drift, 16 * 1024),
+                            summarize("  bytes sent to a host: ssh true", "B", sent.ssh),
+                            summarize("  bytes sent to a host: no-change apply", "B", sent.apply),
+                            summarize("  bytes to and from a host: clean drift", "B", bytes.drift),
+                            summarize("  bytes to and from a host: ssh true", "B", bytes.ssh),
+                            summarize("  bytes to and from a host: no-change apply", "B", bytes.apply),
+                        );
                     }
                     if (size === 1 && link === "lab") {
                         sizeFigures.push(summarize("  host CPU: ssh true", "s", onHost.ssh), summarize("  host CPU: clean drift", "s", onHost.drift), summarize("  host CPU: no-change apply", "s", onHost.apply));
