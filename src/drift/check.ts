@@ -4,7 +4,7 @@ import { hostTarget } from "../apply/target";
 import type { HostOfEnvironment } from "../config/environment";
 import { ConfigError } from "../config/schema";
 import type { Resolver } from "../config/resolve";
-import { fillSecrets } from "../render/artifact";
+import { fillSecrets, sha256Hex } from "../render/artifact";
 import { HostSession } from "../ssh/session";
 import { redact } from "../apply/engine";
 import { compareHost, type Finding } from "./compare";
@@ -54,7 +54,9 @@ export async function checkHost(target: HostOfEnvironment, options: { resolver?:
         }
         const session = await HostSession.connect(hostTarget(target.host.config, secrets).session);
         try {
-            const output = await session.run(driftScript(plans));
+            // The desired digests: the host sends back only the files that differ.
+            const digests = Object.fromEntries(plans.flatMap((plan) => plan.artifacts.map((artifact, index) => [artifact.path, desired[plan.concern][index] === undefined ? undefined : sha256Hex(desired[plan.concern][index]!)])));
+            const output = await session.run(driftScript(plans, digests));
             if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
             result.findings = compareHost(plans, desired, parseDriftOutput(output.stdout));
             result.status = result.findings.length > 0 ? "drift" : "clean";

@@ -25,21 +25,27 @@ export interface DriftRead {
 
 const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").toString("utf8");
 
-export function driftScript(plans: ConcernPlan[]): string {
+/**
+ * `digests` (path -> the sha256 the file must have) lets the host send back only the contents of
+ * files that differ (for their diff): on a clean host, none. Without it every readable file comes
+ * back (53 KB of base64 in the lab, most of a clean check's answer).
+ */
+export function driftScript(plans: ConcernPlan[], digests?: Record<string, string | undefined>): string {
     const all = plans.flatMap((plan) => plan.artifacts);
     const quoted = (artifacts: typeof all) => artifacts.map((artifact) => `'${artifact.path}'`).join(" ");
     const readable = all.filter((artifact) => !artifact.secret && !artifact.bulk);
     // Few processes, whatever the number of files (process creation is most of a check's cost):
     // one stat and one sha256sum for all files (a missing file prints no line), then the files
-    // that hold no secret concatenated in one base64 line, cut apart by the sizes stat printed.
+    // that hold no secret (those whose digest differs, when the digests are known) concatenated in
+    // one base64 line, cut apart by the sizes stat printed.
     const lines = [
         "set -u",
         "export LC_ALL=C",
         ...startBackgroundViews(plans),
         `stat -c 'M %n %a %U:%G' ${quoted(all)} 2>/dev/null`,
-        `stat -c 'Z %n %s' ${quoted(readable)} 2>/dev/null`,
-        `sha256sum ${quoted(all)} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
-        `printf 'C %s\\n' "$(cat ${quoted(readable)} 2>/dev/null | base64 -w0)"`,
+        `morh_h=$(sha256sum ${quoted(all)} 2>/dev/null)`,
+        `[ -z "$morh_h" ] || printf '%s\\n' "$morh_h" | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
+        ...contentLines(readable, digests),
         PENDING_LINES,
     ];
     for (const plan of backgroundLast(plans)) {
@@ -60,6 +66,27 @@ export function driftScript(plans: ConcernPlan[]): string {
     }
     lines.push(END_BACKGROUND_VIEWS);
     return wholeScript(lines);
+}
+
+/**
+ * `Z path size` lines and one `C base64` line for the readable files to send back: every one
+ * without `digests`; with them, only those whose digest (in $morh_h, sha256sum's output) is not
+ * the desired one. A file whose desired content is unknown (a secret it needs is not available
+ * here) is not compared, so not sent either.
+ */
+function contentLines(readable: { path: string }[], digests?: Record<string, string | undefined>): string[] {
+    const send = (paths: string) => [`stat -c 'Z %n %s' ${paths} 2>/dev/null`, `printf 'C %s\\n' "$(cat ${paths} 2>/dev/null | base64 -w0)"`];
+    if (!digests) return send(readable.map((artifact) => `'${artifact.path}'`).join(" "));
+    const compared = readable.filter((artifact) => digests[artifact.path] !== undefined);
+    // The list of files to send is built in the positional parameters (paths may hold spaces).
+    // Whole lines of sha256sum's output are matched (between newlines), so no path that only
+    // begins with another one stands for it.
+    return [
+        "morh_nl='\n'",
+        "set --",
+        ...compared.map((artifact) => `case "\${morh_nl}\${morh_h}\${morh_nl}" in *"\${morh_nl}${digests[artifact.path]}  ${artifact.path}\${morh_nl}"*) ;; *) [ ! -e '${artifact.path}' ] || set -- "$@" '${artifact.path}' ;; esac`),
+        `if [ $# -gt 0 ]; then ${send('"$@"').join("; ")}; fi`,
+    ];
 }
 
 export function parseDriftOutput(output: string): DriftRead {
