@@ -154,7 +154,8 @@ function hostCommandTimes(host: LabHost): Figure[] {
 
 const perHost = (bytes: number, hosts: number) => Math.round(bytes / hosts);
 
-export async function benchCli(): Promise<Figure[]> {
+/** `onFigures` gets each group of figures as soon as it is measured (a full run takes long). */
+export async function benchCli(onFigures: (figures: Figure[]) => void = () => undefined): Promise<Figure[]> {
     const figures: Figure[] = [];
     await withBenchLab("mhc", async (dir, prefix) => {
         const largest = Math.max(...SIZES);
@@ -175,6 +176,7 @@ export async function benchCli(): Promise<Figure[]> {
         const bareFigure = summarize("start-up: bare node (node -e 0)", "s", bare);
         const helpFigure = summarize("start-up: mor-harden --help", "s", help);
         figures.push(bareFigure, helpFigure, ratio("  CLI start-up / bare node", helpFigure, bareFigure, 1.5));
+        onFigures(figures.slice());
 
         // A first apply of one fresh host, whole process, and the host commands it runs.
         console.error("cli: first apply of one fresh host");
@@ -185,7 +187,9 @@ export async function benchCli(): Promise<Figure[]> {
         const report = JSON.parse(firstApply.stdout).hosts[0].report as { roundTrips: number; connections: number };
         const firstSsh = summarize("ssh true, one host", "s", [timeInWorkstation(state, sshCommands(state, 1, "lab", known)).seconds]);
         const firstFigure = summarize(`first apply of one fresh host (${firstBytes} B)`, "s", [firstApply.seconds]);
-        figures.push(firstFigure, ratio(`  first apply / ssh true (${report.roundTrips} round trips over ${report.connections} connections)`, firstFigure, firstSsh, 8), ...hostCommandTimes(first));
+        const firstFigures = [firstFigure, ratio(`  first apply / ssh true (${report.roundTrips} round trips over ${report.connections} connections)`, firstFigure, firstSsh, 8), ...hostCommandTimes(first)];
+        figures.push(...firstFigures);
+        onFigures(firstFigures);
 
         // The other hosts hardened in-process, a few at a time (their first applies are not measured).
         if (largest > 1) {
@@ -253,6 +257,7 @@ export async function benchCli(): Promise<Figure[]> {
                         sizeFigures.push(summarize("  host CPU: ssh true", "s", onHost.ssh), summarize("  host CPU: clean drift", "s", onHost.drift), summarize("  host CPU: no-change apply", "s", onHost.apply));
                     }
                     figures.push(...sizeFigures);
+                    onFigures(sizeFigures);
                 }
             } finally {
                 stopRelay();

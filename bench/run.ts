@@ -31,7 +31,7 @@ async function main(): Promise<void> {
         fail2ban: () => benchFail2banFilters(),
         audit: () => benchAudit(),
         bans: benchBans,
-        cli: benchCli,
+        cli: () => benchCli(eachSize),
     };
     if (only && !parts[only]) throw new Error(`unknown part "${only}" (${Object.keys(parts).join(", ")})`);
     const figures: Figure[] = [];
