@@ -5,9 +5,11 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, describe, it } from "node:test";
+import { after, before, describe, it } from "node:test";
+import { renderHost } from "../../src/compose/host";
 import { driftScript, parseDriftOutput } from "../../src/drift/scripts";
 import { file, sha256Hex, type ConcernPlan } from "../../src/render/artifact";
+import { minimalConfig, renderInputFor } from "../helpers/fixtures";
 
 const dir = mkdtempSync(join(tmpdir(), "drift-script-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,23 +20,14 @@ const path = (name: string) => join(dir, name);
 writeFileSync(path("same"), "as desired\n");
 writeFileSync(path("edited"), "edited by hand\n");
 writeFileSync(path("edited-twin"), "edited as desired\n");
-const plan = {
-    concern: "fail2ban",
-    summary: [],
-    packages: [],
-    artifacts: [file(path("same"), "as desired\n"), file(path("edited"), "edited as desired\n"), file(path("edited-twin"), "edited as desired\n"), file(path("missing"), "never written\n")],
-    prepare: [],
-    validate: [],
-    activate: [],
-    verify: [],
-    snapshot: [],
-    rollback: [],
-    rollbackCheck: [],
-    deactivate: [],
-    liveViews: [],
-    needsConfirm: false,
-} as unknown as ConcernPlan;
-const digests = Object.fromEntries(plan.artifacts.map((artifact) => [artifact.path, sha256Hex(artifact.content)]));
+const artifacts = [file(path("same"), "as desired\n"), file(path("edited"), "edited as desired\n"), file(path("edited-twin"), "edited as desired\n"), file(path("missing"), "never written\n")];
+let plan: ConcernPlan;
+// A rendered plan with these files only, no live views and no checks (this machine is no MOR host).
+before(async () => {
+    const fail2ban = renderHost(await renderInputFor(minimalConfig())).find((rendered) => rendered.concern === "fail2ban")!;
+    plan = { ...fail2ban, artifacts, liveViews: [], verify: [] };
+});
+const digests = Object.fromEntries(artifacts.map((artifact) => [artifact.path, sha256Hex(artifact.content)]));
 
 function run(script: string) {
     const result = spawnSync("sh", ["-s"], { input: script, encoding: "utf8" });
