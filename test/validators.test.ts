@@ -1,7 +1,7 @@
 // Every rendered artifact is judged by the real tool on a real (lab) host: iptables-restore
 // --test, ip6tables-restore --test, sshd -t and sshd -T, apache2ctl -t, fail2ban-client -t.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "./helpers/needs";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadStackConfig } from "../src/config/stack-file";
@@ -10,6 +10,8 @@ import type { ConcernPlan } from "../src/render/artifact";
 import { renderHost } from "../src/compose/host";
 import { certificateFor, minimalRaw, renderInputFor } from "./helpers/fixtures";
 import { sh, startTestLab, writeArtifacts, type TestLab } from "./helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 before(async () => {

@@ -6,6 +6,8 @@ import { file, secretPlaceholder, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { splitPemChain } from "./schema";
+import { apacheAccessLogFile } from "../fail2ban/schema";
+import { effectiveJails } from "../fail2ban/render";
 
 /** Mozilla server-side TLS guidelines 6.0, "intermediate". */
 export const INTERMEDIATE_CIPHERS = [
@@ -23,6 +25,7 @@ const layout = {
         ctl: "apache2ctl",
         process: "apache2",
         staplingCache: "/var/run/apache2/ssl_stapling",
+        errorLog: "/var/log/apache2/error.log",
         packages: ["apache2"],
         prepare: ["a2enmod -q ssl headers >/dev/null && a2ensite -q 00-mor-harden >/dev/null"],
         disable: (vhost: string) => `[ -e ${vhost} ] || a2dissite -q 00-mor-harden >/dev/null 2>&1; true`,
@@ -32,11 +35,27 @@ const layout = {
         ctl: "apachectl",
         process: "httpd",
         staplingCache: "/run/httpd/ssl_stapling",
+        errorLog: "/var/log/httpd/error_log",
         packages: ["httpd", "mod_ssl"],
         prepare: [],
         disable: (_vhost: string) => "true",
     },
 };
+
+/**
+ * Apache's Combined Log Format (httpd's log documentation, "Combined Log Format"), written out
+ * rather than named: a host whose apache2.conf or httpd.conf lost the `combined` nickname would
+ * log the word itself. %a (the client's address), not %h, which HostnameLookups On turns into a
+ * name the jails cannot ban. The filters of mor_api and mor_ddos parse this format.
+ */
+export const ACCESS_LOG_FORMAT = String.raw`%a %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"`;
+
+/** The GUI jails whose logpath does not hold the log the vhosts write: they would never see a request to them. */
+function blindJails(input: RenderInput, accessLog: string): string[] {
+    return effectiveJails(input)
+        .filter((jail) => (jail.name === "mor_api" || jail.name === "mor_ddos") && jail.enabled && !jail.logpath.includes(accessLog))
+        .map((jail) => jail.name);
+}
 
 export const CERT_PATH = "/etc/ssl/mor-harden/server.crt";
 export const KEY_PATH = "/etc/ssl/mor-harden/server.key";
@@ -51,6 +70,7 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
     const { apache, os } = input.config;
     if (!apache.enabled) return undefined;
     const paths = layout[os];
+    const accessLog = apacheAccessLogFile(os);
     const certificate = apache.certificate!;
     const responder = ocspResponder(certificate);
     const hsts = [`max-age=${apache.hsts.maxAge}`, ...(apache.hsts.includeSubDomains ? ["includeSubDomains"] : []), ...(apache.hsts.preload ? ["preload"] : [])].join("; ");
@@ -66,13 +86,20 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         hsts,
         stapling: responder !== undefined,
         staplingCache: paths.staplingCache,
+        // Where mor_api and mor_ddos read by default: Debian's other-vhosts-access-log.conf would
+        // otherwise take the requests of a vhost without CustomLog (vhost_combined, "host:port client").
+        accessLog: accessLog,
+        accessLogFormat: ACCESS_LOG_FORMAT,
+        errorLog: paths.errorLog,
     });
+    const blind = blindJails(input, accessLog);
     const publicKeyOf = (command: string) => `$(${command} 2>/dev/null | openssl sha256)`;
     return {
         concern: "apache",
         summary: [
             `${apache.serverName}: TLS 1.2/1.3, HSTS ${hsts}${apache.redirectHttp ? ", HTTP redirects to HTTPS" : ""}`,
             `OCSP stapling ${responder ? `on (${responder})` : "off (the certificate names no OCSP responder)"}`,
+            `requests logged to ${accessLog} (combined format)${blind.length > 0 ? `; note: ${blind.join(" and ")} read${blind.length === 1 ? "s" : ""} other logs (fail2ban.jails.<jail>.logpath) and never see them` : ""}`,
         ],
         packages: paths.packages,
         artifacts: [file(paths.vhost, vhost), file(CERT_PATH, certificate), file(KEY_PATH, secretPlaceholder("tlsKey") + "\n", { mode: "0600", secret: true })],

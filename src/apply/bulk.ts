@@ -15,14 +15,6 @@ export interface LineDelta {
     added: string[];
 }
 
-/**
- * Where a transaction leaves the changed lines of artifact `index` when it was sent as its changes
- * (absent otherwise), for the plan's own commands (validate, activate) to work on them only.
- */
-export function changedLines(index: number): { removed: string; added: string } {
-    return { removed: `"$MORH_TX/removed.${index}"`, added: `"$MORH_TX/added.${index}"` };
-}
-
 /** Contents kept; the oldest go first. */
 const KEPT = 16;
 /** Beyond this share of the new file's lines, the whole file is sent instead. */

@@ -5,6 +5,7 @@ import { randomBytes } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { desiredDigests, fillSecrets, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { CommandInterruptedError, HostSession, type SessionTarget } from "../ssh/session";
+import { redact } from "../render/redact";
 import { lineDelta, rememberContent } from "./bulk";
 import { applyExit, applyScript, concernOfTransaction, confirmScript, LOCKED_MARKER, parseReadOutput, readScript, rollbackNowScript, statusScript, stepOfExit, type FilledPlan, type LiveState } from "./scripts";
 
@@ -78,16 +79,6 @@ export function liveDigests(plan: ConcernPlan, live: LiveState): FileDigest[] {
 
 export function sameFiles(a: FileDigest[], b: FileDigest[]): boolean {
     return a.length === b.length && a.every((file, index) => JSON.stringify(file) === JSON.stringify(b[index]));
-}
-
-/** Tool output can quote what it read: never let a secret's text through. */
-export function redact(text: string, secrets: Record<string, string | undefined>): string {
-    let result = text;
-    for (const value of Object.values(secrets)) {
-        if (!value) continue;
-        for (const line of value.split("\n").map((l) => l.trim()).filter((l) => l.length >= 8)) result = result.split(line).join("[redacted]");
-    }
-    return result;
 }
 
 function lastLines(text: string, count: number): string {

@@ -1,21 +1,21 @@
 // Applying an environment: each host rendered and applied on its own, several at once. A host
 // that cannot be tried (a name that does not resolve, no key, unreachable, a wrong host key, the
 // lock held too long) or whose apply fails is reported, and the others go on.
-import pLimit from "p-limit";
 import type { EnvironmentHost, HostOfEnvironment } from "../config/environment";
 import type { Resolver } from "../config/resolve";
-import { ConfigError } from "../config/schema";
-import { secretsWithoutPulumi, type SecretValues } from "../config/secrets";
+import type { SecretValues } from "../config/secrets";
 import type { ConcernPlan } from "../render/artifact";
 import { concernsOf, renderHost } from "../compose/host";
 import type { RenderInput } from "../render/input";
 import { prepareRenderInput } from "../render/prepare";
-import { applyHost, ApplyError, redact, type ApplyReport } from "./engine";
+import { applyHost, ApplyError, type ApplyReport } from "./engine";
+import { hostIdentity } from "../render/report";
+import { hostSecrets, reasonOf, runHosts, secondsSince } from "./run-hosts";
 import { hostTarget } from "./target";
 
 /** One host's secrets (files, its own variables, the shared ones), render input and plans, without Pulumi. */
 export async function prepareHost(host: EnvironmentHost, resolver?: Resolver): Promise<{ secrets: SecretValues; input: RenderInput; plans: ConcernPlan[] }> {
-    const secrets = secretsWithoutPulumi(host.config, host.source, process.env, host.name);
+    const secrets = hostSecrets(host);
     const input = await prepareRenderInput(host.label, host.config, { resolver, source: host.source });
     return { secrets, input, plans: renderHost(input) };
 }
@@ -37,43 +37,23 @@ export interface HostApplyResult {
     seconds: number;
 }
 
-/** The name people read: `lab` for a single-host stack, `production/mor-2` for a host of an environment. */
-export function hostLabel(result: { stack: string; host?: string }): string {
-    return result.host ? `${result.stack}/${result.host}` : result.stack;
-}
-
-export function hostIdentity({ environment, host }: HostOfEnvironment): { stack: string; host?: string } {
-    return { stack: environment.name, ...(environment.form === "hosts" ? { host: host.name } : {}) };
-}
-
 export async function applyEnvironmentHost(target: HostOfEnvironment, options: { resolver?: Resolver } = {}): Promise<HostApplyResult> {
     const started = process.hrtime.bigint();
     const { config } = target.host;
     const result = { ...hostIdentity(target), address: config.connection.address, concerns: concernsOf(config) };
-    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
     let secrets: SecretValues = {};
     try {
         const prepared = await prepareHost(target.host, options.resolver);
         secrets = prepared.secrets;
         const report = await applyHost(hostTarget(config, secrets), prepared.plans, secrets, { renderedForOpenssh: prepared.input.facts.openssh.join(".") });
-        return { ...result, outcome: "done", report, seconds: seconds() };
+        return { ...result, outcome: "done", report, seconds: secondsSince(started) };
     } catch (error) {
-        if (error instanceof ApplyError) return { ...result, outcome: "failed", report: error.report, seconds: seconds() };
-        const message = error instanceof ConfigError ? error.message.replace(/\n\s*/g, " ") : (error as Error).message;
-        return { ...result, outcome: "not-tried", reason: redact(message, secrets), seconds: seconds() };
+        if (error instanceof ApplyError) return { ...result, outcome: "failed", report: error.report, seconds: secondsSince(started) };
+        return { ...result, outcome: "not-tried", reason: reasonOf(error, secrets), seconds: secondsSince(started) };
     }
 }
 
 /** Every host, at most `concurrency` at once; `onResult` hears of each as it ends. Results in the hosts' order. */
 export function applyHosts(targets: HostOfEnvironment[], options: { concurrency: number; resolver?: Resolver; onResult?: (result: HostApplyResult) => void }): Promise<HostApplyResult[]> {
-    const limit = pLimit(options.concurrency);
-    return Promise.all(
-        targets.map((target) =>
-            limit(async () => {
-                const result = await applyEnvironmentHost(target, options);
-                options.onResult?.(result);
-                return result;
-            }),
-        ),
-    );
+    return runHosts(targets, options.concurrency, (target) => applyEnvironmentHost(target, options), options.onResult);
 }

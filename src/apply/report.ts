@@ -1,12 +1,14 @@
 // Apply results as text (a line per host as it ends, each concern's details, a summary table)
 // and as one JSON document.
-import { hostLabel, type HostApplyResult, type HostOutcome } from "./hosts";
+import type { HostApplyResult, HostOutcome } from "./hosts";
+import { hostLabel } from "../render/report";
+import { EXIT, worstExit } from "./run-hosts";
 
-export const applyExit: Record<HostOutcome, number> = { done: 0, failed: 1, "not-tried": 2 };
+export const applyExit: Record<HostOutcome, number> = { done: EXIT.ok, failed: EXIT.found, "not-tried": EXIT.notTried };
 
 /** 2 if some host was not tried, else 1 if a concern did not end applied on some host, else 0. */
 export function applyExitCode(results: HostApplyResult[]): number {
-    return Math.max(0, ...results.map((result) => applyExit[result.outcome]));
+    return worstExit(results.map((result) => applyExit[result.outcome]));
 }
 
 function outcomeText(result: HostApplyResult): string {

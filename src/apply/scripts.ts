@@ -4,7 +4,9 @@
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
-import { changedLines, type LineDelta } from "./bulk";
+import { changedLines } from "../render/changed-lines";
+import { base64Lines, heredoc, wholeScript } from "../render/shell";
+import type { LineDelta } from "./bulk";
 
 /** Where mor-harden keeps its transactions and the files as they were before it first wrote them. */
 export const STATE_DIR = "/var/lib/mor-harden";
@@ -166,14 +168,6 @@ export function parseReadOutput(output: string): LiveState {
     return state;
 }
 
-function heredoc(tag: string, body: string): string {
-    return `<<'${tag}'\n${body}\n${tag}`;
-}
-
-function base64Lines(content: string): string {
-    return (Buffer.from(content, "utf8").toString("base64").match(/.{1,76}/g) ?? [""]).join("\n");
-}
-
 /** Transactions kept on the host per concern (each holds backups of the files it replaced). */
 export const KEEP_TRANSACTIONS = 5;
 
@@ -205,20 +199,6 @@ export function concernOfTransaction(txid: string): string {
 
 /** The transaction directory of a transaction id. */
 export const txDir = (txid: string) => `${STATE_DIR}/tx/${txid}`;
-
-/** One shell word holding `text` as it is: nothing in it is expanded or run. */
-export function shellQuote(text: string): string {
-    return `'${text.replace(/'/g, `'\\''`)}'`;
-}
-
-/**
- * Every host script runs as one brace group: sh parses it whole before running any of it, so a
- * script cut short on its way (a lost connection) is a syntax error and runs not at all. Its
- * stdin is closed: no step can read the rest of the script.
- */
-export function wholeScript(lines: string[]): string {
-    return ["{", "exec </dev/null", ...lines, "}"].join("\n") + "\n";
-}
 
 /**
  * Shell functions that end a transaction nobody is running any more (under the lock, or at

@@ -1,12 +1,9 @@
 // Audits hosts: one SSH connection and one read-only round trip each, then pure evaluation. Only
 // the stack's connection block is needed: hosts mor-harden does not manage yet are audited too.
-import { hostIdentity } from "../apply/hosts";
-import { hostTarget } from "../apply/target";
-import { redact } from "../apply/engine";
+import { hostSecrets, reasonOf, secondsSince, withSession } from "../apply/run-hosts";
+import { hostIdentity } from "../render/report";
 import type { HostOfEnvironment } from "../config/environment";
-import { ConfigError } from "../config/schema";
-import { secretsWithoutPulumi, type SecretValues } from "../config/secrets";
-import { HostSession } from "../ssh/session";
+import type { SecretValues } from "../config/secrets";
 import type { AuditFinding } from "./checks";
 import { evaluateFacts } from "./evaluate";
 import { parseNetwork, type Network } from "./networks";
@@ -25,11 +22,9 @@ export interface AuditResult {
     seconds: number;
 }
 
-const reasonOf = (error: unknown, secrets: SecretValues) => redact(error instanceof ConfigError ? error.message.replace(/\n\s*/g, " ") : (error as Error).message, secrets);
-
 /** A stack that could not be read: one result standing for all its hosts. */
 export function unreadableStackAudit(target: { stack?: string; file?: string }, error: unknown): AuditResult {
-    return { stack: target.stack ?? target.file ?? "?", status: "error", reason: reasonOf(error, {}), findings: [], roundTrips: 0, seconds: 0 };
+    return { stack: target.stack ?? target.file ?? "?", status: "error", reason: reasonOf(error), findings: [], roundTrips: 0, seconds: 0 };
 }
 
 export async function auditHost(target: HostOfEnvironment): Promise<AuditResult> {
@@ -38,21 +33,15 @@ export async function auditHost(target: HostOfEnvironment): Promise<AuditResult>
     const result: AuditResult = { ...hostIdentity(target), address: config.connection.address, status: "error", findings: [], roundTrips: 0, seconds: 0 };
     let secrets: SecretValues = {};
     try {
-        secrets = secretsWithoutPulumi(config, target.host.source, process.env, target.host.name);
-        const session = await HostSession.connect(hostTarget(config, secrets).session);
-        try {
-            const output = await session.run(auditScript());
-            if (output.code !== 0) throw new Error(`the audit script failed on the host (exit ${output.code})`);
-            const trusted = config.firewall.trusted.map(parseNetwork).filter((network): network is Network => network !== undefined);
-            result.findings = evaluateFacts(parseAuditOutput(output.stdout), trusted);
-            result.status = "checked";
-        } finally {
-            result.roundTrips = session.roundTrips;
-            session.close();
-        }
+        secrets = hostSecrets(target.host);
+        const output = await withSession(target, secrets, (session) => session.run(auditScript()), (session) => (result.roundTrips = session.roundTrips));
+        if (output.code !== 0) throw new Error(`the audit script failed on the host (exit ${output.code})`);
+        const trusted = config.firewall.trusted.map(parseNetwork).filter((network): network is Network => network !== undefined);
+        result.findings = evaluateFacts(parseAuditOutput(output.stdout), trusted);
+        result.status = "checked";
     } catch (error) {
         result.reason = reasonOf(error, secrets);
     }
-    result.seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    result.seconds = secondsSince(started);
     return result;
 }

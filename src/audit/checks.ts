@@ -199,6 +199,48 @@ export const checks = {
         guide: "40: fail2ban; 5: never give access to people you do not trust",
         fix: "remove the sudoers rule (fail2ban-client can set an action that runs any command as root); MOR does not need it.",
     },
+    "fail2ban.filter-injectable": {
+        severity: "high",
+        title: "an enabled jail's filter takes an address the sender can write: forged log text bans any address",
+        section: "Fail2Ban",
+        guide: "40: fail2ban protects against brute force",
+        fix: "anchor the pattern at the daemon's prefix (^), match the sender's fields as '[^']*', take the address only from the field the daemon fills in (never after '@'), end it with $; test it with fail2ban-regex. mor-harden's jails read their own filters (filter.d/mor-harden-<jail>.local); a stack's failregex must follow the same rules.",
+    },
+    "fail2ban.usedns": {
+        severity: "medium",
+        title: "fail2ban resolves host names found in log lines (usedns yes or warn): a name's owner picks the address banned",
+        section: "Fail2Ban",
+        guide: "40: fail2ban protects against brute force",
+        fix: "usedns = no in [DEFAULT] of a .local file (mor-harden writes it in jail.d/mor-harden.local) and in any jail that sets it; warn is fail2ban's default and resolves like yes.",
+    },
+    "fail2ban.action-reports-bans": {
+        severity: "high",
+        title: "an enabled jail's action sends every banned address to a third party's URL",
+        section: "Fail2Ban",
+        guide: "40: fail2ban protects against brute force",
+        fix: "remove the action from the jail (old MOR's sendmail-banned requests Kolmisoft's URL; with a forgeable filter anyone can make the host report any address). mor-harden's jails name their own actions; fail2ban.notify sends bans to a receiver you choose.",
+    },
+    "fail2ban.cron-iptables-per-address": {
+        severity: "high",
+        title: "a cron job adds one iptables rule per address of a list (every packet walks all of them, none expires)",
+        section: "Iptables",
+        guide: "51-52: iptables",
+        fix: "remove the cron entry (old MOR's global_grid_defense fetches its list over plain HTTP every 3 hours) and flush the rules it added; load such lists into an ipset instead: firewall.blocklists in the stack.",
+    },
+    "asterisk.pjproject-verbatim": {
+        severity: "high",
+        title: "Asterisk's pjproject writes malformed SIP packets into the log verbatim: one forged packet can carry whole log lines",
+        section: "Fail2Ban",
+        guide: "40: fail2ban; 61: Asterisk: ensure connected systems ARE SECURE",
+        fix: "upgrade to an Asterisk that bundles pjproject 2.14 or later (Asterisk pull request 577, 2024-02). Until then, pjproject.conf [log_mappings] (type = log_mappings, asterisk_error = 0, asterisk_debug = 1,3,4,5,6) keeps pjproject's level-1 messages, these among them, out of the log files that do not take debug. Not managed by mor-harden.",
+    },
+    "asterisk.pjproject-unknown": {
+        severity: "info",
+        title: "the pjproject version of Asterisk's PJSIP could not be learned",
+        section: "Fail2Ban",
+        guide: "40: fail2ban; 61: Asterisk",
+        fix: "run `asterisk -rx 'pjproject show buildopts'` on the host: PJ_VERSION 2.13.1 or older writes malformed packets into the log verbatim.",
+    },
 } as const satisfies Record<string, CheckDefinition>;
 
 export type CheckId = keyof typeof checks;

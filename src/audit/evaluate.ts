@@ -3,6 +3,8 @@ import { asteriskFindings } from "./asterisk";
 import { severityRank, type AuditFinding } from "./checks";
 import { parseListeners } from "./firewall";
 import type { Network } from "./networks";
+import { fail2banExposureFindings } from "./fail2ban-config";
+import { pjprojectFindings } from "./pjproject";
 import type { AuditFacts } from "./script";
 import { exposureFindings, fail2banFindings, mysqlFindings, tlsFindings } from "./system";
 
@@ -15,6 +17,8 @@ export function evaluateFacts(facts: AuditFacts, trusted: Network[]): AuditFindi
         ...tlsFindings(facts, listeners),
         ...exposureFindings(facts, listeners),
         ...fail2banFindings(facts),
+        ...fail2banExposureFindings(facts.hostFiles),
+        ...pjprojectFindings(facts.asterisk, facts.files),
     ];
     return findings.sort((a, b) => severityRank[b.severity] - severityRank[a.severity]);
 }

@@ -1,9 +1,9 @@
 // One self-contained HTML page for the fleet: per host, counts by severity and the findings grouped
 // by the guide's sections, with evidence and fix. Inline style, no script, nothing fetched.
-import { hostLabel } from "../apply/hosts";
+import { hostLabel, xmlEscape as escape } from "../render/report";
 import { guideSections, severities } from "./checks";
 import type { AuditResult } from "./check";
-import { severityCounts, xmlEscape as escape } from "./report";
+import { severityCounts } from "./report";
 
 const COLORS: Record<string, string> = { critical: "#8b0000", high: "#d9480f", medium: "#b08900", low: "#1c7ed6", info: "#6c757d" };
 

@@ -1,12 +1,13 @@
 // Audit results as text for people, JSON and JUnit XML for CI systems, and the exit code.
-import { hostLabel } from "../apply/hosts";
+import { EXIT } from "../apply/run-hosts";
+import { hostHeading, junitCase, junitDocument, junitSuite, xmlEscape } from "../render/report";
 import { checkIds, checks, severities, severityRank, type Severity } from "./checks";
 import type { AuditResult } from "./check";
 
 /** 2 if a host could not be checked, else 1 if a finding is at or above `failOn`, else 0. */
 export function auditExitCode(results: AuditResult[], failOn: Severity): number {
-    if (results.some((result) => result.status === "error")) return 2;
-    return results.some((result) => result.findings.some((finding) => failsAt(finding.severity, failOn))) ? 1 : 0;
+    if (results.some((result) => result.status === "error")) return EXIT.notTried;
+    return results.some((result) => result.findings.some((finding) => failsAt(finding.severity, failOn))) ? EXIT.found : EXIT.ok;
 }
 
 /** Whether a finding of this severity fails the audit; info never does. */
@@ -19,7 +20,7 @@ export function severityCounts(result: AuditResult): Record<Severity, number> {
 }
 
 const countsText = (result: AuditResult) => severities.map((severity) => `${severityCounts(result)[severity]} ${severity}`).join(", ");
-const nameOf = (result: AuditResult) => `${hostLabel(result)}${result.address ? ` (${result.address})` : ""}`;
+const nameOf = hostHeading;
 
 export function auditProgressLine(result: AuditResult, index: number, total: number): string {
     const what = result.status === "error" ? `NOT CHECKED: ${result.reason}` : countsText(result);
@@ -41,14 +42,12 @@ export function auditJson(results: AuditResult[], failOn: Severity): string {
     return JSON.stringify({ exitCode: auditExitCode(results, failOn), failOn, hosts: results.map((result) => ({ ...result, counts: severityCounts(result) })) }, null, 2) + "\n";
 }
 
-export const xmlEscape = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
-
 /** A test suite per host, a test case per check: failed when it has findings at or above `failOn`. */
 export function auditJunit(results: AuditResult[], failOn: Severity): string {
     const suites = results.map((result) => {
-        const name = xmlEscape(nameOf(result));
+        const name = nameOf(result);
         if (result.status === "error") {
-            return `  <testsuite name="${name}" tests="1" failures="0" errors="1">\n    <testcase classname="mor-harden.audit" name="connection"><error message="${xmlEscape(result.reason ?? "could not check")}"/></testcase>\n  </testsuite>`;
+            return junitSuite(name, [junitCase("mor-harden.audit", "connection", `<error message="${xmlEscape(result.reason ?? "could not check")}"/>`)], { failures: 0, errors: 1 });
         }
         let failures = 0;
         const cases = checkIds.map((id) => {
@@ -57,9 +56,9 @@ export function auditJunit(results: AuditResult[], failOn: Severity): string {
             const text = xmlEscape(found.map((finding) => `${finding.severity}: ${finding.evidence}`).join("\n"));
             if (failing.length > 0) failures++;
             const body = failing.length > 0 ? `<failure message="${xmlEscape(`${checks[id].title} (${found.length})`)}">${text}\nfix: ${xmlEscape(checks[id].fix)}</failure>` : found.length > 0 ? `<system-out>${text}</system-out>` : "";
-            return `    <testcase classname="mor-harden.audit.${xmlEscape(name)}" name="${id}">${body}</testcase>`;
+            return junitCase(`mor-harden.audit.${xmlEscape(name)}`, id, body);
         });
-        return `  <testsuite name="${name}" tests="${cases.length}" failures="${failures}" errors="0">\n${cases.join("\n")}\n  </testsuite>`;
+        return junitSuite(name, cases, { failures, errors: 0 });
     });
-    return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="mor-harden audit">\n${suites.join("\n")}\n</testsuites>\n`;
+    return junitDocument(suites, "mor-harden audit");
 }

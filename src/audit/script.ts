@@ -3,8 +3,10 @@
 // database's password (mode 0600 in a mktemp -d directory, removed at once, or by a trap should
 // the script die first), so the password never appears on a command line. Every section is a
 // tagged line, its payload in base64 or hex.
-import { shellQuote, wholeScript } from "../apply/scripts";
+import { shellQuote, wholeScript } from "../render/shell";
+import { OPTION_FILE_AWK, SIPPEERS_SED } from "../config/asterisk-database";
 import { ASTERISK_DIR } from "./asterisk-config";
+import type { AsteriskFacts } from "./pjproject";
 
 /** Asterisk files the audit reads, with what they `#include` (followed on the host). */
 export const ASTERISK_ROOTS = ["sip.conf", "pjsip.conf", "iax.conf", "manager.conf", "extconfig.conf", "modules.conf"];
@@ -45,6 +47,10 @@ export interface AuditFacts {
     fail2banThreads?: string[];
     /** Each SSLCertificateFile of the enabled Apache sites: its certificates (PEM) and `openssl verify`'s output. */
     certificates: { path: string; pem: string; verify: string }[];
+    /** fail2ban's jail, filter and action files, cron's files and the text scripts they name, by absolute path. */
+    hostFiles: Record<string, string>;
+    /** Asterisk's version and pjproject build options (absent when the script printed none). */
+    asterisk?: AsteriskFacts;
 }
 
 const b64 = (command: string) => `"$( { ${command}; } 2>/dev/null | base64 -w0)"`;
@@ -70,23 +76,6 @@ const asteriskFiles = String.raw`( cd ${ASTERISK_DIR} 2>/dev/null || exit 0
     set -- $(sed -n 's/^[[:space:]]*#[[:space:]]*\(try\)\{0,1\}include[[:space:]]\{1,\}["<]\{0,1\}\([^"<>;[:space:]]*\).*/\2/p' $morh_level)
     morh_depth=$((morh_depth + 1))
   done )`;
-
-/** res_config_mysql.conf's section as a MySQL option file: [client] credentials, [mysql] database. */
-export const OPTION_FILE_AWK = String.raw`BEGIN { database = "" }
-{ line = $0; gsub(/\\;/, "\001", line); sub(/;.*/, "", line); gsub(/\001/, ";", line) }
-line ~ /^[ \t]*\[/ { name = line; sub(/^[ \t]*\[/, "", name); sub(/\].*/, "", name); on = (name == section); next }
-on && line ~ /=/ {
-  key = line; sub(/[ \t]*=.*/, "", key); gsub(/^[ \t]+/, "", key)
-  value = line; sub(/^[^=]*=>?[ \t]*/, "", value); sub(/[ \t]+$/, "", value)
-  gsub(/\\/, "\\\\", value); gsub(/"/, "\\\"", value)
-  option = (key == "dbhost") ? "host" : (key == "dbuser") ? "user" : (key == "dbpass") ? "password" : (key == "dbport") ? "port" : (key == "dbsock") ? "socket" : ""
-  if (option != "") client = client option "=\"" value "\"\n"
-  if (key == "dbname") database = value
-}
-END { printf "[client]\n%s[mysql]\ndatabase=\"%s\"\n", client, database }`;
-
-/** The table extconfig.conf maps sippeers to (`sippeers => mysql,SECTION,TABLE`): letters, digits and _ only. */
-const SIPPEERS_SED = String.raw`s/^[[:space:]]*sippeers[[:space:]]*=>[[:space:]]*mysql[[:space:]]*,[[:space:]]*\([A-Za-z0-9_-]\{1,64\}\)[[:space:]]*,[[:space:]]*\([A-Za-z0-9_]\{1,64\}\)[[:space:]]*\(;.*\)\{0,1\}$/\1 \2/p`;
 
 /** The realtime peers through the host's client (`$morh_sql`), the password in a private option file. */
 export const databasePeers = [
@@ -133,6 +122,46 @@ const certificates = [
     "done",
 ];
 
+// ---- fail2ban's configuration, cron jobs and Asterisk's pjproject (fail2ban-config.ts, pjproject.ts)
+
+const FAIL2BAN_CONFIG = ["/etc/fail2ban/jail.conf", "/etc/fail2ban/jail.local", "/etc/fail2ban/jail.d", "/etc/fail2ban/filter.d", "/etc/fail2ban/action.d"];
+const CRON_FILES = ["/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/var/spool/cron"];
+/** Files larger than this are not read (a cron line may name a big binary; fail2ban's own files are a few kB). */
+const HOST_FILE_LIMIT = "-size -256k";
+const PJSIP_MODULES = ["/usr/lib/asterisk/modules", "/usr/lib64/asterisk/modules", "/usr/lib/x86_64-linux-gnu/asterisk/modules"].map((dir) => `${dir}/res_pjsip.so`);
+
+/**
+ * fail2ban's files and cron's, with the local text scripts cron's lines name (absolute paths,
+ * comments cut, none under /proc, /sys, /dev or /run; binaries skipped by grep -I), all printed by one awk in one base64 payload, each
+ * file after a line of \001 and its path: a handful of processes whatever the number of files.
+ */
+export const fail2banAndCronFiles = [
+    `morh_f2b=$(find ${FAIL2BAN_CONFIG.join(" ")} -maxdepth 1 -type f \\( -name '*.conf' -o -name '*.local' \\) ${HOST_FILE_LIMIT} 2>/dev/null)`,
+    `morh_cron=$(find ${CRON_FILES.join(" ")} -maxdepth 2 -type f ${HOST_FILE_LIMIT} 2>/dev/null)`,
+    `morh_named=; [ -z "$morh_cron" ] || morh_named=$(sed 's/#.*//' $morh_cron 2>/dev/null | grep -o '/[A-Za-z0-9_.+/-]*' | grep -Ev '^/(proc|sys|dev|run)/' | sort -u)`,
+    `morh_scripts=; [ -z "$morh_named" ] || morh_scripts=$(find $morh_named -maxdepth 0 -type f ${HOST_FILE_LIMIT} 2>/dev/null)`,
+    `morh_text=; [ -z "$morh_cron$morh_scripts" ] || morh_text=$(grep -Il '' $morh_cron $morh_scripts 2>/dev/null | sort -u)`,
+    `printf 'G %s\\n' ${b64(`[ -z "$morh_f2b$morh_text" ] || awk 'FNR == 1 { printf "\\001%s\\n", FILENAME } { print }' $morh_f2b $morh_text`)}`,
+];
+
+/** Asterisk's version, its PJSIP module files and, while it runs, pjproject's build options (pjproject.ts says why). */
+export const asteriskPjproject = [
+    `if command -v asterisk >/dev/null 2>&1; then`,
+    `  morh_buildopts=; [ -S /var/run/asterisk/asterisk.ctl ] && morh_buildopts=$(timeout 5 asterisk -rx 'pjproject show buildopts' 2>/dev/null)`,
+    `  printf 'A %s %s %s\\n' ${b64("asterisk -V")} "$(printf '%s' "$morh_buildopts" | base64 -w0)" ${b64(`ls ${PJSIP_MODULES.join(" ")}`)}`,
+    "fi",
+];
+
+/** Files of the G payload: \001PATH starts each. */
+function bundledFiles(payload: string): Record<string, string> {
+    const files: Record<string, string> = {};
+    for (const part of payload.split(/^\u0001/m).filter(Boolean)) {
+        const newline = part.indexOf("\n");
+        files[part.slice(0, newline)] = part.slice(newline + 1);
+    }
+    return files;
+}
+
 export function auditScript(): string {
     return wholeScript([
         "export LC_ALL=C",
@@ -148,6 +177,8 @@ export function auditScript(): string {
         `printf 'B %s\\n' ${b64("ipset list -t")}`,
         fail2banThreads,
         ...certificates,
+        ...fail2banAndCronFiles,
+        ...asteriskPjproject,
         "true",
     ]);
 }
@@ -163,7 +194,7 @@ const hexRows = (payload: string | undefined) =>
         .map((line) => line.split("\t").map(unhex));
 
 export function parseAuditOutput(output: string): AuditFacts {
-    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, sets: "", certificates: [] };
+    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, sets: "", certificates: [], hostFiles: {} };
     for (const line of output.split("\n")) {
         const fields = line.split(" ");
         switch (fields[0]) {
@@ -203,6 +234,12 @@ export function parseAuditOutput(output: string): AuditFacts {
                 break;
             case "C":
                 facts.certificates.push({ path: fields[1], pem: unb64(fields[2]), verify: unb64(fields[3]) });
+                break;
+            case "G":
+                facts.hostFiles = bundledFiles(unb64(fields[1]));
+                break;
+            case "A":
+                facts.asterisk = { version: unb64(fields[1]).trim(), buildopts: unb64(fields[2]), pjsipModules: unb64(fields[3]).split("\n").filter(Boolean) };
                 break;
         }
     }

@@ -3,6 +3,7 @@
 import { X509Certificate } from "node:crypto";
 import { serviceCatalogue, type ServiceDefinition } from "../firewall/services";
 import { jailNames } from "../fail2ban/schema";
+import { jailsByThread } from "../fail2ban/threads";
 import { finding, type AuditFinding } from "./checks";
 import { acceptedFromAnywhere, banCounts, banSetMatched, banSets, familiesOf, listensBeyondLoopback, type Listener } from "./firewall";
 import type { AuditFacts } from "./script";
@@ -88,13 +89,8 @@ export function fail2banFindings(facts: AuditFacts): AuditFinding[] {
     if (!facts.fail2banThreads) {
         findings.push(finding("fail2ban.not-running", "no fail2ban-server process (/run/fail2ban/fail2ban.pid)"));
     } else {
-        // A jail's filter thread is "f2b/f.<jail>", cut to the kernel's 15 characters: jails
-        // that share the cut name are counted together.
-        const wanted = new Map<string, string[]>();
-        for (const jail of jailNames) {
-            const thread = `f2b/f.${jail}`.slice(0, 15);
-            wanted.set(thread, [...(wanted.get(thread) ?? []), jail]);
-        }
+        // Jails that share a cut thread name are counted together.
+        const wanted = jailsByThread(jailNames);
         for (const [thread, jails] of wanted) {
             const running = facts.fail2banThreads.filter((name) => name === thread).length;
             if (running < jails.length) findings.push(finding("fail2ban.jail-missing", jails.length === 1 ? `jail ${jails[0]} is not running` : `of jails ${jails.join(", ")}, ${running} of ${jails.length} run`));

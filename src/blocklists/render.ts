@@ -9,8 +9,8 @@
 // /etc/iptables/ipsets on Debian, ipset-service's /etc/sysconfig/ipset on rhel.
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
-import type { Family } from "../knocking/render";
-import { changedLines } from "../apply/bulk";
+import { families, type Family } from "../config/family";
+import { changedLines } from "../render/changed-lines";
 import { file, FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
@@ -26,7 +26,6 @@ const persistPaths: Record<OsFamily, string> = { debian: "/etc/iptables/ipsets",
 const packages: Record<OsFamily, string[]> = { debian: ["ipset", "ipset-persistent"], rhel: ["ipset", "ipset-service"] };
 const familySuffix: Record<Family, string> = { v4: "4", v6: "6" };
 const inet: Record<Family, string> = { v4: "inet", v6: "inet6" };
-const families: Family[] = ["v4", "v6"];
 
 const RHEL_ENABLE_IPSET_SERVICE = `systemctl enable ipset >/dev/null 2>&1 || { echo 'cannot enable ipset.service (ipset-service): the blocklist sets would not be loaded at boot, before the rules that name them' >&2; exit 1; }`;
 

@@ -41,8 +41,10 @@ export interface Environment {
 }
 
 type RawMap = Record<string, unknown>;
-/** Reads the files a config names on the operator's machine into it (`apache.certificateFile`): the one effect, passed in. */
-/** Reads the files a host's values name into them; relative paths are relative to `baseDir` (the stack file's directory). */
+/**
+ * Reads the files a host's values name (`apache.certificateFile`) on the operator's machine into
+ * them, relative paths from `baseDir` (the stack file's directory): the one effect, passed in.
+ */
 export type FileInliner = (raw: RawMap, baseDir: string) => { raw: RawMap; issues: Issue[] };
 type Path = (string | number)[];
 

@@ -1,12 +1,10 @@
 // Checks hosts for drift: render, one SSH connection, one read-only round trip, compare.
-import { hostIdentity, prepareHost } from "../apply/hosts";
-import { hostTarget } from "../apply/target";
+import { prepareHost } from "../apply/hosts";
+import { reasonOf, secondsSince, withSession } from "../apply/run-hosts";
+import { hostIdentity } from "../render/report";
 import type { HostOfEnvironment } from "../config/environment";
-import { ConfigError } from "../config/schema";
 import type { Resolver } from "../config/resolve";
 import { fillSecrets, sha256Hex } from "../render/artifact";
-import { HostSession } from "../ssh/session";
-import { redact } from "../apply/engine";
 import { compareHost, type Finding } from "./compare";
 import { driftScript, parseDriftOutput } from "./scripts";
 
@@ -25,11 +23,9 @@ export interface DriftResult {
     seconds: number;
 }
 
-const reasonOf = (error: unknown, secrets: Record<string, string | undefined>) => redact(error instanceof ConfigError ? error.message.replace(/\n\s*/g, " ") : (error as Error).message, secrets);
-
 /** A stack that could not be read or validated: one result standing for all its hosts. */
 export function unreadableStack(target: { stack?: string; file?: string }, error: unknown): DriftResult {
-    return { stack: target.stack ?? target.file ?? "?", status: "error", reason: reasonOf(error, {}), findings: [], notChecked: [], roundTrips: 0, seconds: 0 };
+    return { stack: target.stack ?? target.file ?? "?", status: "error", reason: reasonOf(error), findings: [], notChecked: [], roundTrips: 0, seconds: 0 };
 }
 
 /** One host of an environment: render, one SSH connection, one read-only round trip, compare. */
@@ -52,22 +48,16 @@ export async function checkHost(target: HostOfEnvironment, options: { resolver?:
                 }
             });
         }
-        const session = await HostSession.connect(hostTarget(target.host.config, secrets).session);
-        try {
-            // The desired digests: the host sends back only the files that differ.
-            const digests = Object.fromEntries(plans.flatMap((plan) => plan.artifacts.map((artifact, index) => [artifact.path, desired[plan.concern][index] === undefined ? undefined : sha256Hex(desired[plan.concern][index]!)])));
-            const output = await session.run(driftScript(plans, digests));
-            if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
-            result.findings = compareHost(plans, desired, parseDriftOutput(output.stdout));
-            result.status = result.findings.length > 0 ? "drift" : "clean";
-        } finally {
-            result.roundTrips = session.roundTrips;
-            session.close();
-        }
+        // The desired digests: the host sends back only the files that differ.
+        const digests = Object.fromEntries(plans.flatMap((plan) => plan.artifacts.map((artifact, index) => [artifact.path, desired[plan.concern][index] === undefined ? undefined : sha256Hex(desired[plan.concern][index]!)])));
+        const output = await withSession(target, secrets, (session) => session.run(driftScript(plans, digests)), (session) => (result.roundTrips = session.roundTrips));
+        if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
+        result.findings = compareHost(plans, desired, parseDriftOutput(output.stdout));
+        result.status = result.findings.length > 0 ? "drift" : "clean";
     } catch (error) {
         result.status = "error";
         result.reason = reasonOf(error, secrets);
     }
-    result.seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    result.seconds = secondsSince(started);
     return result;
 }

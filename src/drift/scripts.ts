@@ -2,7 +2,8 @@
 // It writes nothing: it reads the managed files, prints live views (a scratch network
 // namespace formats the desired ruleset with the host's own iptables, unless the form cached by
 // the last apply already equals the live one), and runs the checks.
-import { backgroundLast, END_BACKGROUND_VIEWS, expectedOfView, liveOfView, PENDING_LINES, startBackgroundViews, wholeScript } from "../apply/scripts";
+import { backgroundLast, END_BACKGROUND_VIEWS, expectedOfView, liveOfView, PENDING_LINES, startBackgroundViews } from "../apply/scripts";
+import { wholeScript } from "../render/shell";
 import type { ConcernPlan } from "../render/artifact";
 
 export interface LiveFileContent {

@@ -1,15 +1,11 @@
-// Fleet ban operations: `mor-harden bans` lists each host's fail2ban bans, `mor-harden unban`
-// lifts bans through fail2ban (so its database and the ban action's sets agree). One SSH round
-// trip a host, one Python start on it (fail2ban's own socket client).
+// Fleet ban operations, their pure part: `mor-harden bans` lists each host's fail2ban bans,
+// `mor-harden unban` lifts bans through fail2ban (so its database and the ban action's sets
+// agree). The host script, its output read back, the reports; src/apply/bans.ts runs them on hosts.
 import { isIP } from "node:net";
-import { hostIdentity } from "../apply/hosts";
-import { hostTarget } from "../apply/target";
-import type { HostOfEnvironment } from "../config/environment";
 import { ConfigError } from "../config/schema";
-import { secretsWithoutPulumi } from "../config/secrets";
 import { fail2banPython } from "./client";
+import { hostLabel } from "../render/report";
 import { renderTemplate } from "../render/templates";
-import { HostSession } from "../ssh/session";
 
 export interface Ban {
     jail: string;
@@ -68,34 +64,11 @@ export function parseBansOutput(output: string): Pick<HostBans, "bans" | "unbann
     return { bans, unbanned, notBanned, ...(errors.length > 0 ? { error: errors.join("; ") } : {}) };
 }
 
-/** Runs the list or unban script on one host. */
-export async function banOperation(target: HostOfEnvironment, mode: "list" | "unban", jail: string | undefined, addresses: string[] = []): Promise<HostBans> {
-    const result: HostBans = { ...hostIdentity(target), address: target.host.config.connection.address };
-    try {
-        const secrets = secretsWithoutPulumi(target.host.config, target.host.source, process.env, target.host.name);
-        const session = await HostSession.connect(hostTarget(target.host.config, secrets).session);
-        try {
-            const output = await session.run(bansScript(mode, jail, addresses), 300);
-            if (output.code !== 0) throw new Error(`the script failed on the host (exit ${output.code}): ${output.stderr.trim().split("\n").slice(-3).join(" ")}`);
-            const parsed = parseBansOutput(output.stdout);
-            if (mode === "list") Object.assign(result, { bans: parsed.bans }, parsed.error ? { error: parsed.error } : {});
-            else Object.assign(result, { unbanned: parsed.unbanned, notBanned: parsed.notBanned }, parsed.error ? { error: parsed.error } : {});
-        } finally {
-            session.close();
-        }
-    } catch (error) {
-        result.error = error instanceof ConfigError ? error.message.replace(/\n\s*/g, " ") : (error as Error).message;
-    }
-    return result;
-}
-
-const label = (result: HostBans) => (result.host ? `${result.stack}/${result.host}` : result.stack);
-
 export function bansText(results: HostBans[]): string {
     const lines: string[] = [];
     for (const result of results) {
         const bans = result.bans ?? [];
-        lines.push(`== ${label(result)} (${result.address}): ${result.error ? `ERROR: ${result.error}` : `${bans.length} ban(s)`}`);
+        lines.push(`== ${hostLabel(result)} (${result.address}): ${result.error ? `ERROR: ${result.error}` : `${bans.length} ban(s)`}`);
         for (const ban of bans) lines.push(`  ${ban.jail.padEnd(18)} ${ban.address.padEnd(40)} since ${ban.since}  ${ban.permanent ? "permanent" : `until ${ban.until}`}`);
     }
     return `${lines.join("\n")}\n`;
@@ -105,12 +78,12 @@ export function unbanText(results: HostBans[]): string {
     const lines: string[] = [];
     for (const result of results) {
         if (result.error && !result.unbanned?.length) {
-            lines.push(`${label(result)} (${result.address}): ERROR: ${result.error}`);
+            lines.push(`${hostLabel(result)} (${result.address}): ERROR: ${result.error}`);
             continue;
         }
         const lifted = (result.unbanned ?? []).map((ban) => `${ban.address} in ${ban.jail}`);
         const parts = [lifted.length > 0 ? `unbanned ${lifted.join(", ")}` : "", (result.notBanned ?? []).length > 0 ? `not banned: ${result.notBanned!.join(", ")}` : "", result.error ? `ERROR: ${result.error}` : ""].filter(Boolean);
-        lines.push(`${label(result)} (${result.address}): ${parts.join("; ")}`);
+        lines.push(`${hostLabel(result)} (${result.address}): ${parts.join("; ")}`);
     }
     return `${lines.join("\n")}\n`;
 }

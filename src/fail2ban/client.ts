@@ -1,7 +1,7 @@
 // Python programs that talk to the running fail2ban-server through its own socket client, run by
 // the interpreter fail2ban-client's first line names: fail2ban's modules are installed for that
 // Python only (the system's python3 may not be it, or may not exist).
-import { shellQuote } from "../apply/scripts";
+import { shellQuote } from "../render/shell";
 import { renderTemplate } from "../render/templates";
 
 /**

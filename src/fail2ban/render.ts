@@ -3,7 +3,8 @@
 // MOR enables its filters in jail.conf, which its update scripts overwrite, so only
 // jail.d/*.local and filter.d/*.local files are written. Each jail reads its own
 // mor-harden-<jail> filter, so MOR's updates to its filter .conf files cannot break a jail.
-import { shellQuote } from "../apply/scripts";
+import { shellQuote } from "../render/shell";
+import { jailsByThread } from "./threads";
 import { addressesOf } from "../config/resolve";
 import { trustedSources } from "../firewall/schema";
 import { file, type Artifact, type ConcernPlan } from "../render/artifact";
@@ -11,13 +12,19 @@ import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { BAN_ACTION_FILE, BAN_JOURNAL_DIR, banActionFile, banActionLine, banSets } from "./ban-action";
 import { fail2banPython } from "./client";
-import { jailDefaults, jailNames, PERMANENT, configuredScannerAgents, type JailName, type NotifyConfig } from "./schema";
+import { OPTION_FILE_AWK, SIPPEERS_SED } from "../config/asterisk-database";
+import { banSeconds, jailBantime, jailDefaults, jailNames, configuredScannerAgents, type Fail2banConfig, type JailName, type NotifyConfig } from "./schema";
 
 export const JAIL_FILE = "/etc/fail2ban/jail.d/mor-harden.local";
 /** fail2ban.notify: the action every jail adds, and the script it starts. */
 export const NOTIFY_ACTION = "mor-harden-notify";
 const NOTIFY_ACTION_FILE = `/etc/fail2ban/action.d/${NOTIFY_ACTION}.conf`;
 const NOTIFY_SCRIPT = "/usr/local/lib/mor-harden/fail2ban-notify";
+/** fail2ban.ignorePeers: the command every jail asks whether an address is a static peer, and where it keeps its lists. */
+export const IGNORE_PEERS_SCRIPT = "/usr/local/lib/mor-harden/fail2ban-ignore-peer";
+export const PEERS_STATE_DIR = "/var/lib/mor-harden/peers";
+/** Answers fail2ban keeps per jail: a flood of new addresses pushes the oldest out (FIFO). */
+const IGNORE_CACHE_ENTRIES = 10000;
 /**
  * Each jail names its ban action itself, so a MOR jail.conf's per-jail `action` (port lists,
  * sendmail-whois) cannot win over it; the all-ports action of [DEFAULT], on both families.
@@ -40,8 +47,6 @@ export interface EffectiveJail {
     failregex?: string[];
 }
 
-const seconds = (bantime: number | typeof PERMANENT) => (bantime === PERMANENT ? -1 : bantime);
-
 /** The jails with the stack's overrides applied to the guide's defaults. Pure, tested directly. */
 export function effectiveJails(input: RenderInput): EffectiveJail[] {
     const { fail2ban, firewall, os } = input.config;
@@ -56,7 +61,7 @@ export function effectiveJails(input: RenderInput): EffectiveJail[] {
             enabled: settings.enabled ?? true,
             maxretry: settings.maxretry ?? defaults.maxretry,
             findtime: settings.findtime ?? defaults.findtime,
-            bantime: seconds(settings.bantime ?? defaults.bantime),
+            bantime: jailBantime(name, fail2ban),
             logpath: settings.logpath ?? defaults.logpath(os, firewall),
             backend: settings.backend ?? "auto",
             ignoreip: ["127.0.0.1/8", "::1", ...addresses([...ignored, ...(settings.ignoreip ?? [])])],
@@ -81,11 +86,7 @@ function missingLogs(jails: EffectiveJail[]): string[] {
  * costs a Python start-up; drift checks run this on every host of a fleet.
  */
 function jailThreadsCheck(jails: string[]): string {
-    const needed = new Map<string, string[]>();
-    for (const jail of jails) {
-        const thread = `f2b/f.${jail}`.slice(0, 15);
-        needed.set(thread, [...(needed.get(thread) ?? []), jail]);
-    }
+    const needed = jailsByThread(jails);
     return renderTemplate("fail2ban/check-jails.sh.hbs", { threads: [...needed].map(([thread, names]) => ({ thread, count: names.length, jails: names.join(", ") })) }).trim();
 }
 
@@ -105,6 +106,25 @@ function notifyArtifacts(input: RenderInput, notify: NotifyConfig): Artifact[] {
     ];
 }
 
+/** The ignore command's script (`stateDir`: tests keep theirs apart). */
+export function ignorePeersScript(stack: string, peers: Fail2banConfig["peers"], stateDir = PEERS_STATE_DIR): string {
+    return renderTemplate("fail2ban/ignore-peers.sh.hbs", {
+        stack,
+        asteriskDir: shellQuote(peers.asteriskDir),
+        stateDir: shellQuote(stateDir),
+        refresh: peers.cacheTime,
+        optionFileAwk: shellQuote(OPTION_FILE_AWK),
+        sippeersSed: shellQuote(SIPPEERS_SED),
+        addressesPy: shellQuote(renderTemplate("fail2ban/ignore-peers.py.hbs", {})),
+    });
+}
+
+/** The jail lines that ask the ignore command, its answers cached for fail2ban.peers.cacheTime. */
+function ignoreLines(fail2ban: Fail2banConfig): { command: string; cache: string } | undefined {
+    if (!fail2ban.ignorePeers) return undefined;
+    return { command: `${IGNORE_PEERS_SCRIPT} <ip>`, cache: `key="<ip>", max-count=${IGNORE_CACHE_ENTRIES}, max-time=${fail2ban.peers.cacheTime}` };
+}
+
 /** The activation step that carries bans made before the switch to the ipset action into the journals (`journalDir`: tests keep theirs apart). */
 export function carryOverBans(jails: { name: string; bantime: number }[], journalDir = BAN_JOURNAL_DIR): string {
     const fail2ban = fail2banPython(renderTemplate("fail2ban/carry-over-bans.py.hbs", {}));
@@ -119,13 +139,14 @@ function banSetsFunctions(jails: { name: string; bantime: number }[]): string {
 
 export function renderFail2ban(input: RenderInput): ConcernPlan {
     const jails = effectiveJails(input);
-    const { recidive, notify } = input.config.fail2ban;
+    const { recidive, notify, ignorePeers, peers } = input.config.fail2ban;
+    const ignore = ignoreLines(input.config.fail2ban);
     const extraActions = notify ? [`${NOTIFY_ACTION}[jail="%(__name__)s"]`] : [];
     const jailFile = renderTemplate("fail2ban/jail.local.hbs", {
         stack: input.stack,
         // extraActions: more action lines per jail (ban notifications), one continuation line each.
-        jails: jails.map((jail) => ({ ...jail, filter: filterName(jail.name), logpath: jail.logpath.join("\n          "), action: banActionLine(jail.name, jail.bantime), extraActions })),
-        recidive: { ...recidive, bantime: seconds(recidive.bantime), logpath: "/var/log/fail2ban.log", action: banActionLine("recidive", seconds(recidive.bantime)), extraActions: [] },
+        jails: jails.map((jail) => ({ ...jail, filter: filterName(jail.name), logpath: jail.logpath.join("\n          "), action: banActionLine(jail.name, jail.bantime), extraActions, ignore })),
+        recidive: { ...recidive, bantime: banSeconds(recidive.bantime), logpath: "/var/log/fail2ban.log", action: banActionLine("recidive", banSeconds(recidive.bantime)), extraActions: [], ignore },
     });
     const filters = jails.map((jail) =>
         file(
@@ -138,18 +159,24 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         ),
     );
     const enabled: string[] = jails.filter((jail) => jail.enabled).map((jail) => jail.name);
-    const banning = [...jails.filter((jail) => jail.enabled), ...(recidive.enabled ? [{ name: "recidive", bantime: seconds(recidive.bantime) }] : [])];
+    const banning = [...jails.filter((jail) => jail.enabled), ...(recidive.enabled ? [{ name: "recidive", bantime: banSeconds(recidive.bantime) }] : [])];
     if (recidive.enabled) enabled.push("recidive");
     return {
         concern: "fail2ban",
         summary: jails.map((jail) => `${jail.name}: ${jail.enabled ? `${jail.maxretry} in ${jail.findtime}s -> ${jail.bantime < 0 ? "permanent" : `${jail.bantime}s`}` : "disabled"}`),
         packages: ["fail2ban", "ipset", ...(notify?.webhook ? ["curl"] : [])],
-        artifacts: [file(JAIL_FILE, jailFile), banActionFile(input.stack), ...filters, ...(notify ? notifyArtifacts(input, notify) : [])],
+        artifacts: [
+            file(JAIL_FILE, jailFile),
+            banActionFile(),
+            ...filters,
+            ...(notify ? notifyArtifacts(input, notify) : []),
+            ...(ignorePeers ? [file(IGNORE_PEERS_SCRIPT, ignorePeersScript(input.stack, peers), { mode: "0700" })] : []),
+        ],
         // fail2ban 1.0 refuses to start when a jail's log file is missing (a host without
         // Asterisk yet, an API log not written so far): create them empty.
         prepare: missingLogs(jails),
         // fail2ban-client -t does not read Python actions: their syntax is checked apart.
-        validate: ["fail2ban-client -t", `python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' ${BAN_ACTION_FILE}`],
+        validate: ["fail2ban-client -t", `python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' ${BAN_ACTION_FILE}`, ...(ignorePeers ? [`sh -n ${IGNORE_PEERS_SCRIPT}`] : [])],
         activate: [
             carryOverBans(banning),
             "fail2ban-client ping >/dev/null 2>&1 && fail2ban-client reload || { systemctl restart fail2ban 2>/dev/null || fail2ban-client start; }",

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { duration, logPath, source } from "../config/values";
+import { absolutePath, duration, logPath, source } from "../config/values";
 import type { OsFamily } from "../config/os";
 import { scannerLogFile, type FirewallConfig } from "../firewall/schema";
 
@@ -8,6 +8,9 @@ export const jailNames = ["ssh-iptables", "asterisk-iptables", "ast-cli-attck", 
 export type JailName = (typeof jailNames)[number];
 
 export const PERMANENT = "permanent";
+
+/** fail2ban.peers' defaults. */
+export const PEERS_DEFAULTS = { asteriskDir: "/etc/asterisk", cacheTime: 120 };
 
 /**
  * A failregex line for fail2ban: one line, naming the offender with <HOST> (or <ADDR>), and no
@@ -98,6 +101,26 @@ export const fail2banSchema = z
         ignoreip: z.array(source).default([]),
         /** Keep the trusted sources in ignoreip (the guide's support host and the operator's workstations). */
         ignoreTrusted: z.boolean().default(true),
+        /**
+         * Never ban the switch's own static peers (carriers, customers' PBXs): every jail asks the
+         * host's ignore command, which reads them live from sip.conf and MOR's database.
+         */
+        ignorePeers: z.boolean().default(true),
+        /** Where ignorePeers finds the peers, and how long an answer is kept. */
+        peers: z
+            .object({
+                /**
+                 * Asterisk's configuration: sip.conf, extconfig.conf and res_config_mysql.conf. An
+                 * assumption: MOR keeps Asterisk's default directory (a public copy of MOR's
+                 * installer scripts checks /etc/asterisk/extconfig.conf for
+                 * `sippeers => mysql,general,devices`).
+                 */
+                asteriskDir: absolutePath.default(PEERS_DEFAULTS.asteriskDir),
+                /** fail2ban keeps each answer, and the host its lists, this long: a device added is ignored within twice it. */
+                cacheTime: duration.default(PEERS_DEFAULTS.cacheTime),
+            })
+            .strict()
+            .default(PEERS_DEFAULTS),
         jails: z
             .object({
                 ...(Object.fromEntries(jailNames.map((name) => [name, jailSettings.optional()])) as Record<Exclude<JailName, "ast-cli-attck">, z.ZodOptional<typeof jailSettings>>),
@@ -105,6 +128,12 @@ export const fail2banSchema = z
             })
             .strict()
             .default({}),
+        /**
+         * The longest ban a jail gives on evidence a forged source can produce (one UDP datagram
+         * needs no answer: ast-cli-attck, ast-hgc-200, asterisk-iptables). The guide bans those
+         * permanently; "permanent" restores it. A jail's own bantime still wins.
+         */
+        forgeableBantime: bantime.default(3600),
         /** fail2ban's own recidive jail: repeat offenders banned for longer. */
         recidive: z
             .object({
@@ -116,7 +145,18 @@ export const fail2banSchema = z
             .strict()
             .default({ enabled: true, maxretry: 5, findtime: 86400, bantime: 604800 }),
     })
-    .strict();
+    .strict()
+    .superRefine((value, ctx) => {
+        // Recidive counts every jail's bans, the forgeable ones too: a permanent recidive would
+        // turn a forged source's bounded bans into a permanent one.
+        if (value.recidive.enabled && value.recidive.bantime === PERMANENT && value.forgeableBantime !== PERMANENT) {
+            ctx.addIssue({
+                code: "custom",
+                path: ["recidive", "bantime"],
+                message: `"permanent" would ban forged sources permanently (recidive counts the bans of jails a forged UDP source can trigger): give recidive a duration, or set fail2ban.forgeableBantime: permanent to accept that`,
+            });
+        }
+    });
 
 export type Fail2banConfig = z.infer<typeof fail2banSchema>;
 
@@ -124,12 +164,17 @@ export interface JailDefaults {
     description: string;
     maxretry: number;
     findtime: number;
+    /** The guide's ban time. */
     bantime: number | typeof PERMANENT;
+    /** Whether a forged source can produce the evidence (no round trip needed): then banned for at most fail2ban.forgeableBantime. */
+    forgeable: boolean;
     logpath: (os: OsFamily, firewall: FirewallConfig) => string[];
 }
 
 const asteriskLog = () => ["/var/log/asterisk/messages"];
-const apacheAccessLog = (os: OsFamily) => [os === "debian" ? "/var/log/apache2/access.log" : "/var/log/httpd/access_log"];
+/** The access log mor_api and mor_ddos read by default, which the hardened GUI vhosts write (src/apache/render.ts). */
+export const apacheAccessLogFile = (os: OsFamily) => (os === "debian" ? "/var/log/apache2/access.log" : "/var/log/httpd/access_log");
+const apacheAccessLog = (os: OsFamily) => [apacheAccessLogFile(os)];
 
 /** The guide's thresholds and ban times; where the guide is silent the choice is documented in the README. */
 export const jailDefaults: Record<JailName, JailDefaults> = {
@@ -138,6 +183,7 @@ export const jailDefaults: Record<JailName, JailDefaults> = {
         maxretry: 3,
         findtime: 600,
         bantime: 600,
+        forgeable: false,
         logpath: (os) => [os === "debian" ? "/var/log/auth.log" : "/var/log/secure"],
     },
     "asterisk-iptables": {
@@ -145,13 +191,18 @@ export const jailDefaults: Record<JailName, JailDefaults> = {
         maxretry: 5,
         findtime: 600,
         bantime: 600,
+        // Asterisk logs some failures at the first request, before any challenge (no matching
+        // peer or endpoint, ACL): a forged UDP request produces them.
+        forgeable: true,
         logpath: asteriskLog,
     },
     "ast-cli-attck": {
-        description: "any SIP packet from a known scanner: banned permanently",
+        description: "any SIP packet from a known scanner: banned for fail2ban.forgeableBantime (the guide: permanently)",
         maxretry: 1,
         findtime: 600,
         bantime: PERMANENT,
+        // One UDP datagram with a scanner's User-Agent, the firewall's or Asterisk's line alike.
+        forgeable: true,
         // The firewall logs scanner packets it sees on the SIP ports (see firewall/render.ts);
         // Asterisk (MOR) logs the User-Agents it sees, also over TLS, where the firewall is blind.
         logpath: (os, firewall) => [scannerLogFile(firewall.scannerLog, os), ...asteriskLog()],
@@ -161,13 +212,17 @@ export const jailDefaults: Record<JailName, JailDefaults> = {
         maxretry: 1,
         findtime: 600,
         bantime: PERMANENT,
+        // A login over TCP: the handshake needs the host's answer.
+        forgeable: false,
         logpath: asteriskLog,
     },
     "ast-hgc-200": {
-        description: "20 unauthorized calls (hangup cause 200) in 10 minutes: banned permanently",
+        description: "20 unauthorized calls (hangup cause 200) in 10 minutes: banned for fail2ban.forgeableBantime (the guide: permanently)",
         maxretry: 20,
         findtime: 600,
         bantime: PERMANENT,
+        // An INVITE over UDP from a source with no peer is refused at once: no answer needed.
+        forgeable: true,
         logpath: asteriskLog,
     },
     mor_api: {
@@ -175,6 +230,8 @@ export const jailDefaults: Record<JailName, JailDefaults> = {
         maxretry: 5,
         findtime: 600,
         bantime: PERMANENT,
+        // An HTTP request over TCP.
+        forgeable: false,
         logpath: apacheAccessLog,
     },
     mor_ddos: {
@@ -182,9 +239,25 @@ export const jailDefaults: Record<JailName, JailDefaults> = {
         maxretry: 20,
         findtime: 600,
         bantime: 3600,
+        forgeable: false,
         logpath: apacheAccessLog,
     },
 };
+
+/**
+ * A jail's ban time, -1 permanent: its own setting, else the guide's, at most
+ * fail2ban.forgeableBantime when a forged source can produce its evidence.
+ */
+export function jailBantime(name: JailName, fail2ban: Fail2banConfig): number {
+    const own = fail2ban.jails[name]?.bantime;
+    if (own !== undefined) return banSeconds(own);
+    const guide = banSeconds(jailDefaults[name].bantime);
+    if (!jailDefaults[name].forgeable || fail2ban.forgeableBantime === PERMANENT) return guide;
+    return guide < 0 ? fail2ban.forgeableBantime : Math.min(guide, fail2ban.forgeableBantime);
+}
+
+/** A ban time in seconds, -1 for permanent (fail2ban's notation). */
+export const banSeconds = (bantime: number | typeof PERMANENT): number => (bantime === PERMANENT ? -1 : bantime);
 
 /** The scanners ast-cli-attck reads: the stack's list, or the guide's. */
 export const configuredScannerAgents = (fail2ban: Fail2banConfig): string[] => fail2ban.jails["ast-cli-attck"]?.userAgents ?? guideScannerAgents;

@@ -9,7 +9,8 @@ import { formatRange } from "../config/values";
 import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
-import { isGuarded, knockRules, type Family } from "../knocking/render";
+import { families, type Family } from "../config/family";
+import { isGuarded, knockRules } from "../knocking/render";
 import { effectiveServices, trustedSources, type EffectiveService, type FirewallConfig } from "./schema";
 import { sshdPorts } from "../sshd/ports";
 import { scannerAgents } from "../fail2ban/schema";
@@ -125,6 +126,9 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
         input_.push(`-j ${BLOCKLIST_CHAIN}`);
         chains.push({ name: BLOCKLIST_CHAIN, rules: blocklistRules(firewall.blocklists, trusted, family) });
     }
+    // Packets conntrack cannot place (a TCP segment out of any window, a stray reply) go first:
+    // nothing after this sees them, the scanner rule included.
+    input_.push("-m conntrack --ctstate INVALID -j DROP");
     const sip = sipServices(services);
     const agents = scannerAgents(input.config.fail2ban);
     // Without the ast-cli-attck jail (or its scanners) there is nothing to log and drop for.
@@ -133,11 +137,19 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
         // ast-cli-attck jail, then dropped. Before the ESTABLISHED rule: over TCP the request
         // comes after the handshake, and a UDP scanner may have had an answer already. (SIP
         // over TLS cannot be seen this way.)
-        input_.push(...sip.map((service) => `${portMatch(service)} -j ${SIP_AGENT_CHAIN}`));
+        // Over TCP only ESTABLISHED packets: conntrack saw the host answer the flow, which a
+        // forged source cannot complete (it never sees the SYN-ACK, and a blind ACK is out of
+        // window: INVALID, dropped above). A segment outside any connection is NEW, even when
+        // conntrack picks it up mid-stream (nf_conntrack_tcp_loose, on by default), and the
+        // host's RST, its only answer, deletes that entry (Linux nf_conntrack_proto_tcp.c: "If
+        // only reply is a RST ... delete the conntrack immediately"): it never bans its source.
+        // Over UDP nothing tells a forged datagram from a real one: the jail bans those sources
+        // for a bounded time only (fail2ban.forgeableBantime).
+        input_.push(...sip.map((service) => `${portMatch(service)}${service.protocol === "tcp" ? " -m conntrack --ctstate ESTABLISHED" : ""} -j ${SIP_AGENT_CHAIN}`));
         chains.push({ name: SIP_AGENT_CHAIN, rules: scannerAgentRules(agents) });
         chains.push({ name: SIPSCAN_CHAIN, rules: [scannerLogRule(firewall.scannerLog), "-j DROP"] });
     }
-    input_.push("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", "-m conntrack --ctstate INVALID -j DROP", ...icmpRules(family, firewall.allowPing));
+    input_.push("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT", ...icmpRules(family, firewall.allowPing));
     if (knock) {
         input_.push(knock.entry);
         chains.push(knock.chain);
@@ -236,7 +248,6 @@ function flushRemovedBlocklists(firewall: FirewallConfig): string {
 
 export function renderFirewall(input: RenderInput): ConcernPlan {
     const { os, firewall } = input.config;
-    const families: Family[] = ["v4", "v6"];
     const usesUlogd = firewall.scannerLog === "nflog" && hasSip(input);
     const artifacts = families.map((family) => file(persistPaths[os][family], renderRuleset(input, family), { mode: "0600" }));
     const commands = families.map((family) => familyCommands(os, family));

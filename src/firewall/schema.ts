@@ -62,13 +62,13 @@ export const firewallSchema = z
             .default({ perMinute: 20, burst: 20 }),
         /** Answer ping (rate limited); the ICMP a host needs to work is always allowed. */
         allowPing: z.boolean().default(true),
+        /** Published lists of addresses and CIDRs dropped before every service (see src/blocklists/). */
+        blocklists: blocklistsSchema,
         /**
          * Where SIP scanner packets are logged for the ast-cli-attck jail: the kernel log, or NFLOG
          * read by ulogd (Debian's ulogd2) for hosts whose kernel log is not theirs (containers,
          * network namespaces: the kernel logs only the initial namespace's LOG rules).
          */
-        /** Published lists of addresses and CIDRs dropped before every service (see src/blocklists/). */
-        blocklists: blocklistsSchema,
         scannerLog: z.enum(["kernel", "nflog"], { error: (iss) => `${JSON.stringify(iss.input)} is not kernel or nflog` }).default("kernel"),
     })
     .strict()
@@ -90,9 +90,8 @@ export interface EffectiveService {
     sources?: string[];
 }
 
-/** The catalogue with the stack's choices applied; `sshPort` is the port sshd listens on. */
 /**
- * Every service with its ports and exposure. `sshPorts` are sshd's (see sshdPorts): the first is
+ * The catalogue with the stack's choices applied: every service with its ports and exposure. `sshPorts` are sshd's (see sshdPorts): the first is
  * the ssh service's default port; each further one (SSH moving to a new port) is one more "ssh"
  * entry with the same exposure.
  */

@@ -1,13 +1,12 @@
 // Port knocking in the firewall itself: each knock of the sequence moves the source from one
 // `recent` list to the next, the last opens the guarded services for `openWindow` seconds.
 // No daemon is involved, so nothing can die and leave SSH hidden for good.
+import type { Family } from "../config/family";
 import { file, secretPlaceholder, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { knockSpecOf } from "./client";
 import type { KnockingConfig, GuardedService } from "./schema";
-
-export type Family = "v4" | "v6";
 
 export interface KnockRules {
     /** The chain of knock-stage rules, jumped to for packets on the knock ports. */

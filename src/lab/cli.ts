@@ -2,7 +2,7 @@
 // npm run lab -- up [--hosts N] | status | exec NAME -- COMMAND... | down
 import { join } from "node:path";
 import { Command } from "commander";
-import { findNode, labDown, labExec, labUp, readState, requireRootOnLinux } from "./lab";
+import { findNode, labDown, labExec, labRelay, labUp, readState, requireRootOnLinux } from "./lab";
 import { writeLabStacks } from "./stacks";
 import type { VoipProfile } from "./voip-files";
 
@@ -56,10 +56,8 @@ program
     .action((name: string, command: string[]) => {
         const state = readState(LAB_DIR);
         if (!state) throw new Error("the lab is down: npm run lab -- up");
-        const result = labExec(findNode(state, name), command, { timeoutMs: 600_000 });
-        process.stdout.write(result.stdout);
-        process.stderr.write(result.stderr);
-        process.exitCode = result.code;
+        // Relayed as it comes, of any size (captured, a 1 MiB buffer cut `bans --json` of 20,000 bans).
+        process.exitCode = labRelay(findNode(state, name), command, { timeoutMs: 600_000 });
     });
 
 program

@@ -4,7 +4,7 @@
 import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { clientAddresses, hostAddress } from "./lab";
+import { clientAddresses, hostAddress } from "./addresses";
 import { VOIP_START, voipLabFiles, type VoipProfile } from "./voip-files";
 import { isMorProfile, morProfileBoot, morProfileFiles, profileLogs, type LabProfile } from "./mor-profile";
 

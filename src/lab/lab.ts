@@ -6,7 +6,9 @@
 // the machine's own network and nothing leaves the lab.
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { constants as osConstants } from "node:os";
 import { join } from "node:path";
+import { clientAddresses, hostAddress } from "./addresses";
 import { hostInit, hostsFile, labFiles } from "./host-files";
 import type { VoipProfile } from "./voip-files";
 import type { LabProfile } from "./mor-profile";
@@ -55,17 +57,6 @@ export interface ExecResult {
     stderr: string;
 }
 
-/** Lab addresses: documentation ranges only (RFC 5737 and RFC 3849). */
-export function hostAddress(index: number): { v4: string; v6: string } {
-    if (index < 1 || index > 80) throw new Error(`lab host index ${index} is out of range (1-80)`);
-    return { v4: `192.0.2.${10 + index}`, v6: `2001:db8:2::${10 + index}` };
-}
-export const clientAddresses = {
-    workstation: { v4: "198.51.100.10", v6: "2001:db8:51::10" },
-    attacker: { v4: "203.0.113.66", v6: "2001:db8:113::66" },
-    /** Plays Kolmisoft support (sshd.support); trusted only where a test's stack says so. */
-    support: { v4: "198.51.100.20", v6: "2001:db8:51::20" },
-};
 const onLinkRoutes = ["192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"];
 
 export function hostName(index: number): string {
@@ -310,11 +301,28 @@ export function execArgv(node: LabHost | LabNode, argv: string[]): string[] {
         : ["ip", "netns", "exec", node.netns, ...argv];
 }
 
-/** Runs a command in a lab node, bounded by `timeoutMs`. */
+/** The exit code of a command a signal ended (as a shell reports it), or 1 when it did not start. */
+const signalCode = (signal: NodeJS.Signals | null) => (signal ? 128 + (osConstants.signals[signal] ?? 0) : 1);
+
+/**
+ * Runs a command in a lab node, bounded by `timeoutMs`, its output captured whole: spawnSync's
+ * default maxBuffer (1 MiB) killed a command past it (`bans --json` of 20,000 bans came back cut,
+ * exit 128). A timeout says so on stderr.
+ */
 export function labExec(node: LabHost | LabNode, argv: string[], options: { input?: string; timeoutMs?: number } = {}): ExecResult {
     const [command, ...args] = execArgv(node, argv);
-    const result = spawnSync(command, args, { encoding: "utf8", input: options.input, timeout: options.timeoutMs ?? 60_000 });
-    return { code: result.status ?? (result.signal ? 128 : 1), stdout: result.stdout ?? "", stderr: result.stderr ?? (result.error?.message ?? "") };
+    const timeout = options.timeoutMs ?? 60_000;
+    const result = spawnSync(command, args, { encoding: "utf8", input: options.input, timeout, maxBuffer: Infinity });
+    const why = result.error ? `\nlab: ${argv[0]}: ${(result.error as NodeJS.ErrnoException).code === "ETIMEDOUT" ? `no end after ${timeout} ms` : result.error.message}` : "";
+    return { code: result.status ?? signalCode(result.signal), stdout: result.stdout ?? "", stderr: `${result.stderr ?? ""}${why}` };
+}
+
+/** Runs a command in a lab node with this process's stdin, stdout and stderr (output of any size, as it comes); its exit code. */
+export function labRelay(node: LabHost | LabNode, argv: string[], options: { timeoutMs?: number } = {}): number {
+    const [command, ...args] = execArgv(node, argv);
+    const result = spawnSync(command, args, { stdio: "inherit", timeout: options.timeoutMs ?? 60_000 });
+    if (result.error) process.stderr.write(`lab: ${argv[0]}: ${result.error.message}\n`);
+    return result.status ?? signalCode(result.signal);
 }
 
 export function readHostFile(host: LabHost, path: string): string {

@@ -1,8 +1,8 @@
 // Firewalls as distributions ship them, in iptables-restore format, one text per family: what lab
 // hosts of the rhel-like MOR profile boot with, and what the tests start from.
 
-export type Family = "v4" | "v6";
-export const families: Family[] = ["v4", "v6"];
+import type { Family } from "../config/family";
+
 /** iptables-restore input of one family each. */
 export type Tables = Record<Family, string>;
 

@@ -44,17 +44,17 @@ export interface Artifact {
 }
 
 /**
- * Live state that files alone do not show (the loaded ruleset, sshd's effective settings): a
- * command that prints it, and what it must print, either fixed text or the output of a command
- * fed one artifact's desired content (so the same tool formats both sides).
- */
-/**
  * Set (to 1) while an apply reads a host: a live view may then remember what it computed, in
  * VIEW_MEMORY_DIR, to compute less next time. A drift check never sets it: it writes nothing.
  */
 export const FILL_VIEWS_VARIABLE = "MORH_FILL_VIEWS";
 export const VIEW_MEMORY_DIR = "/var/lib/mor-harden/views";
 
+/**
+ * Live state that files alone do not show (the loaded ruleset, sshd's effective settings): a
+ * command that prints it, and what it must print, either fixed text or the output of a command
+ * fed one artifact's desired content (so the same tool formats both sides).
+ */
 export interface LiveView {
     name: string;
     live: string;

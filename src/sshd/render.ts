@@ -11,17 +11,9 @@ import { sshdPorts } from "./ports";
 import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
-import { supportAccess } from "./support";
+import { supportAccess, type Directive } from "./support";
 
 export const DROP_IN = "/etc/ssh/sshd_config.d/00-mor-harden.conf";
-
-export interface Directive {
-    keyword: string;
-    value: string;
-    /** How `sshd -T` prints the value when it differs from what is written. */
-    effective?: string;
-    why: string;
-}
 
 const yesNo = (value: boolean) => (value ? "yes" : "no");
 

@@ -2,7 +2,6 @@ import { z } from "zod";
 import { duration, port, source, token, unixUser } from "../config/values";
 import { KOLMISOFT_SUPPORT } from "../firewall/schema";
 
-/** An OpenSSH algorithm name ("curve25519-sha256", "aes256-gcm@openssh.com"). */
 /** An OpenSSH public key line: type and base64, an optional comment (no options: mor-harden writes those). */
 const publicKey = token("an OpenSSH public key (type, base64, optional comment)", (v) => /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+=*( [ -~]*)?$/.test(v));
 
@@ -29,6 +28,7 @@ const supportAccess = z
     });
 export type SupportAccess = z.infer<typeof supportAccess>;
 
+/** An OpenSSH algorithm name ("curve25519-sha256", "aes256-gcm@openssh.com"). */
 const algorithm = token("an OpenSSH algorithm name", (v) => /^[a-z0-9][a-z0-9.@+_-]{1,80}$/.test(v));
 
 export const sshdSchema = z

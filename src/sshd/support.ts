@@ -3,11 +3,19 @@
 import { addressesOf } from "../config/resolve";
 import { file, type Artifact } from "../render/artifact";
 import type { RenderInput } from "../render/input";
-import type { Directive } from "./render";
 
 /** Where support's keys live: one file per user, root's own, beside sshd's config, not in a home directory. */
 export const SUPPORT_KEYS_DIR = "/etc/ssh/mor-harden-support";
 const DEFAULT_KEYS_FILES = ".ssh/authorized_keys .ssh/authorized_keys2";
+
+/** One sshd_config line and why it is there (the drop-in's, and support's). */
+export interface Directive {
+    keyword: string;
+    value: string;
+    /** How `sshd -T` prints the value when it differs from what is written. */
+    effective?: string;
+    why: string;
+}
 
 export interface SupportMatch {
     criteria: string;

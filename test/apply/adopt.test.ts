@@ -5,10 +5,13 @@
 import assert from "node:assert/strict";
 import { jailNames } from "../../src/fail2ban/schema";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, it } from "node:test";
-import { clientAddresses, type LabHost } from "../../src/lab/lab";
+import { needs } from "../helpers/needs";
+import { clientAddresses } from "../../src/lab/addresses";
+import type { LabHost } from "../../src/lab/lab";
 import { applyFromWorkstation, driftFromWorkstation, labStackFile, scanPorts, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type CliRun, type TestLab } from "../helpers/lab";
 import { dockerFilterBody, dockerNat, emptyFilter, families, filterTables, iptablesServicesStock, loadTables, savedTable, ufwChains, type Family, type Tables } from "../helpers/rulesets";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 const attackerBan: Record<Family, string> = { v4: `${clientAddresses.attacker.v4}/32`, v6: `${clientAddresses.attacker.v6}/128` };
 const portUnreachable: Record<Family, string> = { v4: "icmp-port-unreachable", v6: "icmp6-port-unreachable" };

@@ -2,9 +2,12 @@
 import assert from "node:assert/strict";
 import { banSets } from "../../src/fail2ban/ban-action";
 import { spawn } from "node:child_process";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { execArgv } from "../../src/lab/lab";
+import { waitFor } from "../helpers/faults";
 import { applyFromWorkstation, labStackFile, operatorSshOptions, scanPorts, sh, sshLoginWorks, startTestLab, statuses, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 let stack: string;
@@ -192,7 +195,7 @@ describe("apply over SSH", () => {
         assert.ok(sshWorks());
     });
 
-    it("comes back after a reboot: netfilter-persistent loads the rules, fail2ban its sets and their rules", () => {
+    it("comes back after a reboot: netfilter-persistent loads the rules, fail2ban its sets and their rules", async () => {
         const rules = () => sh(host(), "iptables-save -t filter | grep -E '^(:|-A)' | grep -v -e f2b -e 'match-set morh-ban-' | sed 's/\\[[0-9:]*\\]//' | sort").stdout;
         const before_ = rules();
         // A reboot's firewall: nothing loaded, then the boot scripts.
@@ -200,9 +203,12 @@ describe("apply over SSH", () => {
         assert.equal(sh(host(), "/usr/share/netfilter-persistent/plugins.d/15-ip4tables start && /usr/share/netfilter-persistent/plugins.d/25-ip6tables start").code, 0);
         assert.equal(rules(), before_);
         sh(host(), "fail2ban-client restart >/dev/null");
-        // fail2ban's ban action makes its sets at start, and puts their rules before mor-harden's jump.
+        // fail2ban's ban action makes its sets at start, and puts their rules before mor-harden's
+        // jump: one jail after another, after fail2ban-client restart has returned.
+        const setRules = /^(-A INPUT -m set --match-set morh-ban-\S+ src -j REJECT --reject-with icmp-port-unreachable\n){8}-A INPUT -j MORH-INPUT$/m;
+        assert.ok(await waitFor(() => setRules.test(sh(host(), "iptables -S INPUT").stdout), 60_000), `the eight jails' set rules come first in INPUT:\n${sh(host(), "iptables -S INPUT").stdout}`);
         assert.equal(sh(host(), "fail2ban-client set ssh-iptables banip 203.0.113.99").code, 0);
-        assert.match(sh(host(), "iptables -S INPUT").stdout, /^(-A INPUT -m set --match-set morh-ban-\S+ src -j REJECT --reject-with icmp-port-unreachable\n){8}-A INPUT -j MORH-INPUT$/m);
+        // banip runs the ban's action before it answers (fail2ban's Actions.addBannedIP).
         assert.equal(sh(host(), `ipset test ${sshBanSet} 203.0.113.99`).code, 0);
         sh(host(), "fail2ban-client set ssh-iptables unbanip 203.0.113.99");
         assert.ok(sshWorks());

@@ -2,9 +2,11 @@
 // fresh lab host of its own (so no test starts from the state another's happy path left), and
 // judged from outside: the operator still gets in, and the host holds what the report says.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 import { applyInBackground, fillOver, hostFingerprint, simulateReboot, slowLossyLink, slowTool, waitFor } from "../helpers/faults";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 /** One fresh host per test, in this order. */
 const HOSTS = ["lockout", "concurrent", "full-state", "full-etc", "reboot-hardened", "reboot-fresh", "session-killed", "timeout", "connection-lost", "slow-link", "port-move"] as const;

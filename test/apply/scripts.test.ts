@@ -9,6 +9,7 @@ import { applyScript, bootScript, confirmScript, deleteScript, readScript, rollb
 import type { ConcernPlan } from "../../src/render/artifact";
 import { renderHost } from "../../src/compose/host";
 import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
+import { requires } from "../helpers/needs";
 
 const options = { txid: "20261128000000000-firewall-0a0b0c0d", os: "debian" as const, installPackages: [], confirmSeconds: 30, lockSeconds: 5 };
 
@@ -67,7 +68,7 @@ describe("host scripts as text", () => {
     });
 });
 
-describe("host scripts as programs (scratch state directory)", () => {
+describe("host scripts as programs (scratch state directory)", { skip: requires("root (a private mount namespace: unshare, mount)") }, () => {
     // 3 s: the wait is counted in whole seconds, so at least 2 s of it are certain.
     const read = readScript([], "debian", { lockSeconds: 3 });
 

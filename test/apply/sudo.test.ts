@@ -1,8 +1,10 @@
 // An operator who logs in as an ordinary user with sudo rights, as many MOR hosts are run.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 before(async () => {

@@ -15,7 +15,8 @@ import { auditHtml } from "../../src/audit/html";
 import { aclWiderThan, parseNetwork } from "../../src/audit/networks";
 import { passwordWeaknesses } from "../../src/audit/passwords";
 import { auditExitCode, auditJson, auditJunit, auditTextReport } from "../../src/audit/report";
-import { auditScript, databasePeers, OPTION_FILE_AWK, parseAuditOutput, type AuditFacts } from "../../src/audit/script";
+import { auditScript, databasePeers, parseAuditOutput, type AuditFacts } from "../../src/audit/script";
+import { OPTION_FILE_AWK } from "../../src/config/asterisk-database";
 import { fail2banFindings, sudoersFindings, tlsFindings } from "../../src/audit/system";
 import type { AuditResult } from "../../src/audit/check";
 
@@ -106,7 +107,7 @@ test("the live firewall: what accepts a new connection from any source", () => {
 test("listeners and exposures: never-public services beyond loopback, judged per family", () => {
     const listeners = parseListeners(sample("ss.txt"));
     assert.deepEqual(listeners[0], { protocol: "tcp", address: "192.0.2.11", port: 3306, process: "mariadbd" });
-    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: sample("ss.txt"), rules: { v4: sample("iptables-open.txt"), v6: sample("iptables-hardened.txt") }, sets: "", certificates: [], fail2banThreads: [] };
+    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: sample("ss.txt"), rules: { v4: sample("iptables-open.txt"), v6: sample("iptables-hardened.txt") }, sets: "", certificates: [], hostFiles: {}, fail2banThreads: [] };
     const exposed = evaluateFacts(facts, []).filter((finding) => finding.id === "net.exposed").map((finding) => finding.evidence);
     assert.deepEqual(exposed, [
         "mysql: tcp 192.0.2.11:3306 (mariadbd), IPv4: accepted from any source by INPUT's policy ACCEPT",
@@ -122,7 +123,7 @@ test("certificates: expired is critical, under 30 days high, a chain that does n
     rmSync(dir, { recursive: true, force: true });
     const validTo = Date.parse(new X509Certificate(pem).validTo) / 1000;
     const day = 86_400;
-    const base: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, sets: "", certificates: [] };
+    const base: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, sets: "", certificates: [], hostFiles: {} };
     const graded = (now: number, verify = "/etc/ssl/gui.pem: OK\n") => tlsFindings({ ...base, now, certificates: [{ path: "/etc/ssl/gui.pem", pem, verify }] }, []).map((finding) => `${finding.id} ${finding.severity}: ${finding.evidence}`);
     assert.match(graded(validTo + day).join(), /^tls.expiry critical: \/etc\/ssl\/gui.pem \(CN=gui.example.com\): expired on /);
     assert.match(graded(validTo - 10 * day).join(), /^tls.expiry high: .*, in 10 days$/);
@@ -204,7 +205,7 @@ test("res_config_mysql.conf becomes a MySQL option file: its section only, ';' e
 });
 
 test("reports in text, JSON, JUnit and HTML hold no secret, not even half of one; exit codes follow --fail-on", () => {
-    const facts: AuditFacts = { now: 0, files: { ...asteriskFiles, "/etc/sudoers": sample("sudoers") }, rootWithoutPassword: true, sockets: sample("ss.txt"), rules: { v4: "", v6: "" }, sets: "", certificates: [],
+    const facts: AuditFacts = { now: 0, files: { ...asteriskFiles, "/etc/sudoers": sample("sudoers") }, rootWithoutPassword: true, sockets: sample("ss.txt"), rules: { v4: "", v6: "" }, sets: "", certificates: [], hostFiles: {},
         database: { table: "devices", read: true, peers: [{ name: "3001", secret: "Hx7-db", insecure: null, host: "dynamic", type: "friend", context: "x", permit: null, deny: null }] } };
     const result: AuditResult = { stack: "production", host: "mor-1", address: "203.0.113.10", status: "checked", findings: evaluateFacts(facts, []), roundTrips: 1, seconds: 0.5 };
     const down: AuditResult = { stack: "production", host: "mor-2", address: "203.0.113.11", status: "error", reason: "connect ETIMEDOUT", findings: [], roundTrips: 0, seconds: 5 };
@@ -241,7 +242,7 @@ test("ban counts from ban sets: mor-harden's and fail2ban's own, nothing else", 
 const setHeader = (name: string, family: "inet" | "inet6", entries: number) => [`Name: ${name}`, "Type: hash:ip", "Revision: 6", `Header: family ${family} hashsize 1024 maxelem 65536 bucketsize 12 initval 0x5db657f8`, "References: 1", `Number of entries: ${entries}`, ""];
 /** The evidence of each fail2ban.ban-set-unmatched finding, with its severity. */
 const unmatchedSets = (rules: { v4: string; v6: string }, sets: string) =>
-    fail2banFindings({ now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules, sets, certificates: [], fail2banThreads: [] })
+    fail2banFindings({ now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules, sets, certificates: [], hostFiles: {}, fail2banThreads: [] })
         .filter((finding) => finding.id === "fail2ban.ban-set-unmatched")
         .map((finding) => `${finding.severity}: ${finding.evidence}`);
 

@@ -19,6 +19,7 @@ import { renderHost } from "../../src/compose/host";
 import { findTemplatesDir } from "../../src/render/templates";
 import { minimalConfig, minimalRaw, renderInputFor } from "../helpers/fixtures";
 import { netnsAvailable, startNetns, type Netns } from "../firewall/netns";
+import { requires } from "../helpers/needs";
 
 const SAMPLE = join(findTemplatesDir(), "..", "src", "blocklists", "samples", "voip-scanners.list");
 const dirs: string[] = [];
@@ -72,7 +73,7 @@ describe("blocklist files", () => {
     });
 });
 
-describe("blocklists on the host side", { skip: !netnsAvailable() && "needs root and unshare" }, () => {
+describe("blocklists on the host side", { skip: requires("root and unshare", netnsAvailable) }, () => {
     it("prints every entry as ipset does (real ipset restore in a scratch namespace)", async () => {
         const lines = ["10.1.2.3/8", "1.2.3.4", "2001:DB8:0:0:1:0:0:1", "2001:db8:0:0:1::/80", "fe80:0:0:0:0:0:0:1", "2001:0:0:1:0:0:0:1", "2001:db8::/33", "1:0:0:0:1:0:0:0"];
         const netns = await startNetns("nft");
@@ -155,7 +156,7 @@ describe("blocklists on the host side", { skip: !netnsAvailable() && "needs root
     });
 });
 
-describe("blocklists on the host side, when a load fails", { skip: !netnsAvailable() && "needs root and unshare" }, () => {
+describe("blocklists on the host side, when a load fails", { skip: requires("root and unshare", netnsAvailable) }, () => {
     it("leaves no morh-new-* set behind when a swap fails (a live set of another type and family)", async () => {
         const lists = { scanners: "198.18.0.1\n2001:db8:dead::1\n", other: "198.18.9.9\n" };
         const plan = renderBlocklists(await renderInputFor(loadEnvironment({ file: stackWithLists(lists) }).hosts[0].config))!;

@@ -3,10 +3,12 @@
 // honoured (mor-3 without Apache), --host narrowing, and one host unreachable while the others
 // are applied and checked.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import type { HostApplyResult } from "../../src/apply/hosts";
 import type { DriftResult } from "../../src/drift/check";
 import { cliFromWorkstation, labEnvironmentFile, sh, startTestLab, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 const VHOST = "/etc/apache2/sites-available/00-mor-harden.conf";
 

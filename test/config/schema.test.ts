@@ -47,6 +47,8 @@ const badConfigs: [string, Record<string, unknown>, string][] = [
     ["unknown OS", minimalRaw({ os: "ubuntu" }), 'os: "ubuntu" is not an OS family (debian or rhel)'],
     ["jail maxretry zero", withJail("ssh-iptables", { maxretry: 0 }), "fail2ban.jails.ssh-iptables.maxretry: Too small"],
     ["bantime word", withJail("mor_ddos", { bantime: "forever" }), 'fail2ban.jails.mor_ddos.bantime: "forever" is not a duration'],
+    ["forgeable bantime word", minimalRaw({ fail2ban: { forgeableBantime: "forever" } }), 'fail2ban.forgeableBantime: "forever" is not a duration or "permanent"'],
+    ["recidive permanent over bounded forgeable bans", minimalRaw({ fail2ban: { recidive: { bantime: "permanent" } } }), 'fail2ban.recidive.bantime: "permanent" would ban forged sources permanently'],
     ["unknown jail", minimalRaw({ fail2ban: { jails: { "asterisk-guest": {} } } }), "fail2ban.jails.asterisk-guest: is not a known key"],
     ["log path relative", withJail("mor_api", { logpath: ["log/api.log"] }), 'fail2ban.jails.mor_api.logpath[0]: "log/api.log" is not an absolute log path'],
     ["failregex without host", withJail("mor_api", { failregex: ["API failure"] }), 'fail2ban.jails.mor_api.failregex[0]: "API failure" names no offender'],
@@ -101,6 +103,8 @@ describe("stack config schema", () => {
         assert.equal(config.firewall.services.ssh, undefined, "the catalogue default (trusted) applies");
         assert.equal(config.firewall.sshRateLimit.perMinute, 20);
         assert.equal(config.fail2ban.recidive.enabled, true);
+        assert.equal(config.fail2ban.forgeableBantime, 3600);
+        assert.equal(config.fail2ban.recidive.bantime, 604800, "bounded: recidive also counts bans of forged sources");
         assert.equal(config.sshd.maxAuthTries, 6);
         assert.equal(config.knocking.mode, "off");
         assert.equal(config.apache.enabled, false);
@@ -111,6 +115,9 @@ describe("stack config schema", () => {
         assert.equal(config.fail2ban.jails["ssh-iptables"]?.findtime, 600);
         assert.equal(config.fail2ban.jails["ssh-iptables"]?.bantime, 3600);
         assert.equal(config.fail2ban.jails.mor_api?.bantime, "permanent");
+        assert.equal(minimalConfig({ fail2ban: { forgeableBantime: "1d" } }).fail2ban.forgeableBantime, 86400);
+        const guide = minimalConfig({ fail2ban: { forgeableBantime: "permanent", recidive: { bantime: "permanent" } } }).fail2ban;
+        assert.deepEqual([guide.forgeableBantime, guide.recidive.bantime], ["permanent", "permanent"], "the guide's permanent bans, recidive's too, when asked for");
     });
 
     it("uses sudo for a user that is not root", () => {

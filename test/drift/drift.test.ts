@@ -4,10 +4,12 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import type { DriftResult } from "../../src/drift/check";
 import { labExec } from "../../src/lab/lab";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 let stack: string;
@@ -29,12 +31,18 @@ function drift(...args: string[]): { code: number; results: DriftResult[]; stder
 /** Everything drift could touch on a host: managed and state files, and the rules without counters. */
 const fingerprint = () => sh(lab.host(), "find /etc /var/lib/mor-harden /root/.ssh -xdev -path /etc/netns -prune -o -type f -exec sha256sum {} + | sort; iptables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; ip6tables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'").stdout;
 
+/**
+ * Waits (60 s at most) until every jail's ban action has started, each putting its set's rule in
+ * INPUT, IPv4 and IPv6: fail2ban starts its jails' actions after `fail2ban-client start` returns.
+ */
+const jailsStarted = `timeout 60 sh -c 'until [ "$(iptables -S INPUT | grep -c "match-set morh-ban-")" -ge 8 ] && [ "$(ip6tables -S INPUT | grep -c "match-set morh-ban-")" -ge 8 ]; do sleep 0.2; done'`;
+
 const handChanges: [string, string, string, RegExp][] = [
     ["an added ACCEPT rule", "iptables -I INPUT 1 -p tcp --dport 3306 -j ACCEPT", "iptables -D INPUT -p tcp --dport 3306 -j ACCEPT", /-- firewall: iptables rules\n[\s\S]*^\+-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT$/m],
     ["a changed ip6tables policy", "ip6tables -P INPUT ACCEPT", "ip6tables -P INPUT DROP", /-- firewall: ip6tables rules\n[\s\S]*^-:INPUT DROP\n\+:INPUT ACCEPT$/m],
     ["PasswordAuthentication yes in an sshd drop-in", "echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/00-aaa.conf", "rm /etc/ssh/sshd_config.d/00-aaa.conf", /-- sshd: sshd effective settings \(sshd -T\)\n[\s\S]*^-passwordauthentication no\n\+passwordauthentication yes$/m],
     ["a jail's maxretry changed", "sed -i 's/^maxretry = 3$/maxretry = 30/' /etc/fail2ban/jail.d/mor-harden.local", "sed -i 's/^maxretry = 30$/maxretry = 3/' /etc/fail2ban/jail.d/mor-harden.local", /-- fail2ban: \/etc\/fail2ban\/jail\.d\/mor-harden\.local\n[\s\S]*^-maxretry = 3\n\+maxretry = 30$/m],
-    ["fail2ban stopped", "fail2ban-client stop >/dev/null", "fail2ban-client start >/dev/null", /-- fail2ban: service\nnot running as configured: fail2ban is not running/],
+    ["fail2ban stopped", "fail2ban-client stop >/dev/null", `fail2ban-client start >/dev/null && ${jailsStarted}`, /-- fail2ban: service\nnot running as configured: fail2ban is not running/],
     ["the vhost's certificate replaced", "cp /etc/ssl/mor-harden/server.crt /var/tmp/server.crt.saved && cp /etc/ssl/certs/ssl-cert-snakeoil.pem /etc/ssl/mor-harden/server.crt", "mv /var/tmp/server.crt.saved /etc/ssl/mor-harden/server.crt", /-- apache: \/etc\/ssl\/mor-harden\/server\.crt\n--- \/etc\/ssl\/mor-harden\/server\.crt \(desired\)\n\+\+\+ \/etc\/ssl\/mor-harden\/server\.crt \(live\)\n@@/],
 ];
 

@@ -9,22 +9,22 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { BAN_ACTION } from "../../src/fail2ban/ban-action";
-import { renderTemplate } from "../../src/render/templates";
+import { BAN_ACTION, banActionLine, banActionSource } from "../../src/fail2ban/ban-action";
+import { requires } from "../helpers/needs";
 
 const have = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
-const usable = process.getuid?.() === 0 && ["fail2ban-server", "fail2ban-client", "ipset", "iptables", "unshare"].every(have);
+const skip = requires("root, fail2ban, ipset, iptables and unshare", () => process.getuid?.() === 0 && ["fail2ban-server", "fail2ban-client", "ipset", "iptables", "unshare"].every(have));
 
 const dirs: string[] = [];
 after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
-/** A fail2ban configuration directory with one permanent jail `t` banning through mor-harden's action (`actionOptions` added to its own). */
+/** A fail2ban configuration directory with one permanent jail `t` banning through mor-harden's action (`actionOptions` added to those of its rendered line). */
 function setup(actionOptions = ""): string {
     const dir = mkdtempSync(join(tmpdir(), "morh-ban-action-"));
     dirs.push(dir);
     for (const sub of ["conf/action.d", "conf/filter.d", "journal", "log"]) mkdirSync(join(dir, sub), { recursive: true });
     execFileSync("sh", ["-c", `cp /etc/fail2ban/filter.d/common.conf ${dir}/conf/filter.d/ && cp /etc/fail2ban/paths-*.conf ${dir}/conf/`]);
-    writeFileSync(join(dir, `conf/action.d/${BAN_ACTION}.py`), renderTemplate(`fail2ban/action.d/${BAN_ACTION}.py.hbs`, { stack: "test", journalDir: join(dir, "journal") }));
+    writeFileSync(join(dir, `conf/action.d/${BAN_ACTION}.py`), banActionSource());
     writeServerConf(dir);
     writeFileSync(join(dir, "conf/filter.d/t.conf"), "[Definition]\nfailregex = ^FAIL <HOST>$\ndatepattern = {NONE}\n");
     writeFileSync(join(dir, "log/t.log"), "");
@@ -43,7 +43,7 @@ function writeServerConf(dir: string, dbfile = `${dir}/f2b.sqlite3`): void {
 function writeJail(dir: string, extra: string, actionOptions = ""): void {
     writeFileSync(
         join(dir, "conf/jail.local"),
-        `[t]\nenabled = true\nfilter = t\nbackend = polling\nlogpath = ${dir}/log/t.log\nmaxretry = 1\nfindtime = 600\nbantime = -1\n${extra}action = ${BAN_ACTION}.py[settimeout=0, set=morh-ban-t, otherset=morh-ban-t-t${actionOptions}]\n`,
+        `[t]\nenabled = true\nfilter = t\nbackend = polling\nlogpath = ${dir}/log/t.log\nmaxretry = 1\nfindtime = 600\nbantime = -1\n${extra}action = ${banActionLine("t", -1, join(dir, "journal")).replace(/\]$/, `${actionOptions}]`)}\n`,
     );
 }
 
@@ -77,7 +77,7 @@ ${body}
 
 const lines = (output: string) => Object.fromEntries(output.split("\n").filter((line) => line.includes("=")).map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1).trim()]));
 
-describe("mor-harden's ipset action under fail2ban-server", { skip: usable ? false : "needs root, fail2ban, ipset, iptables and unshare" }, () => {
+describe("mor-harden's ipset action under fail2ban-server", { skip }, () => {
     it("keeps its action, sets and INPUT rule across `fail2ban-client reload`, and bans after it", () => {
         const dir = setup();
         const out = lines(

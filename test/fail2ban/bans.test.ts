@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { BAN_ACTION, banSets } from "../../src/fail2ban/ban-action";
 import { effectiveJails } from "../../src/fail2ban/render";
 import { jailDefaults, jailNames, type JailName } from "../../src/fail2ban/schema";
@@ -17,16 +17,22 @@ import { minimalConfig, renderInputFor } from "../helpers/fixtures";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 import { actionsByJail, morJailConf } from "../helpers/mor-jails";
 
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
+
 let lab: TestLab;
 const host = () => lab.host(1);
 const attacker = () => lab.client("attacker");
 const workstation = () => lab.client("workstation");
 
 const SSH_BANTIME = 10;
-/** SSH open to everyone (the jail matters most there) and a short SSH ban, so the test sees it lift. */
+/**
+ * SSH open to everyone (the jail matters most there) and a short SSH ban, so the test sees it lift;
+ * the guide's permanent bans for forgeable evidence too (fail2ban.forgeableBantime), so the scanner
+ * jail's bans below are permanent ones (forged.test.ts tests the bounded default).
+ */
 const stackChange = (firewall: Record<string, unknown> = {}) => ({
     firewall: { services: { ssh: "public" }, ...firewall },
-    fail2ban: { jails: { "ssh-iptables": { bantime: SSH_BANTIME } } },
+    fail2ban: { forgeableBantime: "permanent", jails: { "ssh-iptables": { bantime: SSH_BANTIME } } },
 });
 
 async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
@@ -208,7 +214,7 @@ describe("fail2ban bans live on a lab host", () => {
         // The journal loses one ban (as one written by another version, or restored from a backup, might).
         assert.equal(sh(host(), `sed -i '/ ${missed.replace(/\./g, "\\.")}$/d' ${journal}`).code, 0);
         // The operator has the jails ignore the other one (fail2ban.ignoreip), then fail2ban restarts.
-        const run = applyFromWorkstation(lab, labStackFile(lab, "bans-ignore", { ...stackChange({ allowPing: false }), fail2ban: { ignoreip: [ignored], jails: { "ssh-iptables": { bantime: SSH_BANTIME } } } }));
+        const run = applyFromWorkstation(lab, labStackFile(lab, "bans-ignore", { ...stackChange({ allowPing: false }), fail2ban: { ...stackChange().fail2ban, ignoreip: [ignored] } }));
         assert.equal(run.code, 0, run.stderr + run.stdout);
         assert.equal(statuses(run.report).fail2ban, "applied");
         assert.equal(sh(host(), "fail2ban-client restart", 60_000).code, 0);

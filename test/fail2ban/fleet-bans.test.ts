@@ -4,9 +4,12 @@
 // (an IPv6 address however it is written), reported per host, that let the attacker back in over
 // IPv4 and IPv6 and that fail2ban's database keeps (gone after a restart too).
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import type { HostBans } from "../../src/fail2ban/bans";
+import { waitFor } from "../helpers/faults";
 import { cliFromWorkstation, labEnvironmentFile, sh, startTestLab, tcpConnect, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 let stack: string;
@@ -63,7 +66,7 @@ describe("fleet ban operations", () => {
         assert.match(banned(1, "asterisk-manager"), new RegExp(attacker().v4.replace(/\./g, "\\.")), "nothing was unbanned");
     });
 
-    it("unbans through fail2ban on every host, reporting per host; the attacker gets back in over IPv4 and IPv6, also after a restart", () => {
+    it("unbans through fail2ban on every host, reporting per host; the attacker gets back in over IPv4 and IPv6, also after a restart", async () => {
         assert.notEqual(tcpConnect(attacker(), lab.host(1).v4, 443), "open");
         // The IPv6 address written otherwise than fail2ban writes it (upper case, a zero group):
         // still the same address, and reported as fail2ban holds it.
@@ -79,6 +82,8 @@ describe("fleet ban operations", () => {
             assert.equal(tcpConnect(attacker(), lab.host(host).v6, 443), "open", `mor-${host} IPv6`);
         }
         assert.equal(sh(lab.host(1), "fail2ban-client restart", 60_000).code, 0);
+        // fail2ban restores its bans in the jails' threads, after the restart has returned: wait for the one that comes back.
+        assert.ok(await waitFor(() => bansJson("--host", "mor-1")[0].bans!.some((ban) => ban.address === "198.18.0.9"), 60_000), "198.18.0.9 is restored");
         const after = bansJson("--host", "mor-1");
         assert.deepEqual(after[0].bans!.map((ban) => ban.address), ["198.18.0.9"], "fail2ban's database agrees: only the other ban comes back");
         assert.equal(tcpConnect(attacker(), lab.host(1).v4, 443), "open", "after the restart");

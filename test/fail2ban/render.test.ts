@@ -4,7 +4,7 @@ import { appendFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BAN_ACTION, BAN_ACTION_FILE, banActionLine, banSets, IPSET_MAX_TIMEOUT } from "../../src/fail2ban/ban-action";
-import { effectiveJails, JAIL_FILE, renderFail2ban } from "../../src/fail2ban/render";
+import { effectiveJails, IGNORE_PEERS_SCRIPT, JAIL_FILE, renderFail2ban } from "../../src/fail2ban/render";
 import { jailNames } from "../../src/fail2ban/schema";
 import { renderTemplate } from "../../src/render/templates";
 import { fail2banConfigWith } from "../helpers/fail2ban-regex";
@@ -19,14 +19,31 @@ function dumpConfig(dir: string): string {
 }
 
 describe("fail2ban renderer", () => {
-    it("has the guide's seven jails with its thresholds and ban times", async () => {
+    it("has the guide's seven jails with its thresholds and ban times, bounded where a forged source can produce the evidence", async () => {
         const jails = Object.fromEntries(effectiveJails(await renderInputFor(minimalConfig())).map((jail) => [jail.name, jail]));
         assert.deepEqual(Object.keys(jails), [...jailNames]);
         assert.deepEqual([jails["ssh-iptables"].maxretry, jails["ssh-iptables"].findtime, jails["ssh-iptables"].bantime], [3, 600, 600]);
         assert.deepEqual([jails["asterisk-iptables"].maxretry, jails["asterisk-iptables"].bantime], [5, 600]);
-        for (const permanent of ["ast-cli-attck", "asterisk-manager", "ast-hgc-200", "mor_api"]) assert.equal(jails[permanent].bantime, -1, permanent);
+        // Evidence needing a round trip (a TCP login, an HTTP request): the guide's permanent ban.
+        for (const permanent of ["asterisk-manager", "mor_api"]) assert.equal(jails[permanent].bantime, -1, permanent);
+        // Evidence one forged UDP datagram produces: an hour (fail2ban.forgeableBantime's default).
+        for (const forgeable of ["ast-cli-attck", "ast-hgc-200"]) assert.equal(jails[forgeable].bantime, 3600, forgeable);
         assert.deepEqual([jails["ast-hgc-200"].maxretry, jails["ast-hgc-200"].findtime], [20, 600]);
         assert.deepEqual([jails.mor_ddos.maxretry, jails.mor_ddos.bantime], [20, 3600]);
+    });
+
+    it("bans forgeable evidence for at most fail2ban.forgeableBantime; permanent restores the guide; a jail's own bantime wins", async () => {
+        const bantimes = async (fail2ban: Record<string, unknown>) =>
+            Object.fromEntries(effectiveJails(await renderInputFor(minimalConfig({ fail2ban }))).map((jail) => [jail.name, jail.bantime]));
+        const day = await bantimes({ forgeableBantime: "1d" });
+        assert.deepEqual([day["ast-cli-attck"], day["ast-hgc-200"], day["asterisk-iptables"], day["asterisk-manager"]], [86400, 86400, 600, -1]);
+        const short = await bantimes({ forgeableBantime: "5m" });
+        assert.equal(short["asterisk-iptables"], 300, "a bound below the guide's 10 minutes applies there too");
+        assert.equal(short["ssh-iptables"], 600, "not to evidence that needs a round trip");
+        const guide = await bantimes({ forgeableBantime: "permanent" });
+        assert.deepEqual([guide["ast-cli-attck"], guide["ast-hgc-200"], guide["asterisk-iptables"]], [-1, -1, 600]);
+        const own = await bantimes({ jails: { "ast-cli-attck": { bantime: "permanent" }, "ast-hgc-200": { bantime: "2h" } } });
+        assert.deepEqual([own["ast-cli-attck"], own["ast-hgc-200"]], [-1, 7200]);
     });
 
     it("applies per-stack overrides and reads the OS family's logs", async () => {
@@ -50,8 +67,10 @@ describe("fail2ban renderer", () => {
 
     it("writes only .local files and bans on all ports", async () => {
         const plan = renderFail2ban(await renderInputFor(minimalConfig()));
-        assert.ok(plan.artifacts.every((artifact) => artifact.path.endsWith(".local") || artifact.path === BAN_ACTION_FILE));
-        assert.ok(plan.artifacts.every((artifact) => /^\/etc\/fail2ban\/(jail|filter|action)\.d\//.test(artifact.path)));
+        // fail2ban's own files; the ignore command (fail2ban.ignorePeers) is a script of mor-harden's.
+        const fail2banFiles = plan.artifacts.filter((artifact) => artifact.path !== IGNORE_PEERS_SCRIPT);
+        assert.ok(fail2banFiles.every((artifact) => artifact.path.endsWith(".local") || artifact.path === BAN_ACTION_FILE));
+        assert.ok(fail2banFiles.every((artifact) => /^\/etc\/fail2ban\/(jail|filter|action)\.d\//.test(artifact.path)));
         const jailFile = plan.artifacts.find((artifact) => artifact.path === JAIL_FILE)!.content;
         assert.match(jailFile, /^banaction = iptables-allports$/m);
         assert.match(jailFile, /^protocol = all$/m);
@@ -78,7 +97,8 @@ describe("fail2ban renderer", () => {
         const jailFile = plan.artifacts.find((artifact) => artifact.path === JAIL_FILE)!.content;
         const sections = Object.fromEntries(jailFile.split(/^\[/m).slice(1).map((section) => [section.slice(0, section.indexOf("]")), section]));
         for (const jail of ourJails) assert.equal(sections[jail].match(/^action = /gm)?.length, 1, `${jail} has its own action line`);
-        assert.match(sections["ast-cli-attck"], /^action = mor-harden-ipset\.py\[settimeout=0, set=morh-ban-ast-cli-attck, otherset=morh-ban-ast-cli-attck-t\]$/m);
+        assert.match(sections["asterisk-manager"], /^action = mor-harden-ipset\.py\[settimeout=0, set=morh-ban-asterisk-manager, otherset=morh-ban-asterisk-manager-t\]$/m);
+        assert.match(sections["ast-cli-attck"], /^action = mor-harden-ipset\.py\[settimeout=3600, set=morh-ban-ast-cli-attck-t, otherset=morh-ban-ast-cli-attck\]$/m);
         assert.match(sections["ssh-iptables"], /^action = mor-harden-ipset\.py\[settimeout=600, set=morh-ban-ssh-iptables-t, otherset=morh-ban-ssh-iptables\]$/m);
         assert.match(sections.recidive, /settimeout=604800, set=morh-ban-recidive-t,/);
         // Eight weeks is beyond ipset's largest timeout: a set without one, fail2ban lifts the bans.

@@ -70,9 +70,14 @@ describe("firewall renderer", () => {
         assert.ok(agents.every((rule, i) => i === 0 || rule.includes(hex("\r\nUser-Agent:"))), "every scanner rule is anchored at the header");
         assert.equal(agents.length, 1 + 2 * guideScannerAgents.length, "with and without the blank after the colon");
         assert.match(chain(ruleset, "MORH-SIPSCAN")[0], /-j LOG --log-prefix "MORH-SIPSCAN "/);
-        // Over TCP the User-Agent comes after the handshake: the check precedes ESTABLISHED.
+        // Over TCP the User-Agent comes after the handshake: the check precedes the ESTABLISHED
+        // accept, sees only established packets (a forged source cannot reach it), and follows
+        // the INVALID drop.
         const input = chain(ruleset, INPUT_CHAIN);
-        assert.ok(input.indexOf("-p tcp -m tcp --dport 5060 -j MORH-SIPUA") < input.indexOf("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"));
+        const tcpCheck = input.indexOf("-p tcp -m tcp --dport 5060 -m conntrack --ctstate ESTABLISHED -j MORH-SIPUA");
+        assert.ok(tcpCheck > 0, "over TCP only established packets reach the scanner rule");
+        assert.ok(tcpCheck < input.indexOf("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"));
+        assert.ok(input.indexOf("-m conntrack --ctstate INVALID -j DROP") < input.indexOf("-p udp -m udp --dport 5060 -j MORH-SIPUA"), "INVALID is dropped before the scanner rule");
     });
 
     it("takes the scanners from the stack, and has no scanner rule when ast-cli-attck is disabled", async () => {

@@ -1,12 +1,16 @@
 // The scanner rule on a lab host, with realistic SIP messages from the attacker's namespace:
 // legitimate INVITE, REGISTER and OPTIONS naming listed tools everywhere but at the start of the
 // User-Agent header are never banned; each listed tool's User-Agent (any header case, with or
-// without the blank after the colon, over UDP and TCP) and Debian's sipvicious (svmap, svwar) are.
+// without the blank after the colon, over UDP and TCP after a handshake) and Debian's sipvicious
+// (svmap, svwar) are, for fail2ban.forgeableBantime (forged.test.ts: TCP without a handshake).
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
+import { banSets } from "../../src/fail2ban/ban-action";
 import { guideScannerAgents } from "../../src/fail2ban/schema";
 import { labExec, type LabNode } from "../../src/lab/lab";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const host = () => lab.host(1);
@@ -165,7 +169,11 @@ describe("the SIP scanner rule on a lab host", () => {
         sendFrom(attacker(), sends);
         const wanted = sends.map((send) => send.src);
         await waitFor("every scanner banned", () => wanted.every((address) => banned().includes(address)), 30_000);
-        assert.equal(sh(host(), "fail2ban-client get ast-cli-attck bantime").stdout.trim(), "-1", "permanently");
+        // One UDP datagram is evidence a forged source can produce: bounded (fail2ban.forgeableBantime).
+        assert.equal(sh(host(), "fail2ban-client get ast-cli-attck bantime").stdout.trim(), "3600", "for an hour, not permanently");
+        for (const address of wanted) assert.equal(sh(host(), `ipset test ${banSets("ast-cli-attck", 3600).set}-${address.includes(":") ? 6 : 4} ${address}`).code, 0, `${address} in the timed set`);
+        // Over TCP the requests followed their handshakes: the scanner rule saw them as ESTABLISHED.
+        assert.match(sh(host(), "iptables -S MORH-INPUT").stdout, /^-A MORH-INPUT -p tcp -m tcp --dport 5060 -m conntrack --ctstate ESTABLISHED -j MORH-SIPUA$/m);
     });
 
     it("bans Debian's sipvicious: svmap and svwar", async () => {

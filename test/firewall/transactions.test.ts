@@ -12,6 +12,7 @@ import type { ConcernPlan } from "../../src/render/artifact";
 import { minimalConfig, renderInputFor } from "../helpers/fixtures";
 import { dockerChains, emptyFilter, families, filterTables, iptablesServicesStock, ufwChains, type Family, type Tables, tools } from "../helpers/rulesets";
 import { netnsAvailable, startNetns, type Backend, type Netns } from "./netns";
+import { requires } from "../helpers/needs";
 
 const familyName: Record<Family, string> = { v4: "ipv4", v6: "ipv6" };
 
@@ -137,10 +138,10 @@ function assertRestored(host: Host, before: Record<Family, string[]>): void {
 
 const hosts: Host[] = [];
 after(() => hosts.forEach(stopHost));
-const canRun = netnsAvailable();
+const skip = requires("root, unshare and both iptables backends", netnsAvailable);
 
 for (const backend of ["nft", "legacy"] as Backend[]) {
-    describe(`firewall transactions on iptables-${backend}`, { skip: !canRun && "needs root, unshare and both iptables backends" }, () => {
+    describe(`firewall transactions on iptables-${backend}`, { skip }, () => {
         for (const state of startingStates) {
             it(`activates after fail2ban's jumps and bans, and rolls back exactly: ${state.name}`, async () => {
                 const plan = renderFirewall(await renderInputFor(minimalConfig()));

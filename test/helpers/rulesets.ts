@@ -3,8 +3,10 @@
 import { labExec, type LabHost } from "../../src/lab/lab";
 import { sh } from "./lab";
 
-export { emptyFilter, families, filterTables, iptablesServicesStock, tools, type Family, type Tables } from "../../src/lab/stock-rulesets";
-import { families, filterTables, tools, type Family, type Tables } from "../../src/lab/stock-rulesets";
+export { families, type Family } from "../../src/config/family";
+export { emptyFilter, filterTables, iptablesServicesStock, tools, type Tables } from "../../src/lab/stock-rulesets";
+import { families, type Family } from "../../src/config/family";
+import { filterTables, tools, type Tables } from "../../src/lab/stock-rulesets";
 
 /** The INPUT rules of a table text, as iptables-save prints them back (the texts here are written that way). */
 export const inputRulesIn = (table: string): string[] => table.split("\n").filter((line) => line.startsWith("-A INPUT "));

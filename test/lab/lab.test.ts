@@ -1,12 +1,14 @@
 // The lab itself: two hosts reachable over SSH with their pinned keys, firewalls that act
 // inside a host only, and nothing left behind.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
-import { isRunning, knownHostsPath, listLabNamespaces, readHostFile } from "../../src/lab/lab";
+import { needs } from "../helpers/needs";
+import { isRunning, knownHostsPath, labExec, listLabNamespaces, readHostFile } from "../../src/lab/lab";
 import { sh, startTestLab, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const machineRules = () => execFileSync("sh", ["-c", "iptables-save -t filter | grep -v '^#'; ip6tables-save -t filter | grep -v '^#'"], { encoding: "utf8" });
@@ -65,6 +67,22 @@ describe("the lab", () => {
         } finally {
             sh(first, `iptables -D INPUT -s ${attacker.v4} -p tcp --dport 80 -j DROP`);
         }
+    });
+
+    it("gives a command's output of any size, captured (labExec) and relayed (lab exec's labRelay), with its exit code", () => {
+        const [host] = lab.state.hosts;
+        // 5 MiB of numbered lines, then exit 3: more than spawnSync's default buffer of 1 MiB.
+        const print = ["sh", "-c", "seq 1 700000 | sed 's/$/ mor-harden/'; exit 3"];
+        const expected = execFileSync("sh", ["-c", "seq 1 700000 | sed 's/$/ mor-harden/'"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+        assert.ok(expected.length > 5 * 1024 * 1024, `${expected.length} bytes`);
+        const captured = labExec(host, print);
+        assert.equal(captured.code, 3, captured.stderr);
+        assert.equal(captured.stdout.length, expected.length);
+        assert.ok(captured.stdout === expected, "the captured output is whole");
+        const relay = `require(${JSON.stringify(join(__dirname, "..", "..", "src", "lab", "lab.js"))}).labRelay(${JSON.stringify(host)}, ${JSON.stringify(print)}) === 3 || process.exit(9)`;
+        const relayed = spawnSync("node", ["-e", relay], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024, timeout: 60_000 });
+        assert.equal(relayed.status, 0, `labRelay gave the command's exit code: ${relayed.stderr}`);
+        assert.ok(relayed.stdout === expected, `the relayed output is whole (${relayed.stdout.length} of ${expected.length} bytes)`);
     });
 
     it("leaves nothing behind when stopped", () => {

@@ -3,11 +3,13 @@
 // rhel iptables-services' stock firewall), and mor-harden's jails win over MOR's once applied.
 import { BAN_ACTION } from "../../src/fail2ban/ban-action";
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import { jailNames } from "../../src/fail2ban/schema";
 import { LAB_MAILBOX, morJails } from "../../src/lab/mor-profile";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 import { inputChain } from "../helpers/rulesets";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const mor = () => lab.host(1);

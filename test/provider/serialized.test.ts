@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import * as pulumi from "@pulumi/pulumi";
 import { sessionFor } from "../../src/apply/target";
 import { loadStackConfig } from "../../src/config/stack-file";
@@ -15,6 +15,8 @@ import { renderHost } from "../../src/compose/host";
 import { prepareRenderInput } from "../../src/render/prepare";
 import { labStackFile, sh, startTestLab, tcpConnect, type TestLab } from "../helpers/lab";
 import { families, inputChain, inputRulesIn, iptablesServicesStock, loadTables, tools, type Family } from "../helpers/rulesets";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 let providerFile: string;

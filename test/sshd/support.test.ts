@@ -3,9 +3,11 @@
 // attacker (SSH open to it here) is refused the same password; keys: support's key works from
 // support only. ssh-audit finds no failure either way.
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { needs } from "../helpers/needs";
 import type { LabNode } from "../../src/lab/lab";
 import { applyFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 let lab: TestLab;
 const host = () => lab.host(1);

@@ -1,4 +1,10 @@
-# Managed by mor-harden (stack {{stack}}). Do not edit: drift checks report every change.
+# Managed by mor-harden. Do not edit: drift checks report every change.
+#
+# A plain Python file, installed as it is: its settings are the jail's action options
+# (`action = mor-harden-ipset.py[settimeout=..., set=..., otherset=..., journaldir=...]`), which
+# fail2ban passes to Action.__init__ as keyword arguments, and to reload() at a reload
+# (fail2ban/server/actions.py, Actions.add and Actions.reload). Unit tests beside it
+# (test_mor_harden_ipset.py) run it with a stand-in jail and a stand-in ipset and iptables.
 #
 # mor-harden's ban action: bans in ipsets, all ports, IPv4 and IPv6. One set per jail and family,
 # matched by one rule first in INPUT, so a packet costs the same with 10 bans or 100,000 (a chain
@@ -33,7 +39,8 @@ import time
 from fail2ban.server.action import ActionBase
 from fail2ban.server.ticket import FailTicket
 
-JOURNALS = "{{journalDir}}"
+# Where each jail's ban journal is kept (the action's journaldir option can set another).
+JOURNAL_DIR = "/var/lib/mor-harden/fail2ban"
 # ipset's default, 65536, is too few for MOR's permanent jails (the action's maxelem option can
 # set another).
 MAXELEM = "1048576"
@@ -49,8 +56,14 @@ FAMILIES = {
 }
 
 
+def execute(argv, stdin=None):
+    """Runs a command (ipset, iptables), its output captured: the one place commands run (the unit
+    tests put a stand-in here)."""
+    return subprocess.run(argv, input=stdin, capture_output=True, text=True)
+
+
 def run(argv, stdin=None, check=True):
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True)
+    result = execute(argv, stdin)
     if check and result.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (" ".join(argv), result.returncode, result.stderr.strip()))
     return result.returncode == 0
@@ -140,7 +153,7 @@ def read_addresses(path):
 
 
 class Action(ActionBase):
-    def __init__(self, jail, name, settimeout="0", set=None, otherset=None, maxelem=MAXELEM, compactlines=COMPACT_LINES):
+    def __init__(self, jail, name, settimeout="0", set=None, otherset=None, maxelem=MAXELEM, compactlines=COMPACT_LINES, journaldir=JOURNAL_DIR):
         super(Action, self).__init__(jail, name)
         self.timeout = int(settimeout)
         self.set = set
@@ -151,8 +164,7 @@ class Action(ActionBase):
         # (a reban counts as one more): when to compact it (each compaction counts them again).
         self.lines = 0
         self.live = 0
-        self.journal = os.path.join(JOURNALS, "%s.bans" % jail.name)
-        self.carried = os.path.join(JOURNALS, "%s.carried" % jail.name)
+        self._journal_dir(journaldir)
         # The carried-over addresses handed to the jail and not banned by it yet (in its queue), and
         # those it banned since: JAIL.carried keeps both until a start finds them in fail2ban's
         # database, so that a stop before (the queue is dropped; fail2ban writes a ban to its
@@ -167,6 +179,11 @@ class Action(ActionBase):
         self.loaded = frozenset()
         # ban() and unban() run in the jail's thread and in the server's (fail2ban-client set ... banip).
         self.lock = threading.RLock()
+
+    def _journal_dir(self, journaldir):
+        self.journals = journaldir
+        self.journal = os.path.join(journaldir, "%s.bans" % self._jail.name)
+        self.carried = os.path.join(journaldir, "%s.carried" % self._jail.name)
 
     def clearAllParams(self):
         # With this method, `fail2ban-client reload` keeps this action and calls reload() with the
@@ -210,7 +227,7 @@ class Action(ActionBase):
             self._start()
 
     def _start(self):
-        os.makedirs(JOURNALS, exist_ok=True)
+        os.makedirs(self.journals, exist_ok=True)
         for family, names in FAMILIES.items():
             create = ["ipset", "-exist", "create", "%s-%s" % (self.set, family), "hash:ip", "family", names["inet"], "maxelem", self.maxelem]
             create += ["timeout", str(self.timeout)] if self.timeout else []
@@ -294,7 +311,7 @@ class Action(ActionBase):
         self.loaded = frozenset(kept)
         # All of them in a file (the last start's), for an operator who wants them back through
         # fail2ban (`xargs fail2ban-client set JAIL banip < JAIL.dropped`); the log names ten.
-        dropped = os.path.join(JOURNALS, "%s.dropped" % self._jail.name)
+        dropped = os.path.join(self.journals, "%s.dropped" % self._jail.name)
         try:
             with open(dropped, "w") as listing:
                 listing.writelines("%s\n" % address for address in stale)
@@ -340,7 +357,7 @@ class Action(ActionBase):
         elif os.path.exists(self.carried):
             os.remove(self.carried)
 
-    def reload(self, settimeout="0", set=None, otherset=None, maxelem=MAXELEM, compactlines=COMPACT_LINES):
+    def reload(self, settimeout="0", set=None, otherset=None, maxelem=MAXELEM, compactlines=COMPACT_LINES, journaldir=JOURNAL_DIR):
         # `fail2ban-client reload`: the jail's options as they are now (its ban time may have changed
         # kind, timed or permanent: start() then moves the bans to the other set).
         with self.lock:
@@ -350,6 +367,7 @@ class Action(ActionBase):
             self.timeout = int(settimeout)
             self.maxelem = str(int(maxelem))
             self.compactlines = int(compactlines)
+            self._journal_dir(journaldir)
             self.set = set if set is not None else self.set
             self.other = otherset if otherset is not None else self.other
             self._start()
@@ -432,7 +450,7 @@ class Action(ActionBase):
                     return
             set_name = "%s-%s" % (self.set, family_of(address))
             add = ["ipset", "-exist", "add", set_name, address]
-            added = subprocess.run(add, capture_output=True, text=True)
+            added = execute(add)
             if added.returncode != 0:
                 if run(["ipset", "-q", "list", "-n", set_name], check=False):
                     # The set is there and refuses the address: full (maxelem). start() would not

@@ -1,0 +1,3 @@
+// The two address families every firewall concern renders for: iptables (v4) and ip6tables (v6).
+export type Family = "v4" | "v6";
+export const families: Family[] = ["v4", "v6"];

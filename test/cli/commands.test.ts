@@ -1,0 +1,89 @@
+// The CLI's start and its target builder, judged from outside: what a start loads, and the
+// arguments every command refuses with exit 2 before any host is touched.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { reasonOf } from "../../src/apply/run-hosts";
+import { ConfigError } from "../../src/config/schema";
+
+const projectDir = join(__dirname, "..", "..", "..");
+const cli = join(projectDir, "dist", "src", "cli", "main.js");
+const run = (...args: string[]) => spawnSync("node", [cli, ...args], { cwd: projectDir, encoding: "utf8", timeout: 60_000 });
+
+/** The modules a CLI run loaded (require's cache as the process ends), printed on stderr by a preload. */
+function modulesLoaded(...args: string[]): string[] {
+    const dir = mkdtempSync(join(tmpdir(), "mor-harden-cli-"));
+    const preload = join(dir, "preload.js");
+    writeFileSync(preload, `process.on("exit", () => require("node:fs").writeSync(2, "\\nMODULES " + JSON.stringify(Object.keys(require.cache)) + "\\n"));\n`);
+    const result = spawnSync("node", ["-r", preload, cli, ...args], { cwd: projectDir, encoding: "utf8", timeout: 60_000 });
+    assert.equal(result.status, 0, result.stderr);
+    const line = result.stderr.split("\n").find((text) => text.startsWith("MODULES "));
+    assert.ok(line, result.stderr);
+    return JSON.parse(line.slice("MODULES ".length)) as string[];
+}
+
+// What a command needs only once it runs (issue 23: every CI job starts the CLI).
+const heavy = ["zod", "yaml", "ssh2", "@pulumi", "handlebars", "diff"];
+
+describe("mor-harden's start", () => {
+    for (const args of [["--help"], ["drift", "--help"], ["apply", "--help"], ["audit", "--help"]]) {
+        it(`loads commander and the command definitions only for ${args.join(" ")}`, () => {
+            const loaded = modulesLoaded(...args);
+            assert.ok(loaded.some((path) => path.includes("/node_modules/commander/")), "commander is loaded (the preload sees the modules)");
+            for (const name of heavy) assert.deepEqual(loaded.filter((path) => path.includes(`/node_modules/${name}/`)), [], `${name} is not loaded`);
+            assert.deepEqual(loaded.filter((path) => /\/dist\/src\/(apply|drift|ssh|provider|pulumi|compose|config)\//.test(path)), [], "no command module is loaded");
+        });
+    }
+
+    it("loads a command's modules when it runs (render of the example stack)", () => {
+        const loaded = modulesLoaded("render", "--stack", "example", "--resolve", "support.kolmisoft.com=192.0.2.200");
+        assert.ok(loaded.some((path) => path.endsWith("/dist/src/cli/render.js")));
+        assert.ok(loaded.some((path) => path.includes("/node_modules/zod/")));
+    });
+});
+
+describe("the target builder", () => {
+    const refused: [string[], RegExp][] = [
+        [["render"], /give exactly one of --stack NAME or --config FILE/],
+        [["apply", "--stack", "example", "--config", "stacks/Pulumi.example.yaml"], /give exactly one of --stack NAME or --config FILE/],
+        [["knock", "--client-config"], /give exactly one of --stack NAME or --config FILE/],
+        [["drift"], /name at least one stack \(or --all\)/],
+        [["audit"], /name at least one stack \(or --all\)/],
+        [["bans"], /name at least one stack \(--stack NAME, --config FILE or --all\)/],
+        [["unban", "192.0.2.9"], /name at least one stack \(--stack NAME, --config FILE or --all\)/],
+        [["unban", "--stack", "example", "192.0.2.300"], /"192\.0\.2\.300" is not an IPv4 or IPv6 address/],
+        [["apply", "--stack", "example", "--concurrency", "0"], /--concurrency: a whole number of hosts, at least 1/],
+        [["drift", "example", "--resolve", "support.kolmisoft.com"], /--resolve support\.kolmisoft\.com: expected NAME=ADDRESS/],
+        [["bans", "--stack", "example", "--host", "nope"], /nope/],
+    ];
+    for (const [args, message] of refused) {
+        it(`refuses ${args.join(" ")} with exit 2, naming why`, () => {
+            const result = run(...args);
+            assert.equal(result.status, 2, result.stderr);
+            assert.match(result.stderr, message);
+            assert.equal(result.stdout, "");
+        });
+    }
+
+    it("reports a stack drift cannot read as one host not checked (exit 2), the stack named", () => {
+        const result = run("drift", "--config", "/nonexistent/Pulumi.gone.yaml", "--json");
+        assert.equal(result.status, 2, result.stderr);
+        const [only, ...others] = JSON.parse(result.stdout) as { stack: string; status: string; reason: string }[];
+        assert.deepEqual(others, []);
+        assert.equal(only.stack, "/nonexistent/Pulumi.gone.yaml");
+        assert.equal(only.status, "error");
+        assert.match(result.stderr, /^\[1\/1\] \/nonexistent\/Pulumi\.gone\.yaml: NOT CHECKED: /m);
+    });
+});
+
+describe("the host-run core's reasons", () => {
+    it("joins a config error's lines and redacts every secret line of 8 characters or more", () => {
+        const secret = "-----BEGIN KEY-----\nc2VjcmV0LWtleS1ib2R5\n-----END KEY-----";
+        const error = new Error(`refused: c2VjcmV0LWtleS1ib2R5 and short`);
+        assert.equal(reasonOf(error, { privateKey: secret, knockKey: "short" }), "refused: [redacted] and short");
+        assert.equal(reasonOf(new ConfigError("stack", ["a: bad", "b: worse"])), "stack: 2 problems in the stack config: a: bad b: worse");
+    });
+});

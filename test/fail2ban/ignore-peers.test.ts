@@ -1,0 +1,180 @@
+// fail2ban.ignorePeers without a lab: the jail lines as fail2ban itself reads them, the script
+// judged by shellcheck, and the script run against Asterisk files in a scratch directory with a
+// stand-in database client (the real MariaDB is the lab test's, test/fail2ban/peers.test.ts).
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { IGNORE_PEERS_SCRIPT, ignorePeersScript, JAIL_FILE, renderFail2ban } from "../../src/fail2ban/render";
+import { jailNames, PEERS_DEFAULTS } from "../../src/fail2ban/schema";
+import { parseHostConfig } from "../../src/config/schema";
+import { fail2banConfigWith } from "../helpers/fail2ban-regex";
+import { minimalConfig, minimalRaw, renderInputFor } from "../helpers/fixtures";
+
+const PASSWORD = "Zq8;\"w$x`y";
+
+describe("fail2ban.ignorePeers: the jails", () => {
+    it("every jail (recidive too) asks the ignore command, its answers cached (fail2ban-client -d)", async () => {
+        const plan = renderFail2ban(await renderInputFor(minimalConfig({ fail2ban: { peers: { cacheTime: "5m" } } })));
+        const script = plan.artifacts.find((artifact) => artifact.path === IGNORE_PEERS_SCRIPT);
+        assert.ok(script, "the script is an artifact");
+        assert.equal(script.mode, "0700");
+        assert.ok(plan.validate.includes(`sh -n ${IGNORE_PEERS_SCRIPT}`));
+        const config = fail2banConfigWith(plan.artifacts);
+        try {
+            const dump = execFileSync("fail2ban-client", ["-c", config.dir, "-d"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+            for (const jail of [...jailNames, "recidive"]) {
+                assert.ok(dump.includes(`['set', '${jail}', 'ignorecommand', '${IGNORE_PEERS_SCRIPT} <ip>']`), `${jail}: ignorecommand`);
+                assert.ok(dump.includes(`['set', '${jail}', 'ignorecache', 'key="<ip>", max-count=10000, max-time=300']`), `${jail}: ignorecache`);
+            }
+        } finally {
+            config.cleanup();
+        }
+    });
+
+    it("fail2ban.ignorePeers: false asks no command and installs no script", async () => {
+        const plan = renderFail2ban(await renderInputFor(minimalConfig({ fail2ban: { ignorePeers: false } })));
+        assert.ok(!plan.artifacts.some((artifact) => artifact.path === IGNORE_PEERS_SCRIPT));
+        assert.doesNotMatch(plan.artifacts.find((artifact) => artifact.path === JAIL_FILE)!.content, /^(ignorecommand|ignorecache) =/m);
+    });
+
+    it("defaults: on, /etc/asterisk, 120 s; bad values name the key", () => {
+        const config = parseHostConfig(minimalRaw());
+        assert.equal(config.fail2ban.ignorePeers, true);
+        assert.deepEqual(config.fail2ban.peers, PEERS_DEFAULTS);
+        assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { asteriskDir: "etc/asterisk" } } })), /fail2ban\.peers\.asteriskDir/);
+        assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { cacheTime: "soon" } } })), /fail2ban\.peers\.cacheTime/);
+        assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { ignorePeers: "yes" } })), /fail2ban\.ignorePeers/);
+    });
+
+    it("the script is shellcheck-clean (sh and bash)", () => {
+        const work = mkdtempSync(join(tmpdir(), "mor-harden-peers-sc-"));
+        try {
+            const path = join(work, "ignore-peer");
+            writeFileSync(path, ignorePeersScript("production", PEERS_DEFAULTS));
+            for (const shell of ["sh", "bash"]) {
+                const run = spawnSync("shellcheck", ["-s", shell, path], { encoding: "utf8" });
+                assert.equal(run.status, 0, `${shell}: ${run.stdout}`);
+            }
+        } finally {
+            rmSync(work, { recursive: true, force: true });
+        }
+    });
+});
+
+describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
+    let work: string;
+    let asterisk: string;
+    let state: string;
+    let script: string;
+    let env: NodeJS.ProcessEnv;
+
+    /** Runs the script for an address: true when it says ignore (exit 0), false for 1; anything else fails. */
+    const ignored = (address: string) => {
+        const run = spawnSync("sh", [script, address], { encoding: "utf8", timeout: 30_000, env });
+        assert.ok(run.status === 0 || run.status === 1, `exit ${run.status}: ${run.stderr}`);
+        return run.status === 0;
+    };
+    /** The lists are read again at the next call (as when cacheTime has passed). */
+    const expire = () => utimesSync(join(state, "stamp"), new Date(0), new Date(0));
+    const logged = () => readFileSync(join(work, "log"), "utf8");
+    const setDatabase = (rows: string[] | "down") => writeFileSync(join(work, "rows"), rows === "down" ? "down\n" : rows.map((row) => Buffer.from(row).toString("hex")).join("\n") + "\n");
+
+    before(() => {
+        work = mkdtempSync(join(tmpdir(), "mor-harden-peers-"));
+        asterisk = join(work, "asterisk");
+        state = join(work, "state");
+        mkdirSync(join(asterisk, "sip.d"), { recursive: true });
+        writeFileSync(join(asterisk, "sip.conf"), ["[general]", "allowguest=no", "#include sip_custom.conf", "[1001]", "type=friend", "host=dynamic", "[carrier]", "type=peer", "host = 192.0.2.7 ; the carrier", "[pbx-named]", "host=pbx.example.com", ""].join("\n"));
+        writeFileSync(join(asterisk, "sip_custom.conf"), ["[trunk](!)", "host=[2001:DB8:0::7]", '#tryinclude "sip.d/*.conf"', ""].join("\n"));
+        writeFileSync(join(asterisk, "sip.d", "more.conf"), "[pbx2]\nhost=198.51.100.77\n");
+        writeFileSync(join(asterisk, "extconfig.conf"), "[settings]\nsippeers => mysql,general,devices\n");
+        writeFileSync(join(asterisk, "res_config_mysql.conf"), `[general]\ndbhost = localhost\ndbname = mor\ndbuser = mor\ndbpass = ${PASSWORD.replace(/;/g, "\\;")}\n`);
+        // The host's client, standing in: notes its arguments and its option file's mode and
+        // content, then prints the rows of $WORK/rows (hex, as SELECT HEX(host) does) or fails.
+        const bin = join(work, "bin");
+        mkdirSync(bin);
+        writeFileSync(
+            join(bin, "mariadb"),
+            [
+                "#!/bin/sh",
+                'printf "%s\\n" "$*" >> "$WORK/args"',
+                'option=${1#--defaults-extra-file=}; stat -c %a "$option" > "$WORK/mode"; cat "$option" > "$WORK/option-file"',
+                'if grep -qx down "$WORK/rows"; then echo "ERROR 2002 (HY000): Can\'t connect to local server" >&2; exit 1; fi',
+                'cat "$WORK/rows"',
+                "",
+            ].join("\n"),
+        );
+        writeFileSync(join(bin, "logger"), '#!/bin/sh\nprintf "%s\\n" "$*" >> "$WORK/log"\n');
+        for (const name of ["mariadb", "logger"]) chmodSync(join(bin, name), 0o755);
+        writeFileSync(join(work, "log"), "");
+        script = join(work, "ignore-peer");
+        writeFileSync(script, ignorePeersScript("production", { asteriskDir: asterisk, cacheTime: 120 }, state));
+        mkdirSync(join(work, "tmp"));
+        env = { PATH: `${bin}:${process.env.PATH}`, WORK: work, TMPDIR: join(work, "tmp") };
+    });
+    after(() => rmSync(work, { recursive: true, force: true }));
+
+    it("ignores sip.conf's static peers (includes, templates, [IPv6]) and the database's, nothing else", () => {
+        setDatabase(["203.0.113.60", "dynamic", "2001:db8:0:0::60", "::ffff:203.0.113.61", "trunk.example.net", "$(touch /tmp/pwned)", "0.0.0.0"]);
+        for (const peer of ["192.0.2.7", "2001:db8::7", "198.51.100.77", "203.0.113.60", "2001:db8::60", "203.0.113.61"]) assert.equal(ignored(peer), true, peer);
+        for (const other of ["203.0.113.66", "192.0.2.8", "0.0.0.0", "2001:db8::66"]) assert.equal(ignored(other), false, other);
+        for (const bad of ["", "192.0.2.7;id", "192.0.2.7 203.0.113.66", "-e", "pbx.example.com"]) assert.equal(ignored(bad), false, JSON.stringify(bad));
+        assert.match(logged(), /peers named by host name are not ignored .*pbx\.example\.com/);
+        assert.match(logged(), /trunk\.example\.net/);
+    });
+
+    it("the password reaches the client only in a private option file, removed after", () => {
+        const args = readFileSync(join(work, "args"), "utf8");
+        assert.ok(!args.includes(PASSWORD) && !args.includes("Zq8"), "not on the command line");
+        assert.match(args, /^--defaults-extra-file=\S+\/client\.cnf --connect-timeout=5 --batch --skip-column-names -e SELECT HEX\(host\) FROM devices WHERE/m);
+        assert.equal(readFileSync(join(work, "mode"), "utf8").trim(), "600");
+        assert.match(readFileSync(join(work, "option-file"), "utf8"), /^password="Zq8;\\"w\$x`y"$/m);
+        assert.deepEqual(readdirSync(join(work, "tmp")), [], "nothing left in TMPDIR");
+        assert.equal(statSync(state).mode & 0o777, 0o700);
+        for (const name of readdirSync(state)) assert.ok(!readFileSync(join(state, name), "utf8").includes("Zq8"), `${name} holds no password`);
+    });
+
+    it("reads the database only when the lists are older than cacheTime: a device added is ignored then", () => {
+        const queries = () => readFileSync(join(work, "args"), "utf8").split("\n").filter(Boolean).length;
+        const before = queries();
+        setDatabase(["203.0.113.60", "203.0.113.62"]);
+        assert.equal(ignored("203.0.113.62"), false, "the list is fresh: not read again");
+        assert.equal(ignored("203.0.113.99"), false);
+        assert.equal(queries(), before, "no query while fresh");
+        expire();
+        assert.equal(ignored("203.0.113.62"), true, "read again after cacheTime");
+        assert.equal(queries(), before + 1);
+    });
+
+    it("the database down: its last list stays ignored and the log says why; never read: only sip.conf's peers", () => {
+        setDatabase("down");
+        expire();
+        assert.equal(ignored("203.0.113.62"), true, "the last list read");
+        assert.equal(ignored("192.0.2.7"), true, "sip.conf is read again");
+        assert.equal(ignored("203.0.113.66"), false, "never everyone");
+        assert.match(logged(), /MOR's database not read, the peers it listed at .* stay ignored: table devices \(section general of res_config_mysql\.conf\): ERROR 2002/);
+        assert.ok(!logged().includes("Zq8"), "the log holds no password");
+        setDatabase(["203.0.113.63"]);
+        expire();
+        assert.equal(ignored("203.0.113.63"), true);
+        assert.match(logged(), /MOR's database read again: 1 static peers/);
+        // A host whose database was never read.
+        rmSync(state, { recursive: true, force: true });
+        setDatabase("down");
+        assert.equal(ignored("203.0.113.63"), false);
+        assert.equal(ignored("198.51.100.77"), true);
+        assert.match(logged(), /never read before: only sip\.conf's peers are ignored/);
+    });
+
+    it("no realtime table mapped: sip.conf's peers only, and no error", () => {
+        writeFileSync(join(asterisk, "extconfig.conf"), "[settings]\n;sippeers => mysql,general,devices\n");
+        writeFileSync(join(work, "log"), "");
+        expire();
+        assert.equal(ignored("192.0.2.7"), true);
+        assert.equal(ignored("203.0.113.63"), false);
+        assert.doesNotMatch(logged(), /database/);
+    });
+});
