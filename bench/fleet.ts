@@ -65,10 +65,18 @@ export class SshBytes {
     }
 
     total(): number {
-        return this.sh("iptables -w -nvx -L BENCH-SSH")
-            .split("\n")
-            .slice(2)
-            .reduce((sum, line) => sum + (Number(line.trim().split(/\s+/)[1]) || 0), 0);
+        const { toHosts, fromHosts } = this.directions();
+        return toHosts + fromHosts;
+    }
+
+    /** Bytes to the hosts (their port 22) and from them, apart. */
+    directions(): { toHosts: number; fromHosts: number } {
+        const counts = { toHosts: 0, fromHosts: 0 };
+        for (const line of this.sh("iptables -w -nvx -L BENCH-SSH").split("\n").slice(2)) {
+            const fields = line.trim().split(/\s+/);
+            counts[line.includes("dpt:22") ? "toHosts" : "fromHosts"] += Number(fields[1]) || 0;
+        }
+        return counts;
     }
 }
 

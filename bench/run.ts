@@ -4,6 +4,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import { benchAudit } from "./audit";
 import { benchBans } from "./bans";
+import { benchCli } from "./cli";
 import { benchCraftedLines, benchFail2banFilters } from "./fail2ban-filters";
 import { benchFleet } from "./fleet";
 import { benchLabStart } from "./lab-start";
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
         filters: async () => [...(await benchCraftedLines()), ...(await benchFail2banFilters())],
         audit: () => benchAudit(),
         bans: benchBans,
+        cli: () => benchCli(eachSize),
     };
     const aliases: Record<string, string> = { fail2ban: "filters" };
     const only = aliases[process.argv[2]] ?? process.argv[2];

@@ -4,7 +4,7 @@ import { reasonOf, secondsSince, withSession } from "../apply/run-hosts";
 import { hostIdentity } from "../render/report";
 import type { HostOfEnvironment } from "../config/environment";
 import type { Resolver } from "../config/resolve";
-import { fillSecrets } from "../render/artifact";
+import { fillSecrets, sha256Hex } from "../render/artifact";
 import { compareHost, type Finding } from "./compare";
 import { driftScript, parseDriftOutput } from "./scripts";
 
@@ -48,7 +48,9 @@ export async function checkHost(target: HostOfEnvironment, options: { resolver?:
                 }
             });
         }
-        const output = await withSession(target, secrets, (session) => session.run(driftScript(plans)), (session) => (result.roundTrips = session.roundTrips));
+        // The desired digests: the host sends back only the files that differ.
+        const digests = Object.fromEntries(plans.flatMap((plan) => plan.artifacts.map((artifact, index) => [artifact.path, desired[plan.concern][index] === undefined ? undefined : sha256Hex(desired[plan.concern][index]!)])));
+        const output = await withSession(target, secrets, (session) => session.run(driftScript(plans, digests)), (session) => (result.roundTrips = session.roundTrips));
         if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
         result.findings = compareHost(plans, desired, parseDriftOutput(output.stdout));
         result.status = result.findings.length > 0 ? "drift" : "clean";

@@ -1,6 +1,5 @@
 // What differs between the rendered plans and what a host showed: unified diffs of files and
 // live views, and services that are not running as configured. Pure.
-import { createTwoFilesPatch } from "diff";
 import { sha256Hex, type ConcernPlan } from "../render/artifact";
 import { concernOfTransaction } from "../apply/scripts";
 import type { DriftRead } from "./scripts";
@@ -14,6 +13,8 @@ export interface Finding {
 }
 
 function patch(name: string, desired: string, live: string): string {
+    // diff is loaded only when there is drift to show (a clean check never needs it).
+    const { createTwoFilesPatch } = require("diff") as typeof import("diff");
     return createTwoFilesPatch(`${name} (desired)`, `${name} (live)`, desired, live, undefined, undefined, { context: 2 })
         .split("\n")
         .filter((line) => !/^=+$/.test(line) && !line.startsWith("Index: "))

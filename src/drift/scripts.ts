@@ -26,35 +26,68 @@ export interface DriftRead {
 
 const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").toString("utf8");
 
-export function driftScript(plans: ConcernPlan[]): string {
+/**
+ * `digests` (path -> the sha256 the file must have) lets the host send back only the contents of
+ * files that differ (for their diff): on a clean host, none. Without it every readable file comes
+ * back (53 KB of base64 in the lab, most of a clean check's answer).
+ */
+export function driftScript(plans: ConcernPlan[], digests?: Record<string, string | undefined>): string {
     const all = plans.flatMap((plan) => plan.artifacts);
     const quoted = (artifacts: typeof all) => artifacts.map((artifact) => `'${artifact.path}'`).join(" ");
     const readable = all.filter((artifact) => !artifact.secret && !artifact.bulk);
     // Few processes, whatever the number of files (process creation is most of a check's cost):
     // one stat and one sha256sum for all files (a missing file prints no line), then the files
-    // that hold no secret concatenated in one base64 line, cut apart by the sizes stat printed.
+    // that hold no secret (those whose digest differs, when the digests are known) concatenated in
+    // one base64 line, cut apart by the sizes stat printed.
     const lines = [
         "set -u",
         "export LC_ALL=C",
         ...startBackgroundViews(plans),
         `stat -c 'M %n %a %U:%G' ${quoted(all)} 2>/dev/null`,
-        `stat -c 'Z %n %s' ${quoted(readable)} 2>/dev/null`,
-        `sha256sum ${quoted(all)} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
-        `printf 'C %s\\n' "$(cat ${quoted(readable)} 2>/dev/null | base64 -w0)"`,
+        `morh_h=$(sha256sum ${quoted(all)} 2>/dev/null)`,
+        `[ -z "$morh_h" ] || printf '%s\\n' "$morh_h" | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
+        ...contentLines(readable, digests),
         PENDING_LINES,
     ];
     for (const plan of backgroundLast(plans)) {
         plan.liveViews.forEach((view, index) => {
             const id = `${plan.concern}/${index}`;
-            lines.push(`${liveOfView(plan, index)}; printf 'W ${id} live %s\\n' "$(printf '%s' "$live" | base64 -w0)"`);
-            // Usually the cached form equals the live one: "same" then, and nothing computed.
-            if ("artifact" in view.expected) lines.push(`${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`);
+            const printLive = `printf 'W ${id} live %s\\n' "$(printf '%s' "$live" | base64 -w0)"`;
+            if (!("artifact" in view.expected)) {
+                lines.push(`${liveOfView(plan, index)}; ${printLive}`);
+                return;
+            }
+            // Usually the cached form equals the live one: "same" then, nothing computed and
+            // nothing sent back (the live ruleset is most of a clean check's answer: ~20 KB of
+            // base64 in the lab); the host compared the very texts the workstation would.
+            lines.push(`${liveOfView(plan, index)}; ${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else ${printLive}; printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`);
         });
         const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
         lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);
     }
     lines.push(END_BACKGROUND_VIEWS);
     return wholeScript(lines);
+}
+
+/**
+ * `Z path size` lines and one `C base64` line for the readable files to send back: every one
+ * without `digests`; with them, only those whose digest (in $morh_h, sha256sum's output) is not
+ * the desired one. A file whose desired content is unknown (a secret it needs is not available
+ * here) is not compared, so not sent either.
+ */
+function contentLines(readable: { path: string }[], digests?: Record<string, string | undefined>): string[] {
+    const send = (paths: string) => [`stat -c 'Z %n %s' ${paths} 2>/dev/null`, `printf 'C %s\\n' "$(cat ${paths} 2>/dev/null | base64 -w0)"`];
+    if (!digests) return send(readable.map((artifact) => `'${artifact.path}'`).join(" "));
+    const compared = readable.filter((artifact) => digests[artifact.path] !== undefined);
+    // The list of files to send is built in the positional parameters (paths may hold spaces).
+    // Whole lines of sha256sum's output are matched (between newlines), so no path that only
+    // begins with another one stands for it.
+    return [
+        "morh_nl='\n'",
+        "set --",
+        ...compared.map((artifact) => `case "\${morh_nl}\${morh_h}\${morh_nl}" in *"\${morh_nl}${digests[artifact.path]}  ${artifact.path}\${morh_nl}"*) ;; *) [ ! -e '${artifact.path}' ] || set -- "$@" '${artifact.path}' ;; esac`),
+        `if [ $# -gt 0 ]; then ${send('"$@"').join("; ")}; fi`,
+    ];
 }
 
 export function parseDriftOutput(output: string): DriftRead {
@@ -74,6 +107,7 @@ export function parseDriftOutput(output: string): DriftRead {
             concatenated = Buffer.from(fields[1] ?? "", "base64");
         } else if (fields[0] === "W") {
             const view = (read.views[fields[1]] ??= { live: "" });
+            // "same": the host found both texts equal and sent neither.
             if (fields[2] === "same") view.expected = view.live;
             else view[fields[2] as "live" | "expected"] = unb64(fields[3]);
         } else if (fields[0] === "T" && fields.length === 3) {

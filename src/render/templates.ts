@@ -1,8 +1,14 @@
-// Handlebars templates from templates/, compiled once with noEscape (configs are not HTML: every
-// value was validated by the schema instead) and strict (a missing value is an error, not "").
+// Handlebars templates from templates/, compiled with noEscape (configs are not HTML: every value
+// was validated by the schema instead) and strict (a missing value is an error, not ""). The build
+// precompiles them (src/render/precompile.ts): compiling all of them at run time took 100-250 ms
+// of every drift and apply on the CI machine, and loading Handlebars' compiler as much again. A
+// template whose source no longer matches its precompiled digest (edited since the build) is
+// compiled here, on first use, with the same options.
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import Handlebars from "handlebars";
+import type Handlebars from "handlebars";
+import HandlebarsRuntime from "handlebars/runtime";
 
 /** The project's templates/ directory (found from the compiled file, wherever dist/ is). */
 export function findTemplatesDir(): string {
@@ -12,18 +18,52 @@ export function findTemplatesDir(): string {
     throw new Error(`templates/ not found above ${__dirname}`);
 }
 
-const handlebars = Handlebars.create();
-handlebars.registerHelper("join", (items: unknown[], separator: unknown) => items.join(typeof separator === "string" ? separator : " "));
-handlebars.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+/** The options every template is compiled with, at build time and here. */
+export const COMPILE_OPTIONS = { noEscape: true, strict: true } as const;
+
+/** What the build writes: template name -> the digest of its source and its precompiled form. */
+/** Handlebars.precompile()'s output, evaluated (the type is global in handlebars' declarations). */
+type TemplateSpecification = Parameters<typeof HandlebarsRuntime.template>[0];
+
+export type PrecompiledTemplates = Record<string, { sha256: string; spec: TemplateSpecification }>;
+
+/** Where the build writes the precompiled templates (next to this file in dist/). */
+export const PRECOMPILED_FILE = join(__dirname, "templates.compiled.js");
+
+export const sourceDigest = (source: string) => createHash("sha256").update(source).digest("hex");
+
+function withHelpers<T extends typeof Handlebars>(environment: T): T {
+    environment.registerHelper("join", (items: unknown[], separator: unknown) => items.join(typeof separator === "string" ? separator : " "));
+    environment.registerHelper("eq", (a: unknown, b: unknown) => a === b);
+    return environment;
+}
+
+const runtime = withHelpers(HandlebarsRuntime.create());
+let compiler: typeof Handlebars | undefined;
+let precompiled: PrecompiledTemplates | undefined;
 const compiled = new Map<string, Handlebars.TemplateDelegate>();
 let templatesDir: string | undefined;
+
+function loadPrecompiled(): PrecompiledTemplates {
+    // Absent when running from sources that were never built with the precompile step.
+    return existsSync(PRECOMPILED_FILE) ? (require(PRECOMPILED_FILE) as PrecompiledTemplates) : {};
+}
+
+/** The template as Handlebars would compile it now: precompiled when its source is unchanged. */
+export function templateOf(name: string, source: string, usePrecompiled = true): Handlebars.TemplateDelegate {
+    precompiled ??= loadPrecompiled();
+    const entry = usePrecompiled ? precompiled[name] : undefined;
+    if (entry && entry.sha256 === sourceDigest(source)) return runtime.template(entry.spec);
+    compiler ??= withHelpers((require("handlebars") as typeof Handlebars).create());
+    return compiler.compile(source, COMPILE_OPTIONS);
+}
 
 /** Renders templates/<name> (e.g. "sshd/hardening.conf.hbs") with `data`. */
 export function renderTemplate(name: string, data: object): string {
     let template = compiled.get(name);
     if (!template) {
         templatesDir ??= findTemplatesDir();
-        template = handlebars.compile(readFileSync(join(templatesDir, name), "utf8"), { noEscape: true, strict: true });
+        template = templateOf(name, readFileSync(join(templatesDir, name), "utf8"));
         compiled.set(name, template);
     }
     return template(data);

@@ -3,7 +3,9 @@
 // `sh -s` with the script on stdin, so nothing is quoted twice and per-connection session
 // limits (OpenSSH MaxSessions 10) are never reached. Every exec is one round trip, counted.
 import { createHash } from "node:crypto";
-import { Client, type ConnectConfig } from "ssh2";
+// ssh2 is loaded on the first connection: commands that never connect (render, --help) skip its
+// load (~35 ms on the CI machine).
+import type { Client, ConnectConfig } from "ssh2";
 
 export interface SessionTarget {
     address: string;
@@ -66,6 +68,13 @@ const algorithms: ConnectConfig["algorithms"] = {
     cipher: ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes128-ctr"],
     serverHostKey: ["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256"],
     hmac: ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512", "hmac-sha2-256"],
+    // A drift check's script is ~40 KB of shell and its answer a few KB of base64: zlib brings
+    // both to a fraction (an extra TCP window is an extra round trip on a WAN). Delayed
+    // compression (zlib@openssh.com) starts only after authentication, so nothing an
+    // unauthenticated peer sends is inflated; OpenSSH's sshd allows it by default (sshd_config(5)
+    // "Compression: ... The default is yes", which means delayed). "none" last: a server that
+    // refuses compression still connects.
+    compress: ["zlib@openssh.com", "none"],
 };
 
 export class HostSession {
@@ -109,7 +118,7 @@ export class HostSession {
     static async connect(target: SessionTarget): Promise<HostSession> {
         if (target.preConnect) await target.preConnect();
         return new Promise((resolve, reject) => {
-            const client = new Client();
+            const client = new (require("ssh2") as typeof import("ssh2")).Client();
             let seen: string | undefined;
             const config: ConnectConfig = {
                 host: target.address,
