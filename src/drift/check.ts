@@ -7,6 +7,7 @@ import type { Resolver } from "../config/resolve";
 import { fillSecrets, sha256Hex } from "../render/artifact";
 import { compareHost, type Finding } from "./compare";
 import { driftScript, parseDriftOutput } from "./scripts";
+import { gzippedScript } from "../render/shell";
 
 export interface DriftResult {
     stack: string;
@@ -50,7 +51,7 @@ export async function checkHost(target: HostOfEnvironment, options: { resolver?:
         }
         // The desired digests: the host sends back only the files that differ.
         const digests = Object.fromEntries(plans.flatMap((plan) => plan.artifacts.map((artifact, index) => [artifact.path, desired[plan.concern][index] === undefined ? undefined : sha256Hex(desired[plan.concern][index]!)])));
-        const output = await withSession(target, secrets, (session) => session.run(driftScript(plans, digests)), (session) => (result.roundTrips = session.roundTrips));
+        const output = await withSession(target, secrets, (session) => session.run(gzippedScript(driftScript(plans, digests))), (session) => (result.roundTrips = session.roundTrips));
         if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
         result.findings = compareHost(plans, desired, parseDriftOutput(output.stdout));
         result.status = result.findings.length > 0 ? "drift" : "clean";

@@ -1,5 +1,6 @@
 // Shell text built from values: quoting, here-documents, whole scripts. Pure: the concerns'
 // renderers and the effects layer (apply, drift, audit) share them.
+import { gzipSync } from "node:zlib";
 
 /** One shell word holding `text` as it is: nothing in it is expanded or run. */
 export function shellQuote(text: string): string {
@@ -23,4 +24,18 @@ export function base64Lines(content: string): string {
  */
 export function wholeScript(lines: string[]): string {
     return ["{", "exec </dev/null", ...lines, "}"].join("\n") + "\n";
+}
+
+/**
+ * A script as a smaller script that runs it: gzip'd, base64 in a quoted heredoc, inflated by the
+ * host's own gzip into a second `sh -s` (a shell script shrinks to about a third that way). The
+ * outer shell reads the whole heredoc before it runs the pipe; a copy cut short on its way
+ * inflates to a prefix of `script`, which as a whole brace group (wholeScript) is a syntax error
+ * and runs not at all. The exit status is the inner shell's. Used for drift's read instead of
+ * ssh2's own zlib compression: ssh2 1.17 throws "Invalid Zlib instance" from a channel closed
+ * after its connection was lost (test/apply/protocol.test.ts found it), which no caller can catch.
+ */
+export function gzippedScript(script: string): string {
+    const packed = (gzipSync(Buffer.from(script, "utf8"), { level: 9 }).toString("base64").match(/.{1,76}/g) ?? [""]).join("\n");
+    return `base64 -d <<'MORH_GZ' | gzip -dc | sh -s\n${packed}\nMORH_GZ\n`;
 }

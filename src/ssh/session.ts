@@ -68,13 +68,10 @@ const algorithms: ConnectConfig["algorithms"] = {
     cipher: ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes128-ctr"],
     serverHostKey: ["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256"],
     hmac: ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512", "hmac-sha2-256"],
-    // A drift check's script is ~40 KB of shell and its answer a few KB of base64: zlib brings
-    // both to a fraction (an extra TCP window is an extra round trip on a WAN). Delayed
-    // compression (zlib@openssh.com) starts only after authentication, so nothing an
-    // unauthenticated peer sends is inflated; OpenSSH's sshd allows it by default (sshd_config(5)
-    // "Compression: ... The default is yes", which means delayed). "none" last: a server that
-    // refuses compression still connects.
-    compress: ["zlib@openssh.com", "none"],
+    // No compression: ssh2 1.17's zlib throws an uncatchable "Invalid Zlib instance" when a
+    // channel closes after its connection was lost (test/apply/protocol.test.ts). Drift's script,
+    // the one sent on every check, is gzip'd by the caller instead (render/shell.ts gzippedScript).
+    compress: ["none"],
 };
 
 export class HostSession {
