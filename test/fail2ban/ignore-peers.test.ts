@@ -47,6 +47,7 @@ describe("fail2ban.ignorePeers: the jails", () => {
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { asteriskDir: "etc/asterisk" } } })), /fail2ban\.peers\.asteriskDir/);
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { cacheTime: "soon" } } })), /fail2ban\.peers\.cacheTime/);
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { ignorePeers: "yes" } })), /fail2ban\.ignorePeers/);
+        assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { database: "no" } } })), /fail2ban\.peers\.database/);
     });
 
     it("the script is shellcheck-clean (sh and bash)", () => {
@@ -115,7 +116,7 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         for (const name of ["mariadb", "logger"]) chmodSync(join(bin, name), 0o755);
         writeFileSync(join(work, "log"), "");
         script = join(work, "ignore-peer");
-        writeFileSync(script, ignorePeersScript("production", { asteriskDir: asterisk, cacheTime: 120 }, state));
+        writeFileSync(script, ignorePeersScript("production", { ...PEERS_DEFAULTS, asteriskDir: asterisk }, state));
         mkdirSync(join(work, "tmp"));
         env = { PATH: `${bin}:${process.env.PATH}`, WORK: work, TMPDIR: join(work, "tmp") };
     });
@@ -206,6 +207,19 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         assert.equal(ignored("203.0.113.63"), false);
         assert.equal(ignored("198.51.100.77"), true);
         assert.match(logged(), /never read before: only sip\.conf's peers are ignored/);
+    });
+
+    it("fail2ban.peers.database: false (customers who can set a device's host): sip.conf's peers only, no query", () => {
+        const sipOnly = join(work, "ignore-peer-sip-only");
+        const sipOnlyState = join(work, "state-sip-only");
+        writeFileSync(sipOnly, ignorePeersScript("production", { ...PEERS_DEFAULTS, asteriskDir: asterisk, database: false }, sipOnlyState));
+        setDatabase(["203.0.113.64"]);
+        const queries = () => readFileSync(join(work, "args"), "utf8").split("\n").filter(Boolean).length;
+        const before = queries();
+        const run = (address: string) => spawnSync("sh", [sipOnly, address], { encoding: "utf8", timeout: 30_000, env }).status;
+        assert.equal(run("203.0.113.64"), 1, "a device's host is not ignored");
+        assert.equal(run("192.0.2.7"), 0, "sip.conf's peer is");
+        assert.equal(queries(), before, "the database is not asked");
     });
 
     it("no realtime table mapped: sip.conf's peers only, and no error", () => {
