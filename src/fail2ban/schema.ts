@@ -10,7 +10,7 @@ export type JailName = (typeof jailNames)[number];
 export const PERMANENT = "permanent";
 
 /** fail2ban.peers' defaults. */
-export const PEERS_DEFAULTS = { asteriskDir: "/etc/asterisk", cacheTime: 120 };
+export const PEERS_DEFAULTS = { asteriskDir: "/etc/asterisk", cacheTime: 120, database: true };
 
 /**
  * A failregex line for fail2ban: one line, naming the offender with <HOST> (or <ADDR>), and no
@@ -118,6 +118,12 @@ export const fail2banSchema = z
                 asteriskDir: absolutePath.default(PEERS_DEFAULTS.asteriskDir),
                 /** fail2ban keeps each answer, and the host its lists, this long: a device added is ignored within twice it. */
                 cacheTime: duration.default(PEERS_DEFAULTS.cacheTime),
+                /**
+                 * Read the realtime table's `host` column too. Whoever can set a device's host (a
+                 * customer, where MOR's GUI lets users edit their devices: an assumption to check
+                 * per installation) makes that address unbannable: false keeps sip.conf's peers only.
+                 */
+                database: z.boolean().default(PEERS_DEFAULTS.database),
             })
             .strict()
             .default(PEERS_DEFAULTS),

@@ -2,8 +2,8 @@
 // judged by shellcheck, and the script run against Asterisk files in a scratch directory with a
 // stand-in database client (the real MariaDB is the lab test's, test/fail2ban/peers.test.ts).
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -47,6 +47,7 @@ describe("fail2ban.ignorePeers: the jails", () => {
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { asteriskDir: "etc/asterisk" } } })), /fail2ban\.peers\.asteriskDir/);
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { cacheTime: "soon" } } })), /fail2ban\.peers\.cacheTime/);
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { ignorePeers: "yes" } })), /fail2ban\.ignorePeers/);
+        assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { database: "no" } } })), /fail2ban\.peers\.database/);
     });
 
     it("the script is shellcheck-clean (sh and bash)", () => {
@@ -80,7 +81,7 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
     /** The lists are read again at the next call (as when cacheTime has passed). */
     const expire = () => utimesSync(join(state, "stamp"), new Date(0), new Date(0));
     const logged = () => readFileSync(join(work, "log"), "utf8");
-    const setDatabase = (rows: string[] | "down") => writeFileSync(join(work, "rows"), rows === "down" ? "down\n" : rows.map((row) => Buffer.from(row).toString("hex")).join("\n") + "\n");
+    const setDatabase = (rows: string[] | "down" | "kill" | "hang") => writeFileSync(join(work, "rows"), typeof rows === "string" ? `${rows}\n` : rows.map((row) => Buffer.from(row).toString("hex")).join("\n") + "\n");
 
     before(() => {
         work = mkdtempSync(join(tmpdir(), "mor-harden-peers-"));
@@ -103,6 +104,10 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
                 'printf "%s\\n" "$*" >> "$WORK/args"',
                 'option=${1#--defaults-extra-file=}; stat -c %a "$option" > "$WORK/mode"; cat "$option" > "$WORK/option-file"',
                 'if grep -qx down "$WORK/rows"; then echo "ERROR 2002 (HY000): Can\'t connect to local server" >&2; exit 1; fi',
+                // "kill": the script killed -9 mid-query (its parent is timeout, whose parent is the script).
+                'if grep -qx kill "$WORK/rows"; then kill -9 "$(ps -o ppid= -p "$PPID" | tr -d " ")"; exit 1; fi',
+                // "hang": a query that does not return until the test says so (bounded: 60 s at most).
+                'if grep -qx hang "$WORK/rows"; then : > "$WORK/querying"; n=0; while [ ! -e "$WORK/release" ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done; exit 1; fi',
                 'cat "$WORK/rows"',
                 "",
             ].join("\n"),
@@ -111,7 +116,7 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         for (const name of ["mariadb", "logger"]) chmodSync(join(bin, name), 0o755);
         writeFileSync(join(work, "log"), "");
         script = join(work, "ignore-peer");
-        writeFileSync(script, ignorePeersScript("production", { asteriskDir: asterisk, cacheTime: 120 }, state));
+        writeFileSync(script, ignorePeersScript("production", { ...PEERS_DEFAULTS, asteriskDir: asterisk }, state));
         mkdirSync(join(work, "tmp"));
         env = { PATH: `${bin}:${process.env.PATH}`, WORK: work, TMPDIR: join(work, "tmp") };
     });
@@ -135,6 +140,41 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         assert.deepEqual(readdirSync(join(work, "tmp")), [], "nothing left in TMPDIR");
         assert.equal(statSync(state).mode & 0o777, 0o700);
         for (const name of readdirSync(state)) assert.ok(!readFileSync(join(state, name), "utf8").includes("Zq8"), `${name} holds no password`);
+    });
+
+    it("a kill -9 mid-query leaves the option file only in the private state directory, and the next read removes it", () => {
+        setDatabase("kill");
+        expire();
+        const killed = spawnSync("sh", [script, "203.0.113.60"], { encoding: "utf8", timeout: 30_000, env });
+        assert.equal(killed.signal, "SIGKILL", `the stand-in killed the script: ${killed.status} ${killed.stderr}`);
+        assert.deepEqual(readdirSync(join(work, "tmp")), [], "nothing in TMPDIR (the password would stay there for good)");
+        const left = readdirSync(state).filter((name) => name.startsWith("client."));
+        assert.equal(left.length, 1, "the killed read's option file is in the state directory");
+        assert.equal(statSync(state).mode & 0o777, 0o700);
+        setDatabase(["203.0.113.60"]);
+        expire();
+        assert.equal(ignored("203.0.113.60"), true);
+        assert.deepEqual(readdirSync(state).filter((name) => name.startsWith("client.")), [], "swept by the next read");
+    });
+
+    it("a hung query holds no other call: with lists read, they answer from those at once", async () => {
+        setDatabase("hang");
+        rmSync(join(work, "querying"), { force: true });
+        rmSync(join(work, "release"), { force: true });
+        expire();
+        const first = spawn("sh", [script, "203.0.113.60"], { env, stdio: "ignore" });
+        const firstExit = new Promise<number | null>((resolve) => first.on("exit", (code) => resolve(code)));
+        try {
+            for (let i = 0; i < 300 && !existsSync(join(work, "querying")); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+            assert.ok(existsSync(join(work, "querying")), "the first call is in its query");
+            // The script's own wait for the lock is 30 s: a call that waited would be cut off here.
+            const second = spawnSync("sh", [script, "203.0.113.60"], { encoding: "utf8", timeout: 15_000, env });
+            assert.equal(second.status, 0, `answered from the last lists while the query hangs: ${second.status} ${second.signal} ${second.stderr}`);
+            assert.ok(!existsSync(join(work, "release")) && first.exitCode === null, "the first call still in its query");
+        } finally {
+            writeFileSync(join(work, "release"), "");
+            assert.equal(await firstExit, 0, "the first call, its query failed, keeps the last list");
+        }
     });
 
     it("reads the database only when the lists are older than cacheTime: a device added is ignored then", () => {
@@ -167,6 +207,19 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         assert.equal(ignored("203.0.113.63"), false);
         assert.equal(ignored("198.51.100.77"), true);
         assert.match(logged(), /never read before: only sip\.conf's peers are ignored/);
+    });
+
+    it("fail2ban.peers.database: false (customers who can set a device's host): sip.conf's peers only, no query", () => {
+        const sipOnly = join(work, "ignore-peer-sip-only");
+        const sipOnlyState = join(work, "state-sip-only");
+        writeFileSync(sipOnly, ignorePeersScript("production", { ...PEERS_DEFAULTS, asteriskDir: asterisk, database: false }, sipOnlyState));
+        setDatabase(["203.0.113.64"]);
+        const queries = () => readFileSync(join(work, "args"), "utf8").split("\n").filter(Boolean).length;
+        const before = queries();
+        const run = (address: string) => spawnSync("sh", [sipOnly, address], { encoding: "utf8", timeout: 30_000, env }).status;
+        assert.equal(run("203.0.113.64"), 1, "a device's host is not ignored");
+        assert.equal(run("192.0.2.7"), 0, "sip.conf's peer is");
+        assert.equal(queries(), before, "the database is not asked");
     });
 
     it("no realtime table mapped: sip.conf's peers only, and no error", () => {
