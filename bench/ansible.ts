@@ -39,7 +39,10 @@ export async function prepareAnsible(state: LabState, stackFile: string, dir: st
         );
         writeFileSync(join(dir, "host_vars", `${host.name}.yml`), stringify({ ansible_host: host.v4, managed_files: managed }));
     }
-    writeFileSync(join(dir, "inventory.ini"), `[mor]\n${hosts.map(({ host }) => host.name).join("\n")}\n\n[mor:vars]\nansible_user=root\nansible_ssh_private_key_file=${state.operatorKey}\nansible_python_interpreter=/usr/bin/python3\n`);
+    writeFileSync(
+        join(dir, "inventory.ini"),
+        `[mor]\n${hosts.map(({ host }) => host.name).join("\n")}\n\n[mor:vars]\nansible_user=root\nansible_ssh_private_key_file=${state.operatorKey}\nansible_python_interpreter=/usr/bin/python3\n`,
+    );
     writeFileSync(
         join(dir, "ansible.cfg"),
         [

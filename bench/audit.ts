@@ -10,7 +10,9 @@ import { summarize, type Figure } from "./stats";
 
 export function benchAudit(size = Number(process.env.BENCH_AUDIT_HOSTS ?? 20), runs = Number(process.env.BENCH_RUNS ?? 3)): Promise<Figure[]> {
     return withBenchLab("mha", async (dir, prefix) => {
-        const voip = Array.from({ length: size }, (_, index): VoipProfile => (index % 2 === 0 ? { secrets: "weak", database: "exposed" } : { secrets: "strong", database: "loopback" }));
+        const voip = Array.from({ length: size }, (_, index): VoipProfile =>
+            index % 2 === 0 ? { secrets: "weak", database: "exposed" } : { secrets: "strong", database: "loopback" },
+        );
         console.error(`audit N=${size}: starting the lab`);
         const state = await labUp(dir, size, prefix, { voip });
         const file = stackFile(state, dir);
@@ -24,8 +26,16 @@ export function benchAudit(size = Number(process.env.BENCH_AUDIT_HOSTS ?? 20), r
         const floor = measure("floor");
         const audit = measure("audit");
         const label = (what: string, roundTrips: number, bytes: number) => `${what}, ${size} hosts (${roundTrips} round trips, ${bytes} B a host)`;
-        const floorFigure = summarize(label("floor for the audit: ssh true", 1, floor.bytes), "s", floor.samples.map((sample) => sample.seconds));
-        const auditFigure = summarize(label("mor-harden audit, MOR-like hosts with MariaDB", audit.samples[0].roundTrips, audit.bytes), "s", audit.samples.map((sample) => sample.seconds));
+        const floorFigure = summarize(
+            label("floor for the audit: ssh true", 1, floor.bytes),
+            "s",
+            floor.samples.map((sample) => sample.seconds),
+        );
+        const auditFigure = summarize(
+            label("mor-harden audit, MOR-like hosts with MariaDB", audit.samples[0].roundTrips, audit.bytes),
+            "s",
+            audit.samples.map((sample) => sample.seconds),
+        );
         return [floorFigure, auditFigure, ratio(`  audit / floor (${size})`, auditFigure, floorFigure, 2)];
     });
 }

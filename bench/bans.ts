@@ -67,7 +67,9 @@ print(sent)'`;
 
 /** Datagrams the host's RTP accept rule counted since the counters were zeroed. */
 function rtpAccepted(host: LabNode): number {
-    const line = sh(host, "iptables -w -nvx -L MORH-INPUT").split("\n").find((l) => l.includes(`udp dpts:${RTP_PORT}:`));
+    const line = sh(host, "iptables -w -nvx -L MORH-INPUT")
+        .split("\n")
+        .find((l) => l.includes(`udp dpts:${RTP_PORT}:`));
     if (!line) throw new Error("no RTP rule in MORH-INPUT");
     return Number(line.trim().split(/\s+/)[0]);
 }
@@ -102,7 +104,13 @@ const permanentSet = `${banSets(PERMANENT_JAIL, -1).set}-4`;
 
 function loadSetBans(host: LabNode, count: number): void {
     const file = `/tmp/bench-set-${count}`;
-    writeHostFile(host, file, addresses(count).map((address) => `add ${permanentSet} ${address}`).join("\n") + "\n");
+    writeHostFile(
+        host,
+        file,
+        addresses(count)
+            .map((address) => `add ${permanentSet} ${address}`)
+            .join("\n") + "\n",
+    );
     sh(host, `ipset restore -exist < ${file} && rm -f ${file}`);
 }
 
@@ -124,13 +132,21 @@ function benchPacketPath(state: LabState): Figure[] {
         loadSetBans(host, count);
         const set = higherIsBetter(summarize(`RTP datagrams, ${count} bans in mor-harden's ipset`, "datagrams/s", measureThroughput(state, host)));
         sh(host, `ipset flush ${permanentSet}`);
-        figures.push(chain, ratioOf(`${count} bans, iptables-allports / no bans`, chain, base), set, ratioOf(`${count} bans, mor-harden's ipset / no bans`, set, base, count === 100_000 ? 0.8 : undefined));
+        figures.push(
+            chain,
+            ratioOf(`${count} bans, iptables-allports / no bans`, chain, base),
+            set,
+            ratioOf(`${count} bans, mor-harden's ipset / no bans`, set, base, count === 100_000 ? 0.8 : undefined),
+        );
     }
     return figures;
 }
 
 /** A throughput ratio: higher is better, `atLeast` its target. */
-const ratioOf = (name: string, numerator: Figure, denominator: Figure, atLeast?: number): Figure => ({ ...ratio(name, numerator, denominator, atLeast, true), better: "higher" });
+const ratioOf = (name: string, numerator: Figure, denominator: Figure, atLeast?: number): Figure => ({
+    ...ratio(name, numerator, denominator, atLeast, true),
+    better: "higher",
+});
 
 /** Seeds fail2ban's database and the jail's ban journal with permanent bans (fail2ban stopped). */
 const seedScript = (count: number) => `/usr/bin/python3 - <<'SEED'
@@ -158,7 +174,13 @@ function benchRestart(state: LabState): Figure[] {
             `start=$(date +%s.%N); fail2ban-client restart >/dev/null; ${waitFor("set", `[ "$(ipset list -t ${permanentSet} 2>/dev/null | sed -n 's/Number of entries: //p')" = ${RESTART_BANS} ]`)}; ${waitFor("listed", `fail2ban-client status ${PERMANENT_JAIL} 2>/dev/null | grep -q "Currently banned:.${RESTART_BANS}$"`)}; echo "start $start"`,
             300_000,
         );
-        const at = Object.fromEntries(output.trim().split("\n").map((line) => line.split(" ")).map(([name, time]) => [name, Number(time)]));
+        const at = Object.fromEntries(
+            output
+                .trim()
+                .split("\n")
+                .map((line) => line.split(" "))
+                .map(([name, time]) => [name, Number(time)]),
+        );
         sets.push(at.set - at.start);
         listed.push(at.listed - at.start);
     }

@@ -47,7 +47,15 @@ async function time(spec: TimeSpec): Promise<void> {
     const results = await Promise.all(spec.commands.map(timed));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const failed = results.filter((result) => !spec.ok.includes(result.code));
-    process.stdout.write(JSON.stringify({ seconds, cpu: results.reduce((sum, result) => sum + result.cpu, 0), failures: failed.length, errors: failed.slice(0, 2).map((result) => `exit ${result.code}: ${result.stderr} ${result.stdout.slice(-2000)}`), stdout: results[0]?.stdout ?? "" }) + "\n");
+    process.stdout.write(
+        JSON.stringify({
+            seconds,
+            cpu: results.reduce((sum, result) => sum + result.cpu, 0),
+            failures: failed.length,
+            errors: failed.slice(0, 2).map((result) => `exit ${result.code}: ${result.stderr} ${result.stdout.slice(-2000)}`),
+            stdout: results[0]?.stdout ?? "",
+        }) + "\n",
+    );
 }
 
 function relay(spec: RelaySpec): void {

@@ -24,7 +24,11 @@ import { benchEnvironment, ratio, runner, SshBytes, workstationOf, type StackDoc
 import { withBenchLab } from "./lab-dir";
 import { summarize, type Figure } from "./stats";
 
-const list = (text: string) => text.split(",").map((item) => item.trim()).filter(Boolean);
+const list = (text: string) =>
+    text
+        .split(",")
+        .map((item) => item.trim())
+        .filter(Boolean);
 const SIZES = list(process.env.BENCH_CLI_SIZES ?? process.env.BENCH_SIZES ?? "1,5,20,50").map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const LINKS = list(process.env.BENCH_CLI_LINKS ?? "lab,wan") as Link[];
@@ -88,7 +92,8 @@ class Stacks {
             this.state.hosts.slice(0, size).map((host, index) => {
                 const entry = all[host.name];
                 // Over the relay: the workstation's port for this host, forwarded to the host's sshd port.
-                const connection = link === "wan" ? { ...entry.connection, address: workstation.v4, port: RELAY_BASE_PORT + index + 1, forwarded: true } : entry.connection;
+                const connection =
+                    link === "wan" ? { ...entry.connection, address: workstation.v4, port: RELAY_BASE_PORT + index + 1, forwarded: true } : entry.connection;
                 return [host.name, { ...entry, connection }];
             }),
         );
@@ -111,13 +116,42 @@ function sshCommands(state: LabState, size: number, link: Link, knownHostsFile: 
     return state.hosts.slice(0, size).map((host, index) => {
         const [address, port] = link === "wan" ? [workstation.v4, RELAY_BASE_PORT + index + 1] : [host.v4, 22];
         // -F /dev/null: none of this machine's ssh_config; the lab's operator key and host keys only.
-        return ["ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", state.operatorKey, "-o", `UserKnownHostsFile=${knownHostsFile}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=yes", "-o", `HostKeyAlias=${host.name}`, "-o", "ControlMaster=no", "-p", String(port), `root@${address}`, "true"];
+        return [
+            "ssh",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-i",
+            state.operatorKey,
+            "-o",
+            `UserKnownHostsFile=${knownHostsFile}`,
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            `HostKeyAlias=${host.name}`,
+            "-o",
+            "ControlMaster=no",
+            "-p",
+            String(port),
+            `root@${address}`,
+            "true",
+        ];
     });
 }
 
 /** The relay in the workstation for every host; returns its stop. */
 async function startRelay(state: LabState): Promise<() => void> {
-    const spec = { delayMs: WAN_DELAY_MS, listen: workstationOf(state).v4, ports: state.hosts.map((host, index) => [RELAY_BASE_PORT + index + 1, host.v4]), lifetimeSeconds: 1200 };
+    const spec = {
+        delayMs: WAN_DELAY_MS,
+        listen: workstationOf(state).v4,
+        ports: state.hosts.map((host, index) => [RELAY_BASE_PORT + index + 1, host.v4]),
+        lifetimeSeconds: 1200,
+    };
     const [command, ...args] = execArgv(workstationOf(state), ["node", join(__dirname, "cli-runner.js"), "relay", JSON.stringify(spec)]);
     const child = spawn(command, args, { detached: true, stdio: ["ignore", "pipe", "inherit"] });
     await new Promise<void>((resolve, reject) => {
@@ -145,7 +179,9 @@ function hostCommandTimes(host: LabHost): Figure[] {
         ["iptables-restore --test, both families (validator)", "iptables-save | iptables-restore --test && ip6tables-save | ip6tables-restore --test"],
     ];
     return commands.map(([name, command]) => {
-        const result = labExec(host, ["sh", "-c", `s=$(date +%s%N); ${command} >/dev/null 2>&1; rc=$?; e=$(date +%s%N); echo "$rc $(( (e - s) / 1000 ))"`], { timeoutMs: 120_000 });
+        const result = labExec(host, ["sh", "-c", `s=$(date +%s%N); ${command} >/dev/null 2>&1; rc=$?; e=$(date +%s%N); echo "$rc $(( (e - s) / 1000 ))"`], {
+            timeoutMs: 120_000,
+        });
         const [code, micros] = result.stdout.trim().split(" ").map(Number);
         if (code !== 0) throw new Error(`${host.name}: ${command} exited ${code}`);
         return summarize(`  first apply's host command: ${name}`, "s", [micros / 1e6]);
@@ -187,7 +223,11 @@ export async function benchCli(onFigures: (figures: Figure[]) => void = () => un
         const report = JSON.parse(firstApply.stdout).hosts[0].report as { roundTrips: number; connections: number };
         const firstSsh = summarize("ssh true, one host", "s", [timeInWorkstation(state, sshCommands(state, 1, "lab", known)).seconds]);
         const firstFigure = summarize(`first apply of one fresh host (${firstBytes} B)`, "s", [firstApply.seconds]);
-        const firstFigures = [firstFigure, ratio(`  first apply / ssh true (${report.roundTrips} round trips over ${report.connections} connections)`, firstFigure, firstSsh, 8), ...hostCommandTimes(first)];
+        const firstFigures = [
+            firstFigure,
+            ratio(`  first apply / ssh true (${report.roundTrips} round trips over ${report.connections} connections)`, firstFigure, firstSsh, 8),
+            ...hostCommandTimes(first),
+        ];
         figures.push(...firstFigures);
         onFigures(firstFigures);
 
@@ -228,12 +268,29 @@ export async function benchCli(onFigures: (figures: Figure[]) => void = () => un
                         }
                     }
                     note("ssh2 floor");
-                    const floor = summarize(`${link}: ssh2 in-process floor, ${size} hosts`, "s", runner({ ...state, hosts }, "floor", RUNS, file).map((sample) => sample.seconds));
+                    const floor = summarize(
+                        `${link}: ssh2 in-process floor, ${size} hosts`,
+                        "s",
+                        runner({ ...state, hosts }, "floor", RUNS, file).map((sample) => sample.seconds),
+                    );
                     const median = (values: number[]) => summarize("x", "", values).median;
-                    const label = (what: string, mode: string) => `${link}: ${what}, ${size} hosts (${Math.round(median(bytes[mode]))} B a host, workstation CPU ${(median(samples[mode].map((sample) => sample.cpu)) / size).toFixed(3)} s a host)`;
-                    const ssh = summarize(label("ssh true", "ssh"), "s", samples.ssh.map((sample) => sample.seconds));
-                    const drift = summarize(label("mor-harden drift, clean", "drift"), "s", samples.drift.map((sample) => sample.seconds));
-                    const apply = summarize(label("mor-harden no-change apply", "apply"), "s", samples.apply.map((sample) => sample.seconds));
+                    const label = (what: string, mode: string) =>
+                        `${link}: ${what}, ${size} hosts (${Math.round(median(bytes[mode]))} B a host, workstation CPU ${(median(samples[mode].map((sample) => sample.cpu)) / size).toFixed(3)} s a host)`;
+                    const ssh = summarize(
+                        label("ssh true", "ssh"),
+                        "s",
+                        samples.ssh.map((sample) => sample.seconds),
+                    );
+                    const drift = summarize(
+                        label("mor-harden drift, clean", "drift"),
+                        "s",
+                        samples.drift.map((sample) => sample.seconds),
+                    );
+                    const apply = summarize(
+                        label("mor-harden no-change apply", "apply"),
+                        "s",
+                        samples.apply.map((sample) => sample.seconds),
+                    );
                     const sizeFigures = [
                         ssh,
                         floor,
@@ -254,7 +311,11 @@ export async function benchCli(onFigures: (figures: Figure[]) => void = () => un
                         );
                     }
                     if (size === 1 && link === "lab") {
-                        sizeFigures.push(summarize("  host CPU: ssh true", "s", onHost.ssh), summarize("  host CPU: clean drift", "s", onHost.drift), summarize("  host CPU: no-change apply", "s", onHost.apply));
+                        sizeFigures.push(
+                            summarize("  host CPU: ssh true", "s", onHost.ssh),
+                            summarize("  host CPU: clean drift", "s", onHost.drift),
+                            summarize("  host CPU: no-change apply", "s", onHost.apply),
+                        );
                     }
                     figures.push(...sizeFigures);
                     onFigures(sizeFigures);
@@ -270,8 +331,13 @@ export async function benchCli(onFigures: (figures: Figure[]) => void = () => un
             for (const command of ["drift", "apply"]) {
                 if (command === "drift" && concurrency === DRIFT_CONCURRENCY) continue; // measured above
                 console.error(`cli sweep: ${command} --concurrency ${concurrency}, ${largest} hosts`);
-                const seconds = Array.from({ length: Math.max(1, Math.ceil(RUNS / 2)) }, () => timeInWorkstation(state, [["node", CLI, command, "--config", file, "--concurrency", String(concurrency)]]).seconds);
-                figures.push(summarize(`lab: ${command === "drift" ? "drift" : "no-change apply"} --concurrency ${concurrency}, ${largest} hosts`, "s", seconds));
+                const seconds = Array.from(
+                    { length: Math.max(1, Math.ceil(RUNS / 2)) },
+                    () => timeInWorkstation(state, [["node", CLI, command, "--config", file, "--concurrency", String(concurrency)]]).seconds,
+                );
+                figures.push(
+                    summarize(`lab: ${command === "drift" ? "drift" : "no-change apply"} --concurrency ${concurrency}, ${largest} hosts`, "s", seconds),
+                );
             }
         }
     });

@@ -31,7 +31,10 @@ const TARGET_RATIO = 1 / 0.8;
 
 function sampleLines(): string[] {
     const ours = readdirSync(join(findTemplatesDir(), "fail2ban", "filter.d")).filter((name) => name.endsWith(".sample.log"));
-    const files = [...ours.map((name) => join(findTemplatesDir(), "fail2ban", "filter.d", name)), ...["sshd", "asterisk"].map((name) => join(UPSTREAM_SAMPLES, name))];
+    const files = [
+        ...ours.map((name) => join(findTemplatesDir(), "fail2ban", "filter.d", name)),
+        ...["sshd", "asterisk"].map((name) => join(UPSTREAM_SAMPLES, name)),
+    ];
     return files.flatMap((path) => parseSamples(readFileSync(path, "utf8")).sections.flatMap((section) => section.lines.map((line) => line.text)));
 }
 
@@ -64,19 +67,29 @@ function generateLog(path: string, count: number): void {
  * work, and CPU time, unlike wall time, does not grow when something else runs on the machine.
  */
 function timeFilter(configDir: string, log: string, filter: string): number {
-    const run = spawnSync("/usr/bin/time", ["-f", "MORH-CPU %U %S", "fail2ban-regex", "-c", configDir, "--raw", "--print-no-missed", "--print-no-ignored", log, filter], { encoding: "utf8", stdio: ["ignore", "ignore", "pipe"] });
+    const run = spawnSync(
+        "/usr/bin/time",
+        ["-f", "MORH-CPU %U %S", "fail2ban-regex", "-c", configDir, "--raw", "--print-no-missed", "--print-no-ignored", log, filter],
+        { encoding: "utf8", stdio: ["ignore", "ignore", "pipe"] },
+    );
     const match = /MORH-CPU ([\d.]+) ([\d.]+)/.exec(run.stderr);
     if (run.status !== 0 || !match) throw new Error(`fail2ban-regex ${filter} (exit ${run.status}): ${run.stderr}`);
     return Number(match[1]) + Number(match[2]);
 }
 
-export async function benchFail2banFilters(lineCount = Number(process.env.BENCH_F2B_LINES ?? 1_000_000), runs = Number(process.env.BENCH_F2B_RUNS ?? 3)): Promise<Figure[]> {
+export async function benchFail2banFilters(
+    lineCount = Number(process.env.BENCH_F2B_LINES ?? 1_000_000),
+    runs = Number(process.env.BENCH_F2B_RUNS ?? 3),
+): Promise<Figure[]> {
     const work = mkdtempSync(join(tmpdir(), "mor-harden-bench-f2b-"));
     const config = fail2banConfigWith(renderFail2ban(await renderInputFor(minimalConfig())).artifacts);
     try {
         const log = join(work, "mixed.log");
         generateLog(log, lineCount);
-        const filters = [...STOCK.map((name) => ({ label: `stock ${name}`, filter: name })), ...jailNames.map((jail) => ({ label: jail, filter: filterName(jail) }))];
+        const filters = [
+            ...STOCK.map((name) => ({ label: `stock ${name}`, filter: name })),
+            ...jailNames.map((jail) => ({ label: jail, filter: filterName(jail) })),
+        ];
         const sampleCount = sampleLines().length;
         console.error(`${lineCount} lines drawn from ${sampleCount} sample lines; ${runs} interleaved runs of ${filters.length} filters`);
         const seconds = new Map<string, number[]>();
@@ -122,15 +135,51 @@ export const craftTemplates: Record<JailName, string[]> = {
         ASTERISK_REQUIRE,
     ],
     "ast-cli-attck": [`[2026-11-25 10:00:01] NOTICE[4120][C-00000021] mor.c: Useragent: sipcli/${PAYLOAD} [203.0.113.66]`, ASTERISK_REQUIRE],
-    "asterisk-manager": [`[2026-11-25 10:00:01] NOTICE[3011] manager.c: 203.0.113.66 tried to authenticate with nonexistent user '${PAYLOAD}'`, ASTERISK_REQUIRE],
+    "asterisk-manager": [
+        `[2026-11-25 10:00:01] NOTICE[3011] manager.c: 203.0.113.66 tried to authenticate with nonexistent user '${PAYLOAD}'`,
+        ASTERISK_REQUIRE,
+    ],
     "ast-hgc-200": [`[2026-11-25 10:00:01] NOTICE[4001][C-00000001] mor.c: SIP/${PAYLOAD} hangupcause to DB: 200, [203.0.113.66]`, ASTERISK_REQUIRE],
     mor_api: [`203.0.113.66 - - [25/Nov/2026:10:00:01 +0000] "GET /billing/api/user_balance_get?u=${PAYLOAD} HTTP/1.1" 403 120 "-" "${PAYLOAD}"`],
     mor_ddos: [`203.0.113.66 - - [25/Nov/2026:10:00:01 +0000] "GET /${PAYLOAD} HTTP/1.1" 404 196 "${PAYLOAD}" "${PAYLOAD}"`],
 };
 /** Runs of the delimiters the filters rely on, and of the words they look for. */
-export const CRAFT_ATOMS = ["'", '"', ")", "(", "[", "]", ": ", " - ", "' failed for '", "' (callid: ", ") - ", "' (", ",RemoteAddress=\"", '",x="', " from 198.51.100.1", " from 198.51.100.1 port 22 ssh2", " port 22", " on x", "../", "%2e%2e/", " hangupcause to DB: 200, [198.51.100.1]", "Useragent: sipcli [", "Incorrect hash from ", "198.51.100.1 ", "SRC=198.51.100.1 ", ",", 'Service="AMI",', "HGC: 200 from ", "Hangup cause 200 src: ", "MORH-SIPSCAN SRC=", "NOTICE[1] x.c: "];
+export const CRAFT_ATOMS = [
+    "'",
+    '"',
+    ")",
+    "(",
+    "[",
+    "]",
+    ": ",
+    " - ",
+    "' failed for '",
+    "' (callid: ",
+    ") - ",
+    "' (",
+    ',RemoteAddress="',
+    '",x="',
+    " from 198.51.100.1",
+    " from 198.51.100.1 port 22 ssh2",
+    " port 22",
+    " on x",
+    "../",
+    "%2e%2e/",
+    " hangupcause to DB: 200, [198.51.100.1]",
+    "Useragent: sipcli [",
+    "Incorrect hash from ",
+    "198.51.100.1 ",
+    "SRC=198.51.100.1 ",
+    ",",
+    'Service="AMI",',
+    "HGC: 200 from ",
+    "Hangup cause 200 src: ",
+    "MORH-SIPSCAN SRC=",
+    "NOTICE[1] x.c: ",
+];
 /** The stock filter each of ours is held against on crafted lines; MOR's jails have none. */
-const craftStock = (jail: JailName): string | undefined => (jail === "ssh-iptables" ? "sshd[mode=aggressive]" : jail.startsWith("ast") ? "asterisk" : undefined);
+const craftStock = (jail: JailName): string | undefined =>
+    jail === "ssh-iptables" ? "sshd[mode=aggressive]" : jail.startsWith("ast") ? "asterisk" : undefined;
 /** A crafted line may cost this many times a normal line of the same size, or this much. */
 const CRAFT_RATIO = 5;
 const CRAFT_SECONDS = 0.002;
@@ -161,12 +210,24 @@ export async function benchCraftedLines(runs = Number(process.env.BENCH_F2B_RUNS
     try {
         const jobsFor = (filter: string, jail: JailName) => ({
             filter,
-            lines: Object.fromEntries(craftTemplates[jail].flatMap((template, t) => [[`${t} normal`, craftLine(template, "a")], ...CRAFT_ATOMS.map((atom) => [`${t} ${JSON.stringify(atom)}`, craftLine(template, atom)])])),
+            lines: Object.fromEntries(
+                craftTemplates[jail].flatMap((template, t) => [
+                    [`${t} normal`, craftLine(template, "a")],
+                    ...CRAFT_ATOMS.map((atom) => [`${t} ${JSON.stringify(atom)}`, craftLine(template, atom)]),
+                ]),
+            ),
         });
-        const jobs = jailNames.flatMap((jail) => [{ jail, ...jobsFor(filterName(jail), jail) }, ...(craftStock(jail) ? [{ jail, ...jobsFor(craftStock(jail)!, jail) }] : [])]);
+        const jobs = jailNames.flatMap((jail) => [
+            { jail, ...jobsFor(filterName(jail), jail) },
+            ...(craftStock(jail) ? [{ jail, ...jobsFor(craftStock(jail)!, jail) }] : []),
+        ]);
         const costs: LineCost[][] = [];
         for (let run = 0; run < runs; run++) {
-            const result = spawnSync("/usr/bin/python3", [join(__dirname, "..", "..", "bench", "fail2ban-line-cost.py")], { input: JSON.stringify({ config: config.dir, budget: 0.05, max: 500, jobs }), encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+            const result = spawnSync("/usr/bin/python3", [join(__dirname, "..", "..", "bench", "fail2ban-line-cost.py")], {
+                input: JSON.stringify({ config: config.dir, budget: 0.05, max: 500, jobs }),
+                encoding: "utf8",
+                maxBuffer: 64 * 1024 * 1024,
+            });
             if (result.status !== 0) throw new Error(`fail2ban-line-cost.py (exit ${result.status}): ${result.stderr.slice(-2000)}`);
             costs.push(JSON.parse(result.stdout));
             console.error(`crafted lines: run ${run + 1}/${runs}`);
@@ -180,9 +241,30 @@ export async function benchCraftedLines(runs = Number(process.env.BENCH_F2B_RUNS
             const crafted = Object.keys(job.lines).filter((name) => !name.endsWith(" normal"));
             const worst = crafted.reduce((a, b) => (median(per(a)) >= median(per(b)) ? a : b));
             const normal = `${worst.split(" ")[0]} normal`;
-            figures.push(higherIsBetter(summarize(`${label}: normal 8 KB line (template ${normal.split(" ")[0]})`, "lines/CPU-s", per(normal).map((s) => 1 / s))));
-            figures.push(higherIsBetter(summarize(`${label}: worst crafted 8 KB line (template ${worst})`, "lines/CPU-s", per(worst).map((s) => 1 / s))));
-            const ratio = summarize(`${label}: worst crafted / normal line`, "x", per(worst).map((s, i) => s / per(normal)[i]), CRAFT_RATIO);
+            figures.push(
+                higherIsBetter(
+                    summarize(
+                        `${label}: normal 8 KB line (template ${normal.split(" ")[0]})`,
+                        "lines/CPU-s",
+                        per(normal).map((s) => 1 / s),
+                    ),
+                ),
+            );
+            figures.push(
+                higherIsBetter(
+                    summarize(
+                        `${label}: worst crafted 8 KB line (template ${worst})`,
+                        "lines/CPU-s",
+                        per(worst).map((s) => 1 / s),
+                    ),
+                ),
+            );
+            const ratio = summarize(
+                `${label}: worst crafted / normal line`,
+                "x",
+                per(worst).map((s, i) => s / per(normal)[i]),
+                CRAFT_RATIO,
+            );
             // The target: at most 5x a normal line, or at most 2 ms a line.
             figures.push({ ...ratio, meetsTarget: ratio.median <= CRAFT_RATIO || median(per(worst)) <= CRAFT_SECONDS });
         }

@@ -53,7 +53,10 @@ export class SshBytes {
     }
 
     reset(hosts: LabHost[]): void {
-        const rules = hosts.flatMap((host) => [`-A BENCH-SSH -d ${host.v4} -p tcp --dport 22 -j RETURN`, `-A BENCH-SSH -s ${host.v4} -p tcp --sport 22 -j RETURN`]);
+        const rules = hosts.flatMap((host) => [
+            `-A BENCH-SSH -d ${host.v4} -p tcp --dport 22 -j RETURN`,
+            `-A BENCH-SSH -s ${host.v4} -p tcp --sport 22 -j RETURN`,
+        ]);
         this.sh(
             [
                 "iptables -w -N BENCH-SSH 2>/dev/null || iptables -w -F BENCH-SSH",
@@ -104,7 +107,16 @@ export function stackFile(state: LabState, dir: string): string {
 
 export function ratio(name: string, numerator: Figure, denominator: Figure, target?: number, higherIsBetter = false): Figure {
     const value = numerator.median / denominator.median;
-    return { name, unit: "x", median: value, min: NaN, max: NaN, samples: numerator.samples, target, meetsTarget: target === undefined ? undefined : higherIsBetter ? value >= target : value <= target };
+    return {
+        name,
+        unit: "x",
+        median: value,
+        min: NaN,
+        max: NaN,
+        samples: numerator.samples,
+        target,
+        meetsTarget: target === undefined ? undefined : higherIsBetter ? value >= target : value <= target,
+    };
 }
 
 export const perHost = (bytes: number, hosts: number, runs: number) => Math.round(bytes / hosts / runs);
@@ -124,7 +136,12 @@ export function ansibleRunsPerSize(sizes: number[], setting = process.env.BENCH_
     return sizes.map((_, index) => counts[counts.length === 1 ? 0 : index]);
 }
 
-export async function benchFleet(sizes = defaultSizes, runs = Number(process.env.BENCH_RUNS ?? 3), ansibleRuns = ansibleRunsPerSize(sizes), onSize: (figures: Figure[]) => void = () => undefined): Promise<Figure[]> {
+export async function benchFleet(
+    sizes = defaultSizes,
+    runs = Number(process.env.BENCH_RUNS ?? 3),
+    ansibleRuns = ansibleRunsPerSize(sizes),
+    onSize: (figures: Figure[]) => void = () => undefined,
+): Promise<Figure[]> {
     const figures: Figure[] = [];
     const ansibleRoundTrips: { check?: number; apply?: number } = {};
     await withBenchLab("mhf", async (dir, prefix) => {
@@ -191,12 +208,25 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             const ansibleCheck = ansibleDir ? ansible(ansibleDir, true) : undefined;
             const ansibleApply = ansibleDir ? ansible(ansibleDir, false) : undefined;
 
-            const label = (what: string, roundTrips: number, bytes: number) => `${what}, ${size} host${size > 1 ? "s" : ""} (${roundTrips} round trips, ${bytes} B a host)`;
+            const label = (what: string, roundTrips: number, bytes: number) =>
+                `${what}, ${size} host${size > 1 ? "s" : ""} (${roundTrips} round trips, ${bytes} B a host)`;
             const seconds = (samples: { seconds: number }[]) => samples.map((sample) => sample.seconds);
             const floorFigure = summarize(label("floor: ssh true", 1, floor.bytes), "s", seconds(floor.samples));
             const driftFigure = summarize(label("mor-harden drift, clean", drift.samples[0].roundTrips, drift.bytes), "s", seconds(drift.samples));
-            const dirtyFigure = summarize(label("mor-harden drift, drift on every host", dirty.samples[0].roundTrips, dirty.bytes), "s", seconds(dirty.samples));
-            const firstFigure = summarize(label("mor-harden first apply, fresh hosts", Math.max(...first.map((s) => s.roundTrips)), Math.round(firstBytes.reduce((a, b) => a + b, 0) / firstBytes.length)), "s", seconds(first));
+            const dirtyFigure = summarize(
+                label("mor-harden drift, drift on every host", dirty.samples[0].roundTrips, dirty.bytes),
+                "s",
+                seconds(dirty.samples),
+            );
+            const firstFigure = summarize(
+                label(
+                    "mor-harden first apply, fresh hosts",
+                    Math.max(...first.map((s) => s.roundTrips)),
+                    Math.round(firstBytes.reduce((a, b) => a + b, 0) / firstBytes.length),
+                ),
+                "s",
+                seconds(first),
+            );
             const applyFigure = summarize(label("mor-harden no-change apply", apply.samples[0].roundTrips, apply.bytes), "s", seconds(apply.samples));
             const sizeFigures = [
                 floorFigure,
@@ -210,7 +240,11 @@ export async function benchFleet(sizes = defaultSizes, runs = Number(process.env
             ];
             if (ansibleCheck && ansibleApply) {
                 const checkFigure = summarize(label("ansible --check --diff", ansibleCheck.roundTrips, ansibleCheck.bytes), "s", seconds(ansibleCheck.samples));
-                const ansibleApplyFigure = summarize(label("ansible apply (no change)", ansibleApply.roundTrips, ansibleApply.bytes), "s", seconds(ansibleApply.samples));
+                const ansibleApplyFigure = summarize(
+                    label("ansible apply (no change)", ansibleApply.roundTrips, ansibleApply.bytes),
+                    "s",
+                    seconds(ansibleApply.samples),
+                );
                 sizeFigures.push(
                     checkFigure,
                     ansibleApplyFigure,

@@ -15,7 +15,16 @@ export function summarize(name: string, unit: string, samples: number[], target?
     const sorted = [...samples].sort((a, b) => a - b);
     const middle = Math.floor(sorted.length / 2);
     const median = sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-    return { name, unit, median, min: sorted[0], max: sorted.at(-1)!, samples: samples.length, target, meetsTarget: target === undefined ? undefined : median <= target };
+    return {
+        name,
+        unit,
+        median,
+        min: sorted[0],
+        max: sorted.at(-1)!,
+        samples: samples.length,
+        target,
+        meetsTarget: target === undefined ? undefined : median <= target,
+    };
 }
 
 export function higherIsBetter(figure: Figure): Figure {
@@ -24,7 +33,13 @@ export function higherIsBetter(figure: Figure): Figure {
 
 export function printTable(figures: Figure[]): void {
     const number = (value: number) => (Number.isNaN(value) ? "" : value >= 1000 ? value.toFixed(0) : value.toFixed(3));
-    const rows = figures.map((figure) => [figure.name, `${number(figure.median)} ${figure.unit}`, number(figure.min), number(figure.max), figure.target === undefined ? "" : `${figure.meetsTarget ? "meets" : "MISSES"} target ${figure.target.toFixed(2)} ${figure.unit}`]);
+    const rows = figures.map((figure) => [
+        figure.name,
+        `${number(figure.median)} ${figure.unit}`,
+        number(figure.min),
+        number(figure.max),
+        figure.target === undefined ? "" : `${figure.meetsTarget ? "meets" : "MISSES"} target ${figure.target.toFixed(2)} ${figure.unit}`,
+    ]);
     const header = ["benchmark", "median", "min", "max", "target"];
     const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)));
     for (const row of [header, ...rows]) console.log(row.map((cell, column) => cell.padEnd(widths[column])).join("  "));

@@ -43,7 +43,12 @@ function exampleStack(os: "debian" | "rhel"): HostConfig {
     const { config } = loadStackConfig({ stack: "example" }, projectDir);
     // The example's certificate, with its key swapped for one we hold (the example's key is not in the repo).
     const { certificate } = certificateFor("mor.example.com");
-    return { ...config, os, apache: { ...config.apache, certificate }, fail2ban: { ...config.fail2ban, jails: { ...config.fail2ban.jails, mor_api: { ...config.fail2ban.jails.mor_api, logpath: undefined } } } };
+    return {
+        ...config,
+        os,
+        apache: { ...config.apache, certificate },
+        fail2ban: { ...config.fail2ban, jails: { ...config.fail2ban.jails, mor_api: { ...config.fail2ban.jails.mor_api, logpath: undefined } } },
+    };
 }
 
 const ocspCertificate = () => certificateFor("mor.example.com", { ocsp: "http://ocsp.example.net" });
@@ -53,21 +58,67 @@ const spread: [string, () => HostConfig, [number, number], string?][] = [
     ["the example stack (rhel)", () => exampleStack("rhel"), [9, 2]],
     ["a minimal stack", () => parseHostConfig(minimalRaw()), [9, 2]],
     ["an OpenSSH 8.4 host", () => parseHostConfig(minimalRaw()), [8, 4]],
-    ["sequence knocking on SSH and HTTPS, udp", () => parseHostConfig(minimalRaw({ knocking: { mode: "sequence", sequence: [7001, 8002, 9003, 6004], protocol: "udp", guards: ["ssh", "https"] } })), [9, 2]],
-    ["no IPv6, SSH public, AMI trusted, sip-tls open, extra rules", () => parseHostConfig(minimalRaw({
-        firewall: { trusted: ["198.51.100.0/24", "2001:db8:51::/64"], trustKolmisoftSupport: false, ipv6: false, services: { ssh: "public", ami: "trusted", "sip-tls": "public", https: "trusted", rtp: { ports: "16384-32767" } },
-            extraRules: [{ name: "snmp", protocol: "udp", ports: 161, exposure: "trusted", sources: ["198.51.100.20"] }] },
-    })), [9, 2]],
-    ["every jail overridden, recidive off", () => parseHostConfig(minimalRaw({
-        fail2ban: { ignoreip: ["203.0.113.0/24"], recidive: { enabled: false }, jails: {
-            "ssh-iptables": { maxretry: 5, findtime: "1h", bantime: "1d" }, "asterisk-iptables": { logpath: ["/var/log/asterisk/full"] },
-            "ast-hgc-200": { maxretry: 20, findtime: 60 }, mor_api: { failregex: ['^<HOST> \\S+ \\S+ \\[[^\\]]+\\] "GET /billing/api/\\S+ HTTP/1\\.[01]" 200 .*'], logpath: ["/var/log/apache2/other_vhosts_access.log"] },
-            mor_ddos: { enabled: false } } },
-    })), [9, 2]],
-    ["apache with OCSP stapling, HSTS preload, aliases", () => parseHostConfig(minimalRaw({
-        apache: { enabled: true, serverName: "mor.example.com", certificate: ocspCertificate().certificate, hsts: { includeSubDomains: true, preload: true } },
-        tlsKey: { secretRef: "tlsKey" },
-    })), [9, 2], ocspCertificate().key],
+    [
+        "sequence knocking on SSH and HTTPS, udp",
+        () => parseHostConfig(minimalRaw({ knocking: { mode: "sequence", sequence: [7001, 8002, 9003, 6004], protocol: "udp", guards: ["ssh", "https"] } })),
+        [9, 2],
+    ],
+    [
+        "no IPv6, SSH public, AMI trusted, sip-tls open, extra rules",
+        () =>
+            parseHostConfig(
+                minimalRaw({
+                    firewall: {
+                        trusted: ["198.51.100.0/24", "2001:db8:51::/64"],
+                        trustKolmisoftSupport: false,
+                        ipv6: false,
+                        services: { ssh: "public", ami: "trusted", "sip-tls": "public", https: "trusted", rtp: { ports: "16384-32767" } },
+                        extraRules: [{ name: "snmp", protocol: "udp", ports: 161, exposure: "trusted", sources: ["198.51.100.20"] }],
+                    },
+                }),
+            ),
+        [9, 2],
+    ],
+    [
+        "every jail overridden, recidive off",
+        () =>
+            parseHostConfig(
+                minimalRaw({
+                    fail2ban: {
+                        ignoreip: ["203.0.113.0/24"],
+                        recidive: { enabled: false },
+                        jails: {
+                            "ssh-iptables": { maxretry: 5, findtime: "1h", bantime: "1d" },
+                            "asterisk-iptables": { logpath: ["/var/log/asterisk/full"] },
+                            "ast-hgc-200": { maxretry: 20, findtime: 60 },
+                            mor_api: {
+                                failregex: ['^<HOST> \\S+ \\S+ \\[[^\\]]+\\] "GET /billing/api/\\S+ HTTP/1\\.[01]" 200 .*'],
+                                logpath: ["/var/log/apache2/other_vhosts_access.log"],
+                            },
+                            mor_ddos: { enabled: false },
+                        },
+                    },
+                }),
+            ),
+        [9, 2],
+    ],
+    [
+        "apache with OCSP stapling, HSTS preload, aliases",
+        () =>
+            parseHostConfig(
+                minimalRaw({
+                    apache: {
+                        enabled: true,
+                        serverName: "mor.example.com",
+                        certificate: ocspCertificate().certificate,
+                        hsts: { includeSubDomains: true, preload: true },
+                    },
+                    tlsKey: { secretRef: "tlsKey" },
+                }),
+            ),
+        [9, 2],
+        ocspCertificate().key,
+    ],
 ];
 
 describe("the real tools accept every rendered artifact", () => {
@@ -91,7 +142,12 @@ describe("the real tools accept every rendered artifact", () => {
 describe("the validators catch what is wrong (so the tests above can fail)", () => {
     it("iptables-restore --test refuses a broken rule", async () => {
         const [firewall] = renderHost(await renderInputFor(parseHostConfig(minimalRaw())));
-        const broken = { ...firewall, artifacts: [{ ...firewall.artifacts[0], content: firewall.artifacts[0].content.replace("COMMIT", "-A MORH-INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT") }] };
+        const broken = {
+            ...firewall,
+            artifacts: [
+                { ...firewall.artifacts[0], content: firewall.artifacts[0].content.replace("COMMIT", "-A MORH-INPUT -p tcp --dport 99999 -j ACCEPT\nCOMMIT") },
+            ],
+        };
         assert.match(validate(broken, {}) ?? "", /iptables-restore/);
         cleanUp([firewall]);
     });
@@ -110,13 +166,24 @@ describe("the validators catch what is wrong (so the tests above can fail)", () 
     it("fail2ban-client -t refuses a jail whose filter does not exist", async () => {
         const fail2ban = renderHost(await renderInputFor(parseHostConfig(minimalRaw())))[2];
         const jailFile = fail2ban.artifacts[0];
-        const broken = { ...fail2ban, artifacts: [{ ...jailFile, content: jailFile.content.replace("filter = mor-harden-mor-ddos", "filter = no-such-filter") }, ...fail2ban.artifacts.slice(1)] };
+        const broken = {
+            ...fail2ban,
+            artifacts: [
+                { ...jailFile, content: jailFile.content.replace("filter = mor-harden-mor-ddos", "filter = no-such-filter") },
+                ...fail2ban.artifacts.slice(1),
+            ],
+        };
         assert.match(validate(broken, {}) ?? "", /fail2ban-client -t/);
         cleanUp([fail2ban]);
     });
 
     it("a certificate that does not match its key is refused before Apache reloads", async () => {
-        const config = parseHostConfig(minimalRaw({ apache: { enabled: true, serverName: "mor.example.com", certificate: certificateFor("mor.example.com").certificate }, tlsKey: { secretRef: "tlsKey" } }));
+        const config = parseHostConfig(
+            minimalRaw({
+                apache: { enabled: true, serverName: "mor.example.com", certificate: certificateFor("mor.example.com").certificate },
+                tlsKey: { secretRef: "tlsKey" },
+            }),
+        );
         const apache = renderHost(await renderInputFor(config)).find((plan) => plan.concern === "apache")!;
         const otherKey = certificateFor("other.example.com").key;
         assert.match(validate(apache, { tlsKey: otherKey }) ?? "", /does not match its private key/);

@@ -73,7 +73,11 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
     const accessLog = apacheAccessLogFile(os);
     const certificate = apache.certificate!;
     const responder = ocspResponder(certificate);
-    const hsts = [`max-age=${apache.hsts.maxAge}`, ...(apache.hsts.includeSubDomains ? ["includeSubDomains"] : []), ...(apache.hsts.preload ? ["preload"] : [])].join("; ");
+    const hsts = [
+        `max-age=${apache.hsts.maxAge}`,
+        ...(apache.hsts.includeSubDomains ? ["includeSubDomains"] : []),
+        ...(apache.hsts.preload ? ["preload"] : []),
+    ].join("; ");
     const vhost = renderTemplate("apache/vhost.conf.hbs", {
         stack: input.stack,
         serverName: apache.serverName,

@@ -66,7 +66,11 @@ export const apacheSchema = z
         if (apache.certificate && apache.serverName) {
             const leaf = new X509Certificate(splitPemChain(apache.certificate)![0]);
             if (!leaf.checkHost(apache.serverName) && !(isIP(apache.serverName) && leaf.checkIP(apache.serverName))) {
-                ctx.addIssue({ code: "custom", path: ["certificate"], message: `is not valid for serverName "${apache.serverName}" (subject ${leaf.subject.replace(/\n/g, ", ")})` });
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["certificate"],
+                    message: `is not valid for serverName "${apache.serverName}" (subject ${leaf.subject.replace(/\n/g, ", ")})`,
+                });
             }
         }
     });

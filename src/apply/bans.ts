@@ -23,7 +23,13 @@ export async function banOperation(target: HostOfEnvironment, mode: "list" | "un
 }
 
 /** Every host's bans listed or lifted, at most `concurrency` at once, in the hosts' order. */
-export function banOperations(targets: HostOfEnvironment[], concurrency: number, mode: "list" | "unban", jail: string | undefined, addresses: string[] = []): Promise<HostBans[]> {
+export function banOperations(
+    targets: HostOfEnvironment[],
+    concurrency: number,
+    mode: "list" | "unban",
+    jail: string | undefined,
+    addresses: string[] = [],
+): Promise<HostBans[]> {
     return runHosts(targets, concurrency, (target) => banOperation(target, mode, jail, addresses));
 }
 

@@ -33,7 +33,9 @@ export function rememberContent(content: string): void {
         // Kept already: only marked as recently used.
         if (existsSync(path)) utimesSync(path, new Date(), new Date());
         else writeFileSync(path, content, { mode: 0o600 });
-        const kept = readdirSync(dir).map((name) => ({ name, mtime: statSync(join(dir, name)).mtimeMs })).sort((a, b) => b.mtime - a.mtime);
+        const kept = readdirSync(dir)
+            .map((name) => ({ name, mtime: statSync(join(dir, name)).mtimeMs }))
+            .sort((a, b) => b.mtime - a.mtime);
         for (const old of kept.slice(KEPT)) rmSync(join(dir, old.name), { force: true });
     } catch {
         // no cache: whole files

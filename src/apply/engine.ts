@@ -7,8 +7,27 @@ import { desiredDigests, fillSecrets, type ConcernPlan, type FileDigest } from "
 import { CommandInterruptedError, HostSession, type CommandResult, type SessionTarget } from "../ssh/session";
 import { redact } from "../render/redact";
 import { lineDelta, rememberContent } from "./bulk";
-import { marker, notesIn, parseConfirmResult, parseReadResult, parseRollbackNowResult, parseStatusResult, parseTransactionResult, type StatusOutcome } from "./protocol";
-import { applyScript, concernOfTransaction, confirmScript, parseReadOutput, readScript, rollbackNowScript, statusScript, type FilledPlan, type LiveState } from "./scripts";
+import {
+    marker,
+    notesIn,
+    parseConfirmResult,
+    parseReadResult,
+    parseRollbackNowResult,
+    parseStatusResult,
+    parseTransactionResult,
+    type StatusOutcome,
+} from "./protocol";
+import {
+    applyScript,
+    concernOfTransaction,
+    confirmScript,
+    parseReadOutput,
+    readScript,
+    rollbackNowScript,
+    statusScript,
+    type FilledPlan,
+    type LiveState,
+} from "./scripts";
 
 /**
  * How a concern ended. `failed`: nothing of it is live (refused before anything moved, or its
@@ -108,10 +127,17 @@ async function withSession<T>(target: SessionTarget, work: (session: HostSession
 }
 
 /** One round trip: what is live on the host for these plans. */
-async function readLive(session: HostSession, target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, options: { fillViewCache?: boolean; lockSeconds?: number } = {}): Promise<LiveState & { notes: string[] }> {
+async function readLive(
+    session: HostSession,
+    target: HostTarget,
+    plans: ConcernPlan[],
+    secrets: Record<string, string | undefined>,
+    options: { fillViewCache?: boolean; lockSeconds?: number } = {},
+): Promise<LiveState & { notes: string[] }> {
     const lock = options.lockSeconds !== undefined ? { marker: marker.locked, waitSeconds: options.lockSeconds } : undefined;
     const read = parseReadResult(await session.run(readScript(plans, target.os, options), target.session.commandTimeoutSeconds, lock));
-    if (read.kind !== "read") throw new Error(`${target.session.address}: reading the host failed: ${redact(read.kind === "aborted" ? read.why : read.output, secrets).trim()}`);
+    if (read.kind !== "read")
+        throw new Error(`${target.session.address}: reading the host failed: ${redact(read.kind === "aborted" ? read.why : read.output, secrets).trim()}`);
     return { ...parseReadOutput(read.output), notes: read.notes };
 }
 
@@ -143,7 +169,12 @@ function checkFacts(plans: ConcernPlan[], live: LiveState, renderedFor: string |
  * touched (no write, no reload). The first failure stops the run: that concern is rolled back
  * and the error names it; concerns applied before it stay applied.
  */
-export async function applyHost(target: HostTarget, plans: ConcernPlan[], secrets: Record<string, string | undefined>, options: { renderedForOpenssh?: string } = {}): Promise<ApplyReport> {
+export async function applyHost(
+    target: HostTarget,
+    plans: ConcernPlan[],
+    secrets: Record<string, string | undefined>,
+    options: { renderedForOpenssh?: string } = {},
+): Promise<ApplyReport> {
     const report: ApplyReport = { address: target.session.address, concerns: [], roundTrips: 0, connections: 1, bytes: 0 };
     let session = await HostSession.connect(target.session);
     const count = (used: HostSession) => {
@@ -156,7 +187,15 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
         if (live.notes.length > 0) report.notes = live.notes;
         const factProblem = checkFacts(plans, live, options.renderedForOpenssh);
         if (factProblem) {
-            report.concerns.push({ concern: "sshd", status: "failed", message: factProblem, files: liveDigests(plans.find((p) => p.concern === "sshd")!, live) });
+            report.concerns.push({
+                concern: "sshd",
+                status: "failed",
+                message: factProblem,
+                files: liveDigests(
+                    plans.find((p) => p.concern === "sshd")!,
+                    live,
+                ),
+            });
             throw new ApplyError(report);
         }
         for (const plan of plans) {
@@ -171,13 +210,23 @@ export async function applyHost(target: HostTarget, plans: ConcernPlan[], secret
                 try {
                     session = await HostSession.connectPatiently(target.session);
                 } catch (error) {
-                    report.concerns.push({ concern: plan.concern, status: "failed", message: `not tried: the connection was lost and a new one failed (${(error as Error).message})`, files: liveDigests(plan, live) });
+                    report.concerns.push({
+                        concern: plan.concern,
+                        status: "failed",
+                        message: `not tried: the connection was lost and a new one failed (${(error as Error).message})`,
+                        files: liveDigests(plan, live),
+                    });
                     throw new ApplyError(report);
                 }
                 report.connections++;
             }
             const { notes = [], ...outcome } = await applyConcern(session, target, plan, secrets, live, report);
-            report.concerns.push({ ...outcome, concern: plan.concern, ...(notes.length > 0 ? { notes } : {}), files: outcome.status === "applied" ? desired : liveDigests(plan, live) });
+            report.concerns.push({
+                ...outcome,
+                concern: plan.concern,
+                ...(notes.length > 0 ? { notes } : {}),
+                files: outcome.status === "applied" ? desired : liveDigests(plan, live),
+            });
             if (outcome.status !== "applied") throw new ApplyError(report);
         }
         return report;
@@ -200,7 +249,13 @@ async function applyConcern(
     const missingPackages = live.missingPackages[plan.concern] ?? [];
     const txid = transactionId(plan.concern);
     const lockSeconds = lockSecondsOf(target);
-    const script = applyScript(fill(plan, secrets, live), { txid, os: target.os, installPackages: missingPackages, confirmSeconds: target.confirmSeconds, lockSeconds });
+    const script = applyScript(fill(plan, secrets, live), {
+        txid,
+        os: target.os,
+        installPackages: missingPackages,
+        confirmSeconds: target.confirmSeconds,
+        lockSeconds,
+    });
     let result;
     try {
         result = await session.run(script, target.session.commandTimeoutSeconds, { marker: marker.locked, waitSeconds: lockSeconds });
@@ -243,7 +298,10 @@ async function confirm(session: HostSession, target: HostTarget, plan: ConcernPl
             const now = await session.run(rollbackNowScript(txid), 180);
             return outcomeOfRollbackNow(now, `a new SSH login failed after activation (${reason})`, target);
         } catch {
-            return { status: "unknown", message: `a new SSH login failed after activation (${reason}) and the first connection is gone: the host rolls the change back by itself within ${target.confirmSeconds} s of its activation` };
+            return {
+                status: "unknown",
+                message: `a new SSH login failed after activation (${reason}) and the first connection is gone: the host rolls the change back by itself within ${target.confirmSeconds} s of its activation`,
+            };
         }
     }
     try {
@@ -251,7 +309,8 @@ async function confirm(session: HostSession, target: HostTarget, plan: ConcernPl
         report.roundTrips += fresh.roundTrips;
         const confirmed = parseConfirmResult(result);
         if (confirmed.kind === "confirmed") return { status: "applied" };
-        if (confirmed.kind === "expired" && confirmed.ended.kind === "rolled-back") return { status: "rolled-back", message: `the host rolled the change back before it was confirmed (confirm timeout ${target.confirmSeconds} s)` };
+        if (confirmed.kind === "expired" && confirmed.ended.kind === "rolled-back")
+            return { status: "rolled-back", message: `the host rolled the change back before it was confirmed (confirm timeout ${target.confirmSeconds} s)` };
         return settleOverNewConnection(target, plan, txid, `the confirmation was refused (${result.stdout.trim() || result.stderr.trim()})`, report);
     } catch (error) {
         // The confirmation may have been done with its reply lost: ask.
@@ -271,7 +330,8 @@ function outcomeOfRollbackNow(result: CommandResult, why: string, target: HostTa
         case "rollback-incomplete":
             return { status: "failed", message: `${why}; the rollback is incomplete: ${lastLines(now.output, 12)}` };
         case "already-ended":
-            if (now.ended.kind === "rolled-back") return { status: "rolled-back", message: `${why}; the host had rolled it back (confirm timeout ${target.confirmSeconds} s)` };
+            if (now.ended.kind === "rolled-back")
+                return { status: "rolled-back", message: `${why}; the host had rolled it back (confirm timeout ${target.confirmSeconds} s)` };
             return { status: "failed", message: `${why}; the transaction ended as: ${describeEnd(now.ended) || "(unknown)"}` };
         case "unexpected":
             return { status: "failed", message: `${why}; the transaction ended as: (unknown)` };

@@ -54,6 +54,9 @@ export async function applyEnvironmentHost(target: HostOfEnvironment, options: {
 }
 
 /** Every host, at most `concurrency` at once; `onResult` hears of each as it ends. Results in the hosts' order. */
-export function applyHosts(targets: HostOfEnvironment[], options: { concurrency: number; resolver?: Resolver; onResult?: (result: HostApplyResult) => void }): Promise<HostApplyResult[]> {
+export function applyHosts(
+    targets: HostOfEnvironment[],
+    options: { concurrency: number; resolver?: Resolver; onResult?: (result: HostApplyResult) => void },
+): Promise<HostApplyResult[]> {
     return runHosts(targets, options.concurrency, (target) => applyEnvironmentHost(target, options), options.onResult);
 }

@@ -48,9 +48,21 @@ export function summaryTable(results: HostApplyResult[]): string {
         if (!result.report) return "not tried";
         return result.report.concerns.find((reported) => reported.concern === concern)?.status ?? "not reached";
     };
-    const rows = [["host", "address", ...concerns], ...results.map((result) => [hostLabel(result), result.address, ...concerns.map((concern) => cell(result, concern))])];
+    const rows = [
+        ["host", "address", ...concerns],
+        ...results.map((result) => [hostLabel(result), result.address, ...concerns.map((concern) => cell(result, concern))]),
+    ];
     const widths = rows[0].map((_, column) => Math.max(...rows.map((row) => row[column].length)));
-    return rows.map((row) => row.map((text, column) => text.padEnd(widths[column])).join("  ").trimEnd()).join("\n") + "\n";
+    return (
+        rows
+            .map((row) =>
+                row
+                    .map((text, column) => text.padEnd(widths[column]))
+                    .join("  ")
+                    .trimEnd(),
+            )
+            .join("\n") + "\n"
+    );
 }
 
 export function applyJson(results: HostApplyResult[]): string {

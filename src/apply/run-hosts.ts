@@ -35,7 +35,12 @@ export const secondsSince = (started: bigint) => Number(process.hrtime.bigint() 
  * Runs `work` in one SSH session to the host (knock, key and host key from its config and
  * secrets), closing it however `work` ends; `onClose` hears the session's round trips.
  */
-export async function withSession<T>(target: HostOfEnvironment, secrets: SecretValues, work: (session: HostSession) => Promise<T>, onClose?: (session: HostSession) => void): Promise<T> {
+export async function withSession<T>(
+    target: HostOfEnvironment,
+    secrets: SecretValues,
+    work: (session: HostSession) => Promise<T>,
+    onClose?: (session: HostSession) => void,
+): Promise<T> {
     const session = await HostSession.connect(hostTarget(target.host.config, secrets).session);
     try {
         return await work(session);
@@ -46,7 +51,12 @@ export async function withSession<T>(target: HostOfEnvironment, secrets: SecretV
 }
 
 /** Every host, at most `concurrency` at once; `onResult` hears of each as it ends. Results in the hosts' order. */
-export function runHosts<Result>(targets: HostOfEnvironment[], concurrency: number, runOne: (target: HostOfEnvironment) => Promise<Result>, onResult?: (result: Result) => void): Promise<Result[]> {
+export function runHosts<Result>(
+    targets: HostOfEnvironment[],
+    concurrency: number,
+    runOne: (target: HostOfEnvironment) => Promise<Result>,
+    onResult?: (result: Result) => void,
+): Promise<Result[]> {
     const limit = pLimit(concurrency);
     return Promise.all(
         targets.map((target) =>

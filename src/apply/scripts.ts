@@ -61,7 +61,12 @@ const installedCheck: Record<OsFamily, string> = {
 export function viewCachePath(plan: ConcernPlan, index: number): string | undefined {
     const view = plan.liveViews[index];
     if (!("artifact" in view.expected)) return undefined;
-    const key = createHash("sha256").update(plan.artifacts[view.expected.artifact].content).update("\0").update(view.expected.command).digest("hex").slice(0, 32);
+    const key = createHash("sha256")
+        .update(plan.artifacts[view.expected.artifact].content)
+        .update("\0")
+        .update(view.expected.command)
+        .digest("hex")
+        .slice(0, 32);
     return `${VIEW_MEMORY_DIR}/${plan.concern}-${index}-${key}`;
 }
 
@@ -87,7 +92,9 @@ const BACKGROUND_DIR = "morh_views";
  * temporary directory (a full /tmp), every view runs in its turn, as the others do.
  */
 export function startBackgroundViews(plans: ConcernPlan[]): string[] {
-    const starts = plans.flatMap((plan) => plan.liveViews.flatMap((view, index) => (view.background ? [`( (${view.live}) > "$${BACKGROUND_DIR}/${plan.concern}-${index}" 2>&1 9>&- ) &`] : [])));
+    const starts = plans.flatMap((plan) =>
+        plan.liveViews.flatMap((view, index) => (view.background ? [`( (${view.live}) > "$${BACKGROUND_DIR}/${plan.concern}-${index}" 2>&1 9>&- ) &`] : [])),
+    );
     if (starts.length === 0) return [];
     return [`${BACKGROUND_DIR}=$(mktemp -d 2>/dev/null) || ${BACKGROUND_DIR}=''`, `if [ -n "$${BACKGROUND_DIR}" ]; then`, ...starts, "fi"];
 }
@@ -103,7 +110,10 @@ export function liveOfView(plan: ConcernPlan, index: number): string {
 }
 
 /** The plans in the order a read-only script reads them: those with a background view last, so it has run meanwhile. */
-export const backgroundLast = (plans: ConcernPlan[]) => [...plans.filter((plan) => !plan.liveViews.some((view) => view.background)), ...plans.filter((plan) => plan.liveViews.some((view) => view.background))];
+export const backgroundLast = (plans: ConcernPlan[]) => [
+    ...plans.filter((plan) => !plan.liveViews.some((view) => view.background)),
+    ...plans.filter((plan) => plan.liveViews.some((view) => view.background)),
+];
 
 /** Removes the background views' directory (the end of a read-only script). */
 export const END_BACKGROUND_VIEWS = `[ -z "\${${BACKGROUND_DIR}:-}" ] || rm -rf "$${BACKGROUND_DIR}"`;
@@ -131,9 +141,13 @@ export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillVi
     for (const plan of backgroundLast(plans)) {
         // Live as configured: the checks pass and every live view prints what it must (a rule
         // added by hand, a drop-in that wins over ours), so `pulumi refresh` sees that drift too.
-        const views = plan.liveViews.map((_, index) => `{ ${liveOfView(plan, index)}; ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`);
+        const views = plan.liveViews.map(
+            (_, index) => `{ ${liveOfView(plan, index)}; ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`,
+        );
         const checks = [...plan.verify.map((command) => `( ${command} )`), ...views];
-        lines.push(`if ${checks.length > 0 ? checks.join(" && ") : "true"} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`);
+        lines.push(
+            `if ${checks.length > 0 ? checks.join(" && ") : "true"} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`,
+        );
         // (One package is no loop: a `for` over one word is what shellcheck takes for a quoting mistake.)
         const missing = `${installedCheck[os]} || echo "P ${plan.concern} $pkg"`;
         if (plan.packages.length === 1) lines.push(`pkg=${plan.packages[0]}; ${missing}`);
@@ -194,7 +208,18 @@ export const txDir = (txid: string) => `${STATE_DIR}/tx/${txid}`;
 
 /** What every template of templates/apply/ is rendered with: the protocol's words and the host's paths. */
 function protocolData() {
-    return { m, result: resultWord, status: statusWord, exit: stepExit, confirmExit, stateDir: STATE_DIR, lockFile: LOCK, holder: HOLDER, staleGrace: STALE_GRACE_SECONDS, bootScript: BOOT_SCRIPT };
+    return {
+        m,
+        result: resultWord,
+        status: statusWord,
+        exit: stepExit,
+        confirmExit,
+        stateDir: STATE_DIR,
+        lockFile: LOCK,
+        holder: HOLDER,
+        staleGrace: STALE_GRACE_SECONDS,
+        bootScript: BOOT_SCRIPT,
+    };
 }
 
 /** templates/apply/<name>, rendered with the protocol's data and `data`; without its final newline. */
@@ -234,7 +259,8 @@ export function bootScript(): string {
 
 /** The systemd unit that runs the boot hook before the services whose files a transaction changes. */
 export function bootUnit(): string {
-    const services = "netfilter-persistent.service iptables.service ip6tables.service firewalld.service ssh.service sshd.service fail2ban.service apache2.service httpd.service fwknop-server.service";
+    const services =
+        "netfilter-persistent.service iptables.service ip6tables.service firewalld.service ssh.service sshd.service fail2ban.service apache2.service httpd.service fwknop-server.service";
     return renderApply("mor-harden-boot.service.hbs", { services }) + "\n";
 }
 
@@ -299,17 +325,24 @@ export function expireScript(txid: string): string {
  * out, activate, verify, commit. `$TX/result` says how it ended, for a caller that lost the
  * connection; `verified` that it may be confirmed.
  */
-export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFamily; installPackages: string[]; confirmSeconds: number; lockSeconds: number }): string {
+export function applyScript(
+    plan: FilledPlan,
+    options: { txid: string; os: OsFamily; installPackages: string[]; confirmSeconds: number; lockSeconds: number },
+): string {
     const tx = txDir(options.txid);
     const originals = `${STATE_DIR}/originals/${plan.concern}`;
     const fresh = (path: string) => `'${path}.morh-new'`;
     const files = plan.artifacts.map((artifact, index) => {
         const file = { ...artifact, index, content: plan.contents[index], delta: plan.deltas?.[index] };
-        const write = file.delta && file.merge ? rebuiltFile(file as typeof file & { delta: LineDelta; merge: string }, fresh(file.path)) : [`base64 -d > ${fresh(file.path)} ${heredoc("MORH_CONTENT", base64Lines(file.content))}`];
+        const write =
+            file.delta && file.merge
+                ? rebuiltFile(file as typeof file & { delta: LineDelta; merge: string }, fresh(file.path))
+                : [`base64 -d > ${fresh(file.path)} ${heredoc("MORH_CONTENT", base64Lines(file.content))}`];
         return { path: file.path, index, mode: file.mode, owner: file.owner, group: file.group, write: write.join("\n") };
     });
     const rollback = rollbackScript(plan, options.txid);
-    const step = (name: ApplyStep, command: string) => `( ${command} ) >"$TX/out" 2>&1 9>&- || { cat "$TX/out"; fail ${stepExit[name]} '${name}'; }; grep '^${m.note} ' "$TX/out" || true`;
+    const step = (name: ApplyStep, command: string) =>
+        `( ${command} ) >"$TX/out" 2>&1 9>&- || { cat "$TX/out"; fail ${stepExit[name]} '${name}'; }; grep '^${m.note} ' "$TX/out" || true`;
     const steps = (name: ApplyStep, commands: string[]) => commands.map((command) => step(name, command));
     const expire = plan.needsConfirm ? expireScript(options.txid) : "";
     return wholeScript([
@@ -343,7 +376,9 @@ export function applyScript(plan: FilledPlan, options: { txid: string; os: OsFam
 
 /** Run over a NEW connection: the login worked, so the change stays (templates/apply/confirm.sh.hbs). */
 export function confirmScript(txid: string): string {
-    return wholeScript([renderApply("confirm.sh.hbs", { txid, tx: txDir(txid), underLock: underLock(`flock -w 60 9 || { echo ${m.busy}; exit ${confirmExit.busy}; }`) })]);
+    return wholeScript([
+        renderApply("confirm.sh.hbs", { txid, tx: txDir(txid), underLock: underLock(`flock -w 60 9 || { echo ${m.busy}; exit ${confirmExit.busy}; }`) }),
+    ]);
 }
 
 /** Run over the old connection when the new login failed: roll back now (templates/apply/rollback-now.sh.hbs). */
@@ -353,7 +388,9 @@ export function rollbackNowScript(txid: string): string {
 
 /** How a transaction ended so far, for a caller whose connection was lost (templates/apply/status.sh.hbs). */
 export function statusScript(txid: string): string {
-    return wholeScript([renderApply("status.sh.hbs", { txid, tx: txDir(txid), underLock: underLock(`flock -n 9 || { echo '${m.status} ${statusWord.running}'; exit 0; }`) })]);
+    return wholeScript([
+        renderApply("status.sh.hbs", { txid, tx: txDir(txid), underLock: underLock(`flock -n 9 || { echo '${m.status} ${statusWord.running}'; exit 0; }`) }),
+    ]);
 }
 
 /** Puts back the files as they were before mor-harden first wrote them (templates/apply/delete.sh.hbs). */

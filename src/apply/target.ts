@@ -33,7 +33,9 @@ export function sessionFor(config: HostConfig, env: NodeJS.ProcessEnv = process.
 export function connectable(plain: PlainSession, secrets: SecretValues, previous?: { session: PlainSession; secrets: SecretValues }): SessionTarget {
     const { knock, ...session } = plain;
     const knocks = [
-        ...(previous?.session.knock && JSON.stringify(previous.session.knock) !== JSON.stringify(knock) ? [{ spec: previous.session.knock, keys: spaKeysOf(previous.secrets) }] : []),
+        ...(previous?.session.knock && JSON.stringify(previous.session.knock) !== JSON.stringify(knock)
+            ? [{ spec: previous.session.knock, keys: spaKeysOf(previous.secrets) }]
+            : []),
         ...(knock ? [{ spec: knock, keys: spaKeysOf(secrets) }] : []),
     ];
     return {
@@ -41,7 +43,13 @@ export function connectable(plain: PlainSession, secrets: SecretValues, previous
         agent: secrets.privateKey ? undefined : session.agent,
         privateKey: secrets.privateKey,
         passphrase: secrets.privateKeyPassphrase,
-        ...(knocks.length > 0 ? { preConnect: async () => { for (const { spec, keys } of knocks) await sendKnock(spec, session.address, keys); } } : {}),
+        ...(knocks.length > 0
+            ? {
+                  preConnect: async () => {
+                      for (const { spec, keys } of knocks) await sendKnock(spec, session.address, keys);
+                  },
+              }
+            : {}),
     };
 }
 

@@ -31,8 +31,17 @@ function includeTargets(argument: string, files: Record<string, string>): string
     const name = argument.trim().replace(/^["<](.*)[">]$/, "$1");
     const path = name.startsWith("/") ? name : `${ASTERISK_DIR}/${name}`;
     if (!/[*?[]/.test(path)) return [path];
-    const pattern = new RegExp("^" + path.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, "[^/]*").replace(/\?/g, "[^/]") + "$");
-    return Object.keys(files).filter((candidate) => pattern.test(candidate)).sort();
+    const pattern = new RegExp(
+        "^" +
+            path
+                .replace(/[.+^${}()|\\]/g, "\\$&")
+                .replace(/\*/g, "[^/]*")
+                .replace(/\?/g, "[^/]") +
+            "$",
+    );
+    return Object.keys(files)
+        .filter((candidate) => pattern.test(candidate))
+        .sort();
 }
 
 /** The line with its comment removed (`\;` kept as `;`); `inBlock` carries a `;--` block across lines. */
@@ -82,7 +91,10 @@ export function parseAsteriskConfig(files: Record<string, string>, main: string)
             if (line.startsWith("#")) return; // #exec and the like: never followed
             const header = /^\[([^\]]+)\]\s*(?:\(([^)]*)\))?/.exec(line);
             if (header) {
-                const options = (header[2] ?? "").split(",").map((option) => option.trim()).filter(Boolean);
+                const options = (header[2] ?? "")
+                    .split(",")
+                    .map((option) => option.trim())
+                    .filter(Boolean);
                 const name = header[1].trim();
                 if (options.includes("+") && byName.has(name)) {
                     current = byName.get(name)!;
@@ -95,7 +107,8 @@ export function parseAsteriskConfig(files: Record<string, string>, main: string)
                 return;
             }
             const assignment = /^([^=]+?)\s*=>?\s*(.*)$/.exec(line);
-            if (assignment && current) current.entries.push({ key: assignment[1].trim().toLowerCase(), value: assignment[2].trim(), file: path, line: lineNumber });
+            if (assignment && current)
+                current.entries.push({ key: assignment[1].trim().toLowerCase(), value: assignment[2].trim(), file: path, line: lineNumber });
         });
     };
     read(main, 0);

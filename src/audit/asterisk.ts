@@ -1,7 +1,18 @@
 // Findings about Asterisk: chan_sip (sip.conf and its includes, and the realtime peers table),
 // PJSIP, IAX2 and the Manager Interface. Pure: parsed files and database rows in, findings out.
 // Secrets are only ever handed to passwordWeaknesses; evidence names devices, users and lines.
-import { ASTERISK_DIR, isFalse, isTrue, lastEntry, moduleDisabled, parseAsteriskConfig, shortPath, valueOf, where, type ConfigSection } from "./asterisk-config";
+import {
+    ASTERISK_DIR,
+    isFalse,
+    isTrue,
+    lastEntry,
+    moduleDisabled,
+    parseAsteriskConfig,
+    shortPath,
+    valueOf,
+    where,
+    type ConfigSection,
+} from "./asterisk-config";
 import { finding, type AuditFinding, type CheckId } from "./checks";
 import { aclWiderThan, type AclRule, type Network } from "./networks";
 import { passwordWeaknesses } from "./passwords";
@@ -39,7 +50,12 @@ function deviceOfSection(section: ConfigSection): Device {
 
 /** A realtime row; permit and deny columns may hold several rules separated by ';' or ','. */
 function deviceOfRow(row: DatabasePeer, table: string): Device {
-    const rules = (kind: "permit" | "deny") => (row[kind] ?? "").split(/[;,]/).map((value) => value.trim()).filter(Boolean).map((value) => ({ kind, value }));
+    const rules = (kind: "permit" | "deny") =>
+        (row[kind] ?? "")
+            .split(/[;,]/)
+            .map((value) => value.trim())
+            .filter(Boolean)
+            .map((value) => ({ kind, value }));
     return {
         name: row.name ?? "",
         label: `database table ${table}, device ${row.name ?? "(no name)"}`,
@@ -60,12 +76,14 @@ function deviceFindings(devices: Device[], channel: "sip" | "iax"): AuditFinding
     const findings: AuditFinding[] = [];
     for (const device of devices) {
         // insecure=very is the old spelling of port,invite.
-        if (channel === "sip" && /(^|,)\s*(invite|very)\s*(,|$)/i.test(device.insecure ?? "")) findings.push(finding("sip.insecure-invite", `${device.label}: insecure=${device.insecure}`));
+        if (channel === "sip" && /(^|,)\s*(invite|very)\s*(,|$)/i.test(device.insecure ?? ""))
+            findings.push(finding("sip.insecure-invite", `${device.label}: insecure=${device.insecure}`));
         if (!device.hashedSecret) {
             const broken = passwordWeaknesses(device.secret);
             if (broken.length > 0) findings.push(finding(weakId, `${device.label}: secret ${broken.join(", ")}`));
         }
-        if (channel === "sip" && /^dynamic$/i.test(device.host ?? "") && device.acl.length === 0) findings.push(finding("sip.no-acl", `${device.label}: host=dynamic, no permit or deny`));
+        if (channel === "sip" && /^dynamic$/i.test(device.host ?? "") && device.acl.length === 0)
+            findings.push(finding("sip.no-acl", `${device.label}: host=dynamic, no permit or deny`));
     }
     return findings;
 }
@@ -78,13 +96,25 @@ function sipFindings(files: Record<string, string>, database: { table: string; r
     const findings: AuditFinding[] = [];
     const allowguest = lastEntry(general, "allowguest");
     // chan_sip's defaults: allowguest yes, alwaysauthreject yes (since Asterisk 1.8).
-    if (!isFalse(allowguest?.value)) findings.push(finding("sip.allowguest", allowguest ? `${where(allowguest)}: allowguest=${allowguest.value}` : "sip.conf [general]: allowguest not set (chan_sip's default is yes)"));
+    if (!isFalse(allowguest?.value))
+        findings.push(
+            finding(
+                "sip.allowguest",
+                allowguest ? `${where(allowguest)}: allowguest=${allowguest.value}` : "sip.conf [general]: allowguest not set (chan_sip's default is yes)",
+            ),
+        );
     const authreject = lastEntry(general, "alwaysauthreject");
     if (authreject && !isTrue(authreject.value)) findings.push(finding("sip.alwaysauthreject", `${where(authreject)}: alwaysauthreject=${authreject.value}`));
     const devices = sections.filter(isDevice).map(deviceOfSection);
     if (database?.read) devices.push(...database.peers.map((row) => deviceOfRow(row, database.table)));
     findings.push(...deviceFindings(devices, "sip"));
-    if (database && !database.read) findings.push(finding("sip.database-not-read", `extconfig.conf maps sippeers to table ${database.table}: the query through res_config_mysql.conf's credentials failed`));
+    if (database && !database.read)
+        findings.push(
+            finding(
+                "sip.database-not-read",
+                `extconfig.conf maps sippeers to table ${database.table}: the query through res_config_mysql.conf's credentials failed`,
+            ),
+        );
     return findings;
 }
 
@@ -96,7 +126,8 @@ function pjsipFindings(files: Record<string, string>): AuditFinding[] {
     for (const section of parseAsteriskConfig(files, path).filter((candidate) => !candidate.template)) {
         const type = valueOf(section, "type");
         const label = `${shortPath(section.file)}:${section.line} [${section.name}]`;
-        if (type === "endpoint" && section.name === "anonymous") findings.push(finding("sip.allowguest", `${label}: a PJSIP endpoint named anonymous takes calls from anyone`));
+        if (type === "endpoint" && section.name === "anonymous")
+            findings.push(finding("sip.allowguest", `${label}: a PJSIP endpoint named anonymous takes calls from anyone`));
         if (type === "auth" && (valueOf(section, "auth_type") ?? "userpass") === "userpass") {
             const broken = passwordWeaknesses(valueOf(section, "password"));
             if (broken.length > 0) findings.push(finding("sip.weak-secret", `${label}: password ${broken.join(", ")}`));
@@ -108,13 +139,18 @@ function pjsipFindings(files: Record<string, string>): AuditFinding[] {
 function iaxFindings(files: Record<string, string>): AuditFinding[] {
     const path = `${ASTERISK_DIR}/iax.conf`;
     if (files[path] === undefined || moduleDisabled(files, "chan_iax2")) return [];
-    const users = parseAsteriskConfig(files, path).filter(isDevice).filter((section) => /^(user|friend)$/i.test(valueOf(section, "type")!));
+    const users = parseAsteriskConfig(files, path)
+        .filter(isDevice)
+        .filter((section) => /^(user|friend)$/i.test(valueOf(section, "type")!));
     const devices = users.map(deviceOfSection);
     // A user with no secret at all is a guest: reported as such, not as a weak secret.
     const guests = devices.filter((user) => user.secret === undefined && !user.hashedSecret);
     return [
         ...guests.map((user) => finding("iax.guest", `${user.label}: type=${user.type} with no secret takes calls from anyone`)),
-        ...deviceFindings(devices.filter((user) => !guests.includes(user)), "iax"),
+        ...deviceFindings(
+            devices.filter((user) => !guests.includes(user)),
+            "iax",
+        ),
     ];
 }
 
@@ -150,6 +186,10 @@ function amiFindings(files: Record<string, string>, trusted: Network[]): AuditFi
     return findings;
 }
 
-export function asteriskFindings(files: Record<string, string>, database: { table: string; read: boolean; peers: DatabasePeer[] } | undefined, trusted: Network[]): AuditFinding[] {
+export function asteriskFindings(
+    files: Record<string, string>,
+    database: { table: string; read: boolean; peers: DatabasePeer[] } | undefined,
+    trusted: Network[],
+): AuditFinding[] {
     return [...sipFindings(files, database), ...pjsipFindings(files), ...iaxFindings(files), ...amiFindings(files, trusted)];
 }

@@ -34,7 +34,12 @@ export async function auditHost(target: HostOfEnvironment): Promise<AuditResult>
     let secrets: SecretValues = {};
     try {
         secrets = hostSecrets(target.host);
-        const output = await withSession(target, secrets, (session) => session.run(auditScript()), (session) => (result.roundTrips = session.roundTrips));
+        const output = await withSession(
+            target,
+            secrets,
+            (session) => session.run(auditScript()),
+            (session) => (result.roundTrips = session.roundTrips),
+        );
         if (output.code !== 0) throw new Error(`the audit script failed on the host (exit ${output.code})`);
         const trusted = config.firewall.trusted.map(parseNetwork).filter((network): network is Network => network !== undefined);
         result.findings = evaluateFacts(parseAuditOutput(output.stdout), trusted);

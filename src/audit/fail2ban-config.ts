@@ -129,7 +129,9 @@ export function resolveDefinition(files: Record<string, string>, dir: string, sp
         let text = interpolate(value, lookup);
         // `<mdre-<mode>>`: the innermost tag first, only tags that name a definition.
         for (let depth = 0; depth < 10; depth++) {
-            const next = text.replace(/<([\w-]+)>/g, (whole, tag: string) => (merged.has(tag) && !ADDRESS_TAGS.includes(tag) ? interpolate(merged.get(tag)!.value, lookup) : whole));
+            const next = text.replace(/<([\w-]+)>/g, (whole, tag: string) =>
+                merged.has(tag) && !ADDRESS_TAGS.includes(tag) ? interpolate(merged.get(tag)!.value, lookup) : whole,
+            );
             if (next === text) break;
             text = next;
         }
@@ -174,7 +176,8 @@ export function injectableReasons(regex: string): string[] {
     // the sender would have to write them again after the real address.
     const greedy = [...before.matchAll(/(?<!\\)\.(?:[*+]|\{\d+,\})(?!\?)/g)].at(-1);
     const fenced = greedy !== undefined && /(?<!\\)[A-Za-z]{3,}/.test(before.slice(greedy.index! + greedy[0].length));
-    if (greedy && !fenced && !endAnchored) reasons.push("a greedy wildcard right before the address takes the last address on the line, which may be text the sender wrote");
+    if (greedy && !fenced && !endAnchored)
+        reasons.push("a greedy wildcard right before the address takes the last address on the line, which may be text the sender wrote");
     if (!/^\s*(?:\(\?[a-zA-Z]+\))?\^/.test(regex)) reasons.push("not anchored with '^': the match may begin inside text the sender wrote");
     return reasons;
 }
@@ -208,7 +211,7 @@ export function enabledJails(files: Record<string, string>): JailConfig[] {
     const jails: JailConfig[] = [];
     for (const [name, values] of merged) {
         if (name === "DEFAULT" || name === "INCLUDES" || name === "Definition") continue;
-        const raw = (key: string) => (key === "__name__" ? { value: name, file: "", line: 0 } : values.get(key) ?? defaults.get(key));
+        const raw = (key: string) => (key === "__name__" ? { value: name, file: "", line: 0 } : (values.get(key) ?? defaults.get(key)));
         const get = (key: string) => {
             const entry = raw(key);
             return entry && { ...entry, value: interpolate(entry.value, (inner) => raw(inner)?.value) };
@@ -229,14 +232,19 @@ export function injectableFilterFindings(files: Record<string, string>): AuditFi
         const failregex = definition.get("failregex");
         if (!failregex) continue;
         const reported = new Set<string>();
-        for (const regex of failregex.value.split("\n").map((line) => line.trim()).filter(Boolean)) {
+        for (const regex of failregex.value
+            .split("\n")
+            .map((line) => line.trim())
+            .filter(Boolean)) {
             const reasons = injectableReasons(regex);
             if (reasons.length === 0 || reported.has(regex)) continue;
             reported.add(regex);
             // The pattern's own line where the file holds it as written (not built by interpolation).
             const own = (files[failregex.file] ?? "").split("\n").findIndex((line) => line.replace(/^\s*failregex\s*=\s*/, "").trim() === regex);
             const at = own >= 0 ? `${failregex.file}:${own + 1}` : where(failregex);
-            findings.push(finding("fail2ban.filter-injectable", `jail ${jail.name}, filter ${splitNameArgs(spec).name} (${at}): ${regex}: ${reasons.join("; ")}`));
+            findings.push(
+                finding("fail2ban.filter-injectable", `jail ${jail.name}, filter ${splitNameArgs(spec).name} (${at}): ${regex}: ${reasons.join("; ")}`),
+            );
         }
     }
     return findings;
@@ -258,7 +266,11 @@ export function usednsFindings(files: Record<string, string>): AuditFinding[] {
     }
     return [...resolving].map(([key, jails]) => {
         const [value, ...source] = key.split(" ");
-        return finding("fail2ban.usedns", `usedns = ${value} (${source.join(" ")}) for jail${jails.length === 1 ? "" : "s"} ${jails.join(", ")}`, (value === "yes" ? "medium" : "low") as Severity);
+        return finding(
+            "fail2ban.usedns",
+            `usedns = ${value} (${source.join(" ")}) for jail${jails.length === 1 ? "" : "s"} ${jails.join(", ")}`,
+            (value === "yes" ? "medium" : "low") as Severity,
+        );
     });
 }
 
@@ -277,12 +289,20 @@ export function reportingActionFindings(files: Record<string, string>): AuditFin
     for (const jail of enabledJails(files)) {
         const action = jail.get("action");
         if (!action) continue;
-        for (const spec of action.value.split("\n").map((line) => line.trim()).filter(Boolean)) {
+        for (const spec of action.value
+            .split("\n")
+            .map((line) => line.trim())
+            .filter(Boolean)) {
             const definition = resolveDefinition(files, `${FAIL2BAN_DIR}/action.d`, spec);
             const actionban = definition.get("actionban");
             const url = actionban && reportedUrl(actionban.value);
             if (!actionban || !url) continue;
-            findings.push(finding("fail2ban.action-reports-bans", `jail ${jail.name} (${where(action)}): action ${splitNameArgs(spec).name} requests ${url} on every ban (${where(actionban)})`));
+            findings.push(
+                finding(
+                    "fail2ban.action-reports-bans",
+                    `jail ${jail.name} (${where(action)}): action ${splitNameArgs(spec).name} requests ${url} on every ban (${where(actionban)})`,
+                ),
+            );
         }
     }
     return findings;

@@ -20,7 +20,10 @@ export function parseListeners(text: string): Listener[] {
         .map((fields) => {
             const local = fields[4];
             const colon = local.lastIndexOf(":");
-            const address = local.slice(0, colon).replace(/^\[|\]$/g, "").replace(/%.*$/, "");
+            const address = local
+                .slice(0, colon)
+                .replace(/^\[|\]$/g, "")
+                .replace(/%.*$/, "");
             const process = /users:\(\("([^"]+)"/.exec(fields.slice(6).join(" "))?.[1] ?? "";
             return { protocol: fields[0] as "tcp" | "udp", address, port: Number(local.slice(colon + 1)), process };
         })
@@ -29,7 +32,8 @@ export function parseListeners(text: string): Listener[] {
 
 export const listensBeyondLoopback = (listener: Listener) => !/^(127\.|::1$|localhost$)/.test(listener.address);
 /** Which firewall family sees a listener's connections (`::` takes IPv4 too where v6only is off). */
-export const familiesOf = (listener: Listener): (4 | 6)[] => (listener.address === "*" || listener.address === "::" ? [4, 6] : listener.address.includes(":") ? [6] : [4]);
+export const familiesOf = (listener: Listener): (4 | 6)[] =>
+    listener.address === "*" || listener.address === "::" ? [4, 6] : listener.address.includes(":") ? [6] : [4];
 
 interface Rule {
     text: string;
@@ -249,7 +253,10 @@ export function banSetMatched(rulesetText: string, set: string): BanSetMatch {
                 if (jump === "ACCEPT") result = { verdict: "accepted", by: rule.text };
                 break;
             }
-            const uses = rule.tokens.some((token, i) => token === "--match-set" && rule.tokens[i - 1] !== "!" && rule.tokens[i + 1] === set && rule.tokens[i + 2]?.split(",")[0] === "src");
+            const uses = rule.tokens.some(
+                (token, i) =>
+                    token === "--match-set" && rule.tokens[i - 1] !== "!" && rule.tokens[i + 1] === set && rule.tokens[i + 2]?.split(",")[0] === "src",
+            );
             if (uses) {
                 result = { verdict: "matched" };
                 break;

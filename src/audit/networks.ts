@@ -14,7 +14,8 @@ function addressBits(address: string): { family: 4 | 6; bits: bigint } | undefin
     if (family !== 6) return undefined;
     const [head, tail = ""] = address.includes("::") ? address.split("::") : [address, undefined as unknown as string];
     const groups = (text: string) => (text ? text.split(":") : []);
-    const expand = (parts: string[]) => parts.flatMap((part) => (part.includes(".") ? ((b) => [(b >> 16n).toString(16), (b & 0xffffn).toString(16)])(addressBits(part)!.bits) : [part]));
+    const expand = (parts: string[]) =>
+        parts.flatMap((part) => (part.includes(".") ? ((b) => [(b >> 16n).toString(16), (b & 0xffffn).toString(16)])(addressBits(part)!.bits) : [part]));
     const left = expand(groups(head));
     const right = address.includes("::") ? expand(groups(tail)) : [];
     const all = [...left, ...Array(8 - left.length - right.length).fill("0"), ...right];

@@ -47,9 +47,16 @@ export function pjprojectFindings(asterisk: AsteriskFacts | undefined, files: Re
     if (!asterisk?.version || asterisk.pjsipModules.length === 0 || moduleDisabled(files, "res_pjsip")) return [];
     const version = pjprojectVersion(asterisk.buildopts);
     if (!version) {
-        const why = asterisk.buildopts ? "`pjproject show buildopts` names no PJ_VERSION" : "Asterisk does not run or did not answer `pjproject show buildopts`";
+        const why = asterisk.buildopts
+            ? "`pjproject show buildopts` names no PJ_VERSION"
+            : "Asterisk does not run or did not answer `pjproject show buildopts`";
         return [finding("asterisk.pjproject-unknown", `${asterisk.version.trim()} with ${asterisk.pjsipModules.join(", ")}: ${why}`)];
     }
     if (!olderThanFixed(version)) return [];
-    return [finding("asterisk.pjproject-verbatim", `${asterisk.version.trim()}: pjproject ${version} (pjproject show buildopts), older than ${PJPROJECT_FIXED.join(".")}`)];
+    return [
+        finding(
+            "asterisk.pjproject-verbatim",
+            `${asterisk.version.trim()}: pjproject ${version} (pjproject show buildopts), older than ${PJPROJECT_FIXED.join(".")}`,
+        ),
+    ];
 }

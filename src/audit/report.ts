@@ -31,7 +31,12 @@ export function auditTextReport(results: AuditResult[]): string {
     const sections = results.map((result) => {
         if (result.status === "error") return `== ${nameOf(result)}: could not check: ${result.reason}`;
         const findings = result.findings.map((finding) =>
-            [`${finding.severity.toUpperCase()} ${finding.id}: ${finding.title}`, `  evidence: ${finding.evidence}`, `  guide: ${finding.section}, line ${finding.guide}`, `  fix: ${finding.fix}`].join("\n"),
+            [
+                `${finding.severity.toUpperCase()} ${finding.id}: ${finding.title}`,
+                `  evidence: ${finding.evidence}`,
+                `  guide: ${finding.section}, line ${finding.guide}`,
+                `  fix: ${finding.fix}`,
+            ].join("\n"),
         );
         return [`== ${nameOf(result)}: ${countsText(result)}`, ...findings].join("\n");
     });
@@ -39,7 +44,13 @@ export function auditTextReport(results: AuditResult[]): string {
 }
 
 export function auditJson(results: AuditResult[], failOn: Severity): string {
-    return JSON.stringify({ exitCode: auditExitCode(results, failOn), failOn, hosts: results.map((result) => ({ ...result, counts: severityCounts(result) })) }, null, 2) + "\n";
+    return (
+        JSON.stringify(
+            { exitCode: auditExitCode(results, failOn), failOn, hosts: results.map((result) => ({ ...result, counts: severityCounts(result) })) },
+            null,
+            2,
+        ) + "\n"
+    );
 }
 
 /** A test suite per host, a test case per check: failed when it has findings at or above `failOn`. */
@@ -47,7 +58,10 @@ export function auditJunit(results: AuditResult[], failOn: Severity): string {
     const suites = results.map((result) => {
         const name = nameOf(result);
         if (result.status === "error") {
-            return junitSuite(name, [junitCase("mor-harden.audit", "connection", `<error message="${xmlEscape(result.reason ?? "could not check")}"/>`)], { failures: 0, errors: 1 });
+            return junitSuite(name, [junitCase("mor-harden.audit", "connection", `<error message="${xmlEscape(result.reason ?? "could not check")}"/>`)], {
+                failures: 0,
+                errors: 1,
+            });
         }
         let failures = 0;
         const cases = checkIds.map((id) => {
@@ -55,7 +69,12 @@ export function auditJunit(results: AuditResult[], failOn: Severity): string {
             const failing = found.filter((finding) => failsAt(finding.severity, failOn));
             const text = xmlEscape(found.map((finding) => `${finding.severity}: ${finding.evidence}`).join("\n"));
             if (failing.length > 0) failures++;
-            const body = failing.length > 0 ? `<failure message="${xmlEscape(`${checks[id].title} (${found.length})`)}">${text}\nfix: ${xmlEscape(checks[id].fix)}</failure>` : found.length > 0 ? `<system-out>${text}</system-out>` : "";
+            const body =
+                failing.length > 0
+                    ? `<failure message="${xmlEscape(`${checks[id].title} (${found.length})`)}">${text}\nfix: ${xmlEscape(checks[id].fix)}</failure>`
+                    : found.length > 0
+                      ? `<system-out>${text}</system-out>`
+                      : "";
             return junitCase(`mor-harden.audit.${xmlEscape(name)}`, id, body);
         });
         return junitSuite(name, cases, { failures, errors: 0 });

@@ -130,7 +130,9 @@ const FAIL2BAN_CONFIG = ["/etc/fail2ban/jail.conf", "/etc/fail2ban/jail.local", 
 const CRON_FILES = ["/etc/crontab", "/etc/cron.d", "/etc/cron.hourly", "/etc/cron.daily", "/etc/cron.weekly", "/etc/cron.monthly", "/var/spool/cron"];
 /** Files larger than this are not read (a cron line may name a big binary; fail2ban's own files are a few kB). */
 const HOST_FILE_LIMIT = "-size -256k";
-const PJSIP_MODULES = ["/usr/lib/asterisk/modules", "/usr/lib64/asterisk/modules", "/usr/lib/x86_64-linux-gnu/asterisk/modules"].map((dir) => `${dir}/res_pjsip.so`);
+const PJSIP_MODULES = ["/usr/lib/asterisk/modules", "/usr/lib64/asterisk/modules", "/usr/lib/x86_64-linux-gnu/asterisk/modules"].map(
+    (dir) => `${dir}/res_pjsip.so`,
+);
 
 /**
  * fail2ban's files and cron's, with the local text scripts cron's lines name (absolute paths,
@@ -167,7 +169,7 @@ function bundledFiles(payload: string): Record<string, string> {
 export function auditScript(): string {
     return wholeScript([
         "export LC_ALL=C",
-        "echo \"N $(date +%s)\"",
+        'echo "N $(date +%s)"',
         asteriskFiles,
         `for morh_f in ${SUDOERS[0]} ${SUDOERS[1]}/*; do [ -f "$morh_f" ] && printf 'F %s %s\\n' "$morh_f" "$(base64 -w0 < "$morh_f")"; done`,
         "morh_sql=$(command -v mariadb || command -v mysql)",
@@ -196,7 +198,16 @@ const hexRows = (payload: string | undefined) =>
         .map((line) => line.split("\t").map(unhex));
 
 export function parseAuditOutput(output: string): AuditFacts {
-    const facts: AuditFacts = { now: 0, files: {}, rootWithoutPassword: false, sockets: "", rules: { v4: "", v6: "" }, sets: "", certificates: [], hostFiles: {} };
+    const facts: AuditFacts = {
+        now: 0,
+        files: {},
+        rootWithoutPassword: false,
+        sockets: "",
+        rules: { v4: "", v6: "" },
+        sets: "",
+        certificates: [],
+        hostFiles: {},
+    };
     for (const line of output.split("\n")) {
         const fields = line.split(" ");
         switch (fields[0]) {
@@ -210,11 +221,19 @@ export function parseAuditOutput(output: string): AuditFacts {
                 facts.database = {
                     table: fields[1],
                     read: fields[2] === "0",
-                    peers: fields[2] === "0" ? hexRows(fields[3]).map((row) => Object.fromEntries(PEER_COLUMNS.map((column, index) => [column, row[index] ?? null])) as DatabasePeer) : [],
+                    peers:
+                        fields[2] === "0"
+                            ? hexRows(fields[3]).map(
+                                  (row) => Object.fromEntries(PEER_COLUMNS.map((column, index) => [column, row[index] ?? null])) as DatabasePeer,
+                              )
+                            : [],
                 };
                 break;
             case "U":
-                facts.accounts = { read: fields[1] === "0", rows: fields[1] === "0" ? hexRows(fields[2]).map(([user, host]) => ({ user: user ?? "", host: host ?? "" })) : [] };
+                facts.accounts = {
+                    read: fields[1] === "0",
+                    rows: fields[1] === "0" ? hexRows(fields[2]).map(([user, host]) => ({ user: user ?? "", host: host ?? "" })) : [],
+                };
                 break;
             case "R":
                 facts.rootWithoutPassword = fields[1] === "yes";

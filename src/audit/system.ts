@@ -13,7 +13,8 @@ const WEB_PROCESSES = /^(apache2|httpd)$/;
 const DAY = 86_400;
 const EXPIRY_WARNING_DAYS = 30;
 
-const socketLabel = (listener: Listener) => `${listener.protocol} ${listener.address.includes(":") ? `[${listener.address}]` : listener.address}:${listener.port}${listener.process ? ` (${listener.process})` : ""}`;
+const socketLabel = (listener: Listener) =>
+    `${listener.protocol} ${listener.address.includes(":") ? `[${listener.address}]` : listener.address}:${listener.port}${listener.process ? ` (${listener.process})` : ""}`;
 
 export function mysqlFindings(facts: AuditFacts, listeners: Listener[]): AuditFinding[] {
     const findings: AuditFinding[] = [];
@@ -25,7 +26,9 @@ export function mysqlFindings(facts: AuditFacts, listeners: Listener[]): AuditFi
             if (user === "") findings.push(finding("mysql.anonymous", `account ''@'${host}'`));
         }
     } else if (server.length > 0) {
-        findings.push(finding("mysql.not-checked", facts.accounts ? "root could not read mysql.user through the host's client" : "no mysql client on the host"));
+        findings.push(
+            finding("mysql.not-checked", facts.accounts ? "root could not read mysql.user through the host's client" : "no mysql client on the host"),
+        );
     }
     if (facts.rootWithoutPassword) findings.push(finding("mysql.root-no-password", "the local user nobody logged in as root@localhost with an empty password"));
     return findings;
@@ -43,7 +46,8 @@ function leafOf(pem: string): X509Certificate | undefined {
 export function tlsFindings(facts: AuditFacts, listeners: Listener[]): AuditFinding[] {
     const findings: AuditFinding[] = [];
     const web = listeners.filter((listener) => WEB_PROCESSES.test(listener.process));
-    if (web.length > 0 && facts.certificates.length === 0) findings.push(finding("tls.missing", `${web.map(socketLabel).join(", ")}: no SSLCertificateFile in the enabled sites`));
+    if (web.length > 0 && facts.certificates.length === 0)
+        findings.push(finding("tls.missing", `${web.map(socketLabel).join(", ")}: no SSLCertificateFile in the enabled sites`));
     for (const certificate of facts.certificates) {
         const leaf = leafOf(certificate.pem);
         if (!leaf) {
@@ -55,9 +59,11 @@ export function tlsFindings(facts: AuditFacts, listeners: Listener[]): AuditFind
         const days = Math.floor((expires - facts.now) / DAY);
         const date = new Date(expires * 1000).toISOString().slice(0, 10);
         if (expires <= facts.now) findings.push(finding("tls.expiry", `${certificate.path} (${subject}): expired on ${date}`, "critical"));
-        else if (days < EXPIRY_WARNING_DAYS) findings.push(finding("tls.expiry", `${certificate.path} (${subject}): expires on ${date}, in ${days} days`, "high"));
+        else if (days < EXPIRY_WARNING_DAYS)
+            findings.push(finding("tls.expiry", `${certificate.path} (${subject}): expires on ${date}, in ${days} days`, "high"));
         if (!/: OK\s*$/m.test(certificate.verify)) {
-            const reason = /error \d+ at \d+ depth lookup: (.+)/.exec(certificate.verify)?.[1] ?? certificate.verify.trim().split("\n").at(-1) ?? "does not verify";
+            const reason =
+                /error \d+ at \d+ depth lookup: (.+)/.exec(certificate.verify)?.[1] ?? certificate.verify.trim().split("\n").at(-1) ?? "does not verify";
             findings.push(finding("tls.chain", `${certificate.path} (${subject}): ${reason}`));
         }
     }
@@ -71,7 +77,9 @@ export function exposureFindings(facts: AuditFacts, listeners: Listener[]): Audi
     const findings: AuditFinding[] = [];
     const seen = new Set<string>();
     for (const listener of listeners.filter(listensBeyondLoopback)) {
-        const service = neverPublic.find(([, definition]) => definition.protocol === listener.protocol && listener.port >= definition.ports.from && listener.port <= definition.ports.to);
+        const service = neverPublic.find(
+            ([, definition]) => definition.protocol === listener.protocol && listener.port >= definition.ports.from && listener.port <= definition.ports.to,
+        );
         if (!service) continue;
         for (const family of familiesOf(listener)) {
             const by = acceptedFromAnywhere(family === 4 ? facts.rules.v4 : facts.rules.v6, listener.protocol, listener.port);
@@ -93,11 +101,21 @@ export function fail2banFindings(facts: AuditFacts): AuditFinding[] {
         const wanted = jailsByThread(jailNames);
         for (const [thread, jails] of wanted) {
             const running = facts.fail2banThreads.filter((name) => name === thread).length;
-            if (running < jails.length) findings.push(finding("fail2ban.jail-missing", jails.length === 1 ? `jail ${jails[0]} is not running` : `of jails ${jails.join(", ")}, ${running} of ${jails.length} run`));
+            if (running < jails.length)
+                findings.push(
+                    finding(
+                        "fail2ban.jail-missing",
+                        jails.length === 1 ? `jail ${jails[0]} is not running` : `of jails ${jails.join(", ")}, ${running} of ${jails.length} run`,
+                    ),
+                );
         }
     }
-    for (const [family, text] of [["IPv4", facts.rules.v4], ["IPv6", facts.rules.v6]] as const) {
-        for (const [chain, count] of Object.entries(banCounts(text))) findings.push(finding("fail2ban.bans", `${family} ${chain}: ${count} address${count === 1 ? "" : "es"} banned`));
+    for (const [family, text] of [
+        ["IPv4", facts.rules.v4],
+        ["IPv6", facts.rules.v6],
+    ] as const) {
+        for (const [chain, count] of Object.entries(banCounts(text)))
+            findings.push(finding("fail2ban.bans", `${family} ${chain}: ${count} address${count === 1 ? "" : "es"} banned`));
     }
     const rules = { 4: facts.rules.v4, 6: facts.rules.v6 };
     for (const set of banSets(facts.sets).filter((set) => set.entries > 0)) {
@@ -110,7 +128,9 @@ export function fail2banFindings(facts: AuditFacts): AuditFinding[] {
         if (!matches.some((match) => match.matched)) {
             const acceptedBy = matches.find((match) => match.acceptedBy)?.acceptedBy;
             const where = `INPUT${set.family ? ` (IPv${set.family})` : ""}`;
-            const why = acceptedBy ? `every packet is accepted (${acceptedBy}) before a rule of ${where} matches the set` : `no rule of ${where} matches the set`;
+            const why = acceptedBy
+                ? `every packet is accepted (${acceptedBy}) before a rule of ${where} matches the set`
+                : `no rule of ${where} matches the set`;
             findings.push(finding("fail2ban.ban-set-unmatched", `set ${set.name}: ${addresses} banned, but ${why}`));
         }
     }
@@ -152,9 +172,15 @@ export function sudoersFindings(files: Record<string, string>): AuditFinding[] {
         const commands = rule.text
             .slice(equals + 1)
             .split(",")
-            .map((command) => command.replace(/\([^)]*\)/g, "").replace(/\b[A-Z_]+:/g, "").trim());
+            .map((command) =>
+                command
+                    .replace(/\([^)]*\)/g, "")
+                    .replace(/\b[A-Z_]+:/g, "")
+                    .trim(),
+            );
         const expanded = commands.flatMap((command) => (aliases.has(command) ? aliases.get(command)!.split(",") : [command]));
-        if (expanded.some((command) => /(^|\/)fail2ban-client(\s|$)/.test(command.trim()))) findings.push(finding("fail2ban.sudo-root", `${rule.file}:${rule.line}: ${who} may run fail2ban-client as root`));
+        if (expanded.some((command) => /(^|\/)fail2ban-client(\s|$)/.test(command.trim())))
+            findings.push(finding("fail2ban.sudo-root", `${rule.file}:${rule.line}: ${who} may run fail2ban-client as root`));
     }
     return findings;
 }

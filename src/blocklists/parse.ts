@@ -42,7 +42,7 @@ function v6Groups(address: string): number[] {
 /** As glibc's inet_ntop prints it: the longest run of two or more zero groups (the first of equals) as "::". */
 function formatV6(groups: number[]): string {
     let best = { start: -1, length: 0 };
-    for (let i = 0; i < 8; ) {
+    for (let i = 0; i < 8;) {
         if (groups[i] !== 0) {
             i++;
             continue;
@@ -102,7 +102,10 @@ export function parseBlocklist(text: string): { entries: BlocklistEntries; probl
         else (parsed.family === "v4" ? v4 : v6).add(parsed.entry);
     });
     const sorted = (entries: Set<string>) => [...entries].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const [family, entries] of [["IPv4", v4], ["IPv6", v6]] as const) {
+    for (const [family, entries] of [
+        ["IPv4", v4],
+        ["IPv6", v6],
+    ] as const) {
         if (entries.size > MAX_ENTRIES) problems.push({ line: 0, message: `more than ${MAX_ENTRIES} ${family} entries` });
     }
     return { entries: { v4: sorted(v4), v6: sorted(v6) }, problems };

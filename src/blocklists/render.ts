@@ -42,7 +42,9 @@ export function createSetsCommand(lists: Blocklist[]): string {
 /** sha256 of a set's entries, sorted, one a line: what the live view prints for a set that matches. */
 export function entriesDigest(entries: string[]): string {
     // One update of the joined text: an update an entry costs a call into the hash each.
-    return createHash("sha256").update(entries.length > 0 ? `${entries.join("\n")}\n` : "").digest("hex");
+    return createHash("sha256")
+        .update(entries.length > 0 ? `${entries.join("\n")}\n` : "")
+        .digest("hex");
 }
 
 /**
@@ -76,7 +78,10 @@ export function renderSetsFile(lists: Blocklist[]): { content: string; sha256: s
 
 /** The firewall's MORH-BLOCKLISTS chain for one family: trusted sources return, then each list drops. */
 export function blocklistRules(lists: Blocklist[], trusted: string[], family: Family): string[] {
-    return [...trusted.map((address) => `-s ${address} -j RETURN`), ...lists.map((list) => `-m set --match-set ${blocklistSet(list.name, family)} src -j DROP`)];
+    return [
+        ...trusted.map((address) => `-s ${address} -j RETURN`),
+        ...lists.map((list) => `-m set --match-set ${blocklistSet(list.name, family)} src -j DROP`),
+    ];
 }
 
 /** `NAME COUNT` of every set, one a line in file order: what the sets hold once a change is loaded. */
@@ -96,12 +101,23 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     if (lists.length === 0) return undefined;
     const path = persistPaths[os];
     const checks = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)}:${digestOf(list.entries[family])}`));
-    const expected = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)} ${list.entries[family].length} ${digestOf(list.entries[family])}`));
+    const expected = lists.flatMap((list) =>
+        families.map((family) => `${blocklistSet(list.name, family)} ${list.entries[family].length} ${digestOf(list.entries[family])}`),
+    );
     const setsFile = renderSetsFile(lists);
-    const liveView = renderTemplate("blocklists/live-view.sh.hbs", { file: path, fileDigest: setsFile.sha256, checks, fillVariable: FILL_VIEWS_VARIABLE, seenFile: `${VIEW_MEMORY_DIR}/blocklist-listings` }).trim();
+    const liveView = renderTemplate("blocklists/live-view.sh.hbs", {
+        file: path,
+        fileDigest: setsFile.sha256,
+        checks,
+        fillVariable: FILL_VIEWS_VARIABLE,
+        seenFile: `${VIEW_MEMORY_DIR}/blocklist-listings`,
+    }).trim();
     return {
         concern: "blocklists",
-        summary: lists.map((list) => `${list.name}: ${list.entries.v4.length} IPv4 and ${list.entries.v6.length} IPv6 entries from ${list.file}, dropped before every service (trusted sources exempt)`),
+        summary: lists.map(
+            (list) =>
+                `${list.name}: ${list.entries.v4.length} IPv4 and ${list.entries.v6.length} IPv6 entries from ${list.file}, dropped before every service (trusted sources exempt)`,
+        ),
         packages: packages[os],
         // Large lists: drift compares digests, never the content, and an apply sends only the changed lines.
         artifacts: [file(path, setsFile.content, { mode: "0640", bulk: true, merge: renderTemplate("blocklists/merge.sh.hbs", {}).trim() })],
@@ -116,8 +132,10 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
         snapshot: [],
         activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: changedLines(SETS_FILE), counts: setCounts(lists).join("\n") }).trim()],
         verify: [],
-        rollback: [`if [ -e ${path} ]; then ${renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: false }).trim()}
-else ${DESTROY_SETS}; fi`],
+        rollback: [
+            `if [ -e ${path} ]; then ${renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: false }).trim()}
+else ${DESTROY_SETS}; fi`,
+        ],
         rollbackCheck: [],
         deactivate: [DESTROY_SETS],
         // 100,000 entries take a while to list: the view runs beside the rest of a read.

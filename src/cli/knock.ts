@@ -25,7 +25,8 @@ export async function knockCommand(options: KnockOptions): Promise<void> {
             continue;
         }
         const keys = spaKeysOf(secretsWithoutPulumi(host.config, host.source, process.env, host.name));
-        if (spec.mode === "spa" && !keys) throw new ConfigError(host.source, ["knockKey: no SPA keys (knocking.spa.keyFile, or MOR_HARDEN_KNOCK_KEY and MOR_HARDEN_KNOCK_HMAC_KEY)"]);
+        if (spec.mode === "spa" && !keys)
+            throw new ConfigError(host.source, ["knockKey: no SPA keys (knocking.spa.keyFile, or MOR_HARDEN_KNOCK_KEY and MOR_HARDEN_KNOCK_HMAC_KEY)"]);
         await sendKnock(spec, address, keys);
         const { openWindow, guards } = host.config.knocking;
         console.log(`knocked on ${address} (${spec.mode}): ${guards.join(", ")} open for this machine for ${openWindow} s`);

@@ -18,7 +18,8 @@ const program = new Command("mor-harden")
         process.exit(error.exitCode === 0 ? 0 : EXIT_BAD_INPUT);
     });
 
-const resolveOption = (why: string) => ["--resolve <name=addresses>", `use these addresses for a host name instead of DNS (repeatable${why})`, collectResolve, {}] as const;
+const resolveOption = (why: string) =>
+    ["--resolve <name=addresses>", `use these addresses for a host name instead of DNS (repeatable${why})`, collectResolve, {}] as const;
 
 /** A command about one environment: exactly one of --stack NAME or --config FILE, narrowed by --host NAME. */
 function environmentCommand(name: string, description: string): Command {
@@ -67,9 +68,16 @@ fleetCommand("drift", "compare hosts with their stacks, read-only; exit 0 no dri
     .option(...resolveOption(""))
     .action((names, options) => (require("./drift") as typeof import("./drift")).driftCommand(names, options));
 
-fleetCommand("audit", "where each host stands against Kolmisoft's guide, read-only, managed by mor-harden or not; exit 0 nothing at or above --fail-on, 1 findings, 2 a host not checked")
+fleetCommand(
+    "audit",
+    "where each host stands against Kolmisoft's guide, read-only, managed by mor-harden or not; exit 0 nothing at or above --fail-on, 1 findings, 2 a host not checked",
+)
     .option("--html <file>", "also write one self-contained HTML page for the fleet")
-    .addOption(new Option("--fail-on <severity>", "the lowest severity that makes the exit code 1").choices(severities.filter((severity) => severity !== "info")).default("high"))
+    .addOption(
+        new Option("--fail-on <severity>", "the lowest severity that makes the exit code 1")
+            .choices(severities.filter((severity) => severity !== "info"))
+            .default("high"),
+    )
     .action((names, options) => (require("./audit") as typeof import("./audit")).auditCommand(names, options));
 
 environmentCommand("knock", "open the knock-guarded services (SSH, the GUI, AMI) of an environment's hosts for this machine, in either knocking mode")
@@ -77,12 +85,18 @@ environmentCommand("knock", "open the knock-guarded services (SSH, the GUI, AMI)
     .option("--client-config", "print the ~/.fwknoprc stanza of each host for fwknop's own client (keys as placeholders) and exit")
     .action((options) => (require("./knock") as typeof import("./knock")).knockCommand(options));
 
-stacksCommand("bans", "list each host's fail2ban bans: address, jail, since, permanent or until when; exit 1 when a host could not be read", { what: "hosts at once", default: 10 })
+stacksCommand("bans", "list each host's fail2ban bans: address, jail, since, permanent or until when; exit 1 when a host could not be read", {
+    what: "hosts at once",
+    default: 10,
+})
     .option("--jail <name>", "only this jail")
     .option("--json", "print one JSON document")
     .action((options) => (require("./bans") as typeof import("./bans")).bansCommand(options));
 
-stacksCommand("unban", "lift bans through fail2ban (its database agrees) on each host, reporting per host; exit 1 when a host failed", { what: "hosts at once", default: 10 })
+stacksCommand("unban", "lift bans through fail2ban (its database agrees) on each host, reporting per host; exit 1 when a host failed", {
+    what: "hosts at once",
+    default: 10,
+})
     .argument("<addresses...>", "IPv4 or IPv6 addresses")
     .option("--jail <name>", "only in this jail (else in every jail that bans it)")
     .option("--json", "print one JSON document")

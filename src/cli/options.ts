@@ -23,6 +23,7 @@ export function concurrencyOf(value: number): number {
 export function collectResolve(value: string, previous: Record<string, string[]>): Record<string, string[]> {
     const [name, addresses] = value.split("=", 2);
     const list = (addresses ?? "").split(",").filter(Boolean);
-    if (!name || list.length === 0 || list.some((address) => isIP(address) === 0)) throw argumentError(`--resolve ${value}: expected NAME=ADDRESS[,ADDRESS...]`);
+    if (!name || list.length === 0 || list.some((address) => isIP(address) === 0))
+        throw argumentError(`--resolve ${value}: expected NAME=ADDRESS[,ADDRESS...]`);
     return { ...previous, [name]: list };
 }

@@ -46,11 +46,17 @@ export function stackTargets(options: TargetOptions, how: { names?: string[]; ex
 
 /** Every stack must load: a command that changes, lists or renders goes nowhere on a bad stack. */
 export function targetHosts(targets: StackTarget[], hostNames: string[]): HostOfEnvironment[] {
-    return selectHosts(targets.map((target) => loadEnvironment(target)), hostNames);
+    return selectHosts(
+        targets.map((target) => loadEnvironment(target)),
+        hostNames,
+    );
 }
 
 /** A read-only check over a fleet (drift, audit): a stack that cannot be read is one result, the others are checked. */
-export function readableHosts(targets: StackTarget[], hostNames: string[]): { hosts: HostOfEnvironment[]; unreadable: { target: StackTarget; error: unknown }[] } {
+export function readableHosts(
+    targets: StackTarget[],
+    hostNames: string[],
+): { hosts: HostOfEnvironment[]; unreadable: { target: StackTarget; error: unknown }[] } {
     const environments: Environment[] = [];
     const unreadable: { target: StackTarget; error: unknown }[] = [];
     for (const target of targets) {

@@ -38,5 +38,8 @@ export function concernsOf(config: HostConfig): Concern[] {
 }
 
 export function renderHost(input: RenderInput): ConcernPlan[] {
-    return concernOrder.filter((entry) => entry.enabled(input.config)).map((entry) => entry.render(input)).filter((plan): plan is ConcernPlan => plan !== undefined);
+    return concernOrder
+        .filter((entry) => entry.enabled(input.config))
+        .map((entry) => entry.render(input))
+        .filter((plan): plan is ConcernPlan => plan !== undefined);
 }

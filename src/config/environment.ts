@@ -58,7 +58,13 @@ export function mergeOverrides(inherited: unknown, override: unknown, issues: Is
         if (!Array.isArray(override.add)) {
             issues.push({ path: [...path, "add"], message: "is not a list ({ add: [...] } appends its items to the inherited list)" });
         } else if (!Array.isArray(inherited)) {
-            issues.push({ path, message: inherited === undefined ? "adds to an inherited list, but the environment sets none here: write the list itself" : "adds to an inherited list, but the inherited value is not a list" });
+            issues.push({
+                path,
+                message:
+                    inherited === undefined
+                        ? "adds to an inherited list, but the environment sets none here: write the list itself"
+                        : "adds to an inherited list, but the inherited value is not a list",
+            });
         } else {
             return [...inherited, ...override.add];
         }
@@ -83,7 +89,9 @@ export function originOf(overrides: RawMap, settings: RawMap, path: Path): { fro
     for (const [index, part] of path.entries()) {
         if (isAddition(own) && typeof part === "number") {
             const count = Array.isArray(inherited) ? inherited.length : 0;
-            return part < count ? { from: "environment", path } : { from: "host", path: [...path.slice(0, index), "add", part - count, ...path.slice(index + 1)] };
+            return part < count
+                ? { from: "environment", path }
+                : { from: "host", path: [...path.slice(0, index), "add", part - count, ...path.slice(index + 1)] };
         }
         if (own !== undefined && !isMap(own)) return { from: "host", path };
         if (own === undefined && (inherited === undefined || !isMap(inherited))) break;
@@ -115,14 +123,16 @@ export function parseEnvironment(raw: RawMap, stack: string, source: string, opt
         if (result.issues) throw new ConfigError(source, result.issues.map(formatIssue));
         return { name: stack, source, form: "single", hosts: [{ name: stack, source, label: stack, config: result.config }] };
     }
-    if (!isMap(hosts) || Object.keys(hosts).length === 0) throw new ConfigError(source, [`${HOSTS_KEY}: is not a map of host names to their connection and settings`]);
+    if (!isMap(hosts) || Object.keys(hosts).length === 0)
+        throw new ConfigError(source, [`${HOSTS_KEY}: is not a map of host names to their connection and settings`]);
 
     const problems: string[] = [];
     const inheritedProblems = new Map<string, string[]>();
     const settingsIssues: Issue[] = [];
     const connection = isMap(settings.connection) ? settings.connection : {};
     for (const key of ["address", "hostKey"] as const) {
-        if (connection[key] !== undefined) settingsIssues.push({ path: ["connection", key], message: `is one host's: with ${HOSTS_KEY}, set it under ${HOSTS_KEY}.<name>.connection` });
+        if (connection[key] !== undefined)
+            settingsIssues.push({ path: ["connection", key], message: `is one host's: with ${HOSTS_KEY}, set it under ${HOSTS_KEY}.<name>.connection` });
     }
     findAdditions(settings, [], settingsIssues);
     problems.push(...settingsIssues.map(formatIssue));
@@ -165,7 +175,13 @@ export function parseEnvironment(raw: RawMap, stack: string, source: string, opt
         const twin = addresses.get(endpoint);
         if (twin) own({ path: ["connection", "address"], message: `${endpoint} is host ${twin}'s too` });
         addresses.set(endpoint, name);
-        parsed.push({ name, source: hostSource(source, name), label: `${stack}/${name}`, config, ...(former === true && name !== stack ? { formerName: stack } : {}) });
+        parsed.push({
+            name,
+            source: hostSource(source, name),
+            label: `${stack}/${name}`,
+            config,
+            ...(former === true && name !== stack ? { formerName: stack } : {}),
+        });
     }
     for (const [text, names] of inheritedProblems) problems.push(`${text} (inherited by host${names.length === 1 ? "" : "s"} ${names.join(", ")})`);
     if (formerHosts.length > 1) problems.push(`${HOSTS_KEY}: ${formerHosts.join(", ")} each set ${FORMER_STACK_HOST}: only one host was the stack's`);
@@ -194,7 +210,12 @@ export function selectHosts(environments: Environment[], names: string[]): HostO
     const unknown = names.filter((name) => !all.some(({ host }) => host.name === name));
     if (unknown.length > 0) {
         const known = environments.map((environment) => `${environment.name}: ${environment.hosts.map((host) => host.name).join(", ")}`).join("; ");
-        throw new ConfigError("arguments", unknown.map((name) => `--host ${name}: is not a host of ${environments.map((environment) => environment.name).join(" or ")} (known hosts: ${known})`));
+        throw new ConfigError(
+            "arguments",
+            unknown.map(
+                (name) => `--host ${name}: is not a host of ${environments.map((environment) => environment.name).join(" or ")} (known hosts: ${known})`,
+            ),
+        );
     }
     return names.length === 0 ? all : all.filter(({ host }) => names.includes(host.name));
 }

@@ -20,7 +20,10 @@ export const dnsResolver: Resolver = async (name) => (await lookup(name, { all: 
 
 /** Every source a config names, with the key it came from (for errors). */
 export function namedSources(config: HostConfig): { key: string; source: string }[] {
-    const named = trustedSources(config.firewall).map((source, index) => ({ key: config.firewall.trustKolmisoftSupport && index === 0 ? "firewall.trustKolmisoftSupport" : "firewall.trusted", source }));
+    const named = trustedSources(config.firewall).map((source, index) => ({
+        key: config.firewall.trustKolmisoftSupport && index === 0 ? "firewall.trustKolmisoftSupport" : "firewall.trusted",
+        source,
+    }));
     config.fail2ban.ignoreip.forEach((source, index) => named.push({ key: `fail2ban.ignoreip[${index}]`, source }));
     for (const jail of jailNames) {
         config.fail2ban.jails[jail]?.ignoreip?.forEach((source, index) => named.push({ key: `fail2ban.jails.${jail}.ignoreip[${index}]`, source }));
@@ -28,7 +31,8 @@ export function namedSources(config: HostConfig): { key: string; source: string 
     config.firewall.extraRules.forEach((rule, ruleIndex) =>
         rule.sources?.forEach((source, index) => named.push({ key: `firewall.extraRules[${ruleIndex}].sources[${index}]`, source })),
     );
-    if (config.sshd.support.mode !== "off") config.sshd.support.sources.forEach((source, index) => named.push({ key: `sshd.support.sources[${index}]`, source }));
+    if (config.sshd.support.mode !== "off")
+        config.sshd.support.sources.forEach((source, index) => named.push({ key: `sshd.support.sources[${index}]`, source }));
     return named;
 }
 

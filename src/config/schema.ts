@@ -57,24 +57,33 @@ export const hostSchema = z
         }
         if (config.apache.enabled) {
             if (config.tlsKey && config.apache.keyFile) issue(["apache", "keyFile"], "is set as well as the secret tlsKey: keep one");
-            if (!config.tlsKey && !config.apache.keyFile) issue(["tlsKey"], "is required when apache is enabled (pulumi config set --secret tlsKey < key.pem, or apache.keyFile)");
+            if (!config.tlsKey && !config.apache.keyFile)
+                issue(["tlsKey"], "is required when apache is enabled (pulumi config set --secret tlsKey < key.pem, or apache.keyFile)");
         }
 
         const knocking = config.knocking;
         if (knocking.mode === "spa") {
             const secrets = Boolean(config.knockKey) && Boolean(config.knockHmacKey);
-            if (!secrets && !knocking.spa.keyFile) issue(["knockKey"], "and knockHmacKey are required for knocking.mode spa (pulumi config set --secret, or knocking.spa.keyFile): without them nobody could open the guarded services");
+            if (!secrets && !knocking.spa.keyFile)
+                issue(
+                    ["knockKey"],
+                    "and knockHmacKey are required for knocking.mode spa (pulumi config set --secret, or knocking.spa.keyFile): without them nobody could open the guarded services",
+                );
             if (secrets && knocking.spa.keyFile) issue(["knocking", "spa", "keyFile"], "is set as well as the secrets knockKey and knockHmacKey: keep one");
             if (config.os !== "debian") issue(["knocking", "mode"], `spa needs Debian's fwknop-server; on ${config.os} use sequence`);
             // fwknopd opens access for IPv4 sources: over IPv6 mor-harden itself could not get in.
             if (knocking.guards.includes("ssh") && config.connection.address.includes(":") && !knocking.trustedBypass) {
-                issue(["knocking", "guards"], "guards ssh in spa mode while connection.address is IPv6, which fwknopd does not open: mor-harden would lock itself out (set trustedBypass, or connect over IPv4)");
+                issue(
+                    ["knocking", "guards"],
+                    "guards ssh in spa mode while connection.address is IPv6, which fwknopd does not open: mor-harden would lock itself out (set trustedBypass, or connect over IPv4)",
+                );
             }
         }
         if (knocking.mode === "sequence") {
             knocking.sequence.forEach((knock, index) => {
                 const clash = services.find(
-                    (service) => service.exposure !== "closed" && service.protocol === knocking.protocol && rangesOverlap(service.ports, { from: knock, to: knock }),
+                    (service) =>
+                        service.exposure !== "closed" && service.protocol === knocking.protocol && rangesOverlap(service.ports, { from: knock, to: knock }),
                 );
                 if (clash) issue(["knocking", "sequence", index], `${knock}/${knocking.protocol} clashes with the ${clash.name} service port`);
             });
@@ -119,7 +128,9 @@ export function formatIssue(issue: Issue): string {
 export function issuesOf(error: z.ZodError): Issue[] {
     return error.issues.flatMap((issue) => {
         const path = issue.path.filter((part): part is string | number => typeof part !== "symbol");
-        return issue.code === "unrecognized_keys" ? issue.keys.map((key) => ({ path: [...path, key], message: "is not a known key" })) : [{ path, message: issue.message }];
+        return issue.code === "unrecognized_keys"
+            ? issue.keys.map((key) => ({ path: [...path, key], message: "is not a known key" }))
+            : [{ path, message: issue.message }];
     });
 }
 

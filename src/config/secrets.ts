@@ -19,7 +19,10 @@ export function secretsFromFiles(config: HostConfig, source: string): SecretValu
     if (config.apache.enabled && config.apache.keyFile) values.tlsKey = read("apache.keyFile", config.apache.keyFile);
     if (config.knocking.mode === "spa" && config.knocking.spa.keyFile) {
         const keys = parseFwknopKeys(read("knocking.spa.keyFile", config.knocking.spa.keyFile));
-        if (!keys) throw new ConfigError(source, ["knocking.spa.keyFile: holds no KEY_BASE64 and HMAC_KEY_BASE64 lines (as `fwknop --key-gen` or `mor-harden knock --key-gen` print them)"]);
+        if (!keys)
+            throw new ConfigError(source, [
+                "knocking.spa.keyFile: holds no KEY_BASE64 and HMAC_KEY_BASE64 lines (as `fwknop --key-gen` or `mor-harden knock --key-gen` print them)",
+            ]);
         values.knockKey = keys.key;
         values.knockHmacKey = keys.hmacKey;
     }

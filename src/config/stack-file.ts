@@ -25,7 +25,8 @@ function secureAsReferences(value: unknown, path: (string | number)[], issues: I
         return undefined;
     }
     if (Array.isArray(value)) return value.map((item, index) => secureAsReferences(item, [...path, index], issues));
-    if (typeof value === "object" && value !== null) return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, secureAsReferences(child, [...path, key], issues)]));
+    if (typeof value === "object" && value !== null)
+        return Object.fromEntries(Object.entries(value).map(([key, child]) => [key, secureAsReferences(child, [...path, key], issues)]));
     return value;
 }
 
@@ -51,7 +52,15 @@ const inlineCertificate: FileInliner = (raw) => {
     try {
         return { raw: { ...raw, apache: { ...apache, certificate: readFileSync(apache.certificateFile, "utf8") } }, issues: [] };
     } catch (error) {
-        return { raw, issues: [{ path: ["apache", "certificateFile"], message: `cannot read ${JSON.stringify(apache.certificateFile)} (${(error as NodeJS.ErrnoException).code})` }] };
+        return {
+            raw,
+            issues: [
+                {
+                    path: ["apache", "certificateFile"],
+                    message: `cannot read ${JSON.stringify(apache.certificateFile)} (${(error as NodeJS.ErrnoException).code})`,
+                },
+            ],
+        };
     }
 };
 

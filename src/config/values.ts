@@ -72,16 +72,14 @@ export function formatRange(range: PortRange, separator = ":"): string {
 const durationUnits: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
 /** Seconds, as a number or "90s", "10m", "1h", "2d", "1w"; always seconds afterwards. */
-export const duration = z
-    .union([z.number(), z.string()], { error: (iss) => `${show(iss.input)} is not a duration` })
-    .transform((value, ctx): number => {
-        const match = /^(\d{1,9})([smhdw]?)$/.exec(String(value));
-        if (!match || Number(match[1]) <= 0) {
-            ctx.addIssue({ code: "custom", message: `${show(value)} is not a duration (seconds, or a number with s, m, h, d or w)` });
-            return z.NEVER;
-        }
-        return Number(match[1]) * durationUnits[match[2] || "s"];
-    });
+export const duration = z.union([z.number(), z.string()], { error: (iss) => `${show(iss.input)} is not a duration` }).transform((value, ctx): number => {
+    const match = /^(\d{1,9})([smhdw]?)$/.exec(String(value));
+    if (!match || Number(match[1]) <= 0) {
+        ctx.addIssue({ code: "custom", message: `${show(value)} is not a duration (seconds, or a number with s, m, h, d or w)` });
+        return z.NEVER;
+    }
+    return Number(match[1]) * durationUnits[match[2] || "s"];
+});
 
 export const absolutePath = token(
     "an absolute path of letters, digits, '.', '_', '-' and '/'",
@@ -97,22 +95,14 @@ export const logPath = token(
 export const unixUser = token("a user name", (v) => /^[a-z_][a-z0-9_-]{0,31}$/.test(v));
 
 /** An SSH host key fingerprint as `ssh-keygen -lf` prints it. */
-export const hostKeyFingerprint = token(
-    'a host key fingerprint like "SHA256:" followed by 43 base64 characters',
-    (v) => /^SHA256:[A-Za-z0-9+/]{43}$/.test(v),
-);
+export const hostKeyFingerprint = token('a host key fingerprint like "SHA256:" followed by 43 base64 characters', (v) => /^SHA256:[A-Za-z0-9+/]{43}$/.test(v));
 
 /** A config value that must come from `pulumi config set --secret`: only a reference is kept in config. */
-export const secretRef = z.object(
-    { secretRef: z.string() },
-    { error: () => "must be set as a secret (pulumi config set --secret ...), not in plain text" },
-);
+export const secretRef = z.object({ secretRef: z.string() }, { error: () => "must be set as a secret (pulumi config set --secret ...), not in plain text" });
 export type SecretRef = z.infer<typeof secretRef>;
 
 /** "9.2p1" or "9.8" -> [9, 8]. */
-export const opensshVersion = token('an OpenSSH version like "9.2"', (v) => /^\d{1,2}\.\d{1,2}(p\d+)?$/.test(v)).transform(
-    (v): [number, number] => {
-        const [major, minor] = v.split(/[.p]/).map(Number);
-        return [major, minor];
-    },
-);
+export const opensshVersion = token('an OpenSSH version like "9.2"', (v) => /^\d{1,2}\.\d{1,2}(p\d+)?$/.test(v)).transform((v): [number, number] => {
+    const [major, minor] = v.split(/[.p]/).map(Number);
+    return [major, minor];
+});

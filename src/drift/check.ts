@@ -32,7 +32,15 @@ export function unreadableStack(target: { stack?: string; file?: string }, error
 /** One host of an environment: render, one SSH connection, one read-only round trip, compare. */
 export async function checkHost(target: HostOfEnvironment, options: { resolver?: Resolver } = {}): Promise<DriftResult> {
     const started = process.hrtime.bigint();
-    const result: DriftResult = { ...hostIdentity(target), address: target.host.config.connection.address, status: "error", findings: [], notChecked: [], roundTrips: 0, seconds: 0 };
+    const result: DriftResult = {
+        ...hostIdentity(target),
+        address: target.host.config.connection.address,
+        status: "error",
+        findings: [],
+        notChecked: [],
+        roundTrips: 0,
+        seconds: 0,
+    };
     let secrets: Record<string, string | undefined> = {};
     try {
         const prepared = await prepareHost(target.host, options.resolver);
@@ -50,8 +58,20 @@ export async function checkHost(target: HostOfEnvironment, options: { resolver?:
             });
         }
         // The desired digests: the host sends back only the files that differ.
-        const digests = Object.fromEntries(plans.flatMap((plan) => plan.artifacts.map((artifact, index) => [artifact.path, desired[plan.concern][index] === undefined ? undefined : sha256Hex(desired[plan.concern][index]!)])));
-        const output = await withSession(target, secrets, (session) => session.run(gzippedScript(driftScript(plans, digests))), (session) => (result.roundTrips = session.roundTrips));
+        const digests = Object.fromEntries(
+            plans.flatMap((plan) =>
+                plan.artifacts.map((artifact, index) => [
+                    artifact.path,
+                    desired[plan.concern][index] === undefined ? undefined : sha256Hex(desired[plan.concern][index]!),
+                ]),
+            ),
+        );
+        const output = await withSession(
+            target,
+            secrets,
+            (session) => session.run(gzippedScript(driftScript(plans, digests))),
+            (session) => (result.roundTrips = session.roundTrips),
+        );
         if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
         result.findings = compareHost(plans, desired, parseDriftOutput(output.stdout));
         result.status = result.findings.length > 0 ? "drift" : "clean";

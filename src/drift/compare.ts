@@ -38,7 +38,13 @@ export function compareHost(plans: ConcernPlan[], desired: Record<string, (strin
                 return;
             }
             if (want !== undefined && live.sha256 !== sha256Hex(want)) {
-                finding(artifact.bulk ? "content differs (a large list: compared by digest, not shown)" : artifact.secret || live.content === undefined ? "content differs (a secret: not shown)" : patch(artifact.path, want, live.content));
+                finding(
+                    artifact.bulk
+                        ? "content differs (a large list: compared by digest, not shown)"
+                        : artifact.secret || live.content === undefined
+                          ? "content differs (a secret: not shown)"
+                          : patch(artifact.path, want, live.content),
+                );
             }
             if (live.mode !== artifact.mode) finding(`mode ${live.mode}, expected ${artifact.mode}`);
             if (live.owner !== `${artifact.owner}:${artifact.group}`) finding(`owner ${live.owner}, expected ${artifact.owner}:${artifact.group}`);
@@ -47,14 +53,20 @@ export function compareHost(plans: ConcernPlan[], desired: Record<string, (strin
             const seen = read.views[`${plan.concern}/${index}`];
             const expected = "text" in view.expected ? view.expected.text : seen?.expected;
             if (!seen || expected === undefined) findings.push({ concern: plan.concern, subject: view.name, detail: "could not be read" });
-            else if (seen.live.trim() !== expected.trim()) findings.push({ concern: plan.concern, subject: view.name, detail: patch(view.name, expected.trim() + "\n", seen.live.trim() + "\n") });
+            else if (seen.live.trim() !== expected.trim())
+                findings.push({ concern: plan.concern, subject: view.name, detail: patch(view.name, expected.trim() + "\n", seen.live.trim() + "\n") });
         });
         // What runs may still be rolled back: never reported as settled.
         for (const { txid, deadline } of read.pending.filter((pending) => concernOfTransaction(pending.txid) === plan.concern)) {
-            findings.push({ concern: plan.concern, subject: "transaction", detail: `${txid} is waiting for its confirmation until ${new Date(deadline * 1000).toISOString()}: what is live may still be rolled back` });
+            findings.push({
+                concern: plan.concern,
+                subject: "transaction",
+                detail: `${txid} is waiting for its confirmation until ${new Date(deadline * 1000).toISOString()}: what is live may still be rolled back`,
+            });
         }
         const service = read.services[plan.concern];
-        if (!service?.ok) findings.push({ concern: plan.concern, subject: "service", detail: `not running as configured${service?.output ? `: ${service.output}` : ""}` });
+        if (!service?.ok)
+            findings.push({ concern: plan.concern, subject: "service", detail: `not running as configured${service?.output ? `: ${service.output}` : ""}` });
     }
     return findings;
 }

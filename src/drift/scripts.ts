@@ -60,7 +60,9 @@ export function driftScript(plans: ConcernPlan[], digests?: Record<string, strin
             // Usually the cached form equals the live one: "same" then, nothing computed and
             // nothing sent back (the live ruleset is most of a clean check's answer: ~20 KB of
             // base64 in the lab); the host compared the very texts the workstation would.
-            lines.push(`${liveOfView(plan, index)}; ${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else ${printLive}; printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`);
+            lines.push(
+                `${liveOfView(plan, index)}; ${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else ${printLive}; printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`,
+            );
         });
         const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
         lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);
@@ -85,7 +87,10 @@ function contentLines(readable: { path: string }[], digests?: Record<string, str
     return [
         "morh_nl='\n'",
         "set --",
-        ...compared.map((artifact) => `case "\${morh_nl}\${morh_h}\${morh_nl}" in *"\${morh_nl}${digests[artifact.path]}  ${artifact.path}\${morh_nl}"*) ;; *) [ ! -e '${artifact.path}' ] || set -- "$@" '${artifact.path}' ;; esac`),
+        ...compared.map(
+            (artifact) =>
+                `case "\${morh_nl}\${morh_h}\${morh_nl}" in *"\${morh_nl}${digests[artifact.path]}  ${artifact.path}\${morh_nl}"*) ;; *) [ ! -e '${artifact.path}' ] || set -- "$@" '${artifact.path}' ;; esac`,
+        ),
         `if [ $# -gt 0 ]; then ${send('"$@"').join("; ")}; fi`,
     ];
 }

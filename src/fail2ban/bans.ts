@@ -69,7 +69,8 @@ export function bansText(results: HostBans[]): string {
     for (const result of results) {
         const bans = result.bans ?? [];
         lines.push(`== ${hostLabel(result)} (${result.address}): ${result.error ? `ERROR: ${result.error}` : `${bans.length} ban(s)`}`);
-        for (const ban of bans) lines.push(`  ${ban.jail.padEnd(18)} ${ban.address.padEnd(40)} since ${ban.since}  ${ban.permanent ? "permanent" : `until ${ban.until}`}`);
+        for (const ban of bans)
+            lines.push(`  ${ban.jail.padEnd(18)} ${ban.address.padEnd(40)} since ${ban.since}  ${ban.permanent ? "permanent" : `until ${ban.until}`}`);
     }
     return `${lines.join("\n")}\n`;
 }
@@ -82,7 +83,11 @@ export function unbanText(results: HostBans[]): string {
             continue;
         }
         const lifted = (result.unbanned ?? []).map((ban) => `${ban.address} in ${ban.jail}`);
-        const parts = [lifted.length > 0 ? `unbanned ${lifted.join(", ")}` : "", (result.notBanned ?? []).length > 0 ? `not banned: ${result.notBanned!.join(", ")}` : "", result.error ? `ERROR: ${result.error}` : ""].filter(Boolean);
+        const parts = [
+            lifted.length > 0 ? `unbanned ${lifted.join(", ")}` : "",
+            (result.notBanned ?? []).length > 0 ? `not banned: ${result.notBanned!.join(", ")}` : "",
+            result.error ? `ERROR: ${result.error}` : "",
+        ].filter(Boolean);
         lines.push(`${hostLabel(result)} (${result.address}): ${parts.join("; ")}`);
     }
     return `${lines.join("\n")}\n`;

@@ -76,8 +76,12 @@ function scannerAgentsPattern(agents: string[]): string {
 }
 
 function missingLogs(jails: EffectiveJail[]): string[] {
-    const files = [...new Set(jails.filter((jail) => jail.enabled && jail.backend !== "systemd").flatMap((jail) => jail.logpath))].filter((path) => !path.includes("*"));
-    return files.length === 0 ? [] : [`for log in ${files.join(" ")}; do [ -e "$log" ] || { mkdir -p "\${log%/*}" && touch "$log" && chmod 0640 "$log"; }; done`];
+    const files = [...new Set(jails.filter((jail) => jail.enabled && jail.backend !== "systemd").flatMap((jail) => jail.logpath))].filter(
+        (path) => !path.includes("*"),
+    );
+    return files.length === 0
+        ? []
+        : [`for log in ${files.join(" ")}; do [ -e "$log" ] || { mkdir -p "\${log%/*}" && touch "$log" && chmod 0640 "$log"; }; done`];
 }
 
 /**
@@ -87,7 +91,9 @@ function missingLogs(jails: EffectiveJail[]): string[] {
  */
 function jailThreadsCheck(jails: string[]): string {
     const needed = jailsByThread(jails);
-    return renderTemplate("fail2ban/check-jails.sh.hbs", { threads: [...needed].map(([thread, names]) => ({ thread, count: names.length, jails: names.join(", ") })) }).trim();
+    return renderTemplate("fail2ban/check-jails.sh.hbs", {
+        threads: [...needed].map(([thread, names]) => ({ thread, count: names.length, jails: names.join(", ") })),
+    }).trim();
 }
 
 /** The notifier's action file and script, when fail2ban.notify is set. */
@@ -129,7 +135,11 @@ function ignoreLines(fail2ban: Fail2banConfig): { command: string; cache: string
 /** The activation step that carries bans made before the switch to the ipset action into the journals (`journalDir`: tests keep theirs apart). */
 export function carryOverBans(jails: { name: string; bantime: number }[], journalDir = BAN_JOURNAL_DIR): string {
     const fail2ban = fail2banPython(renderTemplate("fail2ban/carry-over-bans.py.hbs", {}));
-    return renderTemplate("fail2ban/carry-over-bans.sh.hbs", { journalDir, fail2ban, jails: jails.map((jail) => `${jail.name}=${jail.bantime}`).join(" ") }).trim();
+    return renderTemplate("fail2ban/carry-over-bans.sh.hbs", {
+        journalDir,
+        fail2ban,
+        jails: jails.map((jail) => `${jail.name}=${jail.bantime}`).join(" "),
+    }).trim();
 }
 
 /** Shell functions: ban_sets_ok (every enabled jail's ipsets exist and are matched in INPUT) and wait_ban_sets. */
@@ -146,8 +156,22 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
     const jailFile = renderTemplate("fail2ban/jail.local.hbs", {
         stack: input.stack,
         // extraActions: more action lines per jail (ban notifications), one continuation line each.
-        jails: jails.map((jail) => ({ ...jail, filter: filterName(jail.name), logpath: jail.logpath.join("\n          "), action: banActionLine(jail.name, jail.bantime), extraActions, ignore })),
-        recidive: { ...recidive, bantime: banSeconds(recidive.bantime), logpath: "/var/log/fail2ban.log", action: banActionLine("recidive", banSeconds(recidive.bantime)), extraActions: [], ignore },
+        jails: jails.map((jail) => ({
+            ...jail,
+            filter: filterName(jail.name),
+            logpath: jail.logpath.join("\n          "),
+            action: banActionLine(jail.name, jail.bantime),
+            extraActions,
+            ignore,
+        })),
+        recidive: {
+            ...recidive,
+            bantime: banSeconds(recidive.bantime),
+            logpath: "/var/log/fail2ban.log",
+            action: banActionLine("recidive", banSeconds(recidive.bantime)),
+            extraActions: [],
+            ignore,
+        },
     });
     const filters = jails.map((jail) =>
         file(
@@ -164,7 +188,10 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
     if (recidive.enabled) enabled.push("recidive");
     return {
         concern: "fail2ban",
-        summary: jails.map((jail) => `${jail.name}: ${jail.enabled ? `${jail.maxretry} in ${jail.findtime}s -> ${jail.bantime < 0 ? "permanent" : `${jail.bantime}s`}` : "disabled"}`),
+        summary: jails.map(
+            (jail) =>
+                `${jail.name}: ${jail.enabled ? `${jail.maxretry} in ${jail.findtime}s -> ${jail.bantime < 0 ? "permanent" : `${jail.bantime}s`}` : "disabled"}`,
+        ),
         packages: ["fail2ban", "ipset", ...(notify?.webhook ? ["curl"] : [])],
         artifacts: [
             file(JAIL_FILE, jailFile),
@@ -177,7 +204,11 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         // Asterisk yet, an API log not written so far): create them empty.
         prepare: missingLogs(jails),
         // fail2ban-client -t does not read Python actions: their syntax is checked apart.
-        validate: ["fail2ban-client -t", `python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' ${BAN_ACTION_FILE}`, ...(ignorePeers ? [`sh -n ${IGNORE_PEERS_SCRIPT}`] : [])],
+        validate: [
+            "fail2ban-client -t",
+            `python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' ${BAN_ACTION_FILE}`,
+            ...(ignorePeers ? [`sh -n ${IGNORE_PEERS_SCRIPT}`] : []),
+        ],
         activate: [
             carryOverBans(banning),
             "fail2ban-client ping >/dev/null 2>&1 && fail2ban-client reload || { systemctl restart fail2ban 2>/dev/null || fail2ban-client start; }",

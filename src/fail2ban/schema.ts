@@ -50,8 +50,23 @@ export type JailSettings = z.infer<typeof jailSettings>;
 
 /** User-Agents of the SIP scanners the guide lists for ast-cli-attck ("any SIP packet from ..."). */
 export const guideScannerAgents = [
-    "sipcli", "sipvicious", "sip-scan", "sipsak", "sundayddr", "friendly-scanner", "iWar", "CSipSimple", "SIVuS",
-    "Gulp", "sipv", "smap", "friendly-request", "VaxIPUserAgent", "VaxSIPUserAgent", "siparmyknife", "Test Agent",
+    "sipcli",
+    "sipvicious",
+    "sip-scan",
+    "sipsak",
+    "sundayddr",
+    "friendly-scanner",
+    "iWar",
+    "CSipSimple",
+    "SIVuS",
+    "Gulp",
+    "sipv",
+    "smap",
+    "friendly-request",
+    "VaxIPUserAgent",
+    "VaxSIPUserAgent",
+    "siparmyknife",
+    "Test Agent",
 ];
 
 /**
@@ -129,7 +144,10 @@ export const fail2banSchema = z
             .default(PEERS_DEFAULTS),
         jails: z
             .object({
-                ...(Object.fromEntries(jailNames.map((name) => [name, jailSettings.optional()])) as Record<Exclude<JailName, "ast-cli-attck">, z.ZodOptional<typeof jailSettings>>),
+                ...(Object.fromEntries(jailNames.map((name) => [name, jailSettings.optional()])) as Record<
+                    Exclude<JailName, "ast-cli-attck">,
+                    z.ZodOptional<typeof jailSettings>
+                >),
                 "ast-cli-attck": scannerJailSettings.optional(),
             })
             .strict()
@@ -269,4 +287,5 @@ export const banSeconds = (bantime: number | typeof PERMANENT): number => (banti
 export const configuredScannerAgents = (fail2ban: Fail2banConfig): string[] => fail2ban.jails["ast-cli-attck"]?.userAgents ?? guideScannerAgents;
 
 /** The scanners the firewall drops: none when the jail is disabled (nothing would ban them, and a drop with no jail is a silent rule). */
-export const scannerAgents = (fail2ban: Fail2banConfig): string[] => (fail2ban.jails["ast-cli-attck"]?.enabled === false ? [] : configuredScannerAgents(fail2ban));
+export const scannerAgents = (fail2ban: Fail2banConfig): string[] =>
+    fail2ban.jails["ast-cli-attck"]?.enabled === false ? [] : configuredScannerAgents(fail2ban);

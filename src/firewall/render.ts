@@ -49,13 +49,16 @@ const USER_AGENT_HEADERS = ["\r\nUser-Agent: ", "\r\nUser-Agent:"];
  * pattern is a fixed string searched once per packet. Written the way iptables-save prints it
  * back (all hex) so drift checks compare like with like; the comment names the tool.
  */
-const stringMatch = (text: string, negate = false) => `-m string ${negate ? "! " : ""}--hex-string "|${Buffer.from(text, "latin1").toString("hex")}|" --algo bm --icase`;
+const stringMatch = (text: string, negate = false) =>
+    `-m string ${negate ? "! " : ""}--hex-string "|${Buffer.from(text, "latin1").toString("hex")}|" --algo bm --icase`;
 
 /** MORH-SIPUA: packets without a User-Agent header return at once; each scanner's header start drops. */
 export function scannerAgentRules(agents: string[]): string[] {
     return [
         `${stringMatch("\r\nUser-Agent:", true)} -j RETURN`,
-        ...agents.flatMap((agent) => USER_AGENT_HEADERS.map((header) => `${stringMatch(header + agent)} -m comment --comment "User-Agent ${agent}" -j ${SIPSCAN_CHAIN}`)),
+        ...agents.flatMap((agent) =>
+            USER_AGENT_HEADERS.map((header) => `${stringMatch(header + agent)} -m comment --comment "User-Agent ${agent}" -j ${SIPSCAN_CHAIN}`),
+        ),
     ];
 }
 
@@ -73,7 +76,10 @@ const persistPaths = {
     debian: { v4: "/etc/iptables/rules.v4", v6: "/etc/iptables/rules.v6" },
     rhel: { v4: "/etc/sysconfig/iptables", v6: "/etc/sysconfig/ip6tables" },
 };
-const tools = { v4: { save: "iptables-save", restore: "iptables-restore", cli: "iptables" }, v6: { save: "ip6tables-save", restore: "ip6tables-restore", cli: "ip6tables" } };
+const tools = {
+    v4: { save: "iptables-save", restore: "iptables-restore", cli: "iptables" },
+    v6: { save: "ip6tables-save", restore: "ip6tables-restore", cli: "ip6tables" },
+};
 
 function portMatch(service: Pick<EffectiveService, "protocol" | "ports">): string {
     return `-p ${service.protocol} -m ${service.protocol} --dport ${formatRange(service.ports)}`;
@@ -145,7 +151,9 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
         // only reply is a RST ... delete the conntrack immediately"): it never bans its source.
         // Over UDP nothing tells a forged datagram from a real one: the jail bans those sources
         // for a bounded time only (fail2ban.forgeableBantime).
-        input_.push(...sip.map((service) => `${portMatch(service)}${service.protocol === "tcp" ? " -m conntrack --ctstate ESTABLISHED" : ""} -j ${SIP_AGENT_CHAIN}`));
+        input_.push(
+            ...sip.map((service) => `${portMatch(service)}${service.protocol === "tcp" ? " -m conntrack --ctstate ESTABLISHED" : ""} -j ${SIP_AGENT_CHAIN}`),
+        );
         chains.push({ name: SIP_AGENT_CHAIN, rules: scannerAgentRules(agents) });
         chains.push({ name: SIPSCAN_CHAIN, rules: [scannerLogRule(firewall.scannerLog), "-j DROP"] });
     }
@@ -184,8 +192,10 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
     return { family, chains: [{ name: INPUT_CHAIN, rules: input_ }, ...chains] };
 }
 
-const sipServices = (services: EffectiveService[]) => services.filter((service) => (service.name === "sip-udp" || service.name === "sip-tcp") && service.exposure !== "closed");
-const hasSip = (input: RenderInput) => sipServices(effectiveServices(input.config.firewall, sshdPorts(input.config))).length > 0 && scannerAgents(input.config.fail2ban).length > 0;
+const sipServices = (services: EffectiveService[]) =>
+    services.filter((service) => (service.name === "sip-udp" || service.name === "sip-tcp") && service.exposure !== "closed");
+const hasSip = (input: RenderInput) =>
+    sipServices(effectiveServices(input.config.firewall, sshdPorts(input.config))).length > 0 && scannerAgents(input.config.fail2ban).length > 0;
 // ulogd keeps no state worth a reload: started when it is not running (systemd where there is one).
 const ULOGD_START = "pgrep -x ulogd >/dev/null || { systemctl enable --now ulogd2 2>/dev/null || ulogd -d; }";
 const ULOGD_CHECK = `pgrep -x ulogd >/dev/null || { echo 'ulogd is not running: scanner packets are not logged for ast-cli-attck' >&2; exit 1; }`;
@@ -208,7 +218,13 @@ const familyNames: Record<Family, string> = { v4: "ipv4", v6: "ipv6" };
  * chains, nothing else; every snippet that reads rules classifies them with the same awk parser.
  */
 function familyCommands(os: RenderInput["config"]["os"], family: Family) {
-    const data = { ...tools[family], path: persistPaths[os][family], inputChain: INPUT_CHAIN, familyName: familyNames[family], snapshot: `"$MORH_STATE/live.${family}"` };
+    const data = {
+        ...tools[family],
+        path: persistPaths[os][family],
+        inputChain: INPUT_CHAIN,
+        familyName: familyNames[family],
+        snapshot: `"$MORH_STATE/live.${family}"`,
+    };
     const parser = renderTemplate("firewall/parse-rule.awk.hbs", {}).trim();
     const ownedView = renderTemplate("firewall/live-view.sh.hbs", { parser }).trim();
     const restore = renderTemplate("firewall/restore.sh.hbs", { ...data, parser }).trim();
@@ -252,8 +268,12 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
     const artifacts = families.map((family) => file(persistPaths[os][family], renderRuleset(input, family), { mode: "0600" }));
     const commands = families.map((family) => familyCommands(os, family));
     const units = os === "rhel" ? [unitCommands()] : [];
-    const trusted = trustedSources(firewall).map((source) => `${source} -> ${[...input.sources[source]?.v4 ?? [], ...input.sources[source]?.v6 ?? []].join(", ") || "(unresolved)"}`);
-    const services = effectiveServices(firewall, sshdPorts(input.config)).map((service) => `${service.name} ${formatRange(service.ports, "-")}/${service.protocol}: ${service.exposure}`);
+    const trusted = trustedSources(firewall).map(
+        (source) => `${source} -> ${[...(input.sources[source]?.v4 ?? []), ...(input.sources[source]?.v6 ?? [])].join(", ") || "(unresolved)"}`,
+    );
+    const services = effectiveServices(firewall, sshdPorts(input.config)).map(
+        (service) => `${service.name} ${formatRange(service.ports, "-")}/${service.protocol}: ${service.exposure}`,
+    );
     // The scratch namespace that formats the rendered rules needs the sets they name (empty).
     const scratchSets = firewall.blocklists.length > 0 ? `${createSetsCommand(firewall.blocklists)} && ` : "";
     return {
@@ -274,7 +294,12 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         snapshot: [...commands.map((family) => family.snapshot), ...units.map((unit) => unit.snapshot)],
         // One atomic iptables-restore per family: our chains and policy, the jump, and every rule
         // in INPUT that would decide before or beside our chains removed (each named on a MORH-NOTE line).
-        activate: [...units.map((unit) => unit.activate), ...commands.map((family) => family.activate), ...(usesUlogd ? [ULOGD_START] : []), flushRemovedBlocklists(firewall)],
+        activate: [
+            ...units.map((unit) => unit.activate),
+            ...commands.map((family) => family.activate),
+            ...(usesUlogd ? [ULOGD_START] : []),
+            flushRemovedBlocklists(firewall),
+        ],
         // Whether the rules are live is judged by the live views below (the whole ruleset mor-harden
         // owns, jump and policy included), not by a separate check.
         verify: usesUlogd ? [ULOGD_CHECK] : [],
@@ -290,7 +315,10 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         liveViews: families.map((family, index) => ({
             name: `${tools[family].cli} rules`,
             live: `${tools[family].save} -t filter | ${commands[index].ownedView}`,
-            expected: { artifact: index, command: `unshare --net sh -c '${scratchSets}${tools[family].restore} && ${tools[family].save} -t filter' | ${commands[index].ownedView}` },
+            expected: {
+                artifact: index,
+                command: `unshare --net sh -c '${scratchSets}${tools[family].restore} && ${tools[family].save} -t filter' | ${commands[index].ownedView}`,
+            },
         })),
         needsConfirm: true,
     };

@@ -14,7 +14,12 @@ const protocol = z.enum(["tcp", "udp"], { error: (iss) => `${JSON.stringify(iss.
 /** `ssh: trusted` or `rtp: {exposure: public, ports: "10000-20000"}`; always the object form afterwards. */
 const serviceSetting = z.preprocess(
     (value) => (typeof value === "string" ? { exposure: value } : value),
-    z.object({ exposure: exposure.optional(), ports: portRange.optional() }, { error: (iss) => `${JSON.stringify(iss.input)} is not an exposure or {exposure, ports}` }).strict(),
+    z
+        .object(
+            { exposure: exposure.optional(), ports: portRange.optional() },
+            { error: (iss) => `${JSON.stringify(iss.input)} is not an exposure or {exposure, ports}` },
+        )
+        .strict(),
 );
 
 const services = z

@@ -9,9 +9,7 @@ import { sshdPorts } from "../sshd/ports";
 import { spaPacket, type SpaKeys } from "./spa";
 
 /** What a knock needs besides secrets: plain data, kept in Pulumi state with the connection. */
-export type KnockSpec =
-    | { mode: "sequence"; ports: number[]; protocol: "tcp" | "udp" }
-    | { mode: "spa"; port: number; access: string[] };
+export type KnockSpec = { mode: "sequence"; ports: number[]; protocol: "tcp" | "udp" } | { mode: "spa"; port: number; access: string[] };
 
 /** The knock of a stack, or none when knocking is off. */
 export function knockSpecOf(config: HostConfig): KnockSpec | undefined {
@@ -20,7 +18,9 @@ export function knockSpecOf(config: HostConfig): KnockSpec | undefined {
     if (knocking.mode === "spa") {
         // The guarded services where the firewall has them (sshd's own port for SSH).
         const services = effectiveServices(config.firewall, sshdPorts(config));
-        const access = knocking.guards.flatMap((guarded) => services.filter((candidate) => candidate.name === guarded).map((service) => `${service.protocol}/${service.ports.from}`));
+        const access = knocking.guards.flatMap((guarded) =>
+            services.filter((candidate) => candidate.name === guarded).map((service) => `${service.protocol}/${service.ports.from}`),
+        );
         return { mode: "spa", port: knocking.spa.port, access };
     }
     return undefined;

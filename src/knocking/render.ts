@@ -37,7 +37,10 @@ export function knockRules(knocking: KnockingConfig, family: Family): KnockRules
     const stages = sequence
         .map((knock, index) => {
             const next = index === last ? knockListName(family, "open") : knockListName(family, index + 1);
-            const previous = index === 0 ? "" : ` -m recent --name ${knockListName(family, index)} --rcheck --seconds ${knockWindow} -m recent --name ${knockListName(family, index)} --remove`;
+            const previous =
+                index === 0
+                    ? ""
+                    : ` -m recent --name ${knockListName(family, index)} --rcheck --seconds ${knockWindow} -m recent --name ${knockListName(family, index)} --remove`;
             return `${proto} --dport ${knock}${previous} -m recent --name ${next} --set -j DROP`;
         })
         .reverse();
@@ -85,7 +88,13 @@ export function renderKnockingServer(input: RenderInput): ConcernPlan | undefine
             file(`${FWKNOP_DIR}/fwknopd.conf`, renderTemplate("knocking/fwknopd.conf.hbs", data), { mode: "0600" }),
             file(
                 `${FWKNOP_DIR}/access.conf`,
-                renderTemplate("knocking/access.conf.hbs", { ...data, openPorts: spec.access.join(", "), openWindow: knocking.openWindow, key: secretPlaceholder("knockKey"), hmacKey: secretPlaceholder("knockHmacKey") }),
+                renderTemplate("knocking/access.conf.hbs", {
+                    ...data,
+                    openPorts: spec.access.join(", "),
+                    openWindow: knocking.openWindow,
+                    key: secretPlaceholder("knockKey"),
+                    hmacKey: secretPlaceholder("knockHmacKey"),
+                }),
                 { mode: "0600", secret: true },
             ),
             file("/etc/default/fwknop-server", renderTemplate("knocking/default.hbs", data)),
@@ -98,7 +107,13 @@ export function renderKnockingServer(input: RenderInput): ConcernPlan | undefine
         rollback: [],
         rollbackCheck: [],
         deactivate: ["systemctl disable --now fwknop-server 2>/dev/null; fwknopd -K >/dev/null 2>&1; true"],
-        liveViews: [{ name: "fwknopd's chain: rules fwknopd did not add (iptables -S FWKNOP_INPUT)", live: `iptables -w -S FWKNOP_INPUT 2>/dev/null | ${FWKNOP_FOREIGN_RULES}`, expected: { text: "" } }],
+        liveViews: [
+            {
+                name: "fwknopd's chain: rules fwknopd did not add (iptables -S FWKNOP_INPUT)",
+                live: `iptables -w -S FWKNOP_INPUT 2>/dev/null | ${FWKNOP_FOREIGN_RULES}`,
+                expected: { text: "" },
+            },
+        ],
         // New keys could keep the operator out: confirmed by a new login that knocks with them.
         needsConfirm: true,
     };

@@ -11,14 +11,18 @@ export const knockingSchema = z
          * daemon to die); spa: fwknop's single packet authorization (fwknopd), which a sniffed
          * packet cannot replay.
          */
-        mode: z.enum(["off", "sequence", "spa"], { error: (iss) => `${JSON.stringify(iss.input)} is not a knocking mode (off, sequence or spa)` }).default("off"),
+        mode: z
+            .enum(["off", "sequence", "spa"], { error: (iss) => `${JSON.stringify(iss.input)} is not a knocking mode (off, sequence or spa)` })
+            .default("off"),
         sequence: z.array(port).max(10).default([]),
         protocol: z.enum(["tcp", "udp"]).default("tcp"),
         /** Seconds allowed between two knocks of the sequence. */
         knockWindow: duration.default(10),
         /** Seconds the guarded services stay open for a source after a complete sequence. */
         openWindow: duration.default(30),
-        guards: z.array(z.enum(guardableServices, { error: (iss) => `${JSON.stringify(iss.input)} is not a guardable service (${guardableServices.join(", ")})` })).default(["ssh"]),
+        guards: z
+            .array(z.enum(guardableServices, { error: (iss) => `${JSON.stringify(iss.input)} is not a guardable service (${guardableServices.join(", ")})` }))
+            .default(["ssh"]),
         /** Trusted sources reach guarded services without knocking only when this is true. */
         trustedBypass: z.boolean().default(false),
         spa: z
@@ -39,9 +43,11 @@ export const knockingSchema = z
         if (knocking.mode === "off") return;
         if (knocking.guards.length === 0) ctx.addIssue({ code: "custom", path: ["guards"], message: "names no service to guard" });
         if (knocking.mode !== "sequence") return;
-        if (knocking.sequence.length < 3) ctx.addIssue({ code: "custom", path: ["sequence"], message: `has ${knocking.sequence.length} ports; a knock sequence needs at least 3` });
+        if (knocking.sequence.length < 3)
+            ctx.addIssue({ code: "custom", path: ["sequence"], message: `has ${knocking.sequence.length} ports; a knock sequence needs at least 3` });
         knocking.sequence.forEach((knock, index) => {
-            if (knocking.sequence.indexOf(knock) !== index) ctx.addIssue({ code: "custom", path: ["sequence", index], message: `${knock} appears twice in the sequence` });
+            if (knocking.sequence.indexOf(knock) !== index)
+                ctx.addIssue({ code: "custom", path: ["sequence", index], message: `${knock} appears twice in the sequence` });
         });
     });
 

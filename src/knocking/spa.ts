@@ -43,7 +43,9 @@ function keyAndIv(password: Buffer, salt: Buffer): { key: Buffer; iv: Buffer } {
     const blocks: Buffer[] = [];
     let previous = Buffer.alloc(0);
     while (Buffer.concat(blocks).length < 48) {
-        previous = createHash("md5").update(Buffer.concat([previous, password, salt])).digest();
+        previous = createHash("md5")
+            .update(Buffer.concat([previous, password, salt]))
+            .digest();
         blocks.push(previous);
     }
     const material = Buffer.concat(blocks);

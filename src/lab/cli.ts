@@ -11,7 +11,8 @@ function parseVoipProfiles(value: string): (VoipProfile | undefined)[] {
     return value.split(",").map((item) => {
         if (item === "") return undefined;
         const [secrets, database = "loopback"] = item.split(":");
-        if ((secrets !== "weak" && secrets !== "strong") || (database !== "exposed" && database !== "loopback")) throw new Error(`--voip ${item}: expected weak or strong, then :exposed or :loopback`);
+        if ((secrets !== "weak" && secrets !== "strong") || (database !== "exposed" && database !== "loopback"))
+            throw new Error(`--voip ${item}: expected weak or strong, then :exposed or :loopback`);
         return { secrets, database };
     });
 }
@@ -25,14 +26,21 @@ program
     .command("up")
     .description("start the lab (harmless when it already runs) and write its environment, stacks/Pulumi.lab.yaml")
     .option("--hosts <n>", "number of hosts", (value) => Number(value), 1)
-    .option("--voip <profiles>", "give hosts MOR-like Asterisk files and MariaDB, one profile per host in order: weak or strong, :exposed or :loopback (weak:exposed,strong:loopback)", parseVoipProfiles)
+    .option(
+        "--voip <profiles>",
+        "give hosts MOR-like Asterisk files and MariaDB, one profile per host in order: weak or strong, :exposed or :loopback (weak:exposed,strong:loopback)",
+        parseVoipProfiles,
+    )
     .option("--profile <profile>", `how hosts look before mor-harden: ${labProfiles.join(", ")} (mor: as a MOR install leaves them)`, "plain")
     .action(async (options: { hosts: number; voip?: (VoipProfile | undefined)[]; profile: LabProfile }) => {
         if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > 20) throw new Error("--hosts: a number from 1 to 20");
         if (!labProfiles.includes(options.profile)) throw new Error(`--profile: one of ${labProfiles.join(", ")}`);
         const state = await labUp(LAB_DIR, options.hosts, undefined, { voip: options.voip, profile: options.profile });
         const stack = writeLabStacks(state, join(LAB_DIR, "..", "stacks"));
-        for (const host of state.hosts) console.log(`${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  ${host.profile}  started in ${host.startSeconds.toFixed(2)}s${host.voip ? `  voip ${host.voip.secrets}:${host.voip.database}` : ""}`);
+        for (const host of state.hosts)
+            console.log(
+                `${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  ${host.profile}  started in ${host.startSeconds.toFixed(2)}s${host.voip ? `  voip ${host.voip.secrets}:${host.voip.database}` : ""}`,
+            );
         for (const client of state.clients) console.log(`${client.name}  ${client.v4}  ${client.v6}`);
         console.log(`stack file: ${stack} (hosts ${state.hosts.map((host) => host.name).join(", ")})`);
     });
@@ -44,7 +52,11 @@ program
         const state = readState(LAB_DIR);
         if (!state) return console.log("the lab is down");
         for (const host of state.hosts) {
-            const services = labExec(host, ["sh", "-c", "for p in sshd apache2 fail2ban-server rsyslogd; do pgrep -x $p >/dev/null && printf '%s up  ' $p || printf '%s DOWN  ' $p; done"], { timeoutMs: 10_000 });
+            const services = labExec(
+                host,
+                ["sh", "-c", "for p in sshd apache2 fail2ban-server rsyslogd; do pgrep -x $p >/dev/null && printf '%s up  ' $p || printf '%s DOWN  ' $p; done"],
+                { timeoutMs: 10_000 },
+            );
             console.log(`${host.name}  ${host.v4}  ${services.code === 0 ? services.stdout : "unreachable"}`);
         }
         for (const client of state.clients) console.log(`${client.name}  ${client.v4}`);

@@ -11,7 +11,16 @@ import { isMorProfile, morProfileBoot, morProfileFiles, profileLogs, type LabPro
 const INIT = "/usr/local/lib/morh-lab/init";
 
 /** Log files the guide's jails read (Asterisk, Apache, the MOR GUI/API), present and empty at start. */
-export const labLogs = ["/var/log/auth.log", "/var/log/kern.log", "/var/log/syslog", "/var/log/asterisk/messages", "/var/log/apache2/access.log", "/var/log/apache2/error.log", "/home/mor/log/production.log", "/var/log/fail2ban.log"];
+export const labLogs = [
+    "/var/log/auth.log",
+    "/var/log/kern.log",
+    "/var/log/syslog",
+    "/var/log/asterisk/messages",
+    "/var/log/apache2/access.log",
+    "/var/log/apache2/error.log",
+    "/home/mor/log/production.log",
+    "/var/log/fail2ban.log",
+];
 
 function put(root: string, path: string, content: string, mode = 0o644): void {
     const target = join(root, path);
@@ -34,7 +43,10 @@ export function hostsFile(): string {
 }
 
 /** Stages a host's own files under `root`; returns its host key as `ssh-keygen -lf` prints it, and the public key. */
-export function labFiles(root: string, host: { name: string; operatorPublicKey: string; profile: LabProfile; voip?: { address: string; profile: VoipProfile } }): { fingerprint: string; publicKey: string } {
+export function labFiles(
+    root: string,
+    host: { name: string; operatorPublicKey: string; profile: LabProfile; voip?: { address: string; profile: VoipProfile } },
+): { fingerprint: string; publicKey: string } {
     const hostKey = join(root, "etc/ssh/ssh_host_ed25519_key");
     mkdirSync(dirname(hostKey), { recursive: true });
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `root@${host.name}`, "-f", hostKey]);
@@ -68,8 +80,23 @@ export function labFiles(root: string, host: { name: string; operatorPublicKey: 
     mkdirSync(join(root, "etc/ssl/certs"), { recursive: true });
     execFileSync(
         "openssl",
-        ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30", "-subj", `/CN=${host.name}`,
-         "-keyout", join(root, "etc/ssl/private/ssl-cert-snakeoil.key"), "-out", join(root, "etc/ssl/certs/ssl-cert-snakeoil.pem")],
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "30",
+            "-subj",
+            `/CN=${host.name}`,
+            "-keyout",
+            join(root, "etc/ssl/private/ssl-cert-snakeoil.key"),
+            "-out",
+            join(root, "etc/ssl/certs/ssl-cert-snakeoil.pem"),
+        ],
         { stdio: "ignore" },
     );
     if (host.voip) voipLabFiles(root, { name: host.name, ...host.voip }, (path, content, mode) => put(root, path, content, mode));

@@ -75,12 +75,15 @@ export function requireRootOnLinux(): void {
     if (process.platform !== "linux") throw new Error(`the lab needs Linux namespaces; this is ${process.platform}`);
     if (process.getuid?.() !== 0) throw new Error("the lab needs root (network, mount and PID namespaces, overlayfs): run it as root");
     for (const tool of ["ip", "unshare", "nsenter", "tini", "sshd", "apache2ctl", "fail2ban-client", "rsyslogd", "iptables", "ssh-keygen", "openssl"]) {
-        if (tryRun("sh", ["-c", `command -v ${tool}`]).status !== 0) throw new Error(`the lab needs ${tool}: run .ci/run (or apt-get install the packages it lists)`);
+        if (tryRun("sh", ["-c", `command -v ${tool}`]).status !== 0)
+            throw new Error(`the lab needs ${tool}: run .ci/run (or apt-get install the packages it lists)`);
     }
 }
 
 function netnsExists(name: string): boolean {
-    return tryRun("ip", ["netns", "list"]).stdout.split("\n").some((line) => line.split(" ")[0] === name);
+    return tryRun("ip", ["netns", "list"])
+        .stdout.split("\n")
+        .some((line) => line.split(" ")[0] === name);
 }
 
 function addNode(prefix: string, name: string, v4: string, v6: string): string {
@@ -118,7 +121,23 @@ function ensureOperatorMaterial(dir: string): { operatorKey: string; caCertifica
     if (!existsSync(operatorKey)) run("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "mor-harden-lab-operator", "-f", operatorKey]);
     const caCertificate = join(dir, "ca.crt");
     if (!existsSync(caCertificate)) {
-        run("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", join(dir, "ca.key"), "-out", caCertificate, "-days", "30", "-subj", "/CN=mor-harden lab CA"]);
+        run("openssl", [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            join(dir, "ca.key"),
+            "-out",
+            caCertificate,
+            "-days",
+            "30",
+            "-subj",
+            "/CN=mor-harden lab CA",
+        ]);
     }
     return { operatorKey, caCertificate };
 }
@@ -129,10 +148,40 @@ export function issueCertificate(dir: string, name: string, address: string): { 
     const key = join(dir, `${name}.key`);
     if (!existsSync(certificate)) {
         const request = join(dir, `${name}.csr`);
-        run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", request, "-subj", `/CN=${name}.lab.example`]);
+        run("openssl", [
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            key,
+            "-out",
+            request,
+            "-subj",
+            `/CN=${name}.lab.example`,
+        ]);
         const extensions = join(dir, `${name}.ext`);
         writeFileSync(extensions, `subjectAltName=DNS:${name}.lab.example,IP:${address}\n`);
-        run("openssl", ["x509", "-req", "-in", request, "-CA", join(dir, "ca.crt"), "-CAkey", join(dir, "ca.key"), "-CAcreateserial", "-out", certificate, "-days", "30", "-extfile", extensions]);
+        run("openssl", [
+            "x509",
+            "-req",
+            "-in",
+            request,
+            "-CA",
+            join(dir, "ca.crt"),
+            "-CAkey",
+            join(dir, "ca.key"),
+            "-CAcreateserial",
+            "-out",
+            certificate,
+            "-days",
+            "30",
+            "-extfile",
+            extensions,
+        ]);
         chmodSync(key, 0o600);
     }
     return { certificate, key };
@@ -150,7 +199,15 @@ function childPid(pid: number): number | undefined {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Starts one host; resolves once its services are up (bounded by `timeoutMs`). */
-async function startHost(dir: string, prefix: string, index: number, operatorKey: string, timeoutMs: number, profile: LabProfile, voip?: VoipProfile): Promise<LabHost> {
+async function startHost(
+    dir: string,
+    prefix: string,
+    index: number,
+    operatorKey: string,
+    timeoutMs: number,
+    profile: LabProfile,
+    voip?: VoipProfile,
+): Promise<LabHost> {
     const started = process.hrtime.bigint();
     const name = hostName(index);
     const { v4, v6 } = hostAddress(index);
@@ -158,13 +215,38 @@ async function startHost(dir: string, prefix: string, index: number, operatorKey
     rmSync(hostDir, { recursive: true, force: true });
     const files = join(hostDir, "files");
     mkdirSync(files, { recursive: true });
-    const { fingerprint: hostKey, publicKey } = labFiles(files, { name, operatorPublicKey: readFileSync(`${operatorKey}.pub`, "utf8"), profile, ...(voip ? { voip: { address: v4, profile: voip } } : {}) });
+    const { fingerprint: hostKey, publicKey } = labFiles(files, {
+        name,
+        operatorPublicKey: readFileSync(`${operatorKey}.pub`, "utf8"),
+        profile,
+        ...(voip ? { voip: { address: v4, profile: voip } } : {}),
+    });
     const netns = addNode(prefix, name, v4, v6);
     const log = openSync(join(hostDir, "console.log"), "w");
-    const owner = spawn("ip", ["netns", "exec", netns, "unshare", "--mount", "--uts", "--ipc", "--pid", "--fork", "--kill-child", "--propagation", "private", "sh", "-c", hostInit(files)], {
-        detached: true,
-        stdio: ["ignore", log, log],
-    });
+    const owner = spawn(
+        "ip",
+        [
+            "netns",
+            "exec",
+            netns,
+            "unshare",
+            "--mount",
+            "--uts",
+            "--ipc",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            hostInit(files),
+        ],
+        {
+            detached: true,
+            stdio: ["ignore", log, log],
+        },
+    );
     owner.unref();
     const ownerPid = owner.pid!;
     const deadline = Date.now() + timeoutMs;
@@ -180,7 +262,20 @@ async function startHost(dir: string, prefix: string, index: number, operatorKey
         const console_ = readFileSync(join(hostDir, "console.log"), "utf8").trim().split("\n").slice(-15).join("\n");
         throw new Error(`lab host ${name} did not start within ${timeoutMs / 1000} s:\n${console_}`);
     }
-    return { name, kind: "host", netns, v4, v6, ownerPid, initPid: initPid!, hostKey, publicKey, startSeconds: Number(process.hrtime.bigint() - started) / 1e9, profile, ...(voip ? { voip } : {}) };
+    return {
+        name,
+        kind: "host",
+        netns,
+        v4,
+        v6,
+        ownerPid,
+        initPid: initPid!,
+        hostKey,
+        publicKey,
+        startSeconds: Number(process.hrtime.bigint() - started) / 1e9,
+        profile,
+        ...(voip ? { voip } : {}),
+    };
 }
 
 /** known_hosts with every lab host's key, for OpenSSH clients in the lab. */
@@ -208,7 +303,12 @@ function alive(host: LabHost): boolean {
  * Starts the switch, the two clients and `hosts` hosts (those already running are kept, so
  * `up` twice is harmless). A failed start stops everything it started.
  */
-export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, options: { startTimeoutMs?: number; voip?: (VoipProfile | undefined)[]; profile?: LabProfile | LabProfile[] } = {}): Promise<LabState> {
+export async function labUp(
+    dir: string,
+    hosts = 1,
+    prefix = DEFAULT_PREFIX,
+    options: { startTimeoutMs?: number; voip?: (VoipProfile | undefined)[]; profile?: LabProfile | LabProfile[] } = {},
+): Promise<LabState> {
     /** One profile for every host, or one per host (the last repeats). */
     const profileOf = (index: number): LabProfile => {
         const profiles = [options.profile ?? "plain"].flat();
@@ -218,7 +318,10 @@ export async function labUp(dir: string, hosts = 1, prefix = DEFAULT_PREFIX, opt
     hostAddress(hosts); // a count out of range fails before anything is made
     if (!/^[a-z0-9-]{1,12}$/.test(prefix)) throw new Error(`lab prefix "${prefix}": lower-case letters, digits and '-', at most 12`);
     const previous = readState(dir);
-    const sameProfiles = (state: LabState) => state.hosts.every((host, index) => JSON.stringify(host.voip) === JSON.stringify(options.voip?.[index]) && (host.profile ?? "plain") === profileOf(index + 1));
+    const sameProfiles = (state: LabState) =>
+        state.hosts.every(
+            (host, index) => JSON.stringify(host.voip) === JSON.stringify(options.voip?.[index]) && (host.profile ?? "plain") === profileOf(index + 1),
+        );
     if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive) && sameProfiles(previous)) return previous;
     if (previous || listLabNamespaces(prefix).length > 0) labDown(dir, prefix);
     const { operatorKey, caCertificate } = ensureOperatorMaterial(dir);
@@ -313,7 +416,9 @@ export function labExec(node: LabHost | LabNode, argv: string[], options: { inpu
     const [command, ...args] = execArgv(node, argv);
     const timeout = options.timeoutMs ?? 60_000;
     const result = spawnSync(command, args, { encoding: "utf8", input: options.input, timeout, maxBuffer: Infinity });
-    const why = result.error ? `\nlab: ${argv[0]}: ${(result.error as NodeJS.ErrnoException).code === "ETIMEDOUT" ? `no end after ${timeout} ms` : result.error.message}` : "";
+    const why = result.error
+        ? `\nlab: ${argv[0]}: ${(result.error as NodeJS.ErrnoException).code === "ETIMEDOUT" ? `no end after ${timeout} ms` : result.error.message}`
+        : "";
     return { code: result.status ?? signalCode(result.signal), stdout: result.stdout ?? "", stderr: `${result.stderr ?? ""}${why}` };
 }
 

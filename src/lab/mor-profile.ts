@@ -58,7 +58,7 @@ export const morJails: MorJail[] = [
     {
         name: "asterisk-iptables",
         filter: "asterisk",
-        actions: ["iptables-multiport[name=ASTERISK, port=\"5060,5061\", protocol=udp]", mail("ASTERISK")],
+        actions: ['iptables-multiport[name=ASTERISK, port="5060,5061", protocol=udp]', mail("ASTERISK")],
         logpath: asteriskMessages,
         maxretry: 5,
         bantime: 600,
@@ -103,7 +103,7 @@ export const morJails: MorJail[] = [
     {
         name: "mor_ddos",
         filter: "mor_ddos",
-        actions: ["iptables-multiport[name=MOR_DDOS, port=\"http,https\", protocol=tcp]"],
+        actions: ['iptables-multiport[name=MOR_DDOS, port="http,https", protocol=tcp]'],
         logpath: apacheAccess,
         maxretry: 20,
         bantime: 3600,
@@ -170,7 +170,8 @@ const morGuiLog = `Started GET "/billing/callc/login" for 198.51.100.10 at ${STA
 /** MOR's GUI: a Rails application in /home/mor, served by Apache under /billing (ASSUMED layout beyond the paths). */
 const guiFiles: Record<string, string> = {
     "home/mor/public/index.html": "<html><head><title>MOR</title></head><body>MOR billing</body></html>\n",
-    "home/mor/public/callc/login/index.html": "<html><head><title>MOR login</title></head><body><form action=\"/billing/callc/try_to_login\"></form></body></html>\n",
+    "home/mor/public/callc/login/index.html":
+        '<html><head><title>MOR login</title></head><body><form action="/billing/callc/try_to_login"></form></body></html>\n',
     "home/mor/public/api/index.html": "<error>Incorrect hash</error>\n",
     "etc/apache2/conf-enabled/mor.conf": [
         "# MOR's GUI under /billing (the lab's stand-in for MOR's Passenger application).",
@@ -212,7 +213,11 @@ export function morProfileFiles(profile: LabProfile, stockJailConf: string): { p
 
 /** Lines the host's init runs before its services: the logs MOR left, and on rhel the iptables service's start. */
 export function morProfileBoot(profile: LabProfile): string[] {
-    const append = (lines: string, log: string) => `printf '%s\\n' ${lines.split("\n").map((line) => `'${line.replace(/'/g, `'\\''`)}'`).join(" ")} >> ${log}`;
+    const append = (lines: string, log: string) =>
+        `printf '%s\\n' ${lines
+            .split("\n")
+            .map((line) => `'${line.replace(/'/g, `'\\''`)}'`)
+            .join(" ")} >> ${log}`;
     const lines = [append(morAsteriskMessages, "/var/log/asterisk/messages"), append(morGuiLog, "/home/mor/log/production.log")];
     if (profile === "mor-rhel") lines.push("iptables-restore < /etc/sysconfig/iptables && ip6tables-restore < /etc/sysconfig/ip6tables");
     return lines;

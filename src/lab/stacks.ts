@@ -41,7 +41,9 @@ export function labHostEntry(state: LabState, host: LabHost): Record<string, unk
     };
 }
 
-const stackDocument = (values: Record<string, unknown>) => ({ config: Object.fromEntries(Object.entries(values).map(([key, value]) => [`${PROJECT}:${key}`, value])) });
+const stackDocument = (values: Record<string, unknown>) => ({
+    config: Object.fromEntries(Object.entries(values).map(([key, value]) => [`${PROJECT}:${key}`, value])),
+});
 
 /** One lab host as a single-host stack (the form the tests' stack variants use). */
 export function labStackConfig(state: LabState, host: LabHost): Record<string, unknown> {

@@ -29,4 +29,3 @@ export const iptablesServicesStock = filterTables((family) => {
     ];
     return [emptyFilter, ...rules("INPUT"), ...rules("FORWARD")].join("\n");
 });
-

@@ -23,8 +23,23 @@ const DATADIR = "/run/morh-mysql";
  * distinct and found nowhere else (not a name, a path or a word of the reports).
  */
 export const labSecrets = {
-    weak: { sipDevice: "Qx1zv", sipTrunk: "Vw8Lk2qj", dbDevice: "Hb3ty", dbTrunk: "Tk7#Longer-secret9", iaxUser: "Zr4kw", amiUser: "Km5uy", database: `Pq9;"W\\x` },
-    strong: { sipDevice: "kX9#mP2$vL7!qR", sipTrunk: "tR7&nB4^cZ1@wY", dbDevice: "gH6*jK3%pL8!sD", iaxUser: "vB2@xN5#mQ8&rT", amiUser: "yU4!hJ7$kL1^zP", database: "dF5^gH8&jK2*lZ" },
+    weak: {
+        sipDevice: "Qx1zv",
+        sipTrunk: "Vw8Lk2qj",
+        dbDevice: "Hb3ty",
+        dbTrunk: "Tk7#Longer-secret9",
+        iaxUser: "Zr4kw",
+        amiUser: "Km5uy",
+        database: `Pq9;"W\\x`,
+    },
+    strong: {
+        sipDevice: "kX9#mP2$vL7!qR",
+        sipTrunk: "tR7&nB4^cZ1@wY",
+        dbDevice: "gH6*jK3%pL8!sD",
+        iaxUser: "vB2@xN5#mQ8&rT",
+        amiUser: "yU4!hJ7$kL1^zP",
+        database: "dF5^gH8&jK2*lZ",
+    },
 } as const;
 
 type Put = (path: string, content: string, mode?: number) => void;
@@ -108,7 +123,16 @@ function asteriskFiles(profile: VoipProfile, put: Put): void {
     put("/etc/asterisk/extconfig.conf", ["[settings]", "sipusers => mysql,general,devices", "sippeers => mysql,general,devices", ""].join("\n"));
     put(
         "/etc/asterisk/res_config_mysql.conf",
-        ["[general]", "dbhost = localhost", "dbname = mor", "dbuser = mor", `dbpass = ${asteriskValue(secrets.database)}`, "dbport = 3306", "dbsock = /run/mysqld/mysqld.sock", ""].join("\n"),
+        [
+            "[general]",
+            "dbhost = localhost",
+            "dbname = mor",
+            "dbuser = mor",
+            `dbpass = ${asteriskValue(secrets.database)}`,
+            "dbport = 3306",
+            "dbsock = /run/mysqld/mysqld.sock",
+            "",
+        ].join("\n"),
         0o640,
     );
     put("/etc/asterisk/modules.conf", ["[modules]", "autoload=yes", "noload => chan_skinny.so", ""].join("\n"));
@@ -135,9 +159,34 @@ function databaseFiles(profile: VoipProfile, address: string, put: Put): void {
     );
     const device = (name: string, secret: string, insecure: string | null, host: string, type: string, permit: string | null, deny: string | null) =>
         `(${[name, secret, insecure, host, type, "mor_local", permit, deny].map((value) => (value === null ? "NULL" : sqlString(value))).join(", ")})`;
-    const columns = ["id INT AUTO_INCREMENT PRIMARY KEY", "name VARCHAR(80) NOT NULL", "secret VARCHAR(80)", "insecure VARCHAR(20)", "host VARCHAR(40)", "type VARCHAR(10)", "context VARCHAR(80)", "permit VARCHAR(255)", "deny VARCHAR(255)"];
+    const columns = [
+        "id INT AUTO_INCREMENT PRIMARY KEY",
+        "name VARCHAR(80) NOT NULL",
+        "secret VARCHAR(80)",
+        "insecure VARCHAR(20)",
+        "host VARCHAR(40)",
+        "type VARCHAR(10)",
+        "context VARCHAR(80)",
+        "permit VARCHAR(255)",
+        "deny VARCHAR(255)",
+    ];
     // Asterisk's other realtime columns, nullable as in MOR.
-    const others = ["ipaddr VARCHAR(45)", "port INT", "regseconds INT", "defaultuser VARCHAR(80)", "fullcontact VARCHAR(255)", "useragent VARCHAR(255)", "lastms INT", "nat VARCHAR(20)", "qualify VARCHAR(10)", "disallow VARCHAR(100)", "allow VARCHAR(100)", "callerid VARCHAR(80)", "accountcode VARCHAR(20)", "regserver VARCHAR(100)"];
+    const others = [
+        "ipaddr VARCHAR(45)",
+        "port INT",
+        "regseconds INT",
+        "defaultuser VARCHAR(80)",
+        "fullcontact VARCHAR(255)",
+        "useragent VARCHAR(255)",
+        "lastms INT",
+        "nat VARCHAR(20)",
+        "qualify VARCHAR(10)",
+        "disallow VARCHAR(100)",
+        "allow VARCHAR(100)",
+        "callerid VARCHAR(80)",
+        "accountcode VARCHAR(20)",
+        "regserver VARCHAR(100)",
+    ];
     put(
         SEED_SQL,
         [
@@ -193,7 +242,14 @@ function certificateFiles(profile: VoipProfile, root: string, name: string): voi
     openssl("x509", "-req", "-in", `${ca}.csr`, "-CA", `${ca}.crt`, "-CAkey", `${ca}.key`, "-CAcreateserial", "-days", "400", "-out", certificate);
     // The host's own copies of the CA bundle and the hashed CA directory trust this CA (the machine's stay as they are).
     const bundle = "/etc/ssl/certs/ca-certificates.crt";
-    execFileSync("sh", ["-c", `mkdir -p "$(dirname "$2")" && cat "$1" "$3" > "$2" && cp "$3" "$(dirname "$2")/$(openssl x509 -hash -noout -in "$3").0"`, "sh", bundle, join(root, bundle), `${ca}.crt`]);
+    execFileSync("sh", [
+        "-c",
+        `mkdir -p "$(dirname "$2")" && cat "$1" "$3" > "$2" && cp "$3" "$(dirname "$2")/$(openssl x509 -hash -noout -in "$3").0"`,
+        "sh",
+        bundle,
+        join(root, bundle),
+        `${ca}.crt`,
+    ]);
 }
 
 /** Stages the profile's files under a host's root (called after the host's own files). */

@@ -59,7 +59,8 @@ function split(plans: ConcernPlan[], digests: (plan: ConcernPlan) => FileDigest[
 /** State written by any earlier version, in today's shape. */
 export function upgradeState(state: Partial<HostState>): HostState {
     const version = typeof state.stateVersion === "number" ? state.stateVersion : 0;
-    if (version > STATE_VERSION) throw new Error(`this state was written by a newer mor-harden (state version ${version}; this one reads up to ${STATE_VERSION}): upgrade mor-harden`);
+    if (version > STATE_VERSION)
+        throw new Error(`this state was written by a newer mor-harden (state version ${version}; this one reads up to ${STATE_VERSION}): upgrade mor-harden`);
     // Version 0 (before versioning) kept every digest in `files`, secret or not, and no running state.
     return {
         ...(state as HostState),
@@ -71,7 +72,12 @@ export function upgradeState(state: Partial<HostState>): HostState {
 }
 
 function desiredState(inputs: HostInputs): HostState {
-    return { ...inputs, stateVersion: STATE_VERSION, ...split(inputs.plans, (plan) => desiredDigests(plan, inputs.secrets)), running: Object.fromEntries(inputs.plans.map((plan) => [plan.concern, true])) };
+    return {
+        ...inputs,
+        stateVersion: STATE_VERSION,
+        ...split(inputs.plans, (plan) => desiredDigests(plan, inputs.secrets)),
+        running: Object.fromEntries(inputs.plans.map((plan) => [plan.concern, true])),
+    };
 }
 
 /** Concerns the old state manages and the new inputs no longer do (Apache turned off, say). */
@@ -134,10 +140,16 @@ async function restoreOriginals(host: HostTarget, plans: ConcernPlan[], secrets:
     const lockSeconds = lockSecondsOf(host);
     try {
         for (const plan of [...plans].reverse()) {
-            const result = await connection.run(deleteScript(plan, { lockSeconds }), host.session.commandTimeoutSeconds, { marker: marker.locked, waitSeconds: lockSeconds });
+            const result = await connection.run(deleteScript(plan, { lockSeconds }), host.session.commandTimeoutSeconds, {
+                marker: marker.locked,
+                waitSeconds: lockSeconds,
+            });
             const deleted = parseDeleteResult(result);
             // A tool's message can quote a file it read (the TLS key): redacted like an apply's.
-            if (deleted.kind !== "deleted") throw new Error(`${connection.target.address}: restoring the originals of ${plan.concern} failed: ${redact(deleted.kind === "aborted" ? deleted.why : deleted.output, secrets)}`);
+            if (deleted.kind !== "deleted")
+                throw new Error(
+                    `${connection.target.address}: restoring the originals of ${plan.concern} failed: ${redact(deleted.kind === "aborted" ? deleted.why : deleted.output, secrets)}`,
+                );
         }
     } finally {
         if (!session) connection.close();

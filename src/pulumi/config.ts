@@ -68,7 +68,9 @@ export function readPulumiConfig(stack = pulumi.getStack(), source = `stack ${st
             raw[key] = split.hosts;
             plainOfHosts = split.plain;
         } else if (secret && !isSecretPath([key])) {
-            problems.push(`${key}: holds a secret, but only ${secretKeys.join(", ")} (at the top or in a host's entry) are read as secrets (keep the rest in plain config)`);
+            problems.push(
+                `${key}: holds a secret, but only ${secretKeys.join(", ")} (at the top or in a host's entry) are read as secrets (keep the rest in plain config)`,
+            );
         } else if (secret) {
             raw[key] = { secretRef: key };
             plain[key as SecretKey] = text;

@@ -43,11 +43,17 @@ export class MorHost extends pulumi.ComponentResource {
         const input = pulumi.output(prepareRenderInput(args.stack, args.config, { resolver: args.resolver, source: args.source ?? `stack ${args.stack}` }));
         const plans = input.apply(renderHost);
         this.address = pulumi.output(args.config.connection.address);
-        this.trustedSources = input.apply((resolved) => Object.fromEntries(Object.entries(resolved.sources).map(([source, addresses]) => [source, [...addresses.v4, ...addresses.v6]])));
+        this.trustedSources = input.apply((resolved) =>
+            Object.fromEntries(Object.entries(resolved.sources).map(([source, addresses]) => [source, [...addresses.v4, ...addresses.v6]])),
+        );
         this.concerns = Object.fromEntries(
             concernsOf(args.config).map((concern) => [
                 concern,
-                new ConcernComponent(`${name}-${concern}`, { concern, plan: plans.apply((all) => all.find((plan) => plan.concern === concern)!), secrets: args.secrets }, { parent: this, ...formerNameAliases(args.formerName, `-${concern}`) }),
+                new ConcernComponent(
+                    `${name}-${concern}`,
+                    { concern, plan: plans.apply((all) => all.find((plan) => plan.concern === concern)!), secrets: args.secrets },
+                    { parent: this, ...formerNameAliases(args.formerName, `-${concern}`) },
+                ),
             ]),
         );
         this.hardening = new HostHardening(

@@ -7,7 +7,9 @@ import Handlebars from "handlebars";
 import { COMPILE_OPTIONS, findTemplatesDir, PRECOMPILED_FILE, sourceDigest } from "./templates";
 
 function templateFiles(dir: string): string[] {
-    return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? templateFiles(join(dir, entry.name)) : entry.name.endsWith(".hbs") ? [join(dir, entry.name)] : []));
+    return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory() ? templateFiles(join(dir, entry.name)) : entry.name.endsWith(".hbs") ? [join(dir, entry.name)] : [],
+    );
 }
 
 export function precompileTemplates(dir = findTemplatesDir()): string {

@@ -10,6 +10,10 @@ export function assumedFacts(config: HostConfig, read: Partial<HostFacts> = {}):
     return { ...defaultFacts(config.os), ...(config.host.openssh ? { openssh: config.host.openssh } : {}), ...read };
 }
 
-export async function prepareRenderInput(stack: string, config: HostConfig, options: { resolver?: Resolver; facts?: Partial<HostFacts>; source?: string } = {}): Promise<RenderInput> {
+export async function prepareRenderInput(
+    stack: string,
+    config: HostConfig,
+    options: { resolver?: Resolver; facts?: Partial<HostFacts>; source?: string } = {},
+): Promise<RenderInput> {
     return { stack, config, facts: assumedFacts(config, options.facts), sources: await resolveSources(config, options.resolver, options.source) };
 }

@@ -5,7 +5,11 @@ export function redact(text: string, secrets: Record<string, string | undefined>
     let result = text;
     for (const value of Object.values(secrets)) {
         if (!value) continue;
-        for (const line of value.split("\n").map((l) => l.trim()).filter((l) => l.length >= 8)) result = result.split(line).join("[redacted]");
+        for (const line of value
+            .split("\n")
+            .map((l) => l.trim())
+            .filter((l) => l.length >= 8))
+            result = result.split(line).join("[redacted]");
     }
     return result;
 }

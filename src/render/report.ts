@@ -13,7 +13,8 @@ export function hostLabel(result: { stack: string; host?: string }): string {
 }
 
 /** `production/mor-2 (192.0.2.12)`; the address is absent for a stack that could not be read. */
-export const hostHeading = (result: { stack: string; host?: string; address?: string }) => `${hostLabel(result)}${result.address ? ` (${result.address})` : ""}`;
+export const hostHeading = (result: { stack: string; host?: string; address?: string }) =>
+    `${hostLabel(result)}${result.address ? ` (${result.address})` : ""}`;
 
 /** Text for XML: element content and attribute values (double-quoted) alike. */
 export const xmlEscape = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");

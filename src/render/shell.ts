@@ -14,7 +14,11 @@ export function heredoc(tag: string, body: string): string {
 
 /** `content` as base64 in lines of 76 characters (for a here-document into `base64 -d`). */
 export function base64Lines(content: string): string {
-    return (Buffer.from(content, "utf8").toString("base64").match(/.{1,76}/g) ?? [""]).join("\n");
+    return (
+        Buffer.from(content, "utf8")
+            .toString("base64")
+            .match(/.{1,76}/g) ?? [""]
+    ).join("\n");
 }
 
 /**
@@ -36,6 +40,10 @@ export function wholeScript(lines: string[]): string {
  * after its connection was lost (test/apply/protocol.test.ts found it), which no caller can catch.
  */
 export function gzippedScript(script: string): string {
-    const packed = (gzipSync(Buffer.from(script, "utf8"), { level: 9 }).toString("base64").match(/.{1,76}/g) ?? [""]).join("\n");
+    const packed = (
+        gzipSync(Buffer.from(script, "utf8"), { level: 9 })
+            .toString("base64")
+            .match(/.{1,76}/g) ?? [""]
+    ).join("\n");
     return `base64 -d <<'MORH_GZ' | gzip -dc | sh -s\n${packed}\nMORH_GZ\n`;
 }

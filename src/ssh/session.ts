@@ -36,7 +36,9 @@ export class HostKeyMismatchError extends Error {
         readonly expected: string,
         readonly seen: string,
     ) {
-        super(`host key mismatch for ${address}: expected ${expected}, the host presented ${seen}; refusing to connect (update connection.hostKey only if the host was really re-keyed)`);
+        super(
+            `host key mismatch for ${address}: expected ${expected}, the host presented ${seen}; refusing to connect (update connection.hostKey only if the host was really re-keyed)`,
+        );
         this.name = "HostKeyMismatchError";
     }
 }
@@ -180,7 +182,8 @@ export class HostSession {
                 this.onLost.delete(lost);
                 action();
             };
-            const lost = (why: string) => settle(() => reject(new CommandInterruptedError(address, "connection-lost", `the connection was lost while a command ran (${why})`)));
+            const lost = (why: string) =>
+                settle(() => reject(new CommandInterruptedError(address, "connection-lost", `the connection was lost while a command ran (${why})`)));
             this.onLost.add(lost);
             const expire = (what: string) => () => settle(() => reject(new CommandInterruptedError(address, "timeout", what)));
             // A script that first waits for the host's lock gets that wait on top of its own time,

@@ -44,14 +44,23 @@ export function sshdDirectives(input: RenderInput): Directive[] {
     const d = (keyword: string, value: string, why: string, effective?: string): Directive => ({ keyword, value, why, effective });
     const directives: Directive[] = [
         ...sshdPorts(input.config).map((port, index) =>
-            d("Port", String(port), index === 0 ? "the port the firewall opens for SSH" : "connection.port, where mor-harden logs in, until it follows sshd.port (SSH is moving)"),
+            d(
+                "Port",
+                String(port),
+                index === 0 ? "the port the firewall opens for SSH" : "connection.port, where mor-harden logs in, until it follows sshd.port (SSH is moving)",
+            ),
         ),
         d("PasswordAuthentication", "no", "keys only: passwords are what brute force guesses"),
         d("KbdInteractiveAuthentication", "no", "PAM's keyboard-interactive would ask for a password anyway"),
         d("PubkeyAuthentication", "yes", "the one way in"),
         d("AuthenticationMethods", "publickey", "nothing else counts, whatever PAM says"),
         d("PermitEmptyPasswords", "no", "never"),
-        d("PermitRootLogin", sshd.permitRootLogin, "root by key only (or not at all)", sshd.permitRootLogin === "prohibit-password" ? "without-password" : undefined),
+        d(
+            "PermitRootLogin",
+            sshd.permitRootLogin,
+            "root by key only (or not at all)",
+            sshd.permitRootLogin === "prohibit-password" ? "without-password" : undefined,
+        ),
         d("MaxAuthTries", String(sshd.maxAuthTries), "each key an agent offers is one try: too low locks out agents with several keys"),
         d("LoginGraceTime", String(sshd.loginGraceTime), "unauthenticated connections do not linger"),
         d("MaxStartups", sshd.maxStartups, "caps unauthenticated connections in all"),
@@ -111,7 +120,8 @@ export function renderSshd(input: RenderInput): ConcernPlan {
     const check = renderTemplate("sshd/check-effective.sh.hbs", { expectations: expectationsByKeyword(effectiveExpectations(directives)) }).trim();
     // The Match block holds for support's connections only: judged with sshd -T -C for one of them and one other.
     const matchChecks = (support.match?.checks ?? []).map(
-        ({ spec, expect }) => `seen=$(sshd -T -C ${spec} | grep -E '^(${expect.map((line) => line.split(" ")[0]).join("|")}) ' | LC_ALL=C sort); [ "$seen" = '${[...expect].sort().join("\n")}' ] || { echo "sshd -T -C ${spec}: got $seen"; exit 1; }`,
+        ({ spec, expect }) =>
+            `seen=$(sshd -T -C ${spec} | grep -E '^(${expect.map((line) => line.split(" ")[0]).join("|")}) ' | LC_ALL=C sort); [ "$seen" = '${[...expect].sort().join("\n")}' ] || { echo "sshd -T -C ${spec}: got $seen"; exit 1; }`,
     );
     const service = input.config.os === "debian" ? "ssh" : "sshd";
     return {
@@ -119,7 +129,9 @@ export function renderSshd(input: RenderInput): ConcernPlan {
         summary: [
             `${DROP_IN}: ${directives.length} directives for OpenSSH ${input.facts.openssh.join(".")}`,
             ...(rhelPolicy ? ["algorithms left to the system crypto policy"] : []),
-            ...(input.config.sshd.support.mode !== "off" ? [`Kolmisoft support logs in by ${input.config.sshd.support.mode} as ${input.config.sshd.support.user}`] : []),
+            ...(input.config.sshd.support.mode !== "off"
+                ? [`Kolmisoft support logs in by ${input.config.sshd.support.mode} as ${input.config.sshd.support.user}`]
+                : []),
         ],
         packages: ["openssh-server"],
         artifacts: [file(DROP_IN, content, { mode: "0600" }), ...support.artifacts],
@@ -128,7 +140,9 @@ export function renderSshd(input: RenderInput): ConcernPlan {
         activate: [`systemctl reload ${service} 2>/dev/null || kill -HUP "$(cat /run/sshd.pid)"`],
         // The daemon survived the reload (a broken config makes it exit); logins are proven by the confirm step.
         // (sshd rewrites its pid file as it re-executes itself on reload: give it a moment.)
-        verify: ['for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null && exit 0; sleep 0.2; done; echo "sshd is not running after the reload"; exit 1'],
+        verify: [
+            'for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null && exit 0; sleep 0.2; done; echo "sshd is not running after the reload"; exit 1',
+        ],
         snapshot: [],
         rollback: [],
         rollbackCheck: [],

@@ -3,7 +3,9 @@ import { duration, port, source, token, unixUser } from "../config/values";
 import { KOLMISOFT_SUPPORT } from "../firewall/schema";
 
 /** An OpenSSH public key line: type and base64, an optional comment (no options: mor-harden writes those). */
-const publicKey = token("an OpenSSH public key (type, base64, optional comment)", (v) => /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+=*( [ -~]*)?$/.test(v));
+const publicKey = token("an OpenSSH public key (type, base64, optional comment)", (v) =>
+    /^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/]+=*( [ -~]*)?$/.test(v),
+);
 
 /**
  * How Kolmisoft support logs in once sshd takes keys only (the guide lets support.kolmisoft.com
@@ -24,7 +26,8 @@ const supportAccess = z
     })
     .strict()
     .superRefine((value, ctx) => {
-        if (value.mode === "keys" && value.keys.length === 0) ctx.addIssue({ code: "custom", path: ["keys"], message: "mode keys needs support's public keys" });
+        if (value.mode === "keys" && value.keys.length === 0)
+            ctx.addIssue({ code: "custom", path: ["keys"], message: "mode keys needs support's public keys" });
     });
 export type SupportAccess = z.infer<typeof supportAccess>;
 

@@ -69,8 +69,14 @@ export function supportAccess(input: RenderInput): SupportAccessPlan {
                 ...(root ? [{ keyword: "PermitRootLogin", value: "yes" }] : []),
             ],
             checks: [
-                { spec: `user=${support.user},host=support,addr=${addresses[0]}`, expect: ["passwordauthentication yes", "authenticationmethods publickey password"] },
-                { spec: `user=${support.user},host=other,addr=${addresses[0].includes(":") ? "2001:db8:ffff::1" : "192.0.2.254"}`, expect: ["passwordauthentication no", "authenticationmethods publickey"] },
+                {
+                    spec: `user=${support.user},host=support,addr=${addresses[0]}`,
+                    expect: ["passwordauthentication yes", "authenticationmethods publickey password"],
+                },
+                {
+                    spec: `user=${support.user},host=other,addr=${addresses[0].includes(":") ? "2001:db8:ffff::1" : "192.0.2.254"}`,
+                    expect: ["passwordauthentication no", "authenticationmethods publickey"],
+                },
             ],
         },
     };

@@ -16,7 +16,11 @@ const ACCESS_LOG = "/var/log/apache2/access.log";
 /** `count` scanner requests (bounded: each waits 3 s at most) from a lab client to the hardened GUI by its name. */
 function scan(from: "attacker" | "workstation", count: number) {
     const name = `${host().name}.lab.example`;
-    const run = sh(lab.client(from), `for i in $(seq ${count}); do curl -sk -o /dev/null --max-time 3 --resolve ${name}:443:${host().v4} https://${name}/phpmyadmin/index.php?n=$i; done; echo done`, 150_000);
+    const run = sh(
+        lab.client(from),
+        `for i in $(seq ${count}); do curl -sk -o /dev/null --max-time 3 --resolve ${name}:443:${host().v4} https://${name}/phpmyadmin/index.php?n=$i; done; echo done`,
+        150_000,
+    );
     assert.match(run.stdout, /done/);
 }
 
@@ -36,7 +40,10 @@ describe("the hardened vhosts' access log", () => {
         scan("workstation", 1);
         const workstation = lab.client("workstation").v4;
         const line = sh(host(), `grep -F 'phpmyadmin/index.php?n=1 ' ${ACCESS_LOG} | tail -n 1`).stdout.trim();
-        assert.match(line, new RegExp(`^${workstation.replace(/\./g, "\\.")} - - \\[[^\\]]+\\] "GET /phpmyadmin/index\\.php\\?n=1 HTTP/1\\.1" 404 \\S+ "-" "curl/[^"]+"$`));
+        assert.match(
+            line,
+            new RegExp(`^${workstation.replace(/\./g, "\\.")} - - \\[[^\\]]+\\] "GET /phpmyadmin/index\\.php\\?n=1 HTTP/1\\.1" 404 \\S+ "-" "curl/[^"]+"$`),
+        );
         assert.equal(sh(host(), `grep -c 'phpmyadmin' /var/log/apache2/other_vhosts_access.log 2>/dev/null || true`).stdout.trim() || "0", "0");
     });
 

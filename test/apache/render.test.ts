@@ -5,8 +5,12 @@ import { effectiveJails } from "../../src/fail2ban/render";
 import { redactSecrets } from "../../src/render/artifact";
 import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
 
-const apache = (overrides: Record<string, unknown> = {}, certificate = certificateFor("mor.example.com").certificate, os = "debian", fail2ban: Record<string, unknown> = {}) =>
-    minimalConfig({ os, fail2ban, apache: { enabled: true, serverName: "mor.example.com", certificate, ...overrides }, tlsKey: { secretRef: "tlsKey" } });
+const apache = (
+    overrides: Record<string, unknown> = {},
+    certificate = certificateFor("mor.example.com").certificate,
+    os = "debian",
+    fail2ban: Record<string, unknown> = {},
+) => minimalConfig({ os, fail2ban, apache: { enabled: true, serverName: "mor.example.com", certificate, ...overrides }, tlsKey: { secretRef: "tlsKey" } });
 
 describe("apache renderer", () => {
     it("serves TLS 1.2 and 1.3 with Mozilla intermediate ciphers, HSTS and an HTTP redirect", async () => {
@@ -44,13 +48,17 @@ describe("apache renderer", () => {
     });
 
     it("logs both vhosts where mor_api and mor_ddos read, per OS, in the combined format with the client's address", async () => {
-        for (const [os, accessLog, errorLog] of [["debian", "/var/log/apache2/access.log", "/var/log/apache2/error.log"], ["rhel", "/var/log/httpd/access_log", "/var/log/httpd/error_log"]]) {
+        for (const [os, accessLog, errorLog] of [
+            ["debian", "/var/log/apache2/access.log", "/var/log/apache2/error.log"],
+            ["rhel", "/var/log/httpd/access_log", "/var/log/httpd/error_log"],
+        ]) {
             const input = await renderInputFor(apache({}, undefined, os));
             const vhost = renderApache(input)!.artifacts[0].content;
             const logLine = `CustomLog ${accessLog} "%a %l %u %t \\"%r\\" %>s %b \\"%{Referer}i\\" \\"%{User-Agent}i\\""`;
             assert.equal(vhost.split(logLine).length - 1, 2, `${os}: ${logLine} in both vhosts`);
             assert.equal(vhost.split(`ErrorLog ${errorLog}`).length - 1, 2, `${os}: ErrorLog`);
-            for (const jail of effectiveJails(input).filter((candidate) => candidate.name === "mor_api" || candidate.name === "mor_ddos")) assert.deepEqual(jail.logpath, [accessLog], `${os}: ${jail.name} reads it`);
+            for (const jail of effectiveJails(input).filter((candidate) => candidate.name === "mor_api" || candidate.name === "mor_ddos"))
+                assert.deepEqual(jail.logpath, [accessLog], `${os}: ${jail.name} reads it`);
         }
     });
 

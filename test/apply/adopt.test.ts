@@ -8,8 +8,32 @@ import { randomBytes } from "node:crypto";
 import { needs } from "../helpers/needs";
 import { clientAddresses } from "../../src/lab/addresses";
 import type { LabHost } from "../../src/lab/lab";
-import { applyFromWorkstation, driftFromWorkstation, labStackFile, scanPorts, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type CliRun, type TestLab } from "../helpers/lab";
-import { dockerFilterBody, dockerNat, emptyFilter, families, filterTables, iptablesServicesStock, loadTables, savedTable, ufwChains, type Family, type Tables } from "../helpers/rulesets";
+import {
+    applyFromWorkstation,
+    driftFromWorkstation,
+    labStackFile,
+    scanPorts,
+    sh,
+    sshLoginWorks,
+    startTestLab,
+    statuses,
+    tcpConnect,
+    type CliRun,
+    type TestLab,
+} from "../helpers/lab";
+import {
+    dockerFilterBody,
+    dockerNat,
+    emptyFilter,
+    families,
+    filterTables,
+    iptablesServicesStock,
+    loadTables,
+    savedTable,
+    ufwChains,
+    type Family,
+    type Tables,
+} from "../helpers/rulesets";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
@@ -42,7 +66,12 @@ const STATES = [
         name: "docker's chains (filter and nat) and a fail2ban ban of the attacker",
         tables: Object.fromEntries(
             families.map((family) => {
-                const ban = [":f2b-sshd - [0:0]", "-A INPUT -j f2b-sshd", `-A f2b-sshd -s ${attackerBan[family]} -j REJECT --reject-with ${portUnreachable[family]}`, "-A f2b-sshd -j RETURN"];
+                const ban = [
+                    ":f2b-sshd - [0:0]",
+                    "-A INPUT -j f2b-sshd",
+                    `-A f2b-sshd -s ${attackerBan[family]} -j REJECT --reject-with ${portUnreachable[family]}`,
+                    "-A f2b-sshd -j RETURN",
+                ];
                 return [family, `*filter\n${dockerFilterBody}\n${ban.join("\n")}\nCOMMIT\n${dockerNat[family]}`];
             }),
         ) as Tables,
@@ -56,14 +85,17 @@ const hostIndex = (state: StartingState) => STATES.findIndex((candidate) => cand
 type Saved = Record<Family, { filter: string[]; nat: string }>;
 function saveTables(host: LabHost): Saved {
     const lines = (text: string) => text.split("\n").filter(Boolean);
-    return Object.fromEntries(families.map((family) => [family, { filter: lines(savedTable(host, family, "filter")), nat: savedTable(host, family, "nat") }])) as Saved;
+    return Object.fromEntries(
+        families.map((family) => [family, { filter: lines(savedTable(host, family, "filter")), nat: savedTable(host, family, "nat") }]),
+    ) as Saved;
 }
 const ownedLine = (line: string) => /^(:INPUT |-A INPUT |:MORH-|-A MORH-)/.test(line);
 // The test's own judgment of what stays in INPUT: fail2ban's jumps and bans (the states above are simple).
 const keptInInput = (rule: string) => /^-A INPUT -j f2b-[a-z-]+$/.test(rule) || /^-A INPUT -s [0-9a-f.:]+\/\d+ -j (DROP|REJECT)/.test(rule);
 const isBanActionRule = (rule: string) => /^-A INPUT -m set --match-set morh-ban-\S+ src -j REJECT /.test(rule);
 const familyName: Record<Family, string> = { v4: "ipv4", v6: "ipv6" };
-const removalNotes = (run: CliRun) => (run.report?.concerns.find((concern) => concern.concern === "firewall")?.notes ?? []).filter((note) => note.startsWith("firewall: removed from INPUT"));
+const removalNotes = (run: CliRun) =>
+    (run.report?.concerns.find((concern) => concern.concern === "firewall")?.notes ?? []).filter((note) => note.startsWith("firewall: removed from INPUT"));
 
 let lab: TestLab;
 const found = new Map<string, Saved>();
@@ -89,23 +121,40 @@ function adoptsAndHardens(state: StartingState): void {
 
     const now = saveTables(host);
     const expectedNotes = families.flatMap((family) =>
-        before_[family].filter.filter((line) => line.startsWith("-A INPUT ") && !keptInInput(line)).map((rule) => `firewall: removed from INPUT (${familyName[family]}): ${rule}`),
+        before_[family].filter
+            .filter((line) => line.startsWith("-A INPUT ") && !keptInInput(line))
+            .map((rule) => `firewall: removed from INPUT (${familyName[family]}): ${rule}`),
     );
     assert.deepEqual(removalNotes(run), expectedNotes, "every removed INPUT rule is named, as iptables-save printed it");
-    for (const rule of state.removes) assert.ok(removalNotes(run).some((note) => note.endsWith(`: ${rule}`)), `a note names ${rule}`);
+    for (const rule of state.removes)
+        assert.ok(
+            removalNotes(run).some((note) => note.endsWith(`: ${rule}`)),
+            `a note names ${rule}`,
+        );
     for (const family of families) {
         const input = now[family].filter.filter((line) => line.startsWith("-A INPUT "));
         // fail2ban's ipset bans (mor-harden's ban action, one rule a jail) go first, where it puts them.
         const setBans = input.filter(isBanActionRule);
         assert.equal(setBans.length, jailNames.length + 1, `${family}: one set rule for each jail and recidive`);
         assert.deepEqual(input.slice(0, setBans.length), setBans, `${family}: the set rules come first`);
-        assert.deepEqual(input.slice(setBans.length), [...before_[family].filter.filter((line) => line.startsWith("-A INPUT ") && keptInInput(line)), "-A INPUT -j MORH-INPUT"], `${family}: then only fail2ban's jump and bans found before, then ours`);
-        assert.deepEqual(now[family].filter.filter((line) => !ownedLine(line)), before_[family].filter.filter((line) => !ownedLine(line)), `${family}: FORWARD, OUTPUT and other tools' chains untouched`);
+        assert.deepEqual(
+            input.slice(setBans.length),
+            [...before_[family].filter.filter((line) => line.startsWith("-A INPUT ") && keptInInput(line)), "-A INPUT -j MORH-INPUT"],
+            `${family}: then only fail2ban's jump and bans found before, then ours`,
+        );
+        assert.deepEqual(
+            now[family].filter.filter((line) => !ownedLine(line)),
+            before_[family].filter.filter((line) => !ownedLine(line)),
+            `${family}: FORWARD, OUTPUT and other tools' chains untouched`,
+        );
         assert.equal(now[family].nat, before_[family].nat, `${family}: the nat table is untouched`);
     }
 
     for (const address of [host.v4, host.v6]) assert.ok(sshLoginWorks(lab, address), `the workstation logs in over ${address}`);
-    for (const [address, ipv6] of [[host.v4, false], [host.v6, true]] as const) {
+    for (const [address, ipv6] of [
+        [host.v4, false],
+        [host.v6, true],
+    ] as const) {
         if (state.attackerBanned) {
             // The ban still comes first, on every port: over IPv4 its REJECT answers (80 and 443
             // would be open, 22 and 3306 silent, without it); over IPv6 it also drops the

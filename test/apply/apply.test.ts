@@ -36,7 +36,10 @@ describe("apply over SSH", () => {
     });
 
     it("lets the attacker reach only the public MOR ports, over IPv4 and IPv6", () => {
-        for (const [address, ipv6] of [[host().v4, false], [host().v6, true]] as const) {
+        for (const [address, ipv6] of [
+            [host().v4, false],
+            [host().v6, true],
+        ] as const) {
             const seen = scan("attacker", address, "22,80,443,3306,5038,5060,9200", ipv6);
             assert.equal(seen["22"], "filtered", `SSH is hidden from the attacker (${address})`);
             assert.equal(seen["80"], "open");
@@ -47,14 +50,21 @@ describe("apply over SSH", () => {
     });
 
     it("lets the workstation reach SSH and the GUI", () => {
-        for (const [address, ipv6] of [[host().v4, false], [host().v6, true]] as const) {
+        for (const [address, ipv6] of [
+            [host().v4, false],
+            [host().v6, true],
+        ] as const) {
             const seen = scan("workstation", address, "22,443", ipv6);
             assert.deepEqual(seen, { "22": "open", "443": "open" }, address);
         }
     });
 
     it("refuses passwords and accepts the operator's key", () => {
-        const password = sh(workstation(), `ssh ${sshOptions()} -o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive root@${host().v4} true`, 15_000);
+        const password = sh(
+            workstation(),
+            `ssh ${sshOptions()} -o PubkeyAuthentication=no -o PreferredAuthentications=password,keyboard-interactive root@${host().v4} true`,
+            15_000,
+        );
         assert.notEqual(password.code, 0);
         assert.match(password.stderr, /Permission denied \(publickey\)/);
         assert.ok(sshWorks());
@@ -71,7 +81,11 @@ describe("apply over SSH", () => {
 
     it("serves the stack's certificate over TLS 1.2/1.3 only, and redirects HTTP", () => {
         const name = `${host().name}.lab.example`;
-        const https = sh(attacker(), `curl -sS -o /dev/null -D - --cacert ${lab.state.caCertificate} --resolve ${name}:443:${host().v4} https://${name}/`, 15_000);
+        const https = sh(
+            attacker(),
+            `curl -sS -o /dev/null -D - --cacert ${lab.state.caCertificate} --resolve ${name}:443:${host().v4} https://${name}/`,
+            15_000,
+        );
         assert.match(https.stdout, /^HTTP\/1\.1 200 /, `the chain verifies against the lab CA and names the host: ${https.stderr}`);
         assert.match(https.stdout, /strict-transport-security: max-age=63072000/i);
         const http = sh(attacker(), `curl -s -o /dev/null -w '%{http_code} %{redirect_url}' http://${host().v4}/`, 15_000);
@@ -84,14 +98,21 @@ describe("apply over SSH", () => {
     });
 
     it("changes nothing on a second apply: no file written, no service reloaded", () => {
-        const files = "/etc/iptables/rules.v4 /etc/ssh/sshd_config.d/00-mor-harden.conf /etc/fail2ban/jail.d/mor-harden.local /etc/apache2/sites-available/00-mor-harden.conf";
-        const before = sh(host(), `stat -c '%n %Y %i' ${files}; cat /run/sshd.pid /run/apache2/apache2.pid; grep -c 'Reload finished' /var/log/fail2ban.log`).stdout;
+        const files =
+            "/etc/iptables/rules.v4 /etc/ssh/sshd_config.d/00-mor-harden.conf /etc/fail2ban/jail.d/mor-harden.local /etc/apache2/sites-available/00-mor-harden.conf";
+        const before = sh(
+            host(),
+            `stat -c '%n %Y %i' ${files}; cat /run/sshd.pid /run/apache2/apache2.pid; grep -c 'Reload finished' /var/log/fail2ban.log`,
+        ).stdout;
         const run = applyFromWorkstation(lab, stack);
         assert.equal(run.code, 0, run.stdout + run.stderr);
         assert.deepEqual(statuses(run.report), { firewall: "unchanged", sshd: "unchanged", fail2ban: "unchanged", apache: "unchanged" });
         assert.equal(run.report!.roundTrips, 1);
         assert.equal(run.report!.connections, 1);
-        const after_ = sh(host(), `stat -c '%n %Y %i' ${files}; cat /run/sshd.pid /run/apache2/apache2.pid; grep -c 'Reload finished' /var/log/fail2ban.log`).stdout;
+        const after_ = sh(
+            host(),
+            `stat -c '%n %Y %i' ${files}; cat /run/sshd.pid /run/apache2/apache2.pid; grep -c 'Reload finished' /var/log/fail2ban.log`,
+        ).stdout;
         assert.equal(after_, before);
     });
 
@@ -99,7 +120,9 @@ describe("apply over SSH", () => {
         assert.equal(sh(host(), `fail2ban-client set ssh-iptables banip ${attacker().v4}`).code, 0);
         const reachable = () => sh(attacker(), `curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://${host().v4}/`, 10_000).stdout;
         assert.equal(reachable(), "000", "the ban blocks every port");
-        const changed = labStackFile(lab, "extra-rule", { firewall: { extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted" }] } });
+        const changed = labStackFile(lab, "extra-rule", {
+            firewall: { extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted" }] },
+        });
         const run = applyFromWorkstation(lab, changed);
         assert.equal(statuses(run.report).firewall, "applied", run.stdout + run.stderr);
         assert.equal(sh(host(), `ipset test ${sshBanSet} ${attacker().v4}`).code, 0, "the ban is still in its set");
@@ -145,7 +168,8 @@ describe("apply over SSH", () => {
         try {
             // Wait (bounded) for the change to be live and waiting for its confirmation, then cut the operator off.
             const deadline = Date.now() + 30_000;
-            const badRulesLive = () => sh(host(), "ls /var/lib/mor-harden/tx/*/pending >/dev/null 2>&1 && iptables -S MORH-INPUT | grep -q 198.51.100.99").code === 0;
+            const badRulesLive = () =>
+                sh(host(), "ls /var/lib/mor-harden/tx/*/pending >/dev/null 2>&1 && iptables -S MORH-INPUT | grep -q 198.51.100.99").code === 0;
             while (Date.now() < deadline && !badRulesLive()) await new Promise((r) => setTimeout(r, 100));
             assert.ok(badRulesLive(), "the apply reached its confirmation step");
         } finally {
@@ -162,7 +186,8 @@ describe("apply over SSH", () => {
     it("finds no protocol or cipher below Mozilla intermediate (testssl.sh)", () => {
         const name = `${host().name}.lab.example`;
         const report = sh(attacker(), `testssl --quiet --color 0 --nodns none --protocols --std --ip ${host().v4} https://${name}/`, 180_000).stdout;
-        for (const protocol of ["SSLv2", "SSLv3", "TLS 1 ", "TLS 1.1"]) assert.match(report, new RegExp(`^ ${protocol.replace(".", "\\.")}\\s+not offered`, "m"), protocol);
+        for (const protocol of ["SSLv2", "SSLv3", "TLS 1 ", "TLS 1.1"])
+            assert.match(report, new RegExp(`^ ${protocol.replace(".", "\\.")}\\s+not offered`, "m"), protocol);
         assert.match(report, /^ TLS 1\.2\s+offered \(OK\)/m);
         assert.match(report, /^ TLS 1\.3\s+offered \(OK\)/m);
         for (const category of ["NULL ciphers", "Export ciphers", "LOW: 64 Bit", "Triple DES Ciphers", "Obsolete CBC ciphers"]) {
@@ -196,17 +221,24 @@ describe("apply over SSH", () => {
     });
 
     it("comes back after a reboot: netfilter-persistent loads the rules, fail2ban its sets and their rules", async () => {
-        const rules = () => sh(host(), "iptables-save -t filter | grep -E '^(:|-A)' | grep -v -e f2b -e 'match-set morh-ban-' | sed 's/\\[[0-9:]*\\]//' | sort").stdout;
+        const rules = () =>
+            sh(host(), "iptables-save -t filter | grep -E '^(:|-A)' | grep -v -e f2b -e 'match-set morh-ban-' | sed 's/\\[[0-9:]*\\]//' | sort").stdout;
         const before_ = rules();
         // A reboot's firewall: nothing loaded, then the boot scripts.
         sh(host(), "iptables -P INPUT ACCEPT; iptables -F; iptables -X; ip6tables -P INPUT ACCEPT; ip6tables -F; ip6tables -X");
-        assert.equal(sh(host(), "/usr/share/netfilter-persistent/plugins.d/15-ip4tables start && /usr/share/netfilter-persistent/plugins.d/25-ip6tables start").code, 0);
+        assert.equal(
+            sh(host(), "/usr/share/netfilter-persistent/plugins.d/15-ip4tables start && /usr/share/netfilter-persistent/plugins.d/25-ip6tables start").code,
+            0,
+        );
         assert.equal(rules(), before_);
         sh(host(), "fail2ban-client restart >/dev/null");
         // fail2ban's ban action makes its sets at start, and puts their rules before mor-harden's
         // jump: one jail after another, after fail2ban-client restart has returned.
         const setRules = /^(-A INPUT -m set --match-set morh-ban-\S+ src -j REJECT --reject-with icmp-port-unreachable\n){8}-A INPUT -j MORH-INPUT$/m;
-        assert.ok(await waitFor(() => setRules.test(sh(host(), "iptables -S INPUT").stdout), 60_000), `the eight jails' set rules come first in INPUT:\n${sh(host(), "iptables -S INPUT").stdout}`);
+        assert.ok(
+            await waitFor(() => setRules.test(sh(host(), "iptables -S INPUT").stdout), 60_000),
+            `the eight jails' set rules come first in INPUT:\n${sh(host(), "iptables -S INPUT").stdout}`,
+        );
         assert.equal(sh(host(), "fail2ban-client set ssh-iptables banip 203.0.113.99").code, 0);
         // banip runs the ban's action before it answers (fail2ban's Actions.addBannedIP).
         assert.equal(sh(host(), `ipset test ${sshBanSet} 203.0.113.99`).code, 0);
@@ -216,7 +248,11 @@ describe("apply over SSH", () => {
 
     it("drops too many new SSH connections per minute from one source", () => {
         // Last: it spends the workstation's SSH budget for the minute.
-        const attempts = sh(workstation(), `start=$(date +%s); ok=0; for i in $(seq 1 40); do timeout 1 bash -c 'exec 3<>/dev/tcp/${host().v4}/22' 2>/dev/null && ok=$((ok+1)); done; echo $ok $(( $(date +%s) - start ))`, 90_000);
+        const attempts = sh(
+            workstation(),
+            `start=$(date +%s); ok=0; for i in $(seq 1 40); do timeout 1 bash -c 'exec 3<>/dev/tcp/${host().v4}/22' 2>/dev/null && ok=$((ok+1)); done; echo $ok $(( $(date +%s) - start ))`,
+            90_000,
+        );
         const [connected, seconds] = attempts.stdout.trim().split(" ").map(Number);
         // hashlimit lets a burst of 20 through, then refills at 20 a minute.
         const allowed = 20 + Math.ceil((20 * seconds) / 60);

@@ -9,7 +9,19 @@ import { applyInBackground, fillOver, hostFingerprint, simulateReboot, slowLossy
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
 /** One fresh host per test, in this order. */
-const HOSTS = ["lockout", "concurrent", "full-state", "full-etc", "reboot-hardened", "reboot-fresh", "session-killed", "timeout", "connection-lost", "slow-link", "port-move"] as const;
+const HOSTS = [
+    "lockout",
+    "concurrent",
+    "full-state",
+    "full-etc",
+    "reboot-hardened",
+    "reboot-fresh",
+    "session-killed",
+    "timeout",
+    "connection-lost",
+    "slow-link",
+    "port-move",
+] as const;
 const hostOf = (name: (typeof HOSTS)[number]) => HOSTS.indexOf(name) + 1;
 
 let lab: TestLab;
@@ -22,9 +34,11 @@ const host = (name: (typeof HOSTS)[number]) => lab.host(hostOf(name));
 /** A real login from the workstation over IPv4 or IPv6. */
 const sshWorks = (name: (typeof HOSTS)[number], ipv6 = false) => sshLoginWorks(lab, ipv6 ? host(name).v6 : host(name).v4);
 /** The lab stack of a host, with some keys changed. */
-const stackFor = (name: (typeof HOSTS)[number], variant: string, change: Parameters<typeof labStackFile>[2] = {}) => labStackFile(lab, `${name}-${variant}`, change, hostOf(name));
+const stackFor = (name: (typeof HOSTS)[number], variant: string, change: Parameters<typeof labStackFile>[2] = {}) =>
+    labStackFile(lab, `${name}-${variant}`, change, hostOf(name));
 /** Both families' filter tables without counters or comments. */
-const liveRules = (name: (typeof HOSTS)[number]) => sh(host(name), "for t in iptables ip6tables; do echo \"== $t\"; $t-save -t filter | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; done").stdout;
+const liveRules = (name: (typeof HOSTS)[number]) =>
+    sh(host(name), "for t in iptables ip6tables; do echo \"== $t\"; $t-save -t filter | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; done").stdout;
 const pendingOn = (name: (typeof HOSTS)[number]) => sh(host(name), "ls /var/lib/mor-harden/tx/*/pending >/dev/null 2>&1").code === 0;
 const LOCKOUT = { firewall: { trusted: ["198.51.100.99", "2001:db8:51::99"] } };
 
@@ -47,14 +61,21 @@ describe("the fault matrix", () => {
             assert.equal(run.code, 0, run.stdout + run.stderr);
             for (const status of Object.values(statuses(run.report))) assert.match(status, /^(applied|unchanged)$/, run.stdout);
         }
-        const changed = stackFor("concurrent", "extra", { firewall: { extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted" }] }, sshd: { maxAuthTries: 5 } });
+        const changed = stackFor("concurrent", "extra", {
+            firewall: { extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted" }] },
+            sshd: { maxAuthTries: 5 },
+        });
         const three = await Promise.all([applyInBackground(lab, changed).done, applyInBackground(lab, changed).done, applyInBackground(lab, changed).done]);
         for (const run of three) {
             assert.equal(run.code, 0, run.stdout + run.stderr);
             for (const status of Object.values(statuses(run.report))) assert.match(status, /^(applied|unchanged)$/, run.stdout);
         }
         assert.ok(sshWorks("concurrent"));
-        assert.equal(sh(host("concurrent"), "ls /var/lib/mor-harden/tx/*/pending /var/lib/mor-harden/tx/*/open 2>/dev/null | wc -l").stdout.trim(), "0", "nothing left pending or open");
+        assert.equal(
+            sh(host("concurrent"), "ls /var/lib/mor-harden/tx/*/pending /var/lib/mor-harden/tx/*/open 2>/dev/null | wc -l").stdout.trim(),
+            "0",
+            "nothing left pending or open",
+        );
     });
 
     it("changes nothing when the state directory is full, and applies once there is room", () => {
@@ -108,7 +129,10 @@ describe("the fault matrix", () => {
         await leavePending("reboot-hardened");
         simulateReboot(host("reboot-hardened"));
         assert.equal(files(), filesBefore, "the boot hook put the old rules files back before they were loaded");
-        assert.equal(liveRules("reboot-hardened").replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""), rulesBefore.replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""));
+        assert.equal(
+            liveRules("reboot-hardened").replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""),
+            rulesBefore.replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""),
+        );
         assert.ok(sshWorks("reboot-hardened"));
         assert.ok(sshWorks("reboot-hardened", true));
         assert.match(sh(host("reboot-hardened"), "cat /var/lib/mor-harden/tx/*-firewall-*/result").stdout, /rolled-back at boot/);
@@ -118,7 +142,11 @@ describe("the fault matrix", () => {
     it("comes back from a reboot during the confirm window with no rules (a fresh host)", async () => {
         await leavePending("reboot-fresh");
         simulateReboot(host("reboot-fresh"));
-        assert.equal(sh(host("reboot-fresh"), "test -e /etc/iptables/rules.v4 || test -e /etc/iptables/rules.v6").code, 1, "the files that were not there are gone");
+        assert.equal(
+            sh(host("reboot-fresh"), "test -e /etc/iptables/rules.v4 || test -e /etc/iptables/rules.v6").code,
+            1,
+            "the files that were not there are gone",
+        );
         assert.ok(sshWorks("reboot-fresh"));
         assert.ok(sshWorks("reboot-fresh", true));
     });
@@ -128,20 +156,38 @@ describe("the fault matrix", () => {
         const rulesBefore = liveRules("session-killed");
         // iptables-restore made slow: the operator is cut off while the firewall activates.
         const undo = slowTool(host("session-killed"), "iptables-restore", "/usr/sbin/iptables-restore", 3);
-        const run = applyInBackground(lab, stackFor("session-killed", "extra", { firewall: { extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted" }] }, connection: { confirmTimeout: 25 } }));
+        const run = applyInBackground(
+            lab,
+            stackFor("session-killed", "extra", {
+                firewall: { extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted" }] },
+                connection: { confirmTimeout: 25 },
+            }),
+        );
         try {
             assert.ok(await waitFor(() => pendingOn("session-killed"), 60_000), "the change reached its confirmation window");
         } finally {
             run.kill();
             // Every process of every SSH session on the host, as a session scope's stop would.
-            sh(host("session-killed"), "for sid in $(ps -eo sid=,args= | awk '$2 ~ /^sshd:/ && $3 ~ /@/ { print $1 }' | sort -u); do pkill -KILL -s \"$sid\"; done");
+            sh(
+                host("session-killed"),
+                "for sid in $(ps -eo sid=,args= | awk '$2 ~ /^sshd:/ && $3 ~ /@/ { print $1 }' | sort -u); do pkill -KILL -s \"$sid\"; done",
+            );
             undo();
         }
         const drift = driftFromWorkstation(lab, stackFor("session-killed", "extra"), 60_000);
         assert.equal(drift.code, 1, drift.stdout + drift.stderr);
         assert.match(drift.stdout, /waiting for its confirmation/);
-        assert.ok(await waitFor(() => !pendingOn("session-killed") && /rolled-back unconfirmed/.test(sh(host("session-killed"), "cat /var/lib/mor-harden/tx/*/result").stdout), 40_000), "the timer rolled the change back");
-        assert.equal(liveRules("session-killed").replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""), rulesBefore.replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""));
+        assert.ok(
+            await waitFor(
+                () => !pendingOn("session-killed") && /rolled-back unconfirmed/.test(sh(host("session-killed"), "cat /var/lib/mor-harden/tx/*/result").stdout),
+                40_000,
+            ),
+            "the timer rolled the change back",
+        );
+        assert.equal(
+            liveRules("session-killed").replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""),
+            rulesBefore.replace(/^-A INPUT (-j f2b-|-m set --match-set morh-ban-).*\n/gm, ""),
+        );
         assert.ok(sshWorks("session-killed"));
     });
 
@@ -163,7 +209,8 @@ describe("the fault matrix", () => {
         try {
             const run = applyInBackground(lab, stackFor("connection-lost", "good"));
             // (pgrep -x: the shell running pgrep must not match itself.)
-            const inTransaction = () => sh(host("connection-lost"), "ls -d /var/lib/mor-harden/tx/*-firewall-* >/dev/null 2>&1 && pgrep -fx 'sleep 4' >/dev/null").code === 0;
+            const inTransaction = () =>
+                sh(host("connection-lost"), "ls -d /var/lib/mor-harden/tx/*-firewall-* >/dev/null 2>&1 && pgrep -fx 'sleep 4' >/dev/null").code === 0;
             assert.ok(await waitFor(inTransaction, 60_000), "the firewall transaction is running");
             // The operator's connection is cut mid-transaction (its sshd session killed on the host).
             sh(host("connection-lost"), "pkill -KILL -f '^sshd: root'");
@@ -190,7 +237,11 @@ describe("the fault matrix", () => {
             assert.equal(drift.code, 1, drift.stdout + drift.stderr);
             assert.match(drift.stdout, /dport 3306/);
             // A time-out names the setting to change.
-            const impatient = driftFromWorkstation(lab, stackFor("slow-link", "impatient", { connection: { address: link.address, port: link.port, connectTimeout: 1 } }), 60_000);
+            const impatient = driftFromWorkstation(
+                lab,
+                stackFor("slow-link", "impatient", { connection: { address: link.address, port: link.port, connectTimeout: 1 } }),
+                60_000,
+            );
             assert.equal(impatient.code, 2);
             assert.match(impatient.stdout + impatient.stderr, /connection\.connectTimeout 1 s/);
         } finally {

@@ -5,7 +5,17 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
-import { applyScript, bootScript, confirmScript, deleteScript, readScript, rollbackNowScript, statusScript, STATE_DIR, type FilledPlan } from "../../src/apply/scripts";
+import {
+    applyScript,
+    bootScript,
+    confirmScript,
+    deleteScript,
+    readScript,
+    rollbackNowScript,
+    statusScript,
+    STATE_DIR,
+    type FilledPlan,
+} from "../../src/apply/scripts";
 import type { ConcernPlan } from "../../src/render/artifact";
 import { renderHost } from "../../src/compose/host";
 import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
@@ -15,7 +25,10 @@ const options = { txid: "20261128000000000-firewall-0a0b0c0d", os: "debian" as c
 
 async function allPlans(): Promise<ConcernPlan[]> {
     const certificate = certificateFor("mor.example.com");
-    const config = minimalConfig({ apache: { enabled: true, serverName: "mor.example.com", certificate: certificate.certificate }, tlsKey: { secretRef: "tlsKey" } });
+    const config = minimalConfig({
+        apache: { enabled: true, serverName: "mor.example.com", certificate: certificate.certificate },
+        tlsKey: { secretRef: "tlsKey" },
+    });
     return renderHost(await renderInputFor(config));
 }
 const filled = (plan: ConcernPlan): FilledPlan => ({ ...plan, contents: plan.artifacts.map((artifact) => artifact.content) });
@@ -29,13 +42,24 @@ function runIsolated(setup: string, script: string, timeoutMs = 30_000): { code:
 
 /** A transaction directory as an apply leaves it: a rollback script that leaves a mark. */
 function transaction(txid: string, files: Record<string, string>): string {
-    return [`mkdir -p ${STATE_DIR}/tx/${txid}`, `echo 'echo rolled > ${STATE_DIR}/tx/${txid}/mark' > ${STATE_DIR}/tx/${txid}/rollback.sh`, ...Object.entries(files).map(([name, content]) => `printf '%s\\n' "${content}" > ${STATE_DIR}/tx/${txid}/${name}`)].join("; ");
+    return [
+        `mkdir -p ${STATE_DIR}/tx/${txid}`,
+        `echo 'echo rolled > ${STATE_DIR}/tx/${txid}/mark' > ${STATE_DIR}/tx/${txid}/rollback.sh`,
+        ...Object.entries(files).map(([name, content]) => `printf '%s\\n' "${content}" > ${STATE_DIR}/tx/${txid}/${name}`),
+    ].join("; ");
 }
 
 describe("host scripts as text", () => {
     it("parse as sh for every concern's plan, and never evaluate what the host printed", async () => {
         for (const plan of await allPlans()) {
-            const scripts = [applyScript(filled(plan), options), deleteScript(plan, options), readScript([plan], "debian", { lockSeconds: 5 }), confirmScript(options.txid), rollbackNowScript(options.txid), statusScript(options.txid)];
+            const scripts = [
+                applyScript(filled(plan), options),
+                deleteScript(plan, options),
+                readScript([plan], "debian", { lockSeconds: 5 }),
+                confirmScript(options.txid),
+                rollbackNowScript(options.txid),
+                statusScript(options.txid),
+            ];
             // The scripts the transaction writes for later (rollback, expiry) are parsed too.
             const embedded = [...scripts[0].matchAll(/<<'(MORH_ROLLBACK|MORH_EXPIRE)'\n([\s\S]*?)\n\1\n/g)].map((match) => match[2]);
             assert.ok(embedded.length >= 1, `${plan.concern}: the rollback script is embedded`);
@@ -57,7 +81,13 @@ describe("host scripts as text", () => {
             };
             const firstMove = at(`mv -f '${plan.artifacts[0].path}.morh-new'`);
             assert.ok(at("trap '' HUP PIPE") < at("flock -w"), "SIGHUP is ignored from the start");
-            for (const protective of ['> "$TX/rollback.sh"', `.morh-new' <<'MORH_CONTENT'`, "/manifest", '"$TX/backup/0"', `ln -f '${plan.artifacts[0].path}'`]) {
+            for (const protective of [
+                '> "$TX/rollback.sh"',
+                `.morh-new' <<'MORH_CONTENT'`,
+                "/manifest",
+                '"$TX/backup/0"',
+                `ln -f '${plan.artifacts[0].path}'`,
+            ]) {
                 assert.ok(at(protective) < firstMove, `${plan.concern}: ${protective} before the first move`);
             }
             assert.ok(firstMove < at('touch "$TX/activated"'));
@@ -71,7 +101,11 @@ describe("host scripts as text", () => {
         for (const plan of await allPlans()) {
             const sections = [...applyScript(filled(plan), options).matchAll(/^## section: (\S+)/gm)].map((match) => match[1]);
             const timer = plan.needsConfirm ? ["confirmation"] : [];
-            assert.deepEqual(sections, ["lock", "protect", "packages", "write", "prepare", "validate", "snapshot", ...timer, "activate", "verify", "commit"], plan.concern);
+            assert.deepEqual(
+                sections,
+                ["lock", "protect", "packages", "write", "prepare", "validate", "snapshot", ...timer, "activate", "verify", "commit"],
+                plan.concern,
+            );
         }
     });
 });
@@ -83,7 +117,10 @@ describe("host scripts as programs (scratch state directory)", { skip: requires(
     it("waits for another operator's pending change, then names it", () => {
         const future = Math.floor(Date.now() / 1000) + 60;
         const started = Date.now();
-        const result = runIsolated(transaction("20261128-sshd-00000001", { pending: `${future}\npid 42, user alice, from 198.51.100.7, since 2026-11-28T00:00:00Z` }), read);
+        const result = runIsolated(
+            transaction("20261128-sshd-00000001", { pending: `${future}\npid 42, user alice, from 198.51.100.7, since 2026-11-28T00:00:00Z` }),
+            read,
+        );
         assert.equal(result.code, 17, result.stdout + result.stderr);
         assert.match(result.stdout, /MORH-ABORTED a change is waiting for its confirmation \(20261128-sshd-00000001: pid 42, user alice, from 198\.51\.100\.7/);
         assert.ok(Date.now() - started >= 1900, "it waited before giving up");
@@ -91,7 +128,11 @@ describe("host scripts as programs (scratch state directory)", { skip: requires(
 
     it("rolls back, under the lock, a pending change whose timer is gone and an apply that was cut off", () => {
         const past = Math.floor(Date.now() / 1000) - 60;
-        const setup = [transaction("20261128-firewall-00000001", { pending: String(past) }), transaction("20261128-apache-00000002", { open: "" }), transaction("20261128-sshd-00000003", { confirmed: "" })].join("; ");
+        const setup = [
+            transaction("20261128-firewall-00000001", { pending: String(past) }),
+            transaction("20261128-apache-00000002", { open: "" }),
+            transaction("20261128-sshd-00000003", { confirmed: "" }),
+        ].join("; ");
         const result = runIsolated(setup, `${read}\nls ${STATE_DIR}/tx/*/mark ${STATE_DIR}/tx/*/expired`);
         assert.equal(result.code, 0, result.stdout + result.stderr);
         assert.match(result.stdout, /MORH-NOTE rolled back 20261128-firewall-00000001 \(its confirmation timer was gone\): rolled-back/);
@@ -109,8 +150,16 @@ describe("host scripts as programs (scratch state directory)", { skip: requires(
     });
 
     it("rolls back at boot every pending or cut-off transaction, files only, and leaves confirmed ones", () => {
-        const setup = [transaction("t-firewall-1", { pending: "1" }), transaction("t-sshd-2", { open: "" }), transaction("t-apache-3", { confirmed: "" }), transaction("t-fail2ban-4", { confirmed: "", open: "" })].join("; ");
-        const result = runIsolated(setup, `cat > ${STATE_DIR}/boot.sh <<'BOOT'\n${bootScript()}BOOT\nsh ${STATE_DIR}/boot.sh\nfor tx in ${STATE_DIR}/tx/*; do echo "$tx $(cat $tx/result 2>/dev/null) $(cat $tx/mark 2>/dev/null)"; done`);
+        const setup = [
+            transaction("t-firewall-1", { pending: "1" }),
+            transaction("t-sshd-2", { open: "" }),
+            transaction("t-apache-3", { confirmed: "" }),
+            transaction("t-fail2ban-4", { confirmed: "", open: "" }),
+        ].join("; ");
+        const result = runIsolated(
+            setup,
+            `cat > ${STATE_DIR}/boot.sh <<'BOOT'\n${bootScript()}BOOT\nsh ${STATE_DIR}/boot.sh\nfor tx in ${STATE_DIR}/tx/*; do echo "$tx $(cat $tx/result 2>/dev/null) $(cat $tx/mark 2>/dev/null)"; done`,
+        );
         assert.equal(result.code, 0, result.stderr);
         assert.match(result.stdout, /t-firewall-1 rolled-back at boot rolled/);
         assert.match(result.stdout, /t-sshd-2 rolled-back at boot rolled/);

@@ -10,13 +10,16 @@ let lab: TestLab;
 before(async () => {
     lab = await startTestLab(1);
     const publicKey = readFileSync(`${lab.state.operatorKey}.pub`, "utf8").trim();
-    const setup = sh(lab.host(), [
-        "useradd -m -s /bin/sh deploy",
-        "mkdir -p -m 700 /home/deploy/.ssh",
-        `echo '${publicKey}' > /home/deploy/.ssh/authorized_keys`,
-        "chown -R deploy: /home/deploy/.ssh",
-        "echo 'deploy ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy",
-    ].join(" && "));
+    const setup = sh(
+        lab.host(),
+        [
+            "useradd -m -s /bin/sh deploy",
+            "mkdir -p -m 700 /home/deploy/.ssh",
+            `echo '${publicKey}' > /home/deploy/.ssh/authorized_keys`,
+            "chown -R deploy: /home/deploy/.ssh",
+            "echo 'deploy ALL=(root) NOPASSWD: ALL' > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy",
+        ].join(" && "),
+    );
     assert.equal(setup.code, 0, setup.stderr);
 });
 after(() => lab?.stop());

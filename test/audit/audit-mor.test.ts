@@ -48,14 +48,33 @@ describe("mor-harden audit of a MOR host's own fail2ban", () => {
             assert.equal(sh(host, `mkdir -p "$(dirname ${path})" && echo ${content} | base64 -d > ${path} && chmod ${mode} ${path}`).code, 0, path);
         }
         // MOR's jail.conf names sendmail-banned under ast-cli-attck's ban action (pionert/mor jail.conf).
-        assert.equal(sh(host, `sed -i '/^action   = iptables-allports\\[name=AST_CLI_Attack/a\\           sendmail-banned[name=AST_CLI_Attack]' /etc/fail2ban/jail.conf && grep -c 'sendmail-banned\\[name=AST_CLI_Attack\\]' /etc/fail2ban/jail.conf`).stdout.trim(), "1");
+        assert.equal(
+            sh(
+                host,
+                `sed -i '/^action   = iptables-allports\\[name=AST_CLI_Attack/a\\           sendmail-banned[name=AST_CLI_Attack]' /etc/fail2ban/jail.conf && grep -c 'sendmail-banned\\[name=AST_CLI_Attack\\]' /etc/fail2ban/jail.conf`,
+            ).stdout.trim(),
+            "1",
+        );
         stack = labStackFile(lab, "audit-mor", { apache: { enabled: false } });
         const findings = auditFindings(stack);
         const injectable = evidenceOf(findings, "fail2ban.filter-injectable");
-        assert.ok(injectable.some((evidence) => evidence.startsWith("jail asterisk-iptables, filter asterisk (/etc/fail2ban/filter.d/asterisk.conf:9): NOTICE.* .*: Failed to authenticate user .*@<HOST>.*: takes the address after '@'")), injectable.join("\n"));
-        for (const jail of ["ast-cli-attck", "asterisk-manager", "ast-hgc-200"]) assert.ok(injectable.some((evidence) => evidence.startsWith(`jail ${jail}, filter `)), `${jail}: ${injectable.join("\n")}`);
+        assert.ok(
+            injectable.some((evidence) =>
+                evidence.startsWith(
+                    "jail asterisk-iptables, filter asterisk (/etc/fail2ban/filter.d/asterisk.conf:9): NOTICE.* .*: Failed to authenticate user .*@<HOST>.*: takes the address after '@'",
+                ),
+            ),
+            injectable.join("\n"),
+        );
+        for (const jail of ["ast-cli-attck", "asterisk-manager", "ast-hgc-200"])
+            assert.ok(
+                injectable.some((evidence) => evidence.startsWith(`jail ${jail}, filter `)),
+                `${jail}: ${injectable.join("\n")}`,
+            );
         assert.deepEqual(evidenceOf(findings, "fail2ban.action-reports-bans"), [
-            "jail ast-cli-attck (/etc/fail2ban/jail.conf:" + sh(host, "grep -n '^\\[ast-cli-attck\\]' -A4 /etc/fail2ban/jail.conf | grep 'action' | cut -d- -f1").stdout.trim() + "): action sendmail-banned requests http://fail2ban.kolmisoft.com/?ip=<ip> on every ban (/etc/fail2ban/action.d/sendmail-banned.conf:7)",
+            "jail ast-cli-attck (/etc/fail2ban/jail.conf:" +
+                sh(host, "grep -n '^\\[ast-cli-attck\\]' -A4 /etc/fail2ban/jail.conf | grep 'action' | cut -d- -f1").stdout.trim() +
+                "): action sendmail-banned requests http://fail2ban.kolmisoft.com/?ip=<ip> on every ban (/etc/fail2ban/action.d/sendmail-banned.conf:7)",
         ]);
         assert.deepEqual(evidenceOf(findings, "fail2ban.cron-iptables-per-address"), [
             `/usr/local/mor/global_grid_defense.sh:9 (run by /etc/cron.d/global_grid_defense:2): iptables -A INPUT -s "$ADDRESS_TO_BAN" -j DROP, for each line of a downloaded list`,
@@ -80,9 +99,15 @@ describe("mor-harden audit of a MOR host's own fail2ban", () => {
         // mor-harden-asterisk-iptables.local includes asterisk.conf: without patterns of its own it
         // keeps asterisk.conf's, MOR's on this host, and the finding must say so.
         const ownPatterns = /^failregex\s*=/m.test(sh(lab.host(1), "cat /etc/fail2ban/filter.d/mor-harden-asterisk-iptables.local").stdout);
-        const inherited = injectable.filter((evidence) => evidence.startsWith("jail asterisk-iptables, filter mor-harden-asterisk-iptables (/etc/fail2ban/filter.d/asterisk.conf:"));
+        const inherited = injectable.filter((evidence) =>
+            evidence.startsWith("jail asterisk-iptables, filter mor-harden-asterisk-iptables (/etc/fail2ban/filter.d/asterisk.conf:"),
+        );
         if (ownPatterns) assert.deepEqual(inherited, []);
-        else assert.ok(inherited.some((evidence) => evidence.includes(".*@<HOST>")), `MOR's asterisk.conf patterns reach mor-harden's jail: ${injectable.join("\n")}`);
+        else
+            assert.ok(
+                inherited.some((evidence) => evidence.includes(".*@<HOST>")),
+                `MOR's asterisk.conf patterns reach mor-harden's jail: ${injectable.join("\n")}`,
+            );
         // The running fail2ban agrees: the jail's patterns as fail2ban-server holds them.
         const running = sh(lab.host(1), "fail2ban-client get asterisk-iptables failregex", 15_000);
         assert.equal(running.code, 0, running.stderr);

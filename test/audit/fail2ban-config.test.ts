@@ -89,7 +89,8 @@ test("the pattern judge passes anchored patterns: lazy fields after a daemon's p
 
 test("fail2ban-regex bans the forged address on a line a flagged pattern reads, and the real one with an anchored pattern", () => {
     // The user name is the sender's: it carries a second address and the daemon's words again.
-    const line = "[2025-06-02 09:14:04] NOTICE[2250] manager.c: 203.0.113.9 tried to authenticate with nonexistent user 'x 198.51.100.7 tried to authenticate with nonexistent user'";
+    const line =
+        "[2025-06-02 09:14:04] NOTICE[2250] manager.c: 203.0.113.9 tried to authenticate with nonexistent user 'x 198.51.100.7 tried to authenticate with nonexistent user'";
     const hosts = (regex: string) => {
         const run = spawnSync("fail2ban-regex", ["-o", "<ip>", line, regex], { encoding: "utf8" });
         assert.equal(run.status, 0, run.stderr);
@@ -117,10 +118,19 @@ test("every filter mor-harden renders passes the judge (whatever the filters are
     const files = { ...stockFail2ban() };
     for (const artifact of plan.artifacts) if (artifact.path.startsWith("/etc/fail2ban/")) files[artifact.path] = artifact.content;
     const jails = enabledJails(files).map((jail) => jail.name);
-    for (const jail of ["ssh-iptables", "asterisk-iptables", "ast-cli-attck", "asterisk-manager", "ast-hgc-200", "mor_api", "mor_ddos"]) assert.ok(jails.includes(jail), `${jail} is enabled`);
-    assert.deepEqual(injectableFilterFindings(files).map((finding) => finding.evidence), []);
+    for (const jail of ["ssh-iptables", "asterisk-iptables", "ast-cli-attck", "asterisk-manager", "ast-hgc-200", "mor_api", "mor_ddos"])
+        assert.ok(jails.includes(jail), `${jail} is enabled`);
+    assert.deepEqual(
+        injectableFilterFindings(files).map((finding) => finding.evidence),
+        [],
+    );
     // And on a MOR host (MOR's asterisk.conf, sshd.conf left as Debian's): what mor-harden's jails still read of MOR's.
-    const onMor = { ...morHost(), ...Object.fromEntries(plan.artifacts.filter((artifact) => artifact.path.startsWith("/etc/fail2ban/")).map((artifact) => [artifact.path, artifact.content])) };
+    const onMor = {
+        ...morHost(),
+        ...Object.fromEntries(
+            plan.artifacts.filter((artifact) => artifact.path.startsWith("/etc/fail2ban/")).map((artifact) => [artifact.path, artifact.content]),
+        ),
+    };
     const inherited = injectableFilterFindings(onMor).map((finding) => finding.evidence);
     // mor-harden's filters include only common.conf, which MOR's fail2ban_patches.sh leaves alone
     // (it copies its own asterisk.conf and sshd.conf): nothing of MOR's is read by mor-harden's jails.
@@ -129,22 +139,33 @@ test("every filter mor-harden renders passes the judge (whatever the filters are
 
 test("jails, filters and actions merge in fail2ban's order: .local over .conf, a section's key over [DEFAULT], includes around", () => {
     const files = {
-        "/etc/fail2ban/jail.conf": "[DEFAULT]\nusedns = warn\nfilter = %(__name__)s[mode=%(mode)s]\nmode = normal\n[a]\nenabled = false\n[b]\nenabled = true\nusedns = yes\n",
+        "/etc/fail2ban/jail.conf":
+            "[DEFAULT]\nusedns = warn\nfilter = %(__name__)s[mode=%(mode)s]\nmode = normal\n[a]\nenabled = false\n[b]\nenabled = true\nusedns = yes\n",
         "/etc/fail2ban/jail.d/x.conf": "[a]\nenabled = true\n",
         "/etc/fail2ban/jail.local": "[DEFAULT]\nusedns = no\n",
         "/etc/fail2ban/filter.d/common.conf": "[DEFAULT]\n_pre = ^x\\s\n",
-        "/etc/fail2ban/filter.d/a.conf": "[INCLUDES]\nbefore = common.conf\n[Definition]\nfailregex = %(_pre)s<HOST>$\n            <mdre-<mode>>\nmdre-normal = ^n <HOST>$\nmdre-extra = .*<HOST>\n",
+        "/etc/fail2ban/filter.d/a.conf":
+            "[INCLUDES]\nbefore = common.conf\n[Definition]\nfailregex = %(_pre)s<HOST>$\n            <mdre-<mode>>\nmdre-normal = ^n <HOST>$\nmdre-extra = .*<HOST>\n",
         "/etc/fail2ban/filter.d/a.local": "[Definition]\nfailregex = %(known/failregex)s\n            ^local <HOST>$\n",
     };
-    assert.deepEqual(enabledJails(files).map((jail) => jail.name), ["a", "b"]);
+    assert.deepEqual(
+        enabledJails(files).map((jail) => jail.name),
+        ["a", "b"],
+    );
     assert.equal(resolveDefinition(files, "/etc/fail2ban/filter.d", "a[mode=normal]").get("failregex")!.value, "^x\\s<HOST>$\n^n <HOST>$\n^local <HOST>$");
     assert.match(resolveDefinition(files, "/etc/fail2ban/filter.d", "a[mode=extra]").get("failregex")!.value, /\.\*<HOST>/);
     // b's own usedns = yes wins over jail.local's [DEFAULT]; a takes jail.local's no.
-    assert.deepEqual(usednsFindings(files).map((finding) => `${finding.severity}: ${finding.evidence}`), ["medium: usedns = yes (/etc/fail2ban/jail.conf:9) for jail b"]);
+    assert.deepEqual(
+        usednsFindings(files).map((finding) => `${finding.severity}: ${finding.evidence}`),
+        ["medium: usedns = yes (/etc/fail2ban/jail.conf:9) for jail b"],
+    );
 });
 
 test("usedns: warn (fail2ban's default) is low, yes medium, no nothing", () => {
-    assert.deepEqual(usednsFindings({ "/etc/fail2ban/jail.conf": "[j]\nenabled = true\n" }).map((finding) => `${finding.severity}: ${finding.evidence}`), ["low: usedns = warn (fail2ban's default) for jail j"]);
+    assert.deepEqual(
+        usednsFindings({ "/etc/fail2ban/jail.conf": "[j]\nenabled = true\n" }).map((finding) => `${finding.severity}: ${finding.evidence}`),
+        ["low: usedns = warn (fail2ban's default) for jail j"],
+    );
     assert.deepEqual(usednsFindings({ "/etc/fail2ban/jail.conf": "[DEFAULT]\nusedns = no\n[j]\nenabled = true\n" }), []);
 });
 
@@ -154,16 +175,26 @@ test("an action that requests a URL with the banned address beyond the host is r
     assert.equal(reportedUrl("curl -s https://status.example.com/ping"), undefined, "no address sent");
     // mor-harden's notify action passes the address to a local script (the receiver is the operator's).
     const findings = reportingActionFindings(morHost()).map((finding) => finding.evidence);
-    assert.deepEqual(findings, ["jail ast-cli-attck (/etc/fail2ban/jail.conf:19): action sendmail-banned requests http://fail2ban.kolmisoft.com/?ip=<ip> on every ban (/etc/fail2ban/action.d/sendmail-banned.conf:7)"], "proftpd-iptables is disabled");
+    assert.deepEqual(
+        findings,
+        [
+            "jail ast-cli-attck (/etc/fail2ban/jail.conf:19): action sendmail-banned requests http://fail2ban.kolmisoft.com/?ip=<ip> on every ban (/etc/fail2ban/action.d/sendmail-banned.conf:7)",
+        ],
+        "proftpd-iptables is disabled",
+    );
 });
 
 test("a cron script that adds one iptables rule per listed address is reported with the cron line that runs it", () => {
-    assert.deepEqual(cronRuleFindings(morHost()).map((finding) => finding.evidence), [
-        `/usr/local/mor/global_grid_defense.sh:9 (run by /etc/cron.d/global_grid_defense:2): iptables -A INPUT -s "$ADDRESS_TO_BAN" -j DROP, for each line of a downloaded list`,
-    ]);
+    assert.deepEqual(
+        cronRuleFindings(morHost()).map((finding) => finding.evidence),
+        [
+            `/usr/local/mor/global_grid_defense.sh:9 (run by /etc/cron.d/global_grid_defense:2): iptables -A INPUT -s "$ADDRESS_TO_BAN" -j DROP, for each line of a downloaded list`,
+        ],
+    );
     const notLoops = {
         "/etc/cron.d/fixed": "0 * * * * root iptables -A INPUT -s 198.51.100.1 -j DROP\n",
-        "/etc/cron.daily/ipset": "#!/bin/sh\nwhile read -r a; do echo \"add list $a\"; done < /x | ipset restore\niptables -I INPUT -m set --match-set list src -j DROP\n",
+        "/etc/cron.daily/ipset":
+            '#!/bin/sh\nwhile read -r a; do echo "add list $a"; done < /x | ipset restore\niptables -I INPUT -m set --match-set list src -j DROP\n',
     };
     assert.deepEqual(cronRuleFindings(notLoops), []);
 });
@@ -172,7 +203,10 @@ test("the whole MOR host: each finding once, with its file and line", () => {
     const findings = fail2banExposureFindings(morHost());
     const byId = (id: string) => findings.filter((finding) => finding.id === id).map((finding) => finding.evidence);
     const injectable = byId("fail2ban.filter-injectable");
-    assert.ok(injectable.some((evidence) => evidence.includes("Failed to authenticate user .*@<HOST>.*") && evidence.includes("after '@'")), injectable.join("\n"));
+    assert.ok(
+        injectable.some((evidence) => evidence.includes("Failed to authenticate user .*@<HOST>.*") && evidence.includes("after '@'")),
+        injectable.join("\n"),
+    );
     assert.ok(injectable.some((evidence) => evidence.startsWith("jail ast-cli-attck, filter asterisk_cli (/etc/fail2ban/filter.d/asterisk_cli.conf:3)")));
     // MOR's jail.conf sets no usedns: fail2ban's default, warn (sshd: Debian's jail.d/defaults-debian.conf).
     assert.deepEqual(byId("fail2ban.usedns"), ["usedns = warn (fail2ban's default) for jails asterisk-iptables, ast-cli-attck, sshd"]);
@@ -182,7 +216,8 @@ test("the whole MOR host: each finding once, with its file and line", () => {
 });
 
 test("pjproject: 2.13.1 and older are reported, 2.14 not, an unknown version is info; no PJSIP, nothing", () => {
-    const buildopts = (version: string) => `PJPROJECT compile time config currently running against:\n PJ_VERSION                : ${version}\n PJ_M_NAME                 : x86_64\n`;
+    const buildopts = (version: string) =>
+        `PJPROJECT compile time config currently running against:\n PJ_VERSION                : ${version}\n PJ_M_NAME                 : x86_64\n`;
     assert.equal(pjprojectVersion(buildopts("2.13.1")), "2.13.1");
     const judge = (opts: string, modules = ["/usr/lib/asterisk/modules/res_pjsip.so"], files: Record<string, string> = {}) =>
         pjprojectFindings({ version: "Asterisk 18.18.1", buildopts: opts, pjsipModules: modules }, files).map((finding) => `${finding.id} ${finding.severity}`);
@@ -192,17 +227,29 @@ test("pjproject: 2.13.1 and older are reported, 2.14 not, an unknown version is 
     assert.deepEqual(judge(buildopts("2.15.1")), []);
     assert.deepEqual(judge(""), ["asterisk.pjproject-unknown info"]);
     assert.deepEqual(judge(buildopts("2.13.1"), []), [], "no res_pjsip.so: chan_sip only");
-    assert.deepEqual(judge(buildopts("2.13.1"), undefined, { "/etc/asterisk/modules.conf": "[modules]\nautoload=yes\nnoload => res_pjsip.so\n" }), [], "noload");
+    assert.deepEqual(
+        judge(buildopts("2.13.1"), undefined, { "/etc/asterisk/modules.conf": "[modules]\nautoload=yes\nnoload => res_pjsip.so\n" }),
+        [],
+        "noload",
+    );
     assert.deepEqual(pjprojectFindings(undefined, {}), []);
 });
 
 test("the host script's new section is shellcheck-clean and its payload parses back into files and Asterisk facts", () => {
-    const script = ["#!/bin/sh", 'b64() { base64 -w0; }', ...fail2banAndCronFiles, ...asteriskPjproject].join("\n") + "\n";
+    const script = ["#!/bin/sh", "b64() { base64 -w0; }", ...fail2banAndCronFiles, ...asteriskPjproject].join("\n") + "\n";
     const check = spawnSync("shellcheck", ["-s", "sh", "-e", "SC2086", "-"], { input: script, encoding: "utf8" });
     assert.equal(check.status, 0, check.stdout);
-    const payload = Buffer.from("\u0001/etc/fail2ban/jail.local\n[DEFAULT]\nusedns = no\n\u0001/etc/cron.d/x\n* * * * * root /usr/local/bin/x\n").toString("base64");
-    const asterisk = ["Asterisk 20.5.0\n", " PJ_VERSION                : 2.13.1\n", "/usr/lib/asterisk/modules/res_pjsip.so\n"].map((text) => Buffer.from(text).toString("base64"));
+    const payload = Buffer.from("\u0001/etc/fail2ban/jail.local\n[DEFAULT]\nusedns = no\n\u0001/etc/cron.d/x\n* * * * * root /usr/local/bin/x\n").toString(
+        "base64",
+    );
+    const asterisk = ["Asterisk 20.5.0\n", " PJ_VERSION                : 2.13.1\n", "/usr/lib/asterisk/modules/res_pjsip.so\n"].map((text) =>
+        Buffer.from(text).toString("base64"),
+    );
     const facts = parseAuditOutput(`N 1\nG ${payload}\nA ${asterisk.join(" ")}\n`);
     assert.deepEqual(facts.hostFiles, { "/etc/fail2ban/jail.local": "[DEFAULT]\nusedns = no\n", "/etc/cron.d/x": "* * * * * root /usr/local/bin/x\n" });
-    assert.deepEqual(facts.asterisk, { version: "Asterisk 20.5.0", buildopts: " PJ_VERSION                : 2.13.1\n", pjsipModules: ["/usr/lib/asterisk/modules/res_pjsip.so"] });
+    assert.deepEqual(facts.asterisk, {
+        version: "Asterisk 20.5.0",
+        buildopts: " PJ_VERSION                : 2.13.1\n",
+        pjsipModules: ["/usr/lib/asterisk/modules/res_pjsip.so"],
+    });
 });

@@ -18,8 +18,14 @@ describe("fleet benchmark settings", () => {
 
 describe("benchmark results", () => {
     it("replace the earlier figure of the same measure, whatever bytes were counted with it", () => {
-        assert.equal(figureKey("mor-harden drift, clean, 5 hosts (1 round trips, 58679 B a host)"), figureKey("mor-harden drift, clean, 5 hosts (1 round trips, 58703 B a host)"));
-        assert.notEqual(figureKey("mor-harden drift, clean, 5 hosts (1 round trips, 58679 B a host)"), figureKey("mor-harden drift, clean, 20 hosts (1 round trips, 58679 B a host)"));
+        assert.equal(
+            figureKey("mor-harden drift, clean, 5 hosts (1 round trips, 58679 B a host)"),
+            figureKey("mor-harden drift, clean, 5 hosts (1 round trips, 58703 B a host)"),
+        );
+        assert.notEqual(
+            figureKey("mor-harden drift, clean, 5 hosts (1 round trips, 58679 B a host)"),
+            figureKey("mor-harden drift, clean, 20 hosts (1 round trips, 58679 B a host)"),
+        );
         assert.equal(figureKey("  drift / floor (5)"), "  drift / floor (5)");
     });
 });

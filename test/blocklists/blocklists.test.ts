@@ -39,7 +39,12 @@ function stackWithLists(lists: Record<string, string>, extra: Record<string, unk
     const dir = tempDir();
     for (const [name, text] of Object.entries(lists)) writeFileSync(join(dir, `${name}.list`), text);
     const raw = minimalRaw();
-    const firewall = { ...(raw.firewall as object), trusted: ["198.51.100.10", "198.18.0.1"], blocklists: Object.keys(lists).map((name) => ({ name, file: `${name}.list` })), ...extra };
+    const firewall = {
+        ...(raw.firewall as object),
+        trusted: ["198.51.100.10", "198.18.0.1"],
+        blocklists: Object.keys(lists).map((name) => ({ name, file: `${name}.list` })),
+        ...extra,
+    };
     const config = Object.fromEntries(Object.entries({ ...raw, firewall }).map(([key, value]) => [`mor-harden:${key}`, value]));
     const path = join(dir, "Pulumi.bl.yaml");
     writeFileSync(path, stringify({ config }));
@@ -48,21 +53,32 @@ function stackWithLists(lists: Record<string, string>, extra: Record<string, unk
 
 describe("blocklist files", () => {
     it("reads addresses and CIDRs of both families, comments and blank lines; normalized as ipset prints them", () => {
-        const { entries, problems } = parseBlocklist("# head\n\n10.1.2.3/8\n1.2.3.4/32  # one\n1.2.3.4\n2001:DB8:0:0:0:0:0:1\n2001:db8:0:1::5/64\n::ffff:0:0:1/127\n");
+        const { entries, problems } = parseBlocklist(
+            "# head\n\n10.1.2.3/8\n1.2.3.4/32  # one\n1.2.3.4\n2001:DB8:0:0:0:0:0:1\n2001:db8:0:1::5/64\n::ffff:0:0:1/127\n",
+        );
         assert.deepEqual(problems, []);
         assert.deepEqual(entries, { v4: ["1.2.3.4", "10.0.0.0/8"], v6: ["2001:db8:0:1::/64", "2001:db8::1", "::ffff:0:0:0/127"] });
     });
 
     it("names each bad line", () => {
         const { problems } = parseBlocklist("1.2.3.4\n1.2.3.256\nexample.com\n10.0.0.0/33\n0.0.0.0/0\n::ffff:1.2.3.4\n");
-        assert.deepEqual(problems.map((problem) => problem.line), [2, 3, 4, 5, 6]);
+        assert.deepEqual(
+            problems.map((problem) => problem.line),
+            [2, 3, 4, 5, 6],
+        );
         assert.match(problems[3].message, /prefix length must be 1 to 32/);
     });
 
     it("stops the load of a stack with a bad line, naming the file and the line, before any host is touched", () => {
         const stack = stackWithLists({ scanners: "198.18.0.1\n198.18.0.300\n" });
-        assert.throws(() => loadEnvironment({ file: stack }), (error: unknown) => error instanceof ConfigError && /firewall\.blocklists\[0\]\.file.*scanners\.list:2: "198\.18\.0\.300"/.test(error.message));
-        assert.throws(() => loadEnvironment({ file: stackWithLists({}, { blocklists: [{ name: "gone", file: "nowhere.list" }] }) }), /cannot read .*nowhere\.list.*ENOENT/);
+        assert.throws(
+            () => loadEnvironment({ file: stack }),
+            (error: unknown) => error instanceof ConfigError && /firewall\.blocklists\[0\]\.file.*scanners\.list:2: "198\.18\.0\.300"/.test(error.message),
+        );
+        assert.throws(
+            () => loadEnvironment({ file: stackWithLists({}, { blocklists: [{ name: "gone", file: "nowhere.list" }] }) }),
+            /cannot read .*nowhere\.list.*ENOENT/,
+        );
     });
 
     it("reads a file relative to the stack file, or absolute", () => {
@@ -75,14 +91,27 @@ describe("blocklist files", () => {
 
 describe("blocklists on the host side", { skip: requires("root and unshare", netnsAvailable) }, () => {
     it("prints every entry as ipset does (real ipset restore in a scratch namespace)", async () => {
-        const lines = ["10.1.2.3/8", "1.2.3.4", "2001:DB8:0:0:1:0:0:1", "2001:db8:0:0:1::/80", "fe80:0:0:0:0:0:0:1", "2001:0:0:1:0:0:0:1", "2001:db8::/33", "1:0:0:0:1:0:0:0"];
+        const lines = [
+            "10.1.2.3/8",
+            "1.2.3.4",
+            "2001:DB8:0:0:1:0:0:1",
+            "2001:db8:0:0:1::/80",
+            "fe80:0:0:0:0:0:0:1",
+            "2001:0:0:1:0:0:0:1",
+            "2001:db8::/33",
+            "1:0:0:0:1:0:0:0",
+        ];
         const netns = await startNetns("nft");
         namespaces.push(netns);
-        const restore = lines.map((line) => parseEntry(line)).map((parsed) => {
-            assert.ok(!("problem" in parsed));
-            return `add t-${parsed.family} ${parsed.entry}`;
-        });
-        netns.ok(`printf '%s\\n' 'create t-v4 hash:net family inet' 'create t-v6 hash:net family inet6' ${restore.map((line) => `'${line}'`).join(" ")} | ipset restore`);
+        const restore = lines
+            .map((line) => parseEntry(line))
+            .map((parsed) => {
+                assert.ok(!("problem" in parsed));
+                return `add t-${parsed.family} ${parsed.entry}`;
+            });
+        netns.ok(
+            `printf '%s\\n' 'create t-v4 hash:net family inet' 'create t-v6 hash:net family inet6' ${restore.map((line) => `'${line}'`).join(" ")} | ipset restore`,
+        );
         const printed = netns.ok("ipset save | awk '$1 == \"add\" { print $3 }' | LC_ALL=C sort").trim().split("\n");
         const ours = restore.map((line) => line.split(" ")[2]).sort();
         assert.deepEqual(printed, ours);
@@ -105,7 +134,11 @@ describe("blocklists on the host side", { skip: requires("root and unshare", net
         for (const command of firewall.prepare) netns.ok(command);
         netns.ok(`printf '%s' "$RULES" | iptables-restore --test --noflush`, { RULES: firewall.artifacts[0].content });
         // A changed list: swapped in whole, no set ever missing.
-        const changed = renderBlocklists(await renderInputFor(loadEnvironment({ file: stackWithLists({ scanners: "198.18.0.1\n198.18.0.2\n2001:db8:dead::1\n", other: "198.18.9.9\n" }) }).hosts[0].config))!;
+        const changed = renderBlocklists(
+            await renderInputFor(
+                loadEnvironment({ file: stackWithLists({ scanners: "198.18.0.1\n198.18.0.2\n2001:db8:dead::1\n", other: "198.18.9.9\n" }) }).hosts[0].config,
+            ),
+        )!;
         writeFileSync(join(etc, "ipsets"), changed.artifacts[0].content);
         for (const command of changed.activate) netns.ok(command);
         assert.ok("text" in changed.liveViews[0].expected);
@@ -121,7 +154,9 @@ describe("blocklists on the host side", { skip: requires("root and unshare", net
     });
 
     it("in an apply's read: remembers listings, lists no set when the sets file is not the rendered one, names no entries", async () => {
-        const plan = renderBlocklists(await renderInputFor(loadEnvironment({ file: stackWithLists({ scanners: "198.18.0.1\n198.18.4.0/24\n2001:db8:dead::1\n" }) }).hosts[0].config))!;
+        const plan = renderBlocklists(
+            await renderInputFor(loadEnvironment({ file: stackWithLists({ scanners: "198.18.0.1\n198.18.4.0/24\n2001:db8:dead::1\n" }) }).hosts[0].config),
+        )!;
         const etc = tempDir();
         const varLib = tempDir();
         writeFileSync(join(etc, "ipsets"), plan.artifacts[0].content);
@@ -195,37 +230,65 @@ describe("blocklists on rhel", () => {
 describe("sending only the changed lines", () => {
     it("rebuilds the sets file on the host side from the kept version and the changes, byte for byte", async () => {
         process.env.MOR_HARDEN_CACHE = tempDir();
-        const render = async (lists: Record<string, string>) => renderBlocklists(await renderInputFor(loadEnvironment({ file: stackWithLists(lists) }).hosts[0].config))!.artifacts[0];
+        const render = async (lists: Record<string, string>) =>
+            renderBlocklists(await renderInputFor(loadEnvironment({ file: stackWithLists(lists) }).hosts[0].config))!.artifacts[0];
         const bulk = Array.from({ length: 3000 }, (_, i) => `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`).join("\n");
         const before = await render({ scanners: `${bulk}\n2001:db8::1\n`, other: "198.19.0.0/16\n" });
-        const after = await render({ scanners: `${bulk.replace("198.18.3.3\n", "")}\n198.18.200.1\n2001:db8::1\n`, other: "198.19.0.0/16\n", more: "2001:db8:ff::/48\n" });
+        const after = await render({
+            scanners: `${bulk.replace("198.18.3.3\n", "")}\n198.18.200.1\n2001:db8::1\n`,
+            other: "198.19.0.0/16\n",
+            more: "2001:db8:ff::/48\n",
+        });
         const { createHash } = await import("node:crypto");
         assert.equal(lineDelta(after.content, createHash("sha256").update(before.content).digest("hex")), undefined, "nothing kept yet: the whole file");
         rememberContent(before.content);
         const delta = lineDelta(after.content, createHash("sha256").update(before.content).digest("hex"))!;
         assert.deepEqual(delta.removed, ["add morh-bl-scanners-4 198.18.3.3"]);
-        assert.deepEqual(delta.added.sort(), ["add morh-bl-scanners-4 198.18.200.1", "add morh-bl-more-6 2001:db8:ff::/48", "create morh-bl-more-4 hash:net family inet maxelem 1048576", "create morh-bl-more-6 hash:net family inet6 maxelem 1048576"].sort());
+        assert.deepEqual(
+            delta.added.sort(),
+            [
+                "add morh-bl-scanners-4 198.18.200.1",
+                "add morh-bl-more-6 2001:db8:ff::/48",
+                "create morh-bl-more-4 hash:net family inet maxelem 1048576",
+                "create morh-bl-more-6 hash:net family inet6 maxelem 1048576",
+            ].sort(),
+        );
         const dir = tempDir();
         writeFileSync(join(dir, "old"), before.content);
         writeFileSync(join(dir, "removed"), delta.removed.map((line) => `${line}\n`).join(""));
         writeFileSync(join(dir, "added"), delta.added.map((line) => `${line}\n`).join(""));
-        const rebuilt = execFileSync("sh", ["-c", after.merge!], { encoding: "utf8", env: { ...process.env, MORH_OLD: join(dir, "old"), MORH_REMOVED: join(dir, "removed"), MORH_ADDED: join(dir, "added") } });
+        const rebuilt = execFileSync("sh", ["-c", after.merge!], {
+            encoding: "utf8",
+            env: { ...process.env, MORH_OLD: join(dir, "old"), MORH_REMOVED: join(dir, "removed"), MORH_ADDED: join(dir, "added") },
+        });
         assert.equal(rebuilt, after.content);
         // A file an older mor-harden wrote (each set's create line before its entries) is sorted whole.
         const olderOrder = before.content
             .trim()
             .split("\n")
-            .sort((a, b) => (a.split(" ")[1] + (a.startsWith("create") ? " 0" : " 1") + a < b.split(" ")[1] + (b.startsWith("create") ? " 0" : " 1") + b ? -1 : 1))
+            .sort((a, b) =>
+                a.split(" ")[1] + (a.startsWith("create") ? " 0" : " 1") + a < b.split(" ")[1] + (b.startsWith("create") ? " 0" : " 1") + b ? -1 : 1,
+            )
             .join("\n");
         assert.notEqual(`${olderOrder}\n`, before.content);
         writeFileSync(join(dir, "old"), `${olderOrder}\n`);
-        assert.equal(execFileSync("sh", ["-c", after.merge!], { encoding: "utf8", env: { ...process.env, MORH_OLD: join(dir, "old"), MORH_REMOVED: join(dir, "removed"), MORH_ADDED: join(dir, "added") } }), after.content);
+        assert.equal(
+            execFileSync("sh", ["-c", after.merge!], {
+                encoding: "utf8",
+                env: { ...process.env, MORH_OLD: join(dir, "old"), MORH_REMOVED: join(dir, "removed"), MORH_ADDED: join(dir, "added") },
+            }),
+            after.content,
+        );
         // The same lines in another order: only the whole file says it.
         rememberContent(`${olderOrder}\n`);
         assert.equal(lineDelta(before.content, createHash("sha256").update(`${olderOrder}\n`).digest("hex")), undefined);
         // The lists' order in the stack does not change the file.
         assert.equal((await render({ other: "198.19.0.0/16\n", scanners: `${bulk}\n2001:db8::1\n` })).content, before.content);
-        assert.equal(lineDelta((await render({ other: "198.19.0.0/16\n" })).content, createHash("sha256").update(before.content).digest("hex")), undefined, "most lines changed: the whole file");
+        assert.equal(
+            lineDelta((await render({ other: "198.19.0.0/16\n" })).content, createHash("sha256").update(before.content).digest("hex")),
+            undefined,
+            "most lines changed: the whole file",
+        );
     });
 });
 
@@ -239,9 +302,19 @@ describe("the firewall's blocklist chain", () => {
             assert.deepEqual(input_.slice(0, 2), ["-i lo -j ACCEPT", `-j ${BLOCKLIST_CHAIN}`]);
             const chain = ruleset.chains.find((c) => c.name === BLOCKLIST_CHAIN)!.rules;
             assert.equal(chain.at(-1), `-m set --match-set ${blocklistSet("scanners", family)} src -j DROP`);
-            if (family === "v4") assert.deepEqual(chain.slice(0, -1).filter((rule) => rule.startsWith("-s 198.")), ["-s 198.51.100.10 -j RETURN", "-s 198.18.0.1 -j RETURN"]);
+            if (family === "v4")
+                assert.deepEqual(
+                    chain.slice(0, -1).filter((rule) => rule.startsWith("-s 198.")),
+                    ["-s 198.51.100.10 -j RETURN", "-s 198.18.0.1 -j RETURN"],
+                );
         }
-        assert.deepEqual(renderHost(input).map((plan) => plan.concern).slice(0, 2), ["blocklists", "firewall"], "the sets before the rules naming them");
+        assert.deepEqual(
+            renderHost(input)
+                .map((plan) => plan.concern)
+                .slice(0, 2),
+            ["blocklists", "firewall"],
+            "the sets before the rules naming them",
+        );
         assert.equal(renderBlocklists(await renderInputFor(minimalConfig())), undefined);
         assert.ok(!buildRuleset(await renderInputFor(minimalConfig()), "v4").chains.some((c) => c.name === BLOCKLIST_CHAIN));
     });

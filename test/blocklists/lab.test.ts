@@ -56,7 +56,11 @@ describe("blocklists on a lab host", () => {
     });
 
     it("persists the sets where the boot loader reads them, before the rules (netfilter-persistent's plugins in a scratch namespace)", () => {
-        const boot = sh(host(), "unshare --net sh -c '/usr/share/netfilter-persistent/plugins.d/10-ipset start && /usr/share/netfilter-persistent/plugins.d/15-ip4tables start && /usr/share/netfilter-persistent/plugins.d/25-ip6tables start && iptables -S MORH-BLOCKLISTS && ipset list -t morh-bl-scanners-6'", 30_000);
+        const boot = sh(
+            host(),
+            "unshare --net sh -c '/usr/share/netfilter-persistent/plugins.d/10-ipset start && /usr/share/netfilter-persistent/plugins.d/15-ip4tables start && /usr/share/netfilter-persistent/plugins.d/25-ip6tables start && iptables -S MORH-BLOCKLISTS && ipset list -t morh-bl-scanners-6'",
+            30_000,
+        );
         assert.equal(boot.code, 0, boot.stderr);
         assert.match(boot.stdout, /-A MORH-BLOCKLISTS -m set --match-set morh-bl-scanners-4 src -j DROP/);
         assert.match(boot.stdout, /Number of entries: 2/);
@@ -81,7 +85,10 @@ describe("blocklists on a lab host", () => {
         assert.equal(clean.code, 0, clean.stdout + clean.stderr);
         assert.equal(sh(host(), "cat /var/lib/mor-harden/views/blocklist-listings").stdout, remembered, "drift wrote nothing");
         // A hand edit changes the listing: the remembered one no longer vouches for it.
-        assert.equal(sh(host(), "ipset add morh-bl-scanners-4 198.18.99.1 && ipset add morh-bl-scanners-4 198.18.99.2 && ipset del morh-bl-scanners-4 198.18.0.1").code, 0);
+        assert.equal(
+            sh(host(), "ipset add morh-bl-scanners-4 198.18.99.1 && ipset add morh-bl-scanners-4 198.18.99.2 && ipset del morh-bl-scanners-4 198.18.0.1").code,
+            0,
+        );
         const drift = driftFromWorkstation(lab, stack);
         assert.equal(drift.code, 1, drift.stdout + drift.stderr);
         assert.match(drift.stdout, /2 in the set but not listed \(added\), first: 198\.18\.99\.1 198\.18\.99\.2/);
@@ -89,21 +96,41 @@ describe("blocklists on a lab host", () => {
     });
 
     it("applies a one-line change through the blocklists concern alone, sending only the changed line; the attacker is let back in", () => {
-        const run = applyFromWorkstation(lab, stackWithList("unlisted", listed().filter((line) => line !== attacker().v4)));
+        const run = applyFromWorkstation(
+            lab,
+            stackWithList(
+                "unlisted",
+                listed().filter((line) => line !== attacker().v4),
+            ),
+        );
         assert.equal(run.code, 0, run.stderr + run.stdout);
-        const changes = sh(host(), "cd \"$(ls -td /var/lib/mor-harden/tx/*-blocklists-* | head -n 1)\" && wc -l < removed.0 && wc -l < added.0");
+        const changes = sh(host(), 'cd "$(ls -td /var/lib/mor-harden/tx/*-blocklists-* | head -n 1)" && wc -l < removed.0 && wc -l < added.0');
         assert.equal(changes.stdout, "1\n0\n", "the transaction got one removed line and nothing else");
         assert.ok(run.report!.bytes < firstApplyBytes / 2, `${run.report!.bytes} bytes for one line, ${firstApplyBytes} for the first apply`);
         assert.deepEqual(statuses(run.report), { blocklists: "applied", firewall: "unchanged", sshd: "unchanged", fail2ban: "unchanged", apache: "unchanged" });
         assert.equal(tcpConnect(attacker(), host().v4, 443), "open", "no longer listed");
         assert.equal(tcpConnect(attacker(), host().v6, 443), "filtered", "still listed over IPv6");
-        assert.equal(driftFromWorkstation(lab, stackWithList("unlisted", listed().filter((line) => line !== attacker().v4))).code, 0);
+        assert.equal(
+            driftFromWorkstation(
+                lab,
+                stackWithList(
+                    "unlisted",
+                    listed().filter((line) => line !== attacker().v4),
+                ),
+            ).code,
+            0,
+        );
     });
 
     it("keeps one file whatever the lists' order: reordering them applies nothing", () => {
         const lists = (order: string[]) => {
             const stack = labStackFile(lab, `order-${order.join("-")}`, { firewall: { blocklists: order.map((name) => ({ name, file: `${name}.list` })) } });
-            writeFileSync(join(dirname(stack), "scanners.list"), `${listed().filter((line) => line !== attacker().v4).join("\n")}\n`);
+            writeFileSync(
+                join(dirname(stack), "scanners.list"),
+                `${listed()
+                    .filter((line) => line !== attacker().v4)
+                    .join("\n")}\n`,
+            );
             writeFileSync(join(dirname(stack), "extra.list"), "2001:db8:beef::/48\n");
             return stack;
         };

@@ -32,9 +32,21 @@ describe("mor-harden's start", () => {
     for (const args of [["--help"], ["drift", "--help"], ["apply", "--help"], ["audit", "--help"]]) {
         it(`loads commander and the command definitions only for ${args.join(" ")}`, () => {
             const loaded = modulesLoaded(...args);
-            assert.ok(loaded.some((path) => path.includes("/node_modules/commander/")), "commander is loaded (the preload sees the modules)");
-            for (const name of heavy) assert.deepEqual(loaded.filter((path) => path.includes(`/node_modules/${name}/`)), [], `${name} is not loaded`);
-            assert.deepEqual(loaded.filter((path) => /\/dist\/src\/(apply|drift|ssh|provider|pulumi|compose|config)\//.test(path)), [], "no command module is loaded");
+            assert.ok(
+                loaded.some((path) => path.includes("/node_modules/commander/")),
+                "commander is loaded (the preload sees the modules)",
+            );
+            for (const name of heavy)
+                assert.deepEqual(
+                    loaded.filter((path) => path.includes(`/node_modules/${name}/`)),
+                    [],
+                    `${name} is not loaded`,
+                );
+            assert.deepEqual(
+                loaded.filter((path) => /\/dist\/src\/(apply|drift|ssh|provider|pulumi|compose|config)\//.test(path)),
+                [],
+                "no command module is loaded",
+            );
         });
     }
 

@@ -45,10 +45,31 @@ describe("an environment of three hosts", () => {
     it("applies every host in parallel: a progress line each, every concern applied, exit 0", () => {
         const run = applyJson(stack, "--concurrency", "3");
         assert.equal(run.code, 0, run.stdout + run.stderr);
-        assert.deepEqual(run.hosts.map((host) => [host.host, host.outcome]), [["mor-1", "done"], ["mor-2", "done"], ["mor-3", "done"]]);
-        for (const host of run.hosts) assert.ok(host.report!.concerns.every((concern) => concern.status === "applied"), JSON.stringify(host.report));
-        assert.deepEqual(run.hosts.map((host) => host.concerns.includes("apache")), [true, true, false]);
-        assert.equal(run.stderr.trim().split("\n").filter((line) => /^\[\d\/3\] lab\/mor-\d \(192\.0\.2\.\d+\): done \(\d applied\)/.test(line)).length, 3, run.stderr);
+        assert.deepEqual(
+            run.hosts.map((host) => [host.host, host.outcome]),
+            [
+                ["mor-1", "done"],
+                ["mor-2", "done"],
+                ["mor-3", "done"],
+            ],
+        );
+        for (const host of run.hosts)
+            assert.ok(
+                host.report!.concerns.every((concern) => concern.status === "applied"),
+                JSON.stringify(host.report),
+            );
+        assert.deepEqual(
+            run.hosts.map((host) => host.concerns.includes("apache")),
+            [true, true, false],
+        );
+        assert.equal(
+            run.stderr
+                .trim()
+                .split("\n")
+                .filter((line) => /^\[\d\/3\] lab\/mor-\d \(192\.0\.2\.\d+\): done \(\d applied\)/.test(line)).length,
+            3,
+            run.stderr,
+        );
     });
 
     it("honours mor-3's override: no mor-harden vhost there, the others serve theirs", () => {
@@ -68,7 +89,14 @@ describe("an environment of three hosts", () => {
     it("finds no drift on any host, then names the one host a hand edit changed (exit 1)", () => {
         const clean = driftJson(stack);
         assert.equal(clean.code, 0, JSON.stringify(clean.results, null, 1));
-        assert.deepEqual(clean.results.map((result) => [result.host, result.status]), [["mor-1", "clean"], ["mor-2", "clean"], ["mor-3", "clean"]]);
+        assert.deepEqual(
+            clean.results.map((result) => [result.host, result.status]),
+            [
+                ["mor-1", "clean"],
+                ["mor-2", "clean"],
+                ["mor-3", "clean"],
+            ],
+        );
         assert.equal(sh(lab.host(2), "sed -i 's/^maxretry = 3$/maxretry = 30/' /etc/fail2ban/jail.d/mor-harden.local").code, 0);
         try {
             const run = cli("drift", "--config", stack);
@@ -84,9 +112,15 @@ describe("an environment of three hosts", () => {
     it("narrows every command to the hosts --host names, and refuses an unknown one naming the known hosts", () => {
         const narrowed = driftJson(stack, "--host", "mor-2", "--host", "mor-3");
         assert.equal(narrowed.code, 0);
-        assert.deepEqual(narrowed.results.map((result) => result.host), ["mor-2", "mor-3"]);
+        assert.deepEqual(
+            narrowed.results.map((result) => result.host),
+            ["mor-2", "mor-3"],
+        );
         const applied = applyJson(stack, "--host", "mor-1");
-        assert.deepEqual(applied.hosts.map((host) => host.host), ["mor-1"]);
+        assert.deepEqual(
+            applied.hosts.map((host) => host.host),
+            ["mor-1"],
+        );
         for (const command of ["apply", "drift", "render"]) {
             const unknown = cli(command, "--config", stack, "--host", "mor-9");
             assert.equal(unknown.code, 2, `${command}: ${unknown.stderr}`);
@@ -95,14 +129,31 @@ describe("an environment of three hosts", () => {
     });
 
     it("applies and checks the other hosts while one is unreachable, reports all three, exit 2", () => {
-        const unreachable = environmentFile("unreachable", { apache: { enabled: false }, connection: { address: "192.0.2.250", hostKey: lab.host(3).hostKey, connectTimeout: 2 } });
+        const unreachable = environmentFile("unreachable", {
+            apache: { enabled: false },
+            connection: { address: "192.0.2.250", hostKey: lab.host(3).hostKey, connectTimeout: 2 },
+        });
         const applied = applyJson(unreachable);
         assert.equal(applied.code, 2, applied.stdout + applied.stderr);
-        assert.deepEqual(applied.hosts.map((host) => [host.host, host.outcome]), [["mor-1", "done"], ["mor-2", "done"], ["mor-3", "not-tried"]]);
+        assert.deepEqual(
+            applied.hosts.map((host) => [host.host, host.outcome]),
+            [
+                ["mor-1", "done"],
+                ["mor-2", "done"],
+                ["mor-3", "not-tried"],
+            ],
+        );
         assert.match(applied.hosts[2].reason!, /192\.0\.2\.250/);
         const checked = driftJson(unreachable);
         assert.equal(checked.code, 2);
-        assert.deepEqual(checked.results.map((result) => [result.host, result.status]), [["mor-1", "clean"], ["mor-2", "clean"], ["mor-3", "error"]]);
+        assert.deepEqual(
+            checked.results.map((result) => [result.host, result.status]),
+            [
+                ["mor-1", "clean"],
+                ["mor-2", "clean"],
+                ["mor-3", "error"],
+            ],
+        );
         const text = cli("apply", "--config", unreachable);
         assert.equal(text.code, 2);
         assert.match(text.stdout, /^lab\/mor-3\s+192\.0\.2\.250\s+not tried\s+not tried\s+not tried\s+-$/m);

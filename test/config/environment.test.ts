@@ -48,14 +48,25 @@ describe("environment merge", () => {
     it("gives each host the environment's settings with its own overrides", () => {
         const environment = parseEnvironment(
             environmentRaw({
-                "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY, port: 2222 }, sshd: { port: 2222, maxAuthTries: 3 }, fail2ban: { ignoreip: { add: ["203.0.113.9"] } } },
+                "mor-2": {
+                    connection: { address: "192.0.2.12", hostKey: OTHER_KEY, port: 2222 },
+                    sshd: { port: 2222, maxAuthTries: 3 },
+                    fail2ban: { ignoreip: { add: ["203.0.113.9"] } },
+                },
                 "mor-3": { connection: { address: "192.0.2.13", hostKey: THIRD_KEY }, firewall: { trusted: ["198.51.100.77"] } },
             }),
             "production",
             "Pulumi.production.yaml",
         );
         assert.equal(environment.form, "hosts");
-        assert.deepEqual(environment.hosts.map((host) => [host.name, host.label]), [["mor-1", "production/mor-1"], ["mor-2", "production/mor-2"], ["mor-3", "production/mor-3"]]);
+        assert.deepEqual(
+            environment.hosts.map((host) => [host.name, host.label]),
+            [
+                ["mor-1", "production/mor-1"],
+                ["mor-2", "production/mor-2"],
+                ["mor-3", "production/mor-3"],
+            ],
+        );
         const [one, two, three] = ["mor-1", "mor-2", "mor-3"].map((name) => hostOf(environment, name));
         assert.equal(one.connection.connectTimeout, 5, "shared connection settings are inherited");
         assert.equal(two.connection.port, 2222);
@@ -71,37 +82,110 @@ describe("environment merge", () => {
     it("lets one host leave Apache off while the environment turns it on", async () => {
         const { certificateFor } = await import("../helpers/fixtures");
         const apache = { enabled: true, serverName: "mor.example.com", certificate: certificateFor("mor.example.com").certificate };
-        const environment = parseEnvironment(environmentRaw({ "mor-3": { connection: { address: "192.0.2.13", hostKey: THIRD_KEY }, apache: { enabled: false } } }, { apache, tlsKey: { secretRef: "tlsKey" } }), "production", "p");
-        assert.deepEqual(environment.hosts.map((host) => host.config.apache.enabled), [true, true, false]);
+        const environment = parseEnvironment(
+            environmentRaw(
+                { "mor-3": { connection: { address: "192.0.2.13", hostKey: THIRD_KEY }, apache: { enabled: false } } },
+                { apache, tlsKey: { secretRef: "tlsKey" } },
+            ),
+            "production",
+            "p",
+        );
+        assert.deepEqual(
+            environment.hosts.map((host) => host.config.apache.enabled),
+            [true, true, false],
+        );
     });
 });
 
 describe("environment errors", () => {
     const cases: [string, Record<string, unknown>, string][] = [
-        ["a host's own bad value", environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, firewall: { trusted: ["198.51.100.10", "10.0.0.0/33"] } } }), 'hosts.mor-2.firewall.trusted[1]: "10.0.0.0/33" is not an address, CIDR or host name'],
-        ["a bad value a host adds", environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, fail2ban: { ignoreip: { add: ["not an address"] } } } }), 'hosts.mor-2.fail2ban.ignoreip.add[0]: "not an address" is not an address'],
-        ["a host's missing host key", environmentRaw({ "mor-2": { connection: { address: "192.0.2.12" } } }), "hosts.mor-2.connection.hostKey: undefined is not a host key fingerprint"],
-        ["an unknown key in a host", environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, firewal: {} } }), "hosts.mor-2.firewal: is not a known key"],
-        ["a check across keys, on a host's own value", environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY, user: "deploy" } } }), 'sshd.allowUsers: does not include the connection user "deploy": mor-harden would lock itself out (inherited by host mor-2)'],
-        ["an inherited bad value, once with every host it breaks", environmentRaw({}, { sshd: { maxAuthTries: 1 } }), "sshd.maxAuthTries: Too small: expected number to be >=3 (inherited by hosts mor-1, mor-2, mor-3)"],
-        ["add where nothing is inherited", environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, sshd: { ciphers: { add: ["aes256-ctr"] } } } }), "hosts.mor-2.sshd.ciphers: adds to an inherited list, but the environment sets none here: write the list itself"],
-        ["add where a map is inherited", environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, sshd: { add: ["x"] } } }), "hosts.mor-2.sshd: adds to an inherited list, but the inherited value is not a list"],
-        ["add among the environment's settings", environmentRaw({}, { fail2ban: { ignoreip: { add: ["192.0.2.1"] } } }), "fail2ban.ignoreip: is { add: [...] }, which adds to an inherited list: only a host's overrides inherit"],
-        ["an address for the whole environment", environmentRaw({}, { connection: { address: "192.0.2.9" } }), "connection.address: is one host's: with hosts, set it under hosts.<name>.connection"],
-        ["a host name that is no DNS label", environmentRaw({ "Mor_4": { connection: { address: "192.0.2.14", hostKey: HOST_KEY } } }), "hosts.Mor_4: is not a host name"],
-        ["two hosts at one address", environmentRaw({ "mor-3": { connection: { address: "192.0.2.12", hostKey: THIRD_KEY } } }), "hosts.mor-3.connection.address: 192.0.2.12 port 22 is host mor-2's too"],
+        [
+            "a host's own bad value",
+            environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, firewall: { trusted: ["198.51.100.10", "10.0.0.0/33"] } } }),
+            'hosts.mor-2.firewall.trusted[1]: "10.0.0.0/33" is not an address, CIDR or host name',
+        ],
+        [
+            "a bad value a host adds",
+            environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, fail2ban: { ignoreip: { add: ["not an address"] } } } }),
+            'hosts.mor-2.fail2ban.ignoreip.add[0]: "not an address" is not an address',
+        ],
+        [
+            "a host's missing host key",
+            environmentRaw({ "mor-2": { connection: { address: "192.0.2.12" } } }),
+            "hosts.mor-2.connection.hostKey: undefined is not a host key fingerprint",
+        ],
+        [
+            "an unknown key in a host",
+            environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, firewal: {} } }),
+            "hosts.mor-2.firewal: is not a known key",
+        ],
+        [
+            "a check across keys, on a host's own value",
+            environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY, user: "deploy" } } }),
+            'sshd.allowUsers: does not include the connection user "deploy": mor-harden would lock itself out (inherited by host mor-2)',
+        ],
+        [
+            "an inherited bad value, once with every host it breaks",
+            environmentRaw({}, { sshd: { maxAuthTries: 1 } }),
+            "sshd.maxAuthTries: Too small: expected number to be >=3 (inherited by hosts mor-1, mor-2, mor-3)",
+        ],
+        [
+            "add where nothing is inherited",
+            environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, sshd: { ciphers: { add: ["aes256-ctr"] } } } }),
+            "hosts.mor-2.sshd.ciphers: adds to an inherited list, but the environment sets none here: write the list itself",
+        ],
+        [
+            "add where a map is inherited",
+            environmentRaw({ "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, sshd: { add: ["x"] } } }),
+            "hosts.mor-2.sshd: adds to an inherited list, but the inherited value is not a list",
+        ],
+        [
+            "add among the environment's settings",
+            environmentRaw({}, { fail2ban: { ignoreip: { add: ["192.0.2.1"] } } }),
+            "fail2ban.ignoreip: is { add: [...] }, which adds to an inherited list: only a host's overrides inherit",
+        ],
+        [
+            "an address for the whole environment",
+            environmentRaw({}, { connection: { address: "192.0.2.9" } }),
+            "connection.address: is one host's: with hosts, set it under hosts.<name>.connection",
+        ],
+        [
+            "a host name that is no DNS label",
+            environmentRaw({ Mor_4: { connection: { address: "192.0.2.14", hostKey: HOST_KEY } } }),
+            "hosts.Mor_4: is not a host name",
+        ],
+        [
+            "two hosts at one address",
+            environmentRaw({ "mor-3": { connection: { address: "192.0.2.12", hostKey: THIRD_KEY } } }),
+            "hosts.mor-3.connection.address: 192.0.2.12 port 22 is host mor-2's too",
+        ],
         ["a host that is not a map", environmentRaw({ "mor-3": ["192.0.2.13"] as never }), "hosts.mor-3: is not a map"],
-        ["two former stack hosts", environmentRaw({ "mor-1": { connection: { address: "192.0.2.11", hostKey: HOST_KEY }, formerStackHost: true }, "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, formerStackHost: true } }), "hosts: mor-1, mor-2 each set formerStackHost"],
+        [
+            "two former stack hosts",
+            environmentRaw({
+                "mor-1": { connection: { address: "192.0.2.11", hostKey: HOST_KEY }, formerStackHost: true },
+                "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, formerStackHost: true },
+            }),
+            "hosts: mor-1, mor-2 each set formerStackHost",
+        ],
     ];
     for (const [what, raw, expected] of cases) {
         it(`names the host and the key: ${what}`, () => {
             const problems = problemsOf(raw);
-            assert.ok(problems.some((problem) => problem.startsWith(expected)), `expected\n  ${expected}\ngot\n  ${problems.join("\n  ")}`);
+            assert.ok(
+                problems.some((problem) => problem.startsWith(expected)),
+                `expected\n  ${expected}\ngot\n  ${problems.join("\n  ")}`,
+            );
         });
     }
 
     it("reports every host's problems at once", () => {
-        const problems = problemsOf(environmentRaw({ "mor-1": { connection: { address: "192.0.2.11", hostKey: "nope" } }, "mor-3": { connection: { address: "192.0.2.13", hostKey: THIRD_KEY }, os: "solaris" } }));
+        const problems = problemsOf(
+            environmentRaw({
+                "mor-1": { connection: { address: "192.0.2.11", hostKey: "nope" } },
+                "mor-3": { connection: { address: "192.0.2.13", hostKey: THIRD_KEY }, os: "solaris" },
+            }),
+        );
         assert.deepEqual(problems.map((problem) => problem.split(":")[0]).sort(), ["hosts.mor-1.connection.hostKey", "hosts.mor-3.os"]);
     });
 
@@ -114,7 +198,10 @@ describe("the single-host form", () => {
     it("is one host named after the stack, validated and labelled as before", () => {
         const environment = parseEnvironment(minimalRaw(), "mor-1", "Pulumi.mor-1.yaml");
         assert.equal(environment.form, "single");
-        assert.deepEqual(environment.hosts.map((host) => [host.name, host.label, host.source]), [["mor-1", "mor-1", "Pulumi.mor-1.yaml"]]);
+        assert.deepEqual(
+            environment.hosts.map((host) => [host.name, host.label, host.source]),
+            [["mor-1", "mor-1", "Pulumi.mor-1.yaml"]],
+        );
         assert.throws(
             () => parseEnvironment(minimalRaw({ sshd: { maxAuthTries: 1 } }), "mor-1", "Pulumi.mor-1.yaml"),
             (error: ConfigError) => error.problems.length === 1 && error.problems[0].startsWith("sshd.maxAuthTries: Too small"),
@@ -126,12 +213,21 @@ describe("host selection", () => {
     const environment = parseEnvironment(environmentRaw(), "production", "p");
 
     it("keeps every host without --host, and the named ones in the environment's order", () => {
-        assert.deepEqual(selectHosts([environment], []).map(({ host }) => host.name), ["mor-1", "mor-2", "mor-3"]);
-        assert.deepEqual(selectHosts([environment], ["mor-3", "mor-1"]).map(({ host }) => host.name), ["mor-1", "mor-3"]);
+        assert.deepEqual(
+            selectHosts([environment], []).map(({ host }) => host.name),
+            ["mor-1", "mor-2", "mor-3"],
+        );
+        assert.deepEqual(
+            selectHosts([environment], ["mor-3", "mor-1"]).map(({ host }) => host.name),
+            ["mor-1", "mor-3"],
+        );
     });
 
     it("names the known hosts for an unknown one", () => {
-        assert.throws(() => selectHosts([environment], ["mor-9"]), (error: ConfigError) => error.problems[0] === "--host mor-9: is not a host of production (known hosts: production: mor-1, mor-2, mor-3)");
+        assert.throws(
+            () => selectHosts([environment], ["mor-9"]),
+            (error: ConfigError) => error.problems[0] === "--host mor-9: is not a host of production (known hosts: production: mor-1, mor-2, mor-3)",
+        );
     });
 });
 
@@ -147,7 +243,10 @@ describe("secrets per host", () => {
             `    mor-2: { connection: { address: 192.0.2.12, hostKey: '${OTHER_KEY}' }, privateKey: { secure: v1:own } }`,
         ].join("\n");
         const environment = parseStackDocument(text, "Pulumi.production.yaml", "production");
-        assert.deepEqual(environment.hosts.map((host) => host.config.privateKey), [{ secretRef: "privateKey" }, { secretRef: "privateKey" }]);
+        assert.deepEqual(
+            environment.hosts.map((host) => host.config.privateKey),
+            [{ secretRef: "privateKey" }, { secretRef: "privateKey" }],
+        );
         assert.throws(
             () => parseStackDocument(text.replace("privateKey: { secure: v1:own }", "firewall: { secure: v1:x }"), "Pulumi.production.yaml", "production"),
             (error: ConfigError) => error.problems[0].startsWith("hosts.mor-2.firewall: is a secret, but only privateKey"),

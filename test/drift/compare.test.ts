@@ -53,17 +53,29 @@ describe("drift comparison", () => {
         const { plans, desired, read } = await setup();
         read.files["/etc/ssl/mor-harden/server.key"] = { mode: "0600", owner: "root:root", sha256: sha("another key") };
         const findings = compareHost(plans, desired, read);
-        assert.deepEqual(findings.map((f) => [f.subject, f.detail]), [["/etc/ssl/mor-harden/server.key", "content differs (a secret: not shown)"]]);
+        assert.deepEqual(
+            findings.map((f) => [f.subject, f.detail]),
+            [["/etc/ssl/mor-harden/server.key", "content differs (a secret: not shown)"]],
+        );
         assert.ok(!JSON.stringify(findings).includes("PRIVATE"));
     });
 
     it("reports live views, modes, missing files and stopped services", async () => {
         const { plans, desired, read } = await setup();
-        read.views["firewall/0"] = { live: "-A MORH-INPUT -i lo -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n", expected: "-A MORH-INPUT -i lo -j ACCEPT\n" };
+        read.views["firewall/0"] = {
+            live: "-A MORH-INPUT -i lo -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT\n",
+            expected: "-A MORH-INPUT -i lo -j ACCEPT\n",
+        };
         read.files["/etc/iptables/rules.v6"] = { ...read.files["/etc/iptables/rules.v6"]!, mode: "0644" };
         read.files["/etc/apache2/sites-available/00-mor-harden.conf"] = undefined;
         read.services.fail2ban = { ok: false, output: "fail2ban: jail ssh-iptables is not running" };
-        const findings = compareHost(plans, desired, read).map((f) => `${f.concern} ${f.subject}: ${f.detail.split("\n").filter((l) => /^(?:[+-](?![+-]{2} )|[a-z])/.test(l)).join(" | ")}`);
+        const findings = compareHost(plans, desired, read).map(
+            (f) =>
+                `${f.concern} ${f.subject}: ${f.detail
+                    .split("\n")
+                    .filter((l) => /^(?:[+-](?![+-]{2} )|[a-z])/.test(l))
+                    .join(" | ")}`,
+        );
         assert.deepEqual(findings, [
             "firewall /etc/iptables/rules.v6: mode 0644, expected 0600",
             "firewall iptables rules: +-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT",
@@ -98,7 +110,15 @@ describe("drift comparison", () => {
     });
 
     it("exits 2 if any host could not be checked, else 1 on drift, and writes JUnit", () => {
-        const result = (status: "clean" | "drift" | "error") => ({ stack: status, status, findings: status === "drift" ? [{ concern: "sshd", subject: "x", detail: "<d>" }] : [], notChecked: [], roundTrips: 1, seconds: 0.1, reason: status === "error" ? "host key mismatch" : undefined });
+        const result = (status: "clean" | "drift" | "error") => ({
+            stack: status,
+            status,
+            findings: status === "drift" ? [{ concern: "sshd", subject: "x", detail: "<d>" }] : [],
+            notChecked: [],
+            roundTrips: 1,
+            seconds: 0.1,
+            reason: status === "error" ? "host key mismatch" : undefined,
+        });
         assert.equal(exitCode([result("clean")]), 0);
         assert.equal(exitCode([result("clean"), result("drift")]), 1);
         assert.equal(exitCode([result("drift"), result("error")]), 2);

@@ -29,7 +29,11 @@ function drift(...args: string[]): { code: number; results: DriftResult[]; stder
 }
 
 /** Everything drift could touch on a host: managed and state files, and the rules without counters. */
-const fingerprint = () => sh(lab.host(), "find /etc /var/lib/mor-harden /root/.ssh -xdev -path /etc/netns -prune -o -type f -exec sha256sum {} + | sort; iptables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; ip6tables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'").stdout;
+const fingerprint = () =>
+    sh(
+        lab.host(),
+        "find /etc /var/lib/mor-harden /root/.ssh -xdev -path /etc/netns -prune -o -type f -exec sha256sum {} + | sort; iptables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; ip6tables-save | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'",
+    ).stdout;
 
 /**
  * Waits (60 s at most) until every jail's ban action has started, each putting its set's rule in
@@ -38,12 +42,42 @@ const fingerprint = () => sh(lab.host(), "find /etc /var/lib/mor-harden /root/.s
 const jailsStarted = `timeout 60 sh -c 'until [ "$(iptables -S INPUT | grep -c "match-set morh-ban-")" -ge 8 ] && [ "$(ip6tables -S INPUT | grep -c "match-set morh-ban-")" -ge 8 ]; do sleep 0.2; done'`;
 
 const handChanges: [string, string, string, RegExp][] = [
-    ["an added ACCEPT rule", "iptables -I INPUT 1 -p tcp --dport 3306 -j ACCEPT", "iptables -D INPUT -p tcp --dport 3306 -j ACCEPT", /-- firewall: iptables rules\n[\s\S]*^\+-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT$/m],
-    ["a changed ip6tables policy", "ip6tables -P INPUT ACCEPT", "ip6tables -P INPUT DROP", /-- firewall: ip6tables rules\n[\s\S]*^-:INPUT DROP\n\+:INPUT ACCEPT$/m],
-    ["PasswordAuthentication yes in an sshd drop-in", "echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/00-aaa.conf", "rm /etc/ssh/sshd_config.d/00-aaa.conf", /-- sshd: sshd effective settings \(sshd -T\)\n[\s\S]*^-passwordauthentication no\n\+passwordauthentication yes$/m],
-    ["a jail's maxretry changed", "sed -i 's/^maxretry = 3$/maxretry = 30/' /etc/fail2ban/jail.d/mor-harden.local", "sed -i 's/^maxretry = 30$/maxretry = 3/' /etc/fail2ban/jail.d/mor-harden.local", /-- fail2ban: \/etc\/fail2ban\/jail\.d\/mor-harden\.local\n[\s\S]*^-maxretry = 3\n\+maxretry = 30$/m],
-    ["fail2ban stopped", "fail2ban-client stop >/dev/null", `fail2ban-client start >/dev/null && ${jailsStarted}`, /-- fail2ban: service\nnot running as configured: fail2ban is not running/],
-    ["the vhost's certificate replaced", "cp /etc/ssl/mor-harden/server.crt /var/tmp/server.crt.saved && cp /etc/ssl/certs/ssl-cert-snakeoil.pem /etc/ssl/mor-harden/server.crt", "mv /var/tmp/server.crt.saved /etc/ssl/mor-harden/server.crt", /-- apache: \/etc\/ssl\/mor-harden\/server\.crt\n--- \/etc\/ssl\/mor-harden\/server\.crt \(desired\)\n\+\+\+ \/etc\/ssl\/mor-harden\/server\.crt \(live\)\n@@/],
+    [
+        "an added ACCEPT rule",
+        "iptables -I INPUT 1 -p tcp --dport 3306 -j ACCEPT",
+        "iptables -D INPUT -p tcp --dport 3306 -j ACCEPT",
+        /-- firewall: iptables rules\n[\s\S]*^\+-A INPUT -p tcp -m tcp --dport 3306 -j ACCEPT$/m,
+    ],
+    [
+        "a changed ip6tables policy",
+        "ip6tables -P INPUT ACCEPT",
+        "ip6tables -P INPUT DROP",
+        /-- firewall: ip6tables rules\n[\s\S]*^-:INPUT DROP\n\+:INPUT ACCEPT$/m,
+    ],
+    [
+        "PasswordAuthentication yes in an sshd drop-in",
+        "echo 'PasswordAuthentication yes' > /etc/ssh/sshd_config.d/00-aaa.conf",
+        "rm /etc/ssh/sshd_config.d/00-aaa.conf",
+        /-- sshd: sshd effective settings \(sshd -T\)\n[\s\S]*^-passwordauthentication no\n\+passwordauthentication yes$/m,
+    ],
+    [
+        "a jail's maxretry changed",
+        "sed -i 's/^maxretry = 3$/maxretry = 30/' /etc/fail2ban/jail.d/mor-harden.local",
+        "sed -i 's/^maxretry = 30$/maxretry = 3/' /etc/fail2ban/jail.d/mor-harden.local",
+        /-- fail2ban: \/etc\/fail2ban\/jail\.d\/mor-harden\.local\n[\s\S]*^-maxretry = 3\n\+maxretry = 30$/m,
+    ],
+    [
+        "fail2ban stopped",
+        "fail2ban-client stop >/dev/null",
+        `fail2ban-client start >/dev/null && ${jailsStarted}`,
+        /-- fail2ban: service\nnot running as configured: fail2ban is not running/,
+    ],
+    [
+        "the vhost's certificate replaced",
+        "cp /etc/ssl/mor-harden/server.crt /var/tmp/server.crt.saved && cp /etc/ssl/certs/ssl-cert-snakeoil.pem /etc/ssl/mor-harden/server.crt",
+        "mv /var/tmp/server.crt.saved /etc/ssl/mor-harden/server.crt",
+        /-- apache: \/etc\/ssl\/mor-harden\/server\.crt\n--- \/etc\/ssl\/mor-harden\/server\.crt \(desired\)\n\+\+\+ \/etc\/ssl\/mor-harden\/server\.crt \(live\)\n@@/,
+    ],
 ];
 
 describe("drift check", () => {
@@ -61,7 +95,13 @@ describe("drift check", () => {
         assert.deepEqual(views.map((name) => name.replace(/-[0-9a-f]{32}$/, "")).sort(), ["firewall-0", "firewall-1"], "one cached form per family");
         // Garbage in one entry, the other gone: both recomputed, still clean, and nothing written.
         const entry = (name: string) => `/var/lib/mor-harden/views/${name}`;
-        assert.equal(sh(lab.host(), `cp ${entry(views[0])} /var/tmp/view0 && cp ${entry(views[1])} /var/tmp/view1 && echo stale > ${entry(views[0])} && rm ${entry(views[1])}`).code, 0);
+        assert.equal(
+            sh(
+                lab.host(),
+                `cp ${entry(views[0])} /var/tmp/view0 && cp ${entry(views[1])} /var/tmp/view1 && echo stale > ${entry(views[0])} && rm ${entry(views[1])}`,
+            ).code,
+            0,
+        );
         try {
             const { code, results } = drift("--config", stack);
             assert.equal(code, 0, JSON.stringify(results, null, 1));
@@ -105,9 +145,17 @@ describe("drift check", () => {
         const junit = join(lab.state.dir, "drift.xml");
         const { code, results, stderr } = drift("--config", stack, "--config", unreachable, "--config", wrongKey, "--junit", junit);
         assert.equal(code, 2);
-        assert.deepEqual(results.map((result) => result.status), ["clean", "error", "error"]);
+        assert.deepEqual(
+            results.map((result) => result.status),
+            ["clean", "error", "error"],
+        );
         assert.match(results[1].reason!, /192\.0\.2\.99/);
-        assert.match(results[2].reason!, new RegExp(`host key mismatch for ${lab.host().v4.replace(/\./g, "\\.")}: expected ${lab.host(2).hostKey.replace(/[+/]/g, ".")}, the host presented ${lab.host().hostKey.replace(/[+/]/g, ".")}`));
+        assert.match(
+            results[2].reason!,
+            new RegExp(
+                `host key mismatch for ${lab.host().v4.replace(/\./g, "\\.")}: expected ${lab.host(2).hostKey.replace(/[+/]/g, ".")}, the host presented ${lab.host().hostKey.replace(/[+/]/g, ".")}`,
+            ),
+        );
         assert.equal(stderr.trim().split("\n").length, 3, "one progress line per host");
         assert.match(readFileSync(junit, "utf8"), /tests="3" failures="0" errors="2"/);
     });

@@ -20,7 +20,12 @@ const path = (name: string) => join(dir, name);
 writeFileSync(path("same"), "as desired\n");
 writeFileSync(path("edited"), "edited by hand\n");
 writeFileSync(path("edited-twin"), "edited as desired\n");
-const artifacts = [file(path("same"), "as desired\n"), file(path("edited"), "edited as desired\n"), file(path("edited-twin"), "edited as desired\n"), file(path("missing"), "never written\n")];
+const artifacts = [
+    file(path("same"), "as desired\n"),
+    file(path("edited"), "edited as desired\n"),
+    file(path("edited-twin"), "edited as desired\n"),
+    file(path("missing"), "never written\n"),
+];
 let plan: ConcernPlan;
 // A rendered plan with these files only, no live views and no checks (this machine is no MOR host).
 before(async () => {
@@ -42,7 +47,12 @@ describe("drift script", () => {
         assert.equal(read.files[path("same")]?.content, undefined, "a file as desired is not sent back");
         assert.equal(read.files[path("edited-twin")]?.content, undefined);
         assert.equal(read.files[path("missing")], undefined);
-        for (const name of ["same", "edited", "edited-twin"]) assert.equal(read.files[path(name)]?.sha256, sha256Hex(name === "edited" ? "edited by hand\n" : name === "same" ? "as desired\n" : "edited as desired\n"), name);
+        for (const name of ["same", "edited", "edited-twin"])
+            assert.equal(
+                read.files[path(name)]?.sha256,
+                sha256Hex(name === "edited" ? "edited by hand\n" : name === "same" ? "as desired\n" : "edited as desired\n"),
+                name,
+            );
         assert.doesNotMatch(output, /as desired/, "no content in clear either");
     });
 

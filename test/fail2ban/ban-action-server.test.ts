@@ -13,7 +13,10 @@ import { BAN_ACTION, banActionLine, banActionSource } from "../../src/fail2ban/b
 import { requires } from "../helpers/needs";
 
 const have = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
-const skip = requires("root, fail2ban, ipset, iptables and unshare", () => process.getuid?.() === 0 && ["fail2ban-server", "fail2ban-client", "ipset", "iptables", "unshare"].every(have));
+const skip = requires(
+    "root, fail2ban, ipset, iptables and unshare",
+    () => process.getuid?.() === 0 && ["fail2ban-server", "fail2ban-client", "ipset", "iptables", "unshare"].every(have),
+);
 
 const dirs: string[] = [];
 after(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
@@ -75,7 +78,13 @@ ${body}
     return result.stdout;
 }
 
-const lines = (output: string) => Object.fromEntries(output.split("\n").filter((line) => line.includes("=")).map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1).trim()]));
+const lines = (output: string) =>
+    Object.fromEntries(
+        output
+            .split("\n")
+            .filter((line) => line.includes("="))
+            .map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1).trim()]),
+    );
 
 describe("mor-harden's ipset action under fail2ban-server", { skip }, () => {
     it("keeps its action, sets and INPUT rule across `fail2ban-client reload`, and bans after it", () => {

@@ -15,7 +15,9 @@ const ACTION_DIR = join(findTemplatesDir(), "fail2ban", "action.d");
 function fail2banInterpreter(): string[] {
     const client = spawnSync("sh", ["-c", "command -v fail2ban-client"], { encoding: "utf8" }).stdout.trim();
     assert.ok(client, "fail2ban-client is not installed (.ci/install-deps installs fail2ban): its Python package runs these tests");
-    const shebang = readFileSync(client, "utf8").split("\n", 1)[0].match(/^#!\s*(.+)$/)?.[1];
+    const shebang = readFileSync(client, "utf8")
+        .split("\n", 1)[0]
+        .match(/^#!\s*(.+)$/)?.[1];
     // The interpreter line may carry options (#!/usr/bin/python3 -s).
     return shebang ? shebang.trim().split(/\s+/) : ["python3"];
 }
@@ -40,7 +42,8 @@ describe("mor-harden's ipset action, unit tests (Python)", () => {
         assert.equal(artifact.path, BAN_ACTION_FILE);
         assert.equal(artifact.content, readFileSync(join(ACTION_DIR, `${BAN_ACTION}.py`), "utf8"));
         const [python, ...options] = fail2banInterpreter();
-        const source = "import importlib.util as u, sys; s = u.spec_from_file_location('a', sys.argv[1]); m = u.module_from_spec(s); s.loader.exec_module(m); print(m.JOURNAL_DIR)";
+        const source =
+            "import importlib.util as u, sys; s = u.spec_from_file_location('a', sys.argv[1]); m = u.module_from_spec(s); s.loader.exec_module(m); print(m.JOURNAL_DIR)";
         const printed = spawnSync(python, [...options, "-B", "-c", source, join(ACTION_DIR, `${BAN_ACTION}.py`)], { encoding: "utf8", timeout: 30_000 });
         assert.equal(printed.status, 0, printed.stderr);
         assert.equal(printed.stdout.trim(), BAN_JOURNAL_DIR);

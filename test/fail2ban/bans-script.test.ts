@@ -29,7 +29,12 @@ describe("the bans host script", () => {
         const { stdout, asked } = runAgainst(bans, bansScript("unban", undefined, typed));
         assert.deepEqual(
             unbans(asked),
-            ["set ssh-iptables unbanip 2001:db8::1", "set ssh-iptables unbanip 203.0.113.5", "set mor_api unbanip 203.0.113.5", "set mor_api unbanip 198.51.100.7"],
+            [
+                "set ssh-iptables unbanip 2001:db8::1",
+                "set ssh-iptables unbanip 203.0.113.5",
+                "set mor_api unbanip 203.0.113.5",
+                "set mor_api unbanip 198.51.100.7",
+            ],
             "each address once per jail, in fail2ban's own form",
         );
         const parsed = parseBansOutput(stdout);
@@ -44,7 +49,10 @@ describe("the bans host script", () => {
     });
 
     it("unbans in the one jail asked", () => {
-        const { stdout, asked } = runAgainst({ "ssh-iptables": ["2001:db8::1"], mor_api: ["2001:db8::1"] }, bansScript("unban", "mor_api", ["2001:0DB8::0001"]));
+        const { stdout, asked } = runAgainst(
+            { "ssh-iptables": ["2001:db8::1"], mor_api: ["2001:db8::1"] },
+            bansScript("unban", "mor_api", ["2001:0DB8::0001"]),
+        );
         assert.deepEqual(unbans(asked), ["set mor_api unbanip 2001:db8::1"]);
         assert.deepEqual(parseBansOutput(stdout).unbanned, [{ jail: "mor_api", address: "2001:db8::1" }]);
     });

@@ -88,9 +88,19 @@ const chainOnlyBan = { jail: "asterisk-manager", chain: "f2b-ASTERISK_AMI", addr
 before(async () => {
     lab = await startTestLab(1);
     // The host as MOR left it: jails with per-jail actions in jail.conf, some bans in their chains.
-    const mor = sh(host(), `printf '%s' '${morJailConf}' >> /etc/fail2ban/jail.conf && fail2ban-client reload >/dev/null && ${earlierBans().map((ban) => `fail2ban-client set ${ban.jail} banip ${ban.address} >/dev/null`).join(" && ")}`, 60_000);
+    const mor = sh(
+        host(),
+        `printf '%s' '${morJailConf}' >> /etc/fail2ban/jail.conf && fail2ban-client reload >/dev/null && ${earlierBans()
+            .map((ban) => `fail2ban-client set ${ban.jail} banip ${ban.address} >/dev/null`)
+            .join(" && ")}`,
+        60_000,
+    );
     assert.equal(mor.code, 0, mor.stderr);
-    await waitFor("the earlier bans are in MOR's chains", () => /f2b-ASTERISK_AMI .*-j REJECT/.test(sh(host(), "ip6tables -S").stdout) && /f2b-ASTERISK_AMI .*-j REJECT/.test(sh(host(), "iptables -S").stdout), 15_000);
+    await waitFor(
+        "the earlier bans are in MOR's chains",
+        () => /f2b-ASTERISK_AMI .*-j REJECT/.test(sh(host(), "ip6tables -S").stdout) && /f2b-ASTERISK_AMI .*-j REJECT/.test(sh(host(), "iptables -S").stdout),
+        15_000,
+    );
     assert.equal(sh(host(), `iptables -w -I ${chainOnlyBan.chain} 1 -s ${chainOnlyBan.address} -j REJECT`).code, 0);
     assert.notEqual(connect(attacker(), host().v6, 443), "open", "banned before the switch");
     const run = applyFromWorkstation(lab, labStackFile(lab, "bans", stackChange()));
@@ -103,13 +113,22 @@ describe("fail2ban bans live on a lab host", () => {
     it("bans through mor-harden's ipset action only: fail2ban-client -d on a host whose jail.conf has per-jail actions", async () => {
         const dump = sh(host(), "fail2ban-client -d 2>/dev/null", 30_000);
         assert.equal(dump.code, 0, dump.stderr);
-        assert.match(sh(host(), "cat /etc/fail2ban/jail.conf").stdout, /^action {3}= iptables\[name=SSH, port=ssh, protocol=tcp\]$/m, "MOR's per-jail actions are still in jail.conf");
+        assert.match(
+            sh(host(), "cat /etc/fail2ban/jail.conf").stdout,
+            /^action {3}= iptables\[name=SSH, port=ssh, protocol=tcp\]$/m,
+            "MOR's per-jail actions are still in jail.conf",
+        );
         const actions = actionsByJail(dump.stdout);
         for (const jail of [...jailNames, "recidive"]) assert.deepEqual(actions[jail], [BAN_ACTION], jail);
         const input = sh(host(), "iptables -S INPUT; ip6tables -S INPUT").stdout;
         assert.doesNotMatch(input, /f2b-/, "no chain of the earlier actions is left");
         for (const jail of effectiveJails(await renderInputFor(minimalConfig())).map((jail) => jail.name)) {
-            for (const family of [4, 6]) assert.match(input, new RegExp(`^-A INPUT -m set --match-set ${banSet(jail, family === 4 ? "0.0.0.0" : "::")} src -j REJECT`, "m"), `${jail} IPv${family}`);
+            for (const family of [4, 6])
+                assert.match(
+                    input,
+                    new RegExp(`^-A INPUT -m set --match-set ${banSet(jail, family === 4 ? "0.0.0.0" : "::")} src -j REJECT`, "m"),
+                    `${jail} IPv${family}`,
+                );
         }
     });
 
@@ -132,7 +151,11 @@ describe("fail2ban bans live on a lab host", () => {
         await waitForBan("ssh-iptables", attacker().v4, 15_000);
         assert.match(wrongKeyLogin(attacker(), address), /Connection refused/, "the fourth connection is refused");
         assert.equal(connect(attacker(), address, 443), "refused", "the ban covers every port");
-        await waitFor("the SSH ban lifts", () => !banned("ssh-iptables").includes(attacker().v4) && !inSet("ssh-iptables", attacker().v4), (SSH_BANTIME + 15) * 1000);
+        await waitFor(
+            "the SSH ban lifts",
+            () => !banned("ssh-iptables").includes(attacker().v4) && !inSet("ssh-iptables", attacker().v4),
+            (SSH_BANTIME + 15) * 1000,
+        );
         assert.match(wrongKeyLogin(attacker(), address), /Permission denied/, "sshd answers again after the ban time");
     });
 
@@ -167,7 +190,11 @@ describe("fail2ban bans live on a lab host", () => {
             const failing = sample.sections[0].lines.filter((line) => line.expect.match && line.expect.host === from).map((line) => line.text);
             assert.ok(failing.length > 0, `${jail}.sample.log has failures of ${from}`);
             const count = jailDefaults[jail].maxretry;
-            const lines = Array.from({ length: count }, (_, i) => restamp(failing[i % failing.length]).split(from).join(as));
+            const lines = Array.from({ length: count }, (_, i) =>
+                restamp(failing[i % failing.length])
+                    .split(from)
+                    .join(as),
+            );
             const write = sh(host(), `printf '%s\\n' ${lines.map((line) => `'${line.replace(/'/g, `'\\''`)}'`).join(" ")} >> ${log}`, 10_000);
             assert.equal(write.code, 0, write.stderr);
         }
@@ -214,7 +241,10 @@ describe("fail2ban bans live on a lab host", () => {
         // The journal loses one ban (as one written by another version, or restored from a backup, might).
         assert.equal(sh(host(), `sed -i '/ ${missed.replace(/\./g, "\\.")}$/d' ${journal}`).code, 0);
         // The operator has the jails ignore the other one (fail2ban.ignoreip), then fail2ban restarts.
-        const run = applyFromWorkstation(lab, labStackFile(lab, "bans-ignore", { ...stackChange({ allowPing: false }), fail2ban: { ...stackChange().fail2ban, ignoreip: [ignored] } }));
+        const run = applyFromWorkstation(
+            lab,
+            labStackFile(lab, "bans-ignore", { ...stackChange({ allowPing: false }), fail2ban: { ...stackChange().fail2ban, ignoreip: [ignored] } }),
+        );
         assert.equal(run.code, 0, run.stderr + run.stdout);
         assert.equal(statuses(run.report).fail2ban, "applied");
         assert.equal(sh(host(), "fail2ban-client restart", 60_000).code, 0);

@@ -34,7 +34,10 @@ const running = {
 
 const rules = {
     iptables: [
-        "-P INPUT ACCEPT", "-N f2b-SSH", "-N f2b-WEB", "-N f2b-ast-hgc-200",
+        "-P INPUT ACCEPT",
+        "-N f2b-SSH",
+        "-N f2b-WEB",
+        "-N f2b-ast-hgc-200",
         "-A INPUT -p tcp -m tcp --dport 22 -j f2b-SSH",
         "-A INPUT -s 198.18.0.99/32 -j DROP",
         "-A f2b-SSH -s 198.18.0.1/32 -j REJECT --reject-with icmp-port-unreachable",
@@ -47,8 +50,13 @@ const rules = {
 };
 
 const jails = [
-    { name: "ssh-iptables", bantime: 600 }, { name: "asterisk-iptables", bantime: 600 }, { name: "ast-cli-attck", bantime: -1 }, { name: "asterisk-manager", bantime: -1 },
-    { name: "ast-hgc-200", bantime: -1 }, { name: "mor_api", bantime: -1 }, { name: "mor_ddos", bantime: 3600 },
+    { name: "ssh-iptables", bantime: 600 },
+    { name: "asterisk-iptables", bantime: 600 },
+    { name: "ast-cli-attck", bantime: -1 },
+    { name: "asterisk-manager", bantime: -1 },
+    { name: "ast-hgc-200", bantime: -1 },
+    { name: "mor_api", bantime: -1 },
+    { name: "mor_ddos", bantime: 3600 },
 ];
 
 describe("carrying earlier bans over", () => {
@@ -87,7 +95,11 @@ describe("carrying earlier bans over", () => {
             assert.deepEqual(entries("asterisk-iptables"), [], "a rule in INPUT is nobody's");
             for (const { name } of jails) {
                 const journaled = entries(name).map((entry) => entry.split(" ").at(-1));
-                assert.deepEqual(read(`${name}.carried`).split("\n").filter(Boolean), journaled, `${name}: each carried ban listed for the ban action to hand to fail2ban`);
+                assert.deepEqual(
+                    read(`${name}.carried`).split("\n").filter(Boolean),
+                    journaled,
+                    `${name}: each carried ban listed for the ban action to hand to fail2ban`,
+                );
             }
         } finally {
             standIn.cleanup();

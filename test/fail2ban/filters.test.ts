@@ -59,7 +59,12 @@ after(() => config.cleanup());
  * its option sets, feeding the filter only the lines whose constraint holds for that set, with
  * our filter in place of the stock one.
  */
-function judgeUpstream(sample: SampleFile, stockName: string, filter: string, expectation: (line: SampleLine) => SampleLine = (line) => line): { verdicts: LineVerdict[]; runs: number } {
+function judgeUpstream(
+    sample: SampleFile,
+    stockName: string,
+    filter: string,
+    expectation: (line: SampleLine) => SampleLine = (line) => line,
+): { verdicts: LineVerdict[]; runs: number } {
     const verdicts: LineVerdict[] = [];
     let runs = 0;
     for (const section of sample.sections) {
@@ -69,10 +74,17 @@ function judgeUpstream(sample: SampleFile, stockName: string, filter: string, ex
             if (opts.logtype === "journal") continue;
             const constrained = section.lines.filter((line) => line.expect.constraint);
             const holds = evaluateConditions(constrained.map((line) => ({ expression: line.expect.constraint!, name: stockName, opts })));
-            const lines = section.lines.filter((line) => !line.expect.constraint || holds[constrained.indexOf(line)]).map(ourExpectation).map(expectation);
+            const lines = section.lines
+                .filter((line) => !line.expect.constraint || holds[constrained.indexOf(line)])
+                .map(ourExpectation)
+                .map(expectation);
             // A section without a mode means the stock default (normal); ours defaults to aggressive.
             const args = Object.entries({ mode: "normal", ...opts }).filter(([key]) => !key.startsWith("test."));
-            const failures = runFilter(config.dir, `${filter}${args.length ? `[${args.map(([key, value]) => `${key}=${value}`).join(", ")}]` : ""}`, lines.map((line) => line.text));
+            const failures = runFilter(
+                config.dir,
+                `${filter}${args.length ? `[${args.map(([key, value]) => `${key}=${value}`).join(", ")}]` : ""}`,
+                lines.map((line) => line.text),
+            );
             verdicts.push(...judge(lines, failures));
             runs++;
         }
@@ -116,11 +128,26 @@ describe("fail2ban filters judged by fail2ban-regex on their own samples", () =>
             const sample = parseSamples(readFileSync(samplePath(jail), "utf8"));
             assert.equal(sample.sections.length, 1);
             const lines = sample.sections[0].lines;
-            assert.deepEqual(lines.filter((line) => !line.expect.source).map((line) => line.lineNo), [], "every sample line names its source (`# source:` before it)");
-            assert.ok(lines.some((line) => line.expect.match) && lines.some((line) => !line.expect.match), "a sample needs lines that must match and lines that must not");
-            const failures = runFilter(config.dir, filterName(jail), lines.map((line) => line.text));
+            assert.deepEqual(
+                lines.filter((line) => !line.expect.source).map((line) => line.lineNo),
+                [],
+                "every sample line names its source (`# source:` before it)",
+            );
+            assert.ok(
+                lines.some((line) => line.expect.match) && lines.some((line) => !line.expect.match),
+                "a sample needs lines that must match and lines that must not",
+            );
+            const failures = runFilter(
+                config.dir,
+                filterName(jail),
+                lines.map((line) => line.text),
+            );
             assert.equal(describeProblems(`${jail}.sample.log`, judge(lines, failures)), "");
-            const hits = hitsPerRegex(config.dir, filterName(jail), lines.map((line) => line.text));
+            const hits = hitsPerRegex(
+                config.dir,
+                filterName(jail),
+                lines.map((line) => line.text),
+            );
             assert.ok(hits.length > 0 && hits.every((count) => count > 0), `a pattern with no sample: hits per pattern ${JSON.stringify(hits)}`);
             // At the jail's thresholds, and never a source in its ignoreip (the trusted ones).
             const { maxretry, findtime, ignoreip } = effective.find((candidate) => candidate.name === jail)!;
@@ -133,9 +160,20 @@ describe("fail2ban filters judged by fail2ban-regex on their injection corpora",
     for (const jail of jailNames) {
         it(`${jail}: every crafted line as its corpus says (the victim never, the attacker or no one)`, () => {
             const lines = ownLines(corpusPath(jail));
-            assert.deepEqual(lines.filter((line) => !line.expect.source).map((line) => line.lineNo), [], "every corpus line names its source (`# source:` before it)");
-            assert.ok(lines.some((line) => line.expect.match) && lines.some((line) => !line.expect.match), "a corpus needs lines that must match and lines that must not");
-            const failures = runFilter(config.dir, filterName(jail), lines.map((line) => line.text));
+            assert.deepEqual(
+                lines.filter((line) => !line.expect.source).map((line) => line.lineNo),
+                [],
+                "every corpus line names its source (`# source:` before it)",
+            );
+            assert.ok(
+                lines.some((line) => line.expect.match) && lines.some((line) => !line.expect.match),
+                "a corpus needs lines that must match and lines that must not",
+            );
+            const failures = runFilter(
+                config.dir,
+                filterName(jail),
+                lines.map((line) => line.text),
+            );
             assert.equal(describeProblems(`${jail}.injection.log`, judge(lines, failures)), "");
         });
     }
@@ -151,7 +189,11 @@ describe("fail2ban filters judged by fail2ban-regex on their injection corpora",
                     const also = Array.isArray(line.expect.also) && line.expect.also.includes(jail);
                     return { ...line, expect: { ...line.expect, match: also } };
                 });
-            const failures = runFilter(config.dir, filterName(jail), lines.map((line) => line.text));
+            const failures = runFilter(
+                config.dir,
+                filterName(jail),
+                lines.map((line) => line.text),
+            );
             assert.equal(describeProblems(`${jail} over the other jails' lines`, judge(lines, failures)), "");
             assert.ok(lines.length >= 100, `only ${lines.length} lines of other jails read`);
         });
@@ -164,8 +206,15 @@ describe("fail2ban as it reads the rendered configuration", () => {
         const dump = execFileSync("fail2ban-client", ["-c", config.dir, "-d"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
         const started = [...dump.matchAll(/^\['add', '([^']+)'/gm)].map((match) => match[1]);
         const usedns = new Map([...dump.matchAll(/^\['set', '([^']+)', 'usedns', '([^']+)'\]/gm)].map((match) => [match[1], match[2]]));
-        assert.ok(jailNames.every((jail) => started.includes(jail)), `jails started: ${started.join(", ")}`);
-        assert.deepEqual(started.filter((jail) => usedns.get(jail) !== "no"), [], "jails that resolve names");
+        assert.ok(
+            jailNames.every((jail) => started.includes(jail)),
+            `jails started: ${started.join(", ")}`,
+        );
+        assert.deepEqual(
+            started.filter((jail) => usedns.get(jail) !== "no"),
+            [],
+            "jails that resolve names",
+        );
     });
 
     it("a stack's own failregex replaces each jail's patterns, and only them (fail2ban-client -d)", async () => {
@@ -174,8 +223,15 @@ describe("fail2ban as it reads the rendered configuration", () => {
         const own = fail2banConfigWith(renderFail2ban(await renderInputFor(minimalConfig({ fail2ban: { jails } }))).artifacts);
         try {
             const dump = execFileSync("fail2ban-client", ["-c", own.dir, "-d"], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
-            const regexes = (jail: string) => dump.split("\n").filter((line) => line.startsWith(`['multi-set', '${jail}', 'addfailregex'`) || line.startsWith(`['set', '${jail}', 'addfailregex'`));
-            assert.deepEqual(jailNames.filter((jail) => regexes(jail).join("\n") !== `['set', '${jail}', 'addfailregex', '${pattern}']`), [], "jails whose patterns are not exactly the stack's");
+            const regexes = (jail: string) =>
+                dump
+                    .split("\n")
+                    .filter((line) => line.startsWith(`['multi-set', '${jail}', 'addfailregex'`) || line.startsWith(`['set', '${jail}', 'addfailregex'`));
+            assert.deepEqual(
+                jailNames.filter((jail) => regexes(jail).join("\n") !== `['set', '${jail}', 'addfailregex', '${pattern}']`),
+                [],
+                "jails whose patterns are not exactly the stack's",
+            );
         } finally {
             own.cleanup();
         }
@@ -187,8 +243,20 @@ describe("fail2ban as it reads the rendered configuration", () => {
 // a normal line of the same size beside each crafted one.
 describe("the bench's crafted lines", () => {
     it("every jail has templates, each filled to at most 8 KB and within 5% of its normal line", () => {
-        assert.deepEqual(jailNames.filter((jail) => !(craftTemplates[jail]?.length > 0)), [], "jails without crafted lines");
-        const sizes = jailNames.flatMap((jail) => craftTemplates[jail].map((template) => ({ normal: Buffer.byteLength(craftLine(template, "a")), crafted: CRAFT_ATOMS.map((atom) => Buffer.byteLength(craftLine(template, atom))) })));
-        assert.deepEqual(sizes.filter(({ normal, crafted }) => [normal, ...crafted].some((size) => size > CRAFT_SIZE || size < normal * 0.95)), []);
+        assert.deepEqual(
+            jailNames.filter((jail) => !(craftTemplates[jail]?.length > 0)),
+            [],
+            "jails without crafted lines",
+        );
+        const sizes = jailNames.flatMap((jail) =>
+            craftTemplates[jail].map((template) => ({
+                normal: Buffer.byteLength(craftLine(template, "a")),
+                crafted: CRAFT_ATOMS.map((atom) => Buffer.byteLength(craftLine(template, atom))),
+            })),
+        );
+        assert.deepEqual(
+            sizes.filter(({ normal, crafted }) => [normal, ...crafted].some((size) => size > CRAFT_SIZE || size < normal * 0.95)),
+            [],
+        );
     });
 });

@@ -27,7 +27,8 @@ before(async () => {
     stack = labEnvironmentFile(lab, "bans");
     const apply = cli("apply", "--config", stack, "--concurrency", "2");
     assert.equal(apply.code, 0, apply.stdout + apply.stderr);
-    const ban = (host: number, jail: string, ...addresses: string[]) => assert.equal(sh(lab.host(host), `fail2ban-client set ${jail} banip ${addresses.join(" ")}`).code, 0);
+    const ban = (host: number, jail: string, ...addresses: string[]) =>
+        assert.equal(sh(lab.host(host), `fail2ban-client set ${jail} banip ${addresses.join(" ")}`).code, 0);
     ban(1, "asterisk-manager", attacker().v4, attacker().v6, "198.18.0.9");
     ban(2, "mor_ddos", attacker().v4);
     ban(2, "ast-hgc-200", attacker().v6, "198.18.0.9");
@@ -37,9 +38,18 @@ after(() => lab?.stop());
 describe("fleet ban operations", () => {
     it("lists each host's bans by jail, with since and until or permanent", () => {
         const results = bansJson();
-        assert.deepEqual(results.map((result) => [result.host, result.error]), [["mor-1", undefined], ["mor-2", undefined]]);
+        assert.deepEqual(
+            results.map((result) => [result.host, result.error]),
+            [
+                ["mor-1", undefined],
+                ["mor-2", undefined],
+            ],
+        );
         const [one, two] = results;
-        assert.deepEqual(one.bans!.map((ban) => `${ban.jail} ${ban.address} ${ban.permanent}`).sort(), [`asterisk-manager ${attacker().v4} true`, `asterisk-manager ${attacker().v6} true`, "asterisk-manager 198.18.0.9 true"].sort());
+        assert.deepEqual(
+            one.bans!.map((ban) => `${ban.jail} ${ban.address} ${ban.permanent}`).sort(),
+            [`asterisk-manager ${attacker().v4} true`, `asterisk-manager ${attacker().v6} true`, "asterisk-manager 198.18.0.9 true"].sort(),
+        );
         const ddos = two.bans!.find((ban) => ban.jail === "mor_ddos")!;
         assert.equal(ddos.address, attacker().v4);
         assert.equal(ddos.permanent, false);
@@ -52,8 +62,14 @@ describe("fleet ban operations", () => {
     });
 
     it("narrows to a jail and to a host", () => {
-        assert.deepEqual(bansJson("--jail", "mor_ddos").map((result) => result.bans!.length), [0, 1]);
-        assert.deepEqual(bansJson("--host", "mor-2", "--jail", "ast-hgc-200").map((result) => [result.host, result.bans!.length]), [["mor-2", 2]]);
+        assert.deepEqual(
+            bansJson("--jail", "mor_ddos").map((result) => result.bans!.length),
+            [0, 1],
+        );
+        assert.deepEqual(
+            bansJson("--host", "mor-2", "--jail", "ast-hgc-200").map((result) => [result.host, result.bans!.length]),
+            [["mor-2", 2]],
+        );
         const unknown = cli("bans", "--config", stack, "--json", "--jail", "no-such-jail");
         assert.equal(unknown.code, 1, "a host that could not answer");
         assert.match((JSON.parse(unknown.stdout) as HostBans[])[0].error!, /no jail no-such-jail/);
@@ -75,8 +91,14 @@ describe("fleet ban operations", () => {
         const run = cli("unban", attacker().v4, otherwise, "--config", stack, "--json");
         assert.equal(run.code, 0, run.stdout + run.stderr);
         const results = JSON.parse(run.stdout) as HostBans[];
-        assert.deepEqual(results[0].unbanned!.map((ban) => `${ban.jail} ${ban.address}`).sort(), [`asterisk-manager ${attacker().v4}`, `asterisk-manager ${attacker().v6}`].sort());
-        assert.deepEqual(results[1].unbanned!.map((ban) => `${ban.jail} ${ban.address}`).sort(), [`ast-hgc-200 ${attacker().v6}`, `mor_ddos ${attacker().v4}`].sort());
+        assert.deepEqual(
+            results[0].unbanned!.map((ban) => `${ban.jail} ${ban.address}`).sort(),
+            [`asterisk-manager ${attacker().v4}`, `asterisk-manager ${attacker().v6}`].sort(),
+        );
+        assert.deepEqual(
+            results[1].unbanned!.map((ban) => `${ban.jail} ${ban.address}`).sort(),
+            [`ast-hgc-200 ${attacker().v6}`, `mor_ddos ${attacker().v4}`].sort(),
+        );
         for (const host of [1, 2]) {
             assert.equal(tcpConnect(attacker(), lab.host(host).v4, 443), "open", `mor-${host} IPv4`);
             assert.equal(tcpConnect(attacker(), lab.host(host).v6, 443), "open", `mor-${host} IPv6`);
@@ -85,7 +107,11 @@ describe("fleet ban operations", () => {
         // fail2ban restores its bans in the jails' threads, after the restart has returned: wait for the one that comes back.
         assert.ok(await waitFor(() => bansJson("--host", "mor-1")[0].bans!.some((ban) => ban.address === "198.18.0.9"), 60_000), "198.18.0.9 is restored");
         const after = bansJson("--host", "mor-1");
-        assert.deepEqual(after[0].bans!.map((ban) => ban.address), ["198.18.0.9"], "fail2ban's database agrees: only the other ban comes back");
+        assert.deepEqual(
+            after[0].bans!.map((ban) => ban.address),
+            ["198.18.0.9"],
+            "fail2ban's database agrees: only the other ban comes back",
+        );
         assert.equal(tcpConnect(attacker(), lab.host(1).v4, 443), "open", "after the restart");
         const again = cli("unban", attacker().v4, "--config", stack, "--host", "mor-1");
         assert.match(again.stdout, /^lab\/mor-1 \(192\.0\.2\.\d+\): not banned: 203\.0\.113\.66$/m);

@@ -28,7 +28,18 @@ const FORGEABLE_BANTIME = 3600;
 
 /** A scanner's OPTIONS probe, as SIPVicious sends it. */
 const probe = (target: string, callId: string) =>
-    [`OPTIONS sip:100@${target} SIP/2.0`, "Via: SIP/2.0/UDP 203.0.113.77:5060;branch=z9hG4bK-1", `From: <sip:100@${target}>;tag=1`, `To: <sip:100@${target}>`, `Call-ID: ${callId}`, "CSeq: 1 OPTIONS", "User-Agent: friendly-scanner", "Content-Length: 0", "", ""].join("\r\n");
+    [
+        `OPTIONS sip:100@${target} SIP/2.0`,
+        "Via: SIP/2.0/UDP 203.0.113.77:5060;branch=z9hG4bK-1",
+        `From: <sip:100@${target}>;tag=1`,
+        `To: <sip:100@${target}>`,
+        `Call-ID: ${callId}`,
+        "CSeq: 1 OPTIONS",
+        "User-Agent: friendly-scanner",
+        "Content-Length: 0",
+        "",
+        "",
+    ].join("\r\n");
 
 interface RawPacket {
     proto: "udp" | "tcp";
@@ -75,7 +86,8 @@ function sendRaw(node: LabNode, packets: RawPacket[]): void {
 
 /** One SIP request over a real TCP connection (handshake first) from `src`. */
 function sendOverTcp(node: LabNode, src: string, dst: string, payload: string): void {
-    const program = "import socket, sys\nwith socket.create_connection((sys.argv[2], 5060), timeout=5, source_address=(sys.argv[1], 0)) as s: s.sendall(sys.stdin.read().encode())";
+    const program =
+        "import socket, sys\nwith socket.create_connection((sys.argv[2], 5060), timeout=5, source_address=(sys.argv[1], 0)) as s: s.sendall(sys.stdin.read().encode())";
     const result = labExec(node, ["python3", "-c", program, src, dst], { input: payload, timeoutMs: 15_000 });
     assert.equal(result.code, 0, result.stderr);
 }
@@ -101,14 +113,17 @@ function permanentSets(): string[] {
 
 /** Packets that went through the rule of MORH-INPUT matching `pattern` (iptables -L -v -x). */
 function inputCounter(pattern: RegExp): number {
-    const line = sh(host(), "iptables -L MORH-INPUT -v -x -n").stdout.split("\n").find((candidate) => pattern.test(candidate));
+    const line = sh(host(), "iptables -L MORH-INPUT -v -x -n")
+        .stdout.split("\n")
+        .find((candidate) => pattern.test(candidate));
     assert.ok(line, `a MORH-INPUT rule matches ${pattern}`);
     return Number(line.trim().split(/\s+/)[0]);
 }
 const tcpScannerCheck = /MORH-SIPUA\s+(6|tcp) .*tcp dpt:5060\b/;
 const tcpSipAccept = /ACCEPT\s+(6|tcp) .*tcp dpt:5060\s*$/;
 
-const scannerLogMentions = (address: string) => sh(host(), `grep -c 'MORH-SIPSCAN.* SRC=${address.replace(/\./g, "\\.")} ' /var/log/ulog/syslogemu.log`).stdout.trim() !== "0";
+const scannerLogMentions = (address: string) =>
+    sh(host(), `grep -c 'MORH-SIPSCAN.* SRC=${address.replace(/\./g, "\\.")} ' /var/log/ulog/syslogemu.log`).stdout.trim() !== "0";
 
 before(async () => {
     lab = await startTestLab(1);
@@ -125,12 +140,22 @@ after(() => lab?.stop());
 describe("forged sources on a lab host", () => {
     it("bans a forged UDP source only for fail2ban.forgeableBantime, in no permanent set", async () => {
         assert.equal(sh(host(), "fail2ban-client get ast-cli-attck bantime").stdout.trim(), String(FORGEABLE_BANTIME));
-        sendRaw(attacker(), Array.from({ length: 3 }, (_, i) => ({ proto: "udp" as const, src: FORGED_UDP, dst: host().v4, payload: probe(host().v4, `forged-udp-${i}`) })));
+        sendRaw(
+            attacker(),
+            Array.from({ length: 3 }, (_, i) => ({ proto: "udp" as const, src: FORGED_UDP, dst: host().v4, payload: probe(host().v4, `forged-udp-${i}`) })),
+        );
         const timedSet = `${banSets("ast-cli-attck", FORGEABLE_BANTIME).set}-4`;
-        assert.ok(await waitFor(() => banned("ast-cli-attck", FORGED_UDP) && inSet(timedSet, FORGED_UDP), 30_000), `ast-cli-attck bans ${FORGED_UDP} (ipset ${timedSet})`);
+        assert.ok(
+            await waitFor(() => banned("ast-cli-attck", FORGED_UDP) && inSet(timedSet, FORGED_UDP), 30_000),
+            `ast-cli-attck bans ${FORGED_UDP} (ipset ${timedSet})`,
+        );
         assert.ok(scannerLogMentions(FORGED_UDP), "the firewall logged the forged datagrams");
         assert.ok(bounded(bansOf("ast-cli-attck").get(FORGED_UDP)), `fail2ban bans it for about ${FORGEABLE_BANTIME} s`);
-        assert.match(sh(host(), `ipset list ${timedSet}`).stdout, new RegExp(`^${FORGED_UDP.replace(/\./g, "\\.")} timeout \\d+`, "m"), "the set entry expires");
+        assert.match(
+            sh(host(), `ipset list ${timedSet}`).stdout,
+            new RegExp(`^${FORGED_UDP.replace(/\./g, "\\.")} timeout \\d+`, "m"),
+            "the set entry expires",
+        );
         const permanent = permanentSets();
         assert.ok(permanent.includes(`${banSets("asterisk-manager", -1).set}-4`), "the permanent sets are there to look in");
         for (const set of permanent) assert.ok(!inSet(set, FORGED_UDP), `${FORGED_UDP} is not in the permanent set ${set}`);
@@ -140,7 +165,8 @@ describe("forged sources on a lab host", () => {
 
     it("bans nobody for TCP segments with no handshake before them (forged or not), and still the scanner whose request follows its handshake", async () => {
         const [checked, accepted] = [inputCounter(tcpScannerCheck), inputCounter(tcpSipAccept)];
-        const segments = (src: string) => Array.from({ length: 3 }, (_, i) => ({ proto: "tcp" as const, src, dst: host().v4, payload: probe(host().v4, `no-handshake-${src}-${i}`) }));
+        const segments = (src: string) =>
+            Array.from({ length: 3 }, (_, i) => ({ proto: "tcp" as const, src, dst: host().v4, payload: probe(host().v4, `no-handshake-${src}-${i}`) }));
         sendRaw(attacker(), [...segments(FORGED_TCP), ...segments(attacker().v4)]);
         const arrived = () => inputCounter(tcpScannerCheck) - checked + inputCounter(tcpSipAccept) - accepted;
         assert.ok(await waitFor(() => arrived() >= 6, 10_000), "the six segments reached the host");

@@ -13,7 +13,7 @@ import { parseHostConfig } from "../../src/config/schema";
 import { fail2banConfigWith } from "../helpers/fail2ban-regex";
 import { minimalConfig, minimalRaw, renderInputFor } from "../helpers/fixtures";
 
-const PASSWORD = "Zq8;\"w$x`y";
+const PASSWORD = 'Zq8;"w$x`y';
 
 describe("fail2ban.ignorePeers: the jails", () => {
     it("every jail (recidive too) asks the ignore command, its answers cached (fail2ban-client -d)", async () => {
@@ -81,18 +81,38 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
     /** The lists are read again at the next call (as when cacheTime has passed). */
     const expire = () => utimesSync(join(state, "stamp"), new Date(0), new Date(0));
     const logged = () => readFileSync(join(work, "log"), "utf8");
-    const setDatabase = (rows: string[] | "down" | "kill" | "hang") => writeFileSync(join(work, "rows"), typeof rows === "string" ? `${rows}\n` : rows.map((row) => Buffer.from(row).toString("hex")).join("\n") + "\n");
+    const setDatabase = (rows: string[] | "down" | "kill" | "hang") =>
+        writeFileSync(join(work, "rows"), typeof rows === "string" ? `${rows}\n` : rows.map((row) => Buffer.from(row).toString("hex")).join("\n") + "\n");
 
     before(() => {
         work = mkdtempSync(join(tmpdir(), "mor-harden-peers-"));
         asterisk = join(work, "asterisk");
         state = join(work, "state");
         mkdirSync(join(asterisk, "sip.d"), { recursive: true });
-        writeFileSync(join(asterisk, "sip.conf"), ["[general]", "allowguest=no", "#include sip_custom.conf", "[1001]", "type=friend", "host=dynamic", "[carrier]", "type=peer", "host = 192.0.2.7 ; the carrier", "[pbx-named]", "host=pbx.example.com", ""].join("\n"));
+        writeFileSync(
+            join(asterisk, "sip.conf"),
+            [
+                "[general]",
+                "allowguest=no",
+                "#include sip_custom.conf",
+                "[1001]",
+                "type=friend",
+                "host=dynamic",
+                "[carrier]",
+                "type=peer",
+                "host = 192.0.2.7 ; the carrier",
+                "[pbx-named]",
+                "host=pbx.example.com",
+                "",
+            ].join("\n"),
+        );
         writeFileSync(join(asterisk, "sip_custom.conf"), ["[trunk](!)", "host=[2001:DB8:0::7]", '#tryinclude "sip.d/*.conf"', ""].join("\n"));
         writeFileSync(join(asterisk, "sip.d", "more.conf"), "[pbx2]\nhost=198.51.100.77\n");
         writeFileSync(join(asterisk, "extconfig.conf"), "[settings]\nsippeers => mysql,general,devices\n");
-        writeFileSync(join(asterisk, "res_config_mysql.conf"), `[general]\ndbhost = localhost\ndbname = mor\ndbuser = mor\ndbpass = ${PASSWORD.replace(/;/g, "\\;")}\n`);
+        writeFileSync(
+            join(asterisk, "res_config_mysql.conf"),
+            `[general]\ndbhost = localhost\ndbname = mor\ndbuser = mor\ndbpass = ${PASSWORD.replace(/;/g, "\\;")}\n`,
+        );
         // The host's client, standing in: notes its arguments and its option file's mode and
         // content, then prints the rows of $WORK/rows (hex, as SELECT HEX(host) does) or fails.
         const bin = join(work, "bin");
@@ -124,7 +144,8 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
 
     it("ignores sip.conf's static peers (includes, templates, [IPv6]) and the database's, nothing else", () => {
         setDatabase(["203.0.113.60", "dynamic", "2001:db8:0:0::60", "::ffff:203.0.113.61", "trunk.example.net", "$(touch /tmp/pwned)", "0.0.0.0"]);
-        for (const peer of ["192.0.2.7", "2001:db8::7", "198.51.100.77", "203.0.113.60", "2001:db8::60", "203.0.113.61"]) assert.equal(ignored(peer), true, peer);
+        for (const peer of ["192.0.2.7", "2001:db8::7", "198.51.100.77", "203.0.113.60", "2001:db8::60", "203.0.113.61"])
+            assert.equal(ignored(peer), true, peer);
         for (const other of ["203.0.113.66", "192.0.2.8", "0.0.0.0", "2001:db8::66"]) assert.equal(ignored(other), false, other);
         for (const bad of ["", "192.0.2.7;id", "192.0.2.7 203.0.113.66", "-e", "pbx.example.com"]) assert.equal(ignored(bad), false, JSON.stringify(bad));
         assert.match(logged(), /peers named by host name are not ignored .*pbx\.example\.com/);
@@ -154,7 +175,11 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         setDatabase(["203.0.113.60"]);
         expire();
         assert.equal(ignored("203.0.113.60"), true);
-        assert.deepEqual(readdirSync(state).filter((name) => name.startsWith("client.")), [], "swept by the next read");
+        assert.deepEqual(
+            readdirSync(state).filter((name) => name.startsWith("client.")),
+            [],
+            "swept by the next read",
+        );
     });
 
     it("a hung query holds no other call: with lists read, they answer from those at once", async () => {
@@ -195,7 +220,10 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         assert.equal(ignored("203.0.113.62"), true, "the last list read");
         assert.equal(ignored("192.0.2.7"), true, "sip.conf is read again");
         assert.equal(ignored("203.0.113.66"), false, "never everyone");
-        assert.match(logged(), /MOR's database not read, the peers it listed at .* stay ignored: table devices \(section general of res_config_mysql\.conf\): ERROR 2002/);
+        assert.match(
+            logged(),
+            /MOR's database not read, the peers it listed at .* stay ignored: table devices \(section general of res_config_mysql\.conf\): ERROR 2002/,
+        );
         assert.ok(!logged().includes("Zq8"), "the log holds no password");
         setDatabase(["203.0.113.63"]);
         expire();

@@ -38,7 +38,13 @@ function apply(name: string, notify: Record<string, unknown>) {
 /** An AMI failure as Asterisk logs it, stamped now: asterisk-manager bans at the first. */
 function amiFailure(address: string) {
     const now = sh(host(), "date '+%Y-%m-%d %H:%M:%S'").stdout.trim();
-    assert.equal(sh(host(), `echo '[${now}] NOTICE[3011] manager.c: ${address} tried to authenticate with nonexistent user '"'"'admin'"'"'' >> /var/log/asterisk/messages`).code, 0);
+    assert.equal(
+        sh(
+            host(),
+            `echo '[${now}] NOTICE[3011] manager.c: ${address} tried to authenticate with nonexistent user '"'"'admin'"'"'' >> /var/log/asterisk/messages`,
+        ).code,
+        0,
+    );
 }
 
 const bannedBy = (jail: string) => sh(host(), `fail2ban-client status ${jail}`, 15_000).stdout;
@@ -66,7 +72,7 @@ describe("fail2ban.notify", () => {
     it("posts host, jail, address, time and failures to the webhook and mails, for each ban", async () => {
         apply("notify", { webhook: { url: `http://${workstation().v4}:${PORT}/bans`, timeout: 3 }, mail: { to: "noc@example.org" } });
         amiFailure("203.0.113.151");
-        await waitFor("the webhook receives the ban", () => sh(workstation(), `cat ${RECEIVED} 2>/dev/null`).stdout.includes("203.0.113.151"), 20_000)
+        await waitFor("the webhook receives the ban", () => sh(workstation(), `cat ${RECEIVED} 2>/dev/null`).stdout.includes("203.0.113.151"), 20_000);
         const posted = JSON.parse(sh(workstation(), `grep 203.0.113.151 ${RECEIVED}`).stdout.trim().split("\n")[0]);
         assert.deepEqual(Object.keys(posted).sort(), ["address", "failures", "host", "jail", "time"]);
         assert.equal(posted.jail, "asterisk-manager");
@@ -75,10 +81,17 @@ describe("fail2ban.notify", () => {
         assert.match(posted.host, new RegExp(`^${host().name}(\\.|$)`));
         assert.equal(posted.failures, 1);
         assert.ok(Math.abs(Date.parse(posted.time) - Date.now()) < 120_000, `time ${posted.time}`);
-        await waitFor("the mail is sent", () => /To: noc@example\.org[\s\S]*203\.0\.113\.151 banned by asterisk-manager/.test(sh(host(), `cat ${LAB_MAILBOX} 2>/dev/null`).stdout), 10_000);
+        await waitFor(
+            "the mail is sent",
+            () => /To: noc@example\.org[\s\S]*203\.0\.113\.151 banned by asterisk-manager/.test(sh(host(), `cat ${LAB_MAILBOX} 2>/dev/null`).stdout),
+            10_000,
+        );
         // MOR's own jail.conf action for asterisk-manager (a 5038-only ban and a mail to root) no longer runs.
         assert.ok(!sh(host(), "iptables -S").stdout.includes("f2b-AST_MANAGER"), "MOR's port-limited chain is gone");
-        assert.ok(!/Subject: \[Fail2Ban\] AST_MANAGER: banned 203\.0\.113\.151/.test(sh(host(), `cat ${LAB_MAILBOX}`).stdout), "MOR's mail to root is not sent");
+        assert.ok(
+            !/Subject: \[Fail2Ban\] AST_MANAGER: banned 203\.0\.113\.151/.test(sh(host(), `cat ${LAB_MAILBOX}`).stdout),
+            "MOR's mail to root is not sent",
+        );
     });
 
     it("bans at once while the receiver does not answer, and logs the failure", async () => {
@@ -86,10 +99,18 @@ describe("fail2ban.notify", () => {
         apply("notify-unreachable", { webhook: { url: "http://192.0.2.99:8099/bans", timeout: 5 } });
         const started = Date.now();
         amiFailure("203.0.113.152");
-        await waitFor("the ban", () => bannedBy("asterisk-manager").includes("203.0.113.152") && sh(host(), "ipset save").stdout.includes("203.0.113.152"), 10_000);
+        await waitFor(
+            "the ban",
+            () => bannedBy("asterisk-manager").includes("203.0.113.152") && sh(host(), "ipset save").stdout.includes("203.0.113.152"),
+            10_000,
+        );
         assert.ok(Date.now() - started < 5_000, `banned after ${Date.now() - started} ms, before the webhook's 5 s limit`);
         amiFailure("203.0.113.153");
         await waitFor("the next ban, while the first notification still waits", () => bannedBy("asterisk-manager").includes("203.0.113.153"), 5_000);
-        await waitFor("the failure logged", () => sh(host(), "grep -h 'mor-harden-notify' /var/log/syslog").stdout.includes("webhook failed for the ban of 203.0.113.152"), 20_000);
+        await waitFor(
+            "the failure logged",
+            () => sh(host(), "grep -h 'mor-harden-notify' /var/log/syslog").stdout.includes("webhook failed for the ban of 203.0.113.152"),
+            20_000,
+        );
     });
 });

@@ -24,13 +24,25 @@ const ADDED = "192.0.2.98";
 /** An AMI failure as Asterisk's manager.c logs it, stamped now: asterisk-manager bans at the first. */
 function amiFailure(address: string) {
     const now = sh(host(), "date '+%Y-%m-%d %H:%M:%S'").stdout.trim();
-    assert.equal(sh(host(), `echo '[${now}] NOTICE[3011] manager.c: ${address} tried to authenticate with nonexistent user '"'"'admin'"'"'' >> /var/log/asterisk/messages`).code, 0);
+    assert.equal(
+        sh(
+            host(),
+            `echo '[${now}] NOTICE[3011] manager.c: ${address} tried to authenticate with nonexistent user '"'"'admin'"'"'' >> /var/log/asterisk/messages`,
+        ).code,
+        0,
+    );
 }
 
 const banned = (jail: string) => sh(host(), `fail2ban-client status ${jail}`, 15_000).stdout.split("Banned IP list:")[1] ?? "";
 const fail2banLog = () => sh(host(), "cat /var/log/fail2ban.log").stdout;
 const addDevice = (name: string, address: string) =>
-    assert.equal(sh(host(), `mariadb -u root mor -e "INSERT INTO devices (name, secret, host, type, context) VALUES ('${name}', 'Lw4%nB7^kP2q', '${address}', 'peer', 'mor_trunk')"`).code, 0);
+    assert.equal(
+        sh(
+            host(),
+            `mariadb -u root mor -e "INSERT INTO devices (name, secret, host, type, context) VALUES ('${name}', 'Lw4%nB7^kP2q', '${address}', 'peer', 'mor_trunk')"`,
+        ).code,
+        0,
+    );
 
 before(async () => {
     lab = await startTestLab(1, { voip: [{ secrets: "strong", database: "loopback" }] });
@@ -49,19 +61,41 @@ describe("fail2ban.ignorePeers on a MOR-like host", () => {
         assert.ok(await waitFor(() => fail2banLog().includes(`[asterisk-manager] Ignore ${PEER} by command`), 30_000), `${PEER} ignored by the command`);
         assert.ok(!banned("asterisk-manager").includes(PEER), "the peer is not banned");
         // Real failures from the peer: scanner requests to the GUI, more than mor_ddos bans for.
-        const scan = sh(attacker(), `for i in $(seq 25); do curl -sk -o /dev/null --max-time 3 https://${host().v4}/wp-login.php?n=$i; done; echo done`, 150_000);
+        const scan = sh(
+            attacker(),
+            `for i in $(seq 25); do curl -sk -o /dev/null --max-time 3 https://${host().v4}/wp-login.php?n=$i; done; echo done`,
+            150_000,
+        );
         assert.match(scan.stdout, /done/);
         assert.ok(await waitFor(() => fail2banLog().includes(`[mor_ddos] Ignore ${PEER} by command`), 30_000), "mor_ddos saw the peer's requests");
-        assert.equal(sh(host(), `grep -c '^${PEER.replace(/\./g, "\\.")} .*wp-login' /var/log/apache2/access.log`).stdout.trim(), "25", "the requests are in the log mor_ddos reads");
+        assert.equal(
+            sh(host(), `grep -c '^${PEER.replace(/\./g, "\\.")} .*wp-login' /var/log/apache2/access.log`).stdout.trim(),
+            "25",
+            "the requests are in the log mor_ddos reads",
+        );
         assert.ok(!banned("mor_ddos").includes(PEER), "not banned by mor_ddos");
-        assert.equal(sh(attacker(), `curl -sk -o /dev/null -w '%{http_code}' --max-time 3 https://${host().v4}/`).stdout, "200", "the peer still reaches the host");
+        assert.equal(
+            sh(attacker(), `curl -sk -o /dev/null -w '%{http_code}' --max-time 3 https://${host().v4}/`).stdout,
+            "200",
+            "the peer still reaches the host",
+        );
     });
 
     it("ignores a device added to the database without an apply, once fail2ban's cached answer is older than cacheTime", async (t) => {
         // A request from ADDED as Apache logs it: mor_ddos counts it (20 ban) and asks the command.
-        const request = () => assert.equal(sh(host(), `echo "${ADDED} - - [$(date '+%d/%b/%Y:%H:%M:%S %z')] \\"GET /wp-login.php HTTP/1.1\\" 404 196 \\"-\\" \\"scan\\"" >> /var/log/apache2/access.log`).code, 0);
+        const request = () =>
+            assert.equal(
+                sh(
+                    host(),
+                    `echo "${ADDED} - - [$(date '+%d/%b/%Y:%H:%M:%S %z')] \\"GET /wp-login.php HTTP/1.1\\" 404 196 \\"-\\" \\"scan\\"" >> /var/log/apache2/access.log`,
+                ).code,
+                0,
+            );
         request();
-        assert.ok(await waitFor(() => fail2banLog().includes(`[mor_ddos] Found ${ADDED}`), 30_000), "mor_ddos counted the first, not a peer yet: its answer is cached");
+        assert.ok(
+            await waitFor(() => fail2banLog().includes(`[mor_ddos] Found ${ADDED}`), 30_000),
+            "mor_ddos counted the first, not a peer yet: its answer is cached",
+        );
         addDevice("pbx-98", ADDED);
         // One request a second at most, fewer than mor_ddos bans for, until the answer is asked again.
         let ignoredAfter = 0;
@@ -70,7 +104,9 @@ describe("fail2ban.ignorePeers on a MOR-like host", () => {
             if (await waitFor(() => fail2banLog().includes(`[mor_ddos] Ignore ${ADDED} by command`), 1_000)) ignoredAfter = requests;
         }
         assert.ok(ignoredAfter > 0, `${ADDED} ignored by the command after the cache time`);
-        t.diagnostic(`ignored from the ${ignoredAfter}. request after the device was added (${fail2banLog().split(`[mor_ddos] Found ${ADDED}`).length - 1} counted before)`);
+        t.diagnostic(
+            `ignored from the ${ignoredAfter}. request after the device was added (${fail2banLog().split(`[mor_ddos] Found ${ADDED}`).length - 1} counted before)`,
+        );
         assert.ok(!banned("mor_ddos").includes(ADDED));
         amiFailure(ADDED);
         assert.ok(await waitFor(() => fail2banLog().includes(`[asterisk-manager] Ignore ${ADDED} by command`), 30_000), "asterisk-manager ignores it too");
@@ -78,11 +114,21 @@ describe("fail2ban.ignorePeers on a MOR-like host", () => {
     });
 
     it("the database down: the last list read stays ignored and the system log says why", async () => {
-        assert.equal(sh(host(), "kill $(cat /run/mysqld/mysqld.pid) && for i in $(seq 100); do [ -S /run/mysqld/mysqld.sock ] || exit 0; sleep 0.1; done; exit 1").code, 0, "MariaDB stopped");
-        assert.ok(await waitFor(() => {
-            sh(host(), `${IGNORE_PEERS_SCRIPT} ${OTHER}`);
-            return /mor-harden-peers.*MOR's database not read, the peers it listed at .* stay ignored/.test(sh(host(), "cat /var/log/syslog").stdout);
-        }, 4 * CACHE_TIME * 1000 + 10_000), "the failed read logged");
+        assert.equal(
+            sh(host(), "kill $(cat /run/mysqld/mysqld.pid) && for i in $(seq 100); do [ -S /run/mysqld/mysqld.sock ] || exit 0; sleep 0.1; done; exit 1").code,
+            0,
+            "MariaDB stopped",
+        );
+        assert.ok(
+            await waitFor(
+                () => {
+                    sh(host(), `${IGNORE_PEERS_SCRIPT} ${OTHER}`);
+                    return /mor-harden-peers.*MOR's database not read, the peers it listed at .* stay ignored/.test(sh(host(), "cat /var/log/syslog").stdout);
+                },
+                4 * CACHE_TIME * 1000 + 10_000,
+            ),
+            "the failed read logged",
+        );
         assert.equal(sh(host(), `${IGNORE_PEERS_SCRIPT} ${PEER}`).code, 0, "the peer is still ignored");
         assert.equal(sh(host(), `${IGNORE_PEERS_SCRIPT} 192.0.2.97`).code, 1, "another address is not");
         assert.ok(!sh(host(), "cat /var/log/syslog").stdout.includes(labSecrets.strong.database), "the database's password is not logged");

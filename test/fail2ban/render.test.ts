@@ -47,7 +47,10 @@ describe("fail2ban renderer", () => {
     });
 
     it("applies per-stack overrides and reads the OS family's logs", async () => {
-        const config = minimalConfig({ os: "rhel", fail2ban: { jails: { "ssh-iptables": { maxretry: 5, bantime: "permanent" }, mor_ddos: { enabled: false } } } });
+        const config = minimalConfig({
+            os: "rhel",
+            fail2ban: { jails: { "ssh-iptables": { maxretry: 5, bantime: "permanent" }, mor_ddos: { enabled: false } } },
+        });
         const jails = Object.fromEntries(effectiveJails(await renderInputFor(config)).map((jail) => [jail.name, jail]));
         assert.equal(jails["ssh-iptables"].maxretry, 5);
         assert.equal(jails["ssh-iptables"].bantime, -1);
@@ -95,11 +98,25 @@ describe("fail2ban renderer", () => {
     it("names mor-harden's ipset action in every jail: permanent jails in sets without timeout, timed ones with their ban time", async () => {
         const plan = renderFail2ban(await renderInputFor(minimalConfig({ fail2ban: { jails: { mor_ddos: { bantime: "8w" } } } })));
         const jailFile = plan.artifacts.find((artifact) => artifact.path === JAIL_FILE)!.content;
-        const sections = Object.fromEntries(jailFile.split(/^\[/m).slice(1).map((section) => [section.slice(0, section.indexOf("]")), section]));
+        const sections = Object.fromEntries(
+            jailFile
+                .split(/^\[/m)
+                .slice(1)
+                .map((section) => [section.slice(0, section.indexOf("]")), section]),
+        );
         for (const jail of ourJails) assert.equal(sections[jail].match(/^action = /gm)?.length, 1, `${jail} has its own action line`);
-        assert.match(sections["asterisk-manager"], /^action = mor-harden-ipset\.py\[settimeout=0, set=morh-ban-asterisk-manager, otherset=morh-ban-asterisk-manager-t\]$/m);
-        assert.match(sections["ast-cli-attck"], /^action = mor-harden-ipset\.py\[settimeout=3600, set=morh-ban-ast-cli-attck-t, otherset=morh-ban-ast-cli-attck\]$/m);
-        assert.match(sections["ssh-iptables"], /^action = mor-harden-ipset\.py\[settimeout=600, set=morh-ban-ssh-iptables-t, otherset=morh-ban-ssh-iptables\]$/m);
+        assert.match(
+            sections["asterisk-manager"],
+            /^action = mor-harden-ipset\.py\[settimeout=0, set=morh-ban-asterisk-manager, otherset=morh-ban-asterisk-manager-t\]$/m,
+        );
+        assert.match(
+            sections["ast-cli-attck"],
+            /^action = mor-harden-ipset\.py\[settimeout=3600, set=morh-ban-ast-cli-attck-t, otherset=morh-ban-ast-cli-attck\]$/m,
+        );
+        assert.match(
+            sections["ssh-iptables"],
+            /^action = mor-harden-ipset\.py\[settimeout=600, set=morh-ban-ssh-iptables-t, otherset=morh-ban-ssh-iptables\]$/m,
+        );
         assert.match(sections.recidive, /settimeout=604800, set=morh-ban-recidive-t,/);
         // Eight weeks is beyond ipset's largest timeout: a set without one, fail2ban lifts the bans.
         assert.equal(8 * 604800 > IPSET_MAX_TIMEOUT, true);
@@ -131,7 +148,13 @@ describe("fail2ban renderer", () => {
     it("takes more actions of a jail as continuation lines after the ban action (ban notifications)", async () => {
         const input = await renderInputFor(minimalConfig());
         const plan = renderFail2ban(input);
-        const jails = effectiveJails(input).map((jail) => ({ ...jail, filter: `mor-harden-${jail.name.replace(/_/g, "-")}`, logpath: jail.logpath.join(" "), action: banActionLine(jail.name, jail.bantime), extraActions: ["sendmail-whois[name=%(__name__)s, dest=root]"] }));
+        const jails = effectiveJails(input).map((jail) => ({
+            ...jail,
+            filter: `mor-harden-${jail.name.replace(/_/g, "-")}`,
+            logpath: jail.logpath.join(" "),
+            action: banActionLine(jail.name, jail.bantime),
+            extraActions: ["sendmail-whois[name=%(__name__)s, dest=root]"],
+        }));
         const jailFile = renderTemplate("fail2ban/jail.local.hbs", { stack: "test", jails, recidive: { enabled: false } });
         const config = fail2banConfigWith(plan.artifacts);
         try {

@@ -42,9 +42,13 @@ function legacyPath(): string {
  * rendered paths (/etc/iptables/rules.v4) are the test's own files.
  */
 export async function startNetns(backend: Backend, mounts: Record<string, string> = {}): Promise<Netns> {
-    const binds = Object.entries(mounts).map(([target, source]) => `mount --bind '${source}' '${target}' &&`).join(" ");
+    const binds = Object.entries(mounts)
+        .map(([target, source]) => `mount --bind '${source}' '${target}' &&`)
+        .join(" ");
     // The sleep is bounded: a test that dies without stopping it leaves nothing running for long.
-    const child: ChildProcess = spawn("unshare", ["--net", "--mount", "--propagation", "private", "sh", "-c", `${binds} echo ready && exec sleep 600`], { stdio: ["ignore", "pipe", "inherit"] });
+    const child: ChildProcess = spawn("unshare", ["--net", "--mount", "--propagation", "private", "sh", "-c", `${binds} echo ready && exec sleep 600`], {
+        stdio: ["ignore", "pipe", "inherit"],
+    });
     await new Promise<void>((resolve, reject) => {
         child.once("error", reject);
         child.once("exit", (code) => reject(new Error(`unshare exited ${code}`)));
@@ -53,7 +57,10 @@ export async function startNetns(backend: Backend, mounts: Record<string, string
     const pid = child.pid!;
     const path = backend === "legacy" ? `${legacyPath()}:${process.env.PATH}` : process.env.PATH!;
     const run = (script: string, env: Record<string, string> = {}): RunResult => {
-        const result = spawnSync("nsenter", ["--target", String(pid), "--net", "--mount", "sh", "-c", script], { encoding: "utf8", env: { ...process.env, PATH: path, ...env } });
+        const result = spawnSync("nsenter", ["--target", String(pid), "--net", "--mount", "sh", "-c", script], {
+            encoding: "utf8",
+            env: { ...process.env, PATH: path, ...env },
+        });
         return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
     };
     return {

@@ -14,7 +14,11 @@ describe("firewall renderer", () => {
         assert.ok(lines.includes(":INPUT DROP [0:0]"));
         assert.equal(lines.at(-1), "COMMIT");
         const declared = lines.filter((line) => line.startsWith(":")).map((line) => line.slice(1).split(" ")[0]);
-        assert.deepEqual(declared.filter((name) => !name.startsWith("MORH-")), ["INPUT"], "no chain but INPUT and MORH-* is declared (fail2ban's would be flushed)");
+        assert.deepEqual(
+            declared.filter((name) => !name.startsWith("MORH-")),
+            ["INPUT"],
+            "no chain but INPUT and MORH-* is declared (fail2ban's would be flushed)",
+        );
         const inputRules = lines.filter((line) => line.startsWith("-A INPUT "));
         assert.deepEqual(inputRules, [`-A INPUT -j ${INPUT_CHAIN}`]);
         assert.ok(!lines.some((line) => /^-[FXZ]/.test(line)), "no flush, delete or zero");
@@ -25,16 +29,34 @@ describe("firewall renderer", () => {
         const input = chain(ruleset, INPUT_CHAIN);
         assert.ok(input.includes("-s 198.51.100.10 -j MORH-TRUSTED"));
         assert.ok(chain(ruleset, "MORH-TRUSTED").includes("-p tcp -m tcp --dport 22 -j MORH-SSH"));
-        for (const port of ["-p tcp -m tcp --dport 80", "-p tcp -m tcp --dport 443", "-p udp -m udp --dport 5060", "-p tcp -m tcp --dport 5060", "-p udp -m udp --dport 4569", "-p udp -m udp --dport 10000:20000"]) {
+        for (const port of [
+            "-p tcp -m tcp --dport 80",
+            "-p tcp -m tcp --dport 443",
+            "-p udp -m udp --dport 5060",
+            "-p tcp -m tcp --dport 5060",
+            "-p udp -m udp --dport 4569",
+            "-p udp -m udp --dport 10000:20000",
+        ]) {
             assert.ok(input.includes(`${port} -j ACCEPT`), `${port} is public`);
         }
         assert.ok(!input.some((rule) => rule.includes("--dport 22 ")), "SSH is not public");
-        assert.ok(!ruleset.chains.flatMap((c) => c.rules).some((rule) => /--dport (5038|5039|3306|9200)\b/.test(rule)), "AMI, MySQL and Elasticsearch are closed");
+        assert.ok(
+            !ruleset.chains.flatMap((c) => c.rules).some((rule) => /--dport (5038|5039|3306|9200)\b/.test(rule)),
+            "AMI, MySQL and Elasticsearch are closed",
+        );
     });
 
     it("rate-limits new SSH connections per source", async () => {
-        const ruleset = buildRuleset(await renderInputFor(minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, sshRateLimit: { perMinute: 6, burst: 3 } } })), "v4");
-        assert.match(chain(ruleset, "MORH-SSH")[0], /--ctstate NEW -m hashlimit --hashlimit-above 6\/minute --hashlimit-burst 3 --hashlimit-mode srcip .* -j DROP$/);
+        const ruleset = buildRuleset(
+            await renderInputFor(
+                minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, sshRateLimit: { perMinute: 6, burst: 3 } } }),
+            ),
+            "v4",
+        );
+        assert.match(
+            chain(ruleset, "MORH-SSH")[0],
+            /--ctstate NEW -m hashlimit --hashlimit-above 6\/minute --hashlimit-burst 3 --hashlimit-mode srcip .* -j DROP$/,
+        );
     });
 
     it("trusts support.kolmisoft.com by default, by its resolved addresses in each family", async () => {
@@ -43,7 +65,10 @@ describe("firewall renderer", () => {
         assert.ok(chain(buildRuleset(input, "v4"), INPUT_CHAIN).includes(`-s ${SUPPORT_V4} -j MORH-TRUSTED`));
         assert.ok(chain(buildRuleset(input, "v4"), INPUT_CHAIN).includes("-s 198.51.100.20 -j MORH-TRUSTED"));
         assert.ok(chain(buildRuleset(input, "v6"), INPUT_CHAIN).includes(`-s ${SUPPORT_V6} -j MORH-TRUSTED`));
-        assert.ok(renderFirewall(input).summary[0].includes(`support.kolmisoft.com -> ${SUPPORT_V4}, ${SUPPORT_V6}`), "the preview shows what names resolved to");
+        assert.ok(
+            renderFirewall(input).summary[0].includes(`support.kolmisoft.com -> ${SUPPORT_V4}, ${SUPPORT_V6}`),
+            "the preview shows what names resolved to",
+        );
     });
 
     it("allows the ICMPv6 a host needs, neighbour discovery from the link only", async () => {
@@ -55,7 +80,10 @@ describe("firewall renderer", () => {
     });
 
     it("opens no IPv6 service when ipv6 is off, but keeps the default drop", async () => {
-        const text = renderRuleset(await renderInputFor(minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, ipv6: false } })), "v6");
+        const text = renderRuleset(
+            await renderInputFor(minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, ipv6: false } })),
+            "v6",
+        );
         assert.ok(text.includes(":INPUT DROP [0:0]"));
         assert.ok(!/--dport/.test(text));
     });
@@ -66,8 +94,15 @@ describe("firewall renderer", () => {
         const hex = (text: string) => Buffer.from(text).toString("hex");
         const agents = chain(ruleset, "MORH-SIPUA");
         assert.equal(agents[0], `-m string ! --hex-string "|${hex("\r\nUser-Agent:")}|" --algo bm --icase -j RETURN`, "no User-Agent header: nothing to match");
-        assert.ok(agents.includes(`-m string --hex-string "|${hex("\r\nUser-Agent: friendly-scanner")}|" --algo bm --icase -m comment --comment "User-Agent friendly-scanner" -j MORH-SIPSCAN`));
-        assert.ok(agents.every((rule, i) => i === 0 || rule.includes(hex("\r\nUser-Agent:"))), "every scanner rule is anchored at the header");
+        assert.ok(
+            agents.includes(
+                `-m string --hex-string "|${hex("\r\nUser-Agent: friendly-scanner")}|" --algo bm --icase -m comment --comment "User-Agent friendly-scanner" -j MORH-SIPSCAN`,
+            ),
+        );
+        assert.ok(
+            agents.every((rule, i) => i === 0 || rule.includes(hex("\r\nUser-Agent:"))),
+            "every scanner rule is anchored at the header",
+        );
         assert.equal(agents.length, 1 + 2 * guideScannerAgents.length, "with and without the blank after the colon");
         assert.match(chain(ruleset, "MORH-SIPSCAN")[0], /-j LOG --log-prefix "MORH-SIPSCAN "/);
         // Over TCP the User-Agent comes after the handshake: the check precedes the ESTABLISHED
@@ -77,7 +112,10 @@ describe("firewall renderer", () => {
         const tcpCheck = input.indexOf("-p tcp -m tcp --dport 5060 -m conntrack --ctstate ESTABLISHED -j MORH-SIPUA");
         assert.ok(tcpCheck > 0, "over TCP only established packets reach the scanner rule");
         assert.ok(tcpCheck < input.indexOf("-m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"));
-        assert.ok(input.indexOf("-m conntrack --ctstate INVALID -j DROP") < input.indexOf("-p udp -m udp --dport 5060 -j MORH-SIPUA"), "INVALID is dropped before the scanner rule");
+        assert.ok(
+            input.indexOf("-m conntrack --ctstate INVALID -j DROP") < input.indexOf("-p udp -m udp --dport 5060 -j MORH-SIPUA"),
+            "INVALID is dropped before the scanner rule",
+        );
     });
 
     it("takes the scanners from the stack, and has no scanner rule when ast-cli-attck is disabled", async () => {
@@ -99,22 +137,37 @@ describe("firewall renderer", () => {
     });
 
     it("restricts an extra rule to its own sources", async () => {
-        const config = minimalConfig({ firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted", sources: ["198.51.100.20"] }] } });
+        const config = minimalConfig({
+            firewall: {
+                trusted: ["198.51.100.10"],
+                trustKolmisoftSupport: false,
+                extraRules: [{ name: "node-exporter", protocol: "tcp", ports: 9100, exposure: "trusted", sources: ["198.51.100.20"] }],
+            },
+        });
         const input = chain(buildRuleset(await renderInputFor(config), "v4"), INPUT_CHAIN);
         assert.ok(input.includes("-s 198.51.100.20 -p tcp -m tcp --dport 9100 -j ACCEPT"));
     });
 
     it("persists where each OS family restores from at boot, and validates before activating", async () => {
         const debian = renderFirewall(await renderInputFor(minimalConfig()));
-        assert.deepEqual(debian.artifacts.map((a) => a.path), ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"]);
-        assert.deepEqual(debian.validate.slice(1), ["iptables-restore --test --noflush /etc/iptables/rules.v4", "ip6tables-restore --test --noflush /etc/iptables/rules.v6"]);
+        assert.deepEqual(
+            debian.artifacts.map((a) => a.path),
+            ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"],
+        );
+        assert.deepEqual(debian.validate.slice(1), [
+            "iptables-restore --test --noflush /etc/iptables/rules.v4",
+            "ip6tables-restore --test --noflush /etc/iptables/rules.v6",
+        ]);
         assert.match(debian.validate[0], /the \$other backend also holds rules/);
         // Besides the rules: the sets of blocklists no longer configured are emptied.
         assert.ok(debian.activate.filter((command) => command.includes("iptables")).every((command) => command.includes("--noflush")));
         assert.match(debian.activate.at(-1)!, /^command -v ipset .*ipset flush "\$set"/);
         assert.ok(debian.needsConfirm);
         const rhel = renderFirewall(await renderInputFor(minimalConfig({ os: "rhel" })));
-        assert.deepEqual(rhel.artifacts.map((a) => a.path), ["/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables"]);
+        assert.deepEqual(
+            rhel.artifacts.map((a) => a.path),
+            ["/etc/sysconfig/iptables", "/etc/sysconfig/ip6tables"],
+        );
         assert.deepEqual(rhel.packages, ["iptables-services"]);
     });
 
@@ -122,7 +175,10 @@ describe("firewall renderer", () => {
         const input = chain(buildRuleset(await renderInputFor(minimalConfig()), "v6"), INPUT_CHAIN);
         for (const type of [130, 131, 132, 143]) {
             for (const source of ["fe80::/10", "::/128"]) {
-                assert.ok(input.includes(`-s ${source} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`), `MLD type ${type} from ${source}`);
+                assert.ok(
+                    input.includes(`-s ${source} -p ipv6-icmp -m icmp6 --icmpv6-type ${type} -m hl --hl-eq 1 -j ACCEPT`),
+                    `MLD type ${type} from ${source}`,
+                );
             }
         }
         assert.ok(!input.some((rule) => /--icmpv6-type 1(30|31|32|43) /.test(rule) && !/--hl-eq 1 /.test(rule)), "never from further than the link");
@@ -144,16 +200,29 @@ describe("firewall renderer", () => {
             assert.match(commands[restore], /systemctl unmask "\$unit" && systemctl enable "\$unit"/);
             assert.match(commands[restore], /systemctl \$\{MORH_BOOT:\+--no-block\} start firewalld/);
         }
-        assert.ok(rhel.rollbackCheck.some((command) => command.includes("unit_states")), "the check covers the units");
+        assert.ok(
+            rhel.rollbackCheck.some((command) => command.includes("unit_states")),
+            "the check covers the units",
+        );
         const debian = renderFirewall(await renderInputFor(minimalConfig()));
-        assert.ok(![...debian.prepare, ...debian.snapshot, ...debian.activate, ...debian.rollback, ...debian.rollbackCheck, ...debian.deactivate].some(touchesUnits), "no systemctl on debian");
+        assert.ok(
+            ![...debian.prepare, ...debian.snapshot, ...debian.activate, ...debian.rollback, ...debian.rollbackCheck, ...debian.deactivate].some(touchesUnits),
+            "no systemctl on debian",
+        );
     });
 
     it("snapshots each family's filter table and restores only the part it owns, in one transaction", async () => {
         const plan = renderFirewall(await renderInputFor(minimalConfig()));
-        assert.deepEqual(plan.snapshot.map((command) => command.split(" ")[0]), ["rules=$(iptables-save", "rules=$(ip6tables-save"]);
+        assert.deepEqual(
+            plan.snapshot.map((command) => command.split(" ")[0]),
+            ["rules=$(iptables-save", "rules=$(ip6tables-save"],
+        );
         assert.match(plan.snapshot[0], /> "\$MORH_STATE\/live.v4".new && mv -f "\$MORH_STATE\/live.v4".new "\$MORH_STATE\/live.v4"$/);
-        for (const command of [...plan.activate.filter((command) => command.includes("iptables")), ...plan.rollback, ...plan.deactivate.map((text) => text.split("\nelse\n")[0])]) {
+        for (const command of [
+            ...plan.activate.filter((command) => command.includes("iptables")),
+            ...plan.rollback,
+            ...plan.deactivate.map((text) => text.split("\nelse\n")[0]),
+        ]) {
             assert.equal(command.match(/-restore -w --noflush/g)?.length, 1, "one iptables-restore per family");
             assert.ok(!/\beval\b/.test(command), "no eval");
         }

@@ -59,7 +59,16 @@ function sendFrom(node: LabNode, sends: Send[]): void {
 
 /** Legitimate requests with listed names everywhere a phone or a peer may put them, except the User-Agent's start. */
 function legitimate(domain: string): SipMessage[] {
-    const sdp = ["v=0", "o=friendly-scanner 1 1 IN IP4 203.0.113.66", "s=sipvicious", "c=IN IP4 203.0.113.66", "t=0 0", "m=audio 10000 RTP/AVP 0", "a=tool:sipcli", ""].join("\r\n");
+    const sdp = [
+        "v=0",
+        "o=friendly-scanner 1 1 IN IP4 203.0.113.66",
+        "s=sipvicious",
+        "c=IN IP4 203.0.113.66",
+        "t=0 0",
+        "m=audio 10000 RTP/AVP 0",
+        "a=tool:sipcli",
+        "",
+    ].join("\r\n");
     return [
         {
             method: "INVITE",
@@ -111,7 +120,14 @@ function scannerProbe(agent: string, index: number): SipMessage {
     const name = index % 3 === 1 ? agent.toUpperCase() : agent;
     return {
         method: "OPTIONS",
-        headers: ["Via: SIP/2.0/UDP 203.0.113.66:5060;branch=z9hG4bK-1", "From: <sip:100@192.0.2.11>;tag=1", "To: <sip:100@192.0.2.11>", `Call-ID: ${index}`, "CSeq: 1 OPTIONS", `${header}${name}/0.3.4`],
+        headers: [
+            "Via: SIP/2.0/UDP 203.0.113.66:5060;branch=z9hG4bK-1",
+            "From: <sip:100@192.0.2.11>;tag=1",
+            "To: <sip:100@192.0.2.11>",
+            `Call-ID: ${index}`,
+            "CSeq: 1 OPTIONS",
+            `${header}${name}/0.3.4`,
+        ],
     };
 }
 
@@ -120,7 +136,8 @@ function banned(): string[] {
     return /Banned IP list:\s*(.*)$/m.exec(status.stdout)?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
 }
 
-const scanned = (family: "iptables" | "ip6tables") => Number(/^\s*(\d+)/m.exec(sh(host(), `${family} -L MORH-SIPSCAN -v -x -n | sed -n 3p`).stdout)?.[1] ?? "-1");
+const scanned = (family: "iptables" | "ip6tables") =>
+    Number(/^\s*(\d+)/m.exec(sh(host(), `${family} -L MORH-SIPSCAN -v -x -n | sed -n 3p`).stdout)?.[1] ?? "-1");
 
 async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
@@ -139,7 +156,10 @@ before(async () => {
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(statuses(run.report), { firewall: "applied", sshd: "applied", fail2ban: "applied", apache: "applied" });
     // Something answers SIP over TCP (no Asterisk in the lab): the request follows the handshake.
-    assert.equal(sh(host(), "setsid socat TCP6-LISTEN:5060,fork,reuseaddr SYSTEM:'cat >/dev/null' </dev/null >/dev/null 2>&1 & sleep 0.5; echo started").code, 0);
+    assert.equal(
+        sh(host(), "setsid socat TCP6-LISTEN:5060,fork,reuseaddr SYSTEM:'cat >/dev/null' </dev/null >/dev/null 2>&1 & sleep 0.5; echo started").code,
+        0,
+    );
     const addresses = Array.from({ length: guideScannerAgents.length + 2 }, (_, i) => scannerSource(i));
     const add = addresses.map(({ v4, v6 }) => `ip addr add ${v4}/24 dev eth0 && ip -6 addr add ${v6}/64 dev eth0 nodad`).join(" && ");
     assert.equal(sh(attacker(), add).code, 0);
@@ -149,8 +169,13 @@ after(() => lab?.stop());
 describe("the SIP scanner rule on a lab host", () => {
     it("never bans legitimate INVITE, REGISTER and OPTIONS naming listed tools in From, To, Call-ID, Via, the domain and SDP", async () => {
         const sends: Send[] = [];
-        for (const [src, dst] of [[attacker().v4, host().v4], [attacker().v6, host().v6]]) {
-            for (const message of legitimate("sipvoice.example")) for (const proto of ["udp", "tcp"] as const) sends.push({ proto, src, dst, payload: sipText(message, `100@${dst.includes(":") ? `[${dst}]` : dst}`) });
+        for (const [src, dst] of [
+            [attacker().v4, host().v4],
+            [attacker().v6, host().v6],
+        ]) {
+            for (const message of legitimate("sipvoice.example"))
+                for (const proto of ["udp", "tcp"] as const)
+                    sends.push({ proto, src, dst, payload: sipText(message, `100@${dst.includes(":") ? `[${dst}]` : dst}`) });
         }
         sendFrom(attacker(), sends);
         await new Promise((resolve) => setTimeout(resolve, 3000));
@@ -164,16 +189,29 @@ describe("the SIP scanner rule on a lab host", () => {
         const sends: Send[] = guideScannerAgents.map((agent, index) => {
             const v6 = index % 5 === 4;
             const dst = v6 ? host().v6 : host().v4;
-            return { proto: index % 2 === 0 ? "udp" : "tcp", src: v6 ? scannerSource(index).v6 : scannerSource(index).v4, dst, payload: sipText(scannerProbe(agent, index), `100@${v6 ? `[${dst}]` : dst}`) };
+            return {
+                proto: index % 2 === 0 ? "udp" : "tcp",
+                src: v6 ? scannerSource(index).v6 : scannerSource(index).v4,
+                dst,
+                payload: sipText(scannerProbe(agent, index), `100@${v6 ? `[${dst}]` : dst}`),
+            };
         });
         sendFrom(attacker(), sends);
         const wanted = sends.map((send) => send.src);
         await waitFor("every scanner banned", () => wanted.every((address) => banned().includes(address)), 30_000);
         // One UDP datagram is evidence a forged source can produce: bounded (fail2ban.forgeableBantime).
         assert.equal(sh(host(), "fail2ban-client get ast-cli-attck bantime").stdout.trim(), "3600", "for an hour, not permanently");
-        for (const address of wanted) assert.equal(sh(host(), `ipset test ${banSets("ast-cli-attck", 3600).set}-${address.includes(":") ? 6 : 4} ${address}`).code, 0, `${address} in the timed set`);
+        for (const address of wanted)
+            assert.equal(
+                sh(host(), `ipset test ${banSets("ast-cli-attck", 3600).set}-${address.includes(":") ? 6 : 4} ${address}`).code,
+                0,
+                `${address} in the timed set`,
+            );
         // Over TCP the requests followed their handshakes: the scanner rule saw them as ESTABLISHED.
-        assert.match(sh(host(), "iptables -S MORH-INPUT").stdout, /^-A MORH-INPUT -p tcp -m tcp --dport 5060 -m conntrack --ctstate ESTABLISHED -j MORH-SIPUA$/m);
+        assert.match(
+            sh(host(), "iptables -S MORH-INPUT").stdout,
+            /^-A MORH-INPUT -p tcp -m tcp --dport 5060 -m conntrack --ctstate ESTABLISHED -j MORH-SIPUA$/m,
+        );
     });
 
     it("bans Debian's sipvicious: svmap and svwar", async () => {

@@ -24,7 +24,10 @@ interface StartingState {
     tables?: Tables;
 }
 
-const address = { v4: { ban: "203.0.113.66/32", blocked: "198.18.0.9/32", later: "203.0.113.77/32", laterBan: "203.0.113.88/32" }, v6: { ban: "2001:db8:66::66/128", blocked: "2001:db8:9::9/128", later: "2001:db8:77::77/128", laterBan: "2001:db8:88::88/128" } };
+const address = {
+    v4: { ban: "203.0.113.66/32", blocked: "198.18.0.9/32", later: "203.0.113.77/32", laterBan: "203.0.113.88/32" },
+    v6: { ban: "2001:db8:66::66/128", blocked: "2001:db8:9::9/128", later: "2001:db8:77::77/128", laterBan: "2001:db8:88::88/128" },
+};
 const portUnreachable = { v4: "icmp-port-unreachable", v6: "icmp6-port-unreachable" };
 
 const startingStates: StartingState[] = [
@@ -36,26 +39,34 @@ const startingStates: StartingState[] = [
     { name: "docker's chains jumped to from FORWARD", tables: dockerChains },
     {
         name: "fail2ban's chain with a ban, its jump first in INPUT, and a blocked IP of MOR",
-        tables: filterTables((family) => [
-            emptyFilter,
-            ":f2b-ssh-iptables - [0:0]",
-            "-A INPUT -p tcp -m multiport --dports 22 -j f2b-ssh-iptables",
-            `-A INPUT -s ${address[family].blocked} -j DROP`,
-            "-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT",
-            `-A f2b-ssh-iptables -s ${address[family].ban} -j REJECT --reject-with ${portUnreachable[family]}`,
-            "-A f2b-ssh-iptables -j RETURN",
-        ].join("\n")),
+        tables: filterTables((family) =>
+            [
+                emptyFilter,
+                ":f2b-ssh-iptables - [0:0]",
+                "-A INPUT -p tcp -m multiport --dports 22 -j f2b-ssh-iptables",
+                `-A INPUT -s ${address[family].blocked} -j DROP`,
+                "-A INPUT -p tcp -m tcp --dport 80 -j ACCEPT",
+                `-A f2b-ssh-iptables -s ${address[family].ban} -j REJECT --reject-with ${portUnreachable[family]}`,
+                "-A f2b-ssh-iptables -j RETURN",
+            ].join("\n"),
+        ),
     },
     {
         // iptables quotes comments but does not escape $(...): text a shell must never see.
         name: "an ACCEPT disguised by a comment",
-        tables: filterTables(() => `${emptyFilter}\n-A INPUT -p tcp -m tcp --dport 3306 -m comment --comment " -j DROP $(touch ${pwned}) \\" -j REJECT" -j ACCEPT`),
+        tables: filterTables(
+            () => `${emptyFilter}\n-A INPUT -p tcp -m tcp --dport 3306 -m comment --comment " -j DROP $(touch ${pwned}) \\" -j REJECT" -j ACCEPT`,
+        ),
     },
 ];
 
 /** iptables-save output without comments and counters, as lines. */
 function saved(netns: Netns, family: Family): string[] {
-    return netns.ok(`${tools[family].save} -t filter`).split("\n").filter((line) => line && !line.startsWith("#")).map((line) => line.replace(/ \[\d+:\d+\]$/, ""));
+    return netns
+        .ok(`${tools[family].save} -t filter`)
+        .split("\n")
+        .filter((line) => line && !line.startsWith("#"))
+        .map((line) => line.replace(/ \[\d+:\d+\]$/, ""));
 }
 
 const inputRules = (lines: string[]) => lines.filter((line) => line.startsWith("-A INPUT "));
@@ -114,25 +125,47 @@ function restoreOriginalFiles(host: Host, plan: ConcernPlan): void {
 function meanwhile(host: Host): void {
     for (const family of families) {
         const tool = tools[family].cli;
-        host.netns.ok(`${tool} -w -N f2b-asterisk && ${tool} -w -A f2b-asterisk -s ${address[family].laterBan} -j REJECT && ${tool} -w -A f2b-asterisk -j RETURN && ${tool} -w -I INPUT 1 -j f2b-asterisk && ${tool} -w -I INPUT 2 -s ${address[family].later} -j DROP`);
+        host.netns.ok(
+            `${tool} -w -N f2b-asterisk && ${tool} -w -A f2b-asterisk -s ${address[family].laterBan} -j REJECT && ${tool} -w -A f2b-asterisk -j RETURN && ${tool} -w -I INPUT 1 -j f2b-asterisk && ${tool} -w -I INPUT 2 -s ${address[family].later} -j DROP`,
+        );
     }
 }
 
 /** INPUT as the owned part of `before` must come back: fail2ban's jumps now, the ban added meanwhile, the rest of before. */
 function expectedInputAfterRestore(before: string[], family: Family): string[] {
     const beforeInput = inputRules(before);
-    return ["-A INPUT -j f2b-asterisk", ...beforeInput.filter(fail2banJump), `-A INPUT -s ${address[family].later} -j DROP`, ...beforeInput.filter((rule) => !fail2banJump(rule))];
+    return [
+        "-A INPUT -j f2b-asterisk",
+        ...beforeInput.filter(fail2banJump),
+        `-A INPUT -s ${address[family].later} -j DROP`,
+        ...beforeInput.filter((rule) => !fail2banJump(rule)),
+    ];
 }
 
 function assertRestored(host: Host, before: Record<Family, string[]>): void {
     for (const family of families) {
         const now = saved(host.netns, family);
         assert.equal(policy(now), policy(before[family]), `${family}: INPUT's policy is back`);
-        assert.deepEqual(inputRules(now), expectedInputAfterRestore(before[family], family), `${family}: INPUT is back, with fail2ban's new jump and the ban added meanwhile`);
+        assert.deepEqual(
+            inputRules(now),
+            expectedInputAfterRestore(before[family], family),
+            `${family}: INPUT is back, with fail2ban's new jump and the ban added meanwhile`,
+        );
         assert.deepEqual(morhChains(now), morhChains(before[family]), `${family}: no chain of ours is left`);
-        const newChain = [":f2b-asterisk -", `-A f2b-asterisk -s ${address[family].laterBan} -j REJECT --reject-with ${portUnreachable[family]}`, "-A f2b-asterisk -j RETURN"];
-        assert.deepEqual(foreign(now).filter((line) => !newChain.includes(line)), foreign(before[family]), `${family}: other chains untouched`);
-        assert.ok(newChain.every((line) => now.includes(line)), `${family}: fail2ban's new chain and its ban stay`);
+        const newChain = [
+            ":f2b-asterisk -",
+            `-A f2b-asterisk -s ${address[family].laterBan} -j REJECT --reject-with ${portUnreachable[family]}`,
+            "-A f2b-asterisk -j RETURN",
+        ];
+        assert.deepEqual(
+            foreign(now).filter((line) => !newChain.includes(line)),
+            foreign(before[family]),
+            `${family}: other chains untouched`,
+        );
+        assert.ok(
+            newChain.every((line) => now.includes(line)),
+            `${family}: fail2ban's new chain and its ban stay`,
+        );
     }
 }
 
@@ -154,16 +187,26 @@ for (const backend of ["nft", "legacy"] as Backend[]) {
                     const now = saved(host.netns, family);
                     const input = inputRules(now);
                     assert.equal(input.at(-1), "-A INPUT -j MORH-INPUT", `${family}: our jump is last in INPUT`);
-                    assert.deepEqual(input.slice(0, -1), inputRules(before[family]).filter((rule) => fail2banJump(rule) || ban(rule)), `${family}: only fail2ban's jumps and bans precede it, in their order`);
+                    assert.deepEqual(
+                        input.slice(0, -1),
+                        inputRules(before[family]).filter((rule) => fail2banJump(rule) || ban(rule)),
+                        `${family}: only fail2ban's jumps and bans precede it, in their order`,
+                    );
                     assert.equal(policy(now), ":INPUT DROP");
                     assert.deepEqual(foreign(now), foreign(before[family]), `${family}: other chains, FORWARD and OUTPUT untouched`);
                     const removed = inputRules(before[family]).filter((rule) => !fail2banJump(rule) && !ban(rule));
-                    assert.deepEqual(notes.filter((note) => note.includes(`(${familyName[family]})`)), removed.map((rule) => `MORH-NOTE firewall: removed from INPUT (${familyName[family]}): ${rule}`));
+                    assert.deepEqual(
+                        notes.filter((note) => note.includes(`(${familyName[family]})`)),
+                        removed.map((rule) => `MORH-NOTE firewall: removed from INPUT (${familyName[family]}): ${rule}`),
+                    );
                 }
                 // The drift check sees exactly what was rendered.
                 plan.liveViews.forEach((view, index) => {
                     const live = host.netns.ok(view.live);
-                    const expected = "artifact" in view.expected ? host.netns.ok(`printf '%s' "$CONTENT" | ${view.expected.command}`, { CONTENT: plan.artifacts[view.expected.artifact].content }) : "";
+                    const expected =
+                        "artifact" in view.expected
+                            ? host.netns.ok(`printf '%s' "$CONTENT" | ${view.expected.command}`, { CONTENT: plan.artifacts[view.expected.artifact].content })
+                            : "";
                     assert.equal(live, expected, view.name);
                 });
                 // Applied again, nothing changes and nothing is reported.
@@ -191,7 +234,11 @@ for (const backend of ["nft", "legacy"] as Backend[]) {
 
             it(`deletes back to the firewall found before the first apply: ${state.name}`, async () => {
                 // The first apply has a knocking chain the second no longer renders.
-                const first = renderFirewall(await renderInputFor(minimalConfig({ knocking: { mode: "sequence", sequence: [7001, 8002, 9003, 6004], protocol: "udp", guards: ["ssh"] } })));
+                const first = renderFirewall(
+                    await renderInputFor(
+                        minimalConfig({ knocking: { mode: "sequence", sequence: [7001, 8002, 9003, 6004], protocol: "udp", guards: ["ssh"] } }),
+                    ),
+                );
                 const second = renderFirewall(await renderInputFor(minimalConfig()));
                 const host = await startHost(backend, state);
                 hosts.push(host);
@@ -205,7 +252,10 @@ for (const backend of ["nft", "legacy"] as Backend[]) {
                 for (const family of families) {
                     const now = saved(host.netns, family);
                     assert.ok(!now.includes(":MORH-KNOCK -"), `${family}: the chain no longer rendered is gone`);
-                    assert.deepEqual(morhChains(now).sort(), morhChains(second.artifacts[families.indexOf(family)].content.split("\n").map((line) => line.replace(/ \[0:0\]$/, ""))).sort());
+                    assert.deepEqual(
+                        morhChains(now).sort(),
+                        morhChains(second.artifacts[families.indexOf(family)].content.split("\n").map((line) => line.replace(/ \[0:0\]$/, ""))).sort(),
+                    );
                     assert.equal(inputRules(now).at(-1), "-A INPUT -j MORH-INPUT");
                 }
 
@@ -218,7 +268,10 @@ for (const backend of ["nft", "legacy"] as Backend[]) {
 
         it("deletes without a first snapshot (hosts applied by older versions): INPUT open, our chains gone, fail2ban's kept", async () => {
             const plan = renderFirewall(await renderInputFor(minimalConfig()));
-            const host = await startHost(backend, startingStates.find((state) => state.name.startsWith("fail2ban"))!);
+            const host = await startHost(
+                backend,
+                startingStates.find((state) => state.name.startsWith("fail2ban"))!,
+            );
             hosts.push(host);
             apply(host, plan);
             restoreOriginalFiles(host, plan);
@@ -227,16 +280,24 @@ for (const backend of ["nft", "legacy"] as Backend[]) {
                 const now = saved(host.netns, family);
                 assert.equal(policy(now), ":INPUT ACCEPT");
                 assert.deepEqual(morhChains(now), []);
-                assert.deepEqual(inputRules(now), ["-A INPUT -p tcp -m multiport --dports 22 -j f2b-ssh-iptables", `-A INPUT -s ${address[family].blocked} -j DROP`]);
+                assert.deepEqual(inputRules(now), [
+                    "-A INPUT -p tcp -m multiport --dports 22 -j f2b-ssh-iptables",
+                    `-A INPUT -s ${address[family].blocked} -j DROP`,
+                ]);
             }
         });
 
         it("deletes back from a first snapshot taken by the previous version (every table; nothing where none existed)", async () => {
             const plan = renderFirewall(await renderInputFor(minimalConfig()));
-            const host = await startHost(backend, startingStates.find((state) => state.name.startsWith("iptables-services"))!);
+            const host = await startHost(
+                backend,
+                startingStates.find((state) => state.name.startsWith("iptables-services"))!,
+            );
             hosts.push(host);
             // Tables beside filter, each with an INPUT chain of its own that must not be read as filter's.
-            host.netns.ok("iptables -w -t mangle -P INPUT DROP && iptables -w -t mangle -A INPUT -j ACCEPT && iptables -w -t nat -A POSTROUTING -o lo -j RETURN");
+            host.netns.ok(
+                "iptables -w -t mangle -P INPUT DROP && iptables -w -t mangle -A INPUT -j ACCEPT && iptables -w -t nat -A POSTROUTING -o lo -j RETURN",
+            );
             const before = saved(host.netns, "v4");
             const firstState = mkdtempSync(join(tmpdir(), "morh-state-"));
             host.stateDirs.push(firstState);
@@ -263,20 +324,31 @@ for (const backend of ["nft", "legacy"] as Backend[]) {
             const plan = renderFirewall(await renderInputFor(minimalConfig()));
             const host = await startHost(backend, startingStates[0]);
             hosts.push(host);
-            const setBan = (family: Family, set: string) => `-A INPUT -m set --match-set ${set}-${family} src -j REJECT --reject-with ${portUnreachable[family]}`;
+            const setBan = (family: Family, set: string) =>
+                `-A INPUT -m set --match-set ${set}-${family} src -j REJECT --reject-with ${portUnreachable[family]}`;
             const addSetBan = (family: Family, set: string) =>
-                host.netns.ok(`ipset create ${set}-${family} hash:ip family ${family === "v4" ? "inet" : "inet6"} && ${tools[family].cli} -w -I INPUT 1 ${setBan(family, set).slice("-A INPUT ".length)}`);
+                host.netns.ok(
+                    `ipset create ${set}-${family} hash:ip family ${family === "v4" ? "inet" : "inet6"} && ${tools[family].cli} -w -I INPUT 1 ${setBan(family, set).slice("-A INPUT ".length)}`,
+                );
             for (const family of families) addSetBan(family, "morh-ban-old");
             const { state: stateDir } = apply(host, plan);
-            for (const family of families) assert.deepEqual(inputRules(saved(host.netns, family)), [setBan(family, "morh-ban-old"), "-A INPUT -j MORH-INPUT"], `${family}: the set ban stays before our jump`);
+            for (const family of families)
+                assert.deepEqual(
+                    inputRules(saved(host.netns, family)),
+                    [setBan(family, "morh-ban-old"), "-A INPUT -j MORH-INPUT"],
+                    `${family}: the set ban stays before our jump`,
+                );
             // fail2ban restarted with other jails in the confirm window: the old set is gone.
             for (const family of families) {
-                host.netns.ok(`${tools[family].cli} -w -D INPUT ${setBan(family, "morh-ban-old").slice("-A INPUT ".length)} && ipset destroy morh-ban-old-${family}`);
+                host.netns.ok(
+                    `${tools[family].cli} -w -D INPUT ${setBan(family, "morh-ban-old").slice("-A INPUT ".length)} && ipset destroy morh-ban-old-${family}`,
+                );
                 addSetBan(family, "morh-ban-new");
             }
             restoreOriginalFiles(host, plan);
             runAll(host, plan.rollback, { MORH_STATE: stateDir });
-            for (const family of families) assert.deepEqual(inputRules(saved(host.netns, family)), [setBan(family, "morh-ban-new")], `${family}: the live set ban, not the snapshot's`);
+            for (const family of families)
+                assert.deepEqual(inputRules(saved(host.netns, family)), [setBan(family, "morh-ban-new")], `${family}: the live set ban, not the snapshot's`);
             assert.equal(runAll(host, plan.rollbackCheck, { MORH_STATE: stateDir }), "");
         });
 

@@ -52,7 +52,13 @@ function host(units: Units) {
         const result = spawnSync("sh", ["-c", command], { encoding: "utf8", env: { ...process.env, PATH: `${bin}:${process.env.PATH}`, UNITS: dir, ...env } });
         return { code: result.status, output: result.stdout + result.stderr, stdout: result.stdout };
     };
-    const states = () => Object.fromEntries(["firewalld", "iptables", "ip6tables"].map((unit) => [unit, `${existsSync(join(dir, `${unit}.enabled`)) ? readFileSync(join(dir, `${unit}.enabled`), "utf8").trim() : "not-found"} ${existsSync(join(dir, `${unit}.active`)) ? readFileSync(join(dir, `${unit}.active`), "utf8").trim() : "inactive"}`]));
+    const states = () =>
+        Object.fromEntries(
+            ["firewalld", "iptables", "ip6tables"].map((unit) => [
+                unit,
+                `${existsSync(join(dir, `${unit}.enabled`)) ? readFileSync(join(dir, `${unit}.enabled`), "utf8").trim() : "not-found"} ${existsSync(join(dir, `${unit}.active`)) ? readFileSync(join(dir, `${unit}.active`), "utf8").trim() : "inactive"}`,
+            ]),
+        );
     return { run, states };
 }
 
@@ -63,13 +69,23 @@ async function unitSteps() {
         assert.equal(found.length, 1);
         return found[0];
     };
-    return { snapshot: pick(plan.snapshot), activate: pick(plan.activate), rollback: pick(plan.rollback), rollbackCheck: pick(plan.rollbackCheck), deactivate: pick(plan.deactivate) };
+    return {
+        snapshot: pick(plan.snapshot),
+        activate: pick(plan.activate),
+        rollback: pick(plan.rollback),
+        rollbackCheck: pick(plan.rollbackCheck),
+        deactivate: pick(plan.deactivate),
+    };
 }
 
 describe("firewall on rhel: firewalld and the iptables units", () => {
     it("stops and masks a running firewalld at activation and starts it again on rollback", async () => {
         const steps = await unitSteps();
-        const { run, states } = host({ firewalld: { enabled: "enabled", active: "active" }, iptables: { enabled: "disabled" }, ip6tables: { enabled: "disabled" } });
+        const { run, states } = host({
+            firewalld: { enabled: "enabled", active: "active" },
+            iptables: { enabled: "disabled" },
+            ip6tables: { enabled: "disabled" },
+        });
         const before = states();
         assert.equal(run(steps.snapshot).code, 0);
         const activated = run(steps.activate);

@@ -58,7 +58,9 @@ export function parseSamples(text: string): SampleFile {
         }
         if (row.startsWith("#") || row.trim() === "") return;
         const expectation = expect ?? {};
-        file.sections.at(-1)!.lines.push({ lineNo: index + 1, text: row.replace(/\r$/, ""), expect: source && !expectation.source ? { ...expectation, source } : expectation });
+        file.sections
+            .at(-1)!
+            .lines.push({ lineNo: index + 1, text: row.replace(/\r$/, ""), expect: source && !expectation.source ? { ...expectation, source } : expectation });
         expect = undefined;
     });
     file.sections = file.sections.filter((section) => section.lines.length > 0);
@@ -71,7 +73,8 @@ export function parseSamples(text: string): SampleFile {
  */
 export function evaluateConditions(conditions: { expression: string; name: string; opts: Record<string, unknown> }[]): boolean[] {
     if (conditions.length === 0) return [];
-    const program = "import json,sys\nprint(json.dumps([bool(eval(c['expression'], {}, {'name': c['name'], 'opts': c['opts']})) for c in json.load(sys.stdin)]))";
+    const program =
+        "import json,sys\nprint(json.dumps([bool(eval(c['expression'], {}, {'name': c['name'], 'opts': c['opts']})) for c in json.load(sys.stdin)]))";
     return JSON.parse(execFileSync("python3", ["-c", program], { input: JSON.stringify(conditions), encoding: "utf8" }));
 }
 
@@ -106,7 +109,11 @@ const RECORD = "\u0001";
  */
 export function runFilter(configDir: string, filter: string, lines: string[]): Failure[] {
     return withLog(lines, (log) => {
-        const run = spawnSync("fail2ban-regex", ["-c", configDir, "-l", "warning", "--raw", "--no-check-all", "-o", `${RECORD}<fid>\t<time>\t<matches>`, log, filter], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+        const run = spawnSync(
+            "fail2ban-regex",
+            ["-c", configDir, "-l", "warning", "--raw", "--no-check-all", "-o", `${RECORD}<fid>\t<time>\t<matches>`, log, filter],
+            { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 },
+        );
         if (run.status !== 0) throw new Error(`fail2ban-regex ${filter} failed (${run.status}): ${run.stderr}${run.stdout}`);
         // fail2ban-server ignores a failure whose line has no date it can read; fail2ban-regex
         // only warns and stamps it "now". Such a filter would never ban: an error here.
@@ -151,7 +158,10 @@ function findFrom(lines: string[], from: number, message: string[]): number {
 /** What each failure regex of a filter matched in a log: hits per regex, from fail2ban-regex's summary. */
 export function hitsPerRegex(configDir: string, filter: string, lines: string[]): number[] {
     return withLog(lines, (log) => {
-        const out = execFileSync("fail2ban-regex", ["-c", configDir, "--raw", "--print-no-missed", "--print-no-ignored", log, filter], { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+        const out = execFileSync("fail2ban-regex", ["-c", configDir, "--raw", "--print-no-missed", "--print-no-ignored", log, filter], {
+            encoding: "utf8",
+            maxBuffer: 64 * 1024 * 1024,
+        });
         const summary = out.slice(out.indexOf("Failregex:"), out.indexOf("Ignoreregex:"));
         return [...summary.matchAll(/^\|-?\s+(\d+)\) \[(\d+)\]/gm)].map((match) => Number(match[2]));
     });
@@ -186,7 +196,8 @@ export function judge(lines: SampleLine[], failures: Failure[], applies: (line: 
         if (expected && found.length === 0) problem = "not matched, should be";
         else if (!expected && found.length > 0) problem = `matched (${found.map((f) => f.host).join(", ")}), should not be`;
         else if (expected && found.length > 1) problem = `matched ${found.length} times`;
-        else if (expected && line.expect.host !== undefined && found[0].host !== line.expect.host) problem = `matched host ${found[0].host}, expected ${line.expect.host}`;
+        else if (expected && line.expect.host !== undefined && found[0].host !== line.expect.host)
+            problem = `matched host ${found[0].host}, expected ${line.expect.host}`;
         return [{ line, failures: found, problem }];
     });
 }
@@ -194,6 +205,9 @@ export function judge(lines: SampleLine[], failures: Failure[], applies: (line: 
 export function describeProblems(source: string, verdicts: LineVerdict[]): string {
     return verdicts
         .filter((verdict) => verdict.problem)
-        .map((verdict) => `${source}:${verdict.line.lineNo}: ${verdict.problem}${verdict.line.expect.desc ? ` (${verdict.line.expect.desc})` : ""}\n    ${verdict.line.text}`)
+        .map(
+            (verdict) =>
+                `${source}:${verdict.line.lineNo}: ${verdict.problem}${verdict.line.expect.desc ? ` (${verdict.line.expect.desc})` : ""}\n    ${verdict.line.text}`,
+        )
         .join("\n");
 }

@@ -41,7 +41,8 @@ export function cliInBackground(lab: TestLab, args: string[], timeoutMs = 240_00
     return { done, kill };
 }
 
-export const applyInBackground = (lab: TestLab, stackFile: string, timeoutMs?: number) => cliInBackground(lab, ["apply", "--config", stackFile, "--json"], timeoutMs);
+export const applyInBackground = (lab: TestLab, stackFile: string, timeoutMs?: number) =>
+    cliInBackground(lab, ["apply", "--config", stackFile, "--json"], timeoutMs);
 
 /** Polls `check` every 100 ms until it holds or `ms` pass; returns whether it held. */
 export async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
@@ -80,7 +81,7 @@ export function hostFingerprint(host: LabHost, exclude = "/nonexistent"): string
 export function simulateReboot(host: LabHost): void {
     const script = [
         // PID 1 (tini) and the init's `sleep infinity` keep the namespace alive: everything else dies.
-        'keep=" 1 $$ $(for p in /proc/[0-9]*; do p=${p#/proc/}; [ "$(tr \'\\0\' \' \' < /proc/$p/cmdline 2>/dev/null)" = "sleep infinity " ] && echo $p; done | tr \'\\n\' \' \') "',
+        "keep=\" 1 $$ $(for p in /proc/[0-9]*; do p=${p#/proc/}; [ \"$(tr '\\0' ' ' < /proc/$p/cmdline 2>/dev/null)\" = \"sleep infinity \" ] && echo $p; done | tr '\\n' ' ') \"",
         'for p in /proc/[0-9]*; do p=${p#/proc/}; case "$keep" in *" $p "*) ;; *) kill -9 "$p" 2>/dev/null;; esac; done',
         "sleep 0.5",
         "for t in iptables ip6tables; do $t -P INPUT ACCEPT; $t -F; $t -X; done; nft flush ruleset 2>/dev/null",
@@ -123,7 +124,11 @@ export function slowTool(host: LabHost, tool: string, real: string, seconds: num
  * `delayMs` each way (round trip + 2 x delay), and `lossPercent` of the workstation's packets on
  * its link dropped at random. Returns the relay's address and port, and the undo.
  */
-export function slowLossyLink(lab: TestLab, host: LabHost, options: { delayMs: number; lossPercent: number; listenPort: number }): { address: string; port: number; stop: () => void } {
+export function slowLossyLink(
+    lab: TestLab,
+    host: LabHost,
+    options: { delayMs: number; lossPercent: number; listenPort: number },
+): { address: string; port: number; stop: () => void } {
     const workstation = lab.client("workstation");
     const relay = join(lab.state.dir, "relay.js");
     writeFileSync(
@@ -144,7 +149,10 @@ setTimeout(() => process.exit(0), 600000).unref();
     const [command, ...args] = execArgv(workstation, ["node", relay]);
     const child = spawn(command, args, { detached: true, stdio: "ignore" });
     const probability = (options.lossPercent / 100).toFixed(3);
-    sh(workstation, `for t in iptables ip6tables; do $t -I INPUT ! -i lo -m statistic --mode random --probability ${probability} -j DROP; $t -I OUTPUT ! -o lo -m statistic --mode random --probability ${probability} -j DROP; done`);
+    sh(
+        workstation,
+        `for t in iptables ip6tables; do $t -I INPUT ! -i lo -m statistic --mode random --probability ${probability} -j DROP; $t -I OUTPUT ! -o lo -m statistic --mode random --probability ${probability} -j DROP; done`,
+    );
     return {
         address: workstation.v4,
         port: options.listenPort,
@@ -154,7 +162,10 @@ setTimeout(() => process.exit(0), 600000).unref();
             } catch {
                 // already gone
             }
-            sh(workstation, `for t in iptables ip6tables; do $t -D INPUT ! -i lo -m statistic --mode random --probability ${probability} -j DROP; $t -D OUTPUT ! -o lo -m statistic --mode random --probability ${probability} -j DROP; done`);
+            sh(
+                workstation,
+                `for t in iptables ip6tables; do $t -D INPUT ! -i lo -m statistic --mode random --probability ${probability} -j DROP; $t -D OUTPUT ! -o lo -m statistic --mode random --probability ${probability} -j DROP; done`,
+            );
         },
     };
 }

@@ -29,7 +29,28 @@ export function certificateFor(name: string, options: { ocsp?: string } = {}): T
     const keyFile = join(workDir, `${id}.key`);
     const certFile = join(workDir, `${id}.crt`);
     const extensions = [`-addext`, `subjectAltName=DNS:${name}`, ...(options.ocsp ? ["-addext", `authorityInfoAccess=OCSP;URI:${options.ocsp}`] : [])];
-    execFileSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", keyFile, "-out", certFile, "-days", "2", "-subj", `/CN=${name}`, ...extensions], { stdio: "ignore" });
+    execFileSync(
+        "openssl",
+        [
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            keyFile,
+            "-out",
+            certFile,
+            "-days",
+            "2",
+            "-subj",
+            `/CN=${name}`,
+            ...extensions,
+        ],
+        { stdio: "ignore" },
+    );
     const result = { certificate: readFileSync(certFile, "utf8"), key: readFileSync(keyFile, "utf8"), keyFile };
     issued.set(id, result);
     return result;

@@ -71,9 +71,13 @@ export function tcpConnect(from: LabNode, address: string, port: number, timeout
 /** Writes artifacts into a lab host as the provider would (secrets filled in), without activating them. */
 export function writeArtifacts(host: LabHost, artifacts: Artifact[], secrets: Record<string, string> = {}): void {
     for (const artifact of artifacts) {
-        const result = labExec(host, ["sh", "-c", `mkdir -p "$(dirname '${artifact.path}')" && cat > '${artifact.path}' && chmod ${artifact.mode} '${artifact.path}'`], {
-            input: fillSecrets(artifact.content, secrets),
-        });
+        const result = labExec(
+            host,
+            ["sh", "-c", `mkdir -p "$(dirname '${artifact.path}')" && cat > '${artifact.path}' && chmod ${artifact.mode} '${artifact.path}'`],
+            {
+                input: fillSecrets(artifact.content, secrets),
+            },
+        );
         if (result.code !== 0) throw new Error(`writing ${artifact.path} into ${host.name}: ${result.stderr}`);
     }
 }

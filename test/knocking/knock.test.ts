@@ -37,7 +37,9 @@ describe("sequence knocking live", () => {
     after(() => lab?.stop());
 
     it("is turned on by an apply whose confirming login knocked first", () => {
-        stackFile = labStackFile(lab, "knock-sequence", { knocking: { mode: "sequence", sequence: [7001, 8002, 9003], guards: ["ssh", "https"], openWindow: OPEN_WINDOW } });
+        stackFile = labStackFile(lab, "knock-sequence", {
+            knocking: { mode: "sequence", sequence: [7001, 8002, 9003], guards: ["ssh", "https"], openWindow: OPEN_WINDOW },
+        });
         const run = applyFromWorkstation(lab, stackFile);
         assert.equal(run.code, 0, run.stderr + run.stdout);
         assert.equal(statuses(run.report).firewall, "applied", "not rolled back: the new login got through the knock");
@@ -61,7 +63,11 @@ describe("sequence knocking live", () => {
     });
 
     it("a knock out of order opens nothing", () => {
-        const wrong = sh(workstation(), `for port in 7001 9003 8002; do timeout 1 bash -c "exec 3<>/dev/tcp/${host().v4}/$port" 2>/dev/null; done; true`, 15_000);
+        const wrong = sh(
+            workstation(),
+            `for port in 7001 9003 8002; do timeout 1 bash -c "exec 3<>/dev/tcp/${host().v4}/$port" 2>/dev/null; done; true`,
+            15_000,
+        );
         assert.equal(wrong.code, 0);
         assert.equal(connect(workstation(), 22), "filtered");
     });

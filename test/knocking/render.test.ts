@@ -16,7 +16,10 @@ describe("port knocking (sequence)", () => {
     it("moves a source through one recent list per knock, the last opening the guarded services", async () => {
         const ruleset = buildRuleset(await renderInputFor(knocking()), "v4");
         const knock = ruleset.chains.find((chain) => chain.name === "MORH-KNOCK")!.rules;
-        assert.equal(knock[0], `-p tcp -m tcp --dport 9003 -m recent --name ${knockListName("v4", 2)} --rcheck --seconds 10 -m recent --name ${knockListName("v4", 2)} --remove -m recent --name morh4-open --set -j DROP`);
+        assert.equal(
+            knock[0],
+            `-p tcp -m tcp --dport 9003 -m recent --name ${knockListName("v4", 2)} --rcheck --seconds 10 -m recent --name ${knockListName("v4", 2)} --remove -m recent --name morh4-open --set -j DROP`,
+        );
         assert.equal(knock[2], "-p tcp -m tcp --dport 7001 -m recent --name morh4-k1 --set -j DROP");
         assert.equal(knock.at(-1), "-j DROP");
         const input = ruleset.chains.find((chain) => chain.name === INPUT_CHAIN)!.rules;
@@ -37,7 +40,8 @@ describe("port knocking (sequence)", () => {
     });
 });
 
-const spa = (settings: Record<string, unknown> = {}) => minimalConfig({ knocking: { mode: "spa", guards: ["ssh", "https"], spa: { keyFile: "/etc/mor-harden/spa.keys" }, ...settings } });
+const spa = (settings: Record<string, unknown> = {}) =>
+    minimalConfig({ knocking: { mode: "spa", guards: ["ssh", "https"], spa: { keyFile: "/etc/mor-harden/spa.keys" }, ...settings } });
 
 describe("single packet authorization (fwknopd)", () => {
     it("leaves guarded services no accept rule of their own: fwknopd's chain lets each knocker in", async () => {
@@ -53,7 +57,10 @@ describe("single packet authorization (fwknopd)", () => {
         const config = spa();
         assert.deepEqual(concernsOf(config), ["knocking", "firewall", "sshd", "fail2ban"]);
         const plans = renderHost(await renderInputFor(config));
-        assert.deepEqual(plans.map((plan) => plan.concern), ["knocking", "firewall", "sshd", "fail2ban"]);
+        assert.deepEqual(
+            plans.map((plan) => plan.concern),
+            ["knocking", "firewall", "sshd", "fail2ban"],
+        );
         const plan = renderKnockingServer(await renderInputFor(config))!;
         const access = plan.artifacts.find((artifact) => artifact.path === "/etc/fwknop/access.conf")!;
         assert.equal(access.mode, "0600");
@@ -67,10 +74,13 @@ describe("single packet authorization (fwknopd)", () => {
 
     it("sees a rule added by hand to fwknopd's chain, and not fwknopd's own", async () => {
         const plan = renderKnockingServer(await renderInputFor(spa()))!;
-        assert.deepEqual(plan.liveViews.map((view) => view.expected), [{ text: "" }]);
+        assert.deepEqual(
+            plan.liveViews.map((view) => view.expected),
+            [{ text: "" }],
+        );
         const chain = [
             "-N FWKNOP_INPUT",
-            '-A FWKNOP_INPUT -s 198.51.100.10/32 -p tcp -m tcp --dport 22 -m comment --comment _exp_1795000030 -j ACCEPT',
+            "-A FWKNOP_INPUT -s 198.51.100.10/32 -p tcp -m tcp --dport 22 -m comment --comment _exp_1795000030 -j ACCEPT",
             '-A FWKNOP_INPUT -s 198.51.100.10/32 -p tcp -m tcp --dport 443 -m comment --comment "_exp_1795000030" -j ACCEPT',
             "-A FWKNOP_INPUT -p tcp -m tcp --dport 22 -j ACCEPT",
             "-A FWKNOP_INPUT -p tcp -m comment --comment _exp_1795000030 -j ACCEPT",
@@ -81,7 +91,14 @@ describe("single packet authorization (fwknopd)", () => {
 
     it("builds packets fwknopd can read: salted AES-256-CBC, a SHA-256 digest, an HMAC over the whole text", () => {
         const keys = { key: Buffer.alloc(32, 7).toString("base64"), hmacKey: Buffer.alloc(64, 9).toString("base64") };
-        const request = { keys, source: "198.51.100.10", access: ["tcp/22"], now: new Date(1_795_000_000_000), random: "1234567812345678", salt: Buffer.alloc(8, 1) };
+        const request = {
+            keys,
+            source: "198.51.100.10",
+            access: ["tcp/22"],
+            now: new Date(1_795_000_000_000),
+            random: "1234567812345678",
+            salt: Buffer.alloc(8, 1),
+        };
         const packet = spaPacket(request);
         assert.equal(spaPacket(request), packet, "deterministic for the same inputs");
         assert.notEqual(spaPacket({ ...request, random: undefined, salt: undefined }), packet, "fresh by default (fwknopd refuses replays)");
@@ -94,9 +111,15 @@ describe("single packet authorization (fwknopd)", () => {
         assert.equal(raw.subarray(0, 8).toString(), "Salted__");
         const salt = raw.subarray(8, 16);
         const password = Buffer.from(keys.key, "base64");
-        const d1 = createHash("md5").update(Buffer.concat([password, salt])).digest();
-        const d2 = createHash("md5").update(Buffer.concat([d1, password, salt])).digest();
-        const d3 = createHash("md5").update(Buffer.concat([d2, password, salt])).digest();
+        const d1 = createHash("md5")
+            .update(Buffer.concat([password, salt]))
+            .digest();
+        const d2 = createHash("md5")
+            .update(Buffer.concat([d1, password, salt]))
+            .digest();
+        const d3 = createHash("md5")
+            .update(Buffer.concat([d2, password, salt]))
+            .digest();
         const decipher = createDecipheriv("aes-256-cbc", Buffer.concat([d1, d2]), d3);
         const plaintext = Buffer.concat([decipher.update(raw.subarray(16)), decipher.final()]).toString();
         const fields = plaintext.split(":");

@@ -21,14 +21,25 @@ before(async () => {
 after(() => lab?.stop());
 
 function sshFromWorkstation(address: string, knownHosts: string, command: string) {
-    const options = ["-i", lab.state.operatorKey, "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"];
+    const options = [
+        "-i",
+        lab.state.operatorKey,
+        "-o",
+        `UserKnownHostsFile=${knownHosts}`,
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "ConnectTimeout=5",
+    ];
     return sh(lab.client("workstation"), `ssh ${options.join(" ")} root@${address} ${command}`, 20_000);
 }
 
 describe("the lab", () => {
     it("runs sshd, apache2, fail2ban and rsyslog in each host", () => {
         for (const host of lab.state.hosts) {
-            const result = sh(host, "for p in sshd apache2 fail2ban-server rsyslogd; do pgrep -x $p >/dev/null || echo \"$p is not running\"; done");
+            const result = sh(host, 'for p in sshd apache2 fail2ban-server rsyslogd; do pgrep -x $p >/dev/null || echo "$p is not running"; done');
             assert.equal(result.stdout, "", host.name);
             assert.equal(readHostFile(host, "/etc/hostname").trim(), host.name);
         }
@@ -61,7 +72,11 @@ describe("the lab", () => {
         assert.equal(sh(first, `iptables -I INPUT -s ${attacker.v4} -p tcp --dport 80 -j DROP`).code, 0);
         try {
             assert.equal(fetch(first.v4).stdout, "000", "the attacker no longer reaches the firewalled port");
-            assert.equal(sh(lab.client("workstation"), `curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://${first.v4}/`).stdout, "200", "the workstation still does");
+            assert.equal(
+                sh(lab.client("workstation"), `curl -s -o /dev/null -w '%{http_code}' --max-time 3 http://${first.v4}/`).stdout,
+                "200",
+                "the workstation still does",
+            );
             assert.equal(fetch(second.v4).stdout, "200", "the other host is not affected");
             assert.equal(machineRules(), rulesBefore, "the machine's own rules are untouched");
         } finally {

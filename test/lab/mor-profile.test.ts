@@ -24,7 +24,14 @@ after(() => lab?.stop());
 /** The actions a jail RUNS (what the server has loaded, not what its config says). */
 function jailActions(host = mor(), jail: string): string[] {
     const out = sh(host, `fail2ban-client get ${jail} actions`, 30_000).stdout.trim().split("\n");
-    return out[0].startsWith("The jail") ? out.slice(1).join(",").split(",").map((name) => name.trim()).filter(Boolean) : [];
+    return out[0].startsWith("The jail")
+        ? out
+              .slice(1)
+              .join(",")
+              .split(",")
+              .map((name) => name.trim())
+              .filter(Boolean)
+        : [];
 }
 
 async function waitFor(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
@@ -47,7 +54,11 @@ describe("MOR profile hosts before mor-harden", () => {
     });
 
     it("have MOR's filters, which read the MOR-format lines in Asterisk's messages log", () => {
-        for (const [filter, wanted] of [["asterisk_hgc_200", 1], ["asterisk_cli", 1], ["asterisk_manager", 1]] as const) {
+        for (const [filter, wanted] of [
+            ["asterisk_hgc_200", 1],
+            ["asterisk_cli", 1],
+            ["asterisk_manager", 1],
+        ] as const) {
             const result = sh(mor(), `fail2ban-regex -o ip /var/log/asterisk/messages /etc/fail2ban/filter.d/${filter}.conf`, 30_000);
             assert.equal(result.code, 0, result.stderr);
             assert.deepEqual(result.stdout.trim().split("\n").filter(Boolean), Array(wanted).fill("203.0.113.9"), filter);
@@ -73,12 +84,20 @@ describe("MOR profile hosts before mor-harden", () => {
         const attacker = lab.client("attacker");
         // A user that does not exist: MOR's stock sshd filter (normal mode) counts "Invalid user" lines.
         for (let attempt = 1; attempt <= 5; attempt++) {
-            sh(attacker, `ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 admin${attempt}@${mor().v4} true`, 20_000);
+            sh(
+                attacker,
+                `ssh -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o ConnectTimeout=5 admin${attempt}@${mor().v4} true`,
+                20_000,
+            );
         }
         await waitFor("MOR's ssh-iptables bans the attacker", () => sh(mor(), "iptables -S f2b-SSH 2>/dev/null").stdout.includes(attacker.v4), 20_000);
         assert.match(sh(mor(), "iptables -S INPUT").stdout, /-p tcp -m tcp --dport 22 -j f2b-SSH/, "MOR's ban covers SSH only");
         assert.equal(tcpConnect(attacker, mor().v4, 443), "open", "other ports stay open to the banned attacker");
-        await waitFor("root is mailed about the ban", () => sh(mor(), `grep -c 'banned ${attacker.v4.replace(/\./g, "\\.")}' ${LAB_MAILBOX}`).stdout.trim() !== "0", 10_000);
+        await waitFor(
+            "root is mailed about the ban",
+            () => sh(mor(), `grep -c 'banned ${attacker.v4.replace(/\./g, "\\.")}' ${LAB_MAILBOX}`).stdout.trim() !== "0",
+            10_000,
+        );
         assert.equal(sh(mor(), `fail2ban-client set ssh-iptables unbanip ${attacker.v4}`).code, 0);
     });
 });
@@ -99,7 +118,8 @@ describe("mor-harden applied over MOR's jails", () => {
     });
 
     it("replaces iptables-services' stock REJECT on the rhel-like host", () => {
-        for (const family of ["v4", "v6"] as const) assert.ok(!inputChain(rhel(), family).rules.some((rule) => /icmp6?-(host|adm)-prohibited/.test(rule)), family);
+        for (const family of ["v4", "v6"] as const)
+            assert.ok(!inputChain(rhel(), family).rules.some((rule) => /icmp6?-(host|adm)-prohibited/.test(rule)), family);
         assert.equal(tcpConnect(lab.client("workstation"), rhel().v4, 22), "open");
     });
 });

@@ -49,7 +49,9 @@ function call<T>(method: string, ...args: unknown[]): T {
     const argsFile = join(lab.state.dir, `args-${++calls}.json`);
     writeFileSync(argsFile, JSON.stringify(args), { mode: 0o600 });
     const harness = join(projectDir, "dist", "test", "helpers", "provider-harness.js");
-    const result = labExec(lab.client("workstation"), ["sh", "-c", `cd '${projectDir}' && node '${harness}' '${providerFile}' ${method} '${argsFile}'`], { timeoutMs: 120_000 });
+    const result = labExec(lab.client("workstation"), ["sh", "-c", `cd '${projectDir}' && node '${harness}' '${providerFile}' ${method} '${argsFile}'`], {
+        timeoutMs: 120_000,
+    });
     const reply = JSON.parse(result.stdout.trim().split("\n").at(-1) || "{}") as { ok: boolean; result: T; error?: string };
     if (!reply.ok) throw new Error(`${method}: ${reply.error ?? result.stderr}`);
     return reply.result;
@@ -62,7 +64,8 @@ describe("the serialized dynamic provider", () => {
         const serialized = await pulumi.runtime.serializeFunction(() => hostProvider, { allowSecrets: true });
         assert.equal(serialized.containsSecrets, false);
         assert.ok(serialized.text.length < 20_000, `${serialized.text.length} characters: only the provider's own methods`);
-        for (const captured of ["ZodObject", "ssh2", "class Client", "handlebars", "PRIVATE KEY"]) assert.ok(!serialized.text.includes(captured), `captures ${captured}`);
+        for (const captured of ["ZodObject", "ssh2", "class Client", "handlebars", "PRIVATE KEY"])
+            assert.ok(!serialized.text.includes(captured), `captures ${captured}`);
     });
 
     it("creates: hardens the host", () => {
@@ -86,7 +89,9 @@ describe("the serialized dynamic provider", () => {
 
     it("reads state written before state versions existed, and refuses state from a newer version", () => {
         const { stateVersion: _version, secretFiles: _secretFiles, running: _running, ...old } = first.outs;
-        const files = Object.fromEntries(Object.entries(first.outs.files).map(([concern, digests]) => [concern, [...digests, ...(first.outs.secretFiles[concern] ?? [])]]));
+        const files = Object.fromEntries(
+            Object.entries(first.outs.files).map(([concern, digests]) => [concern, [...digests, ...(first.outs.secretFiles[concern] ?? [])]]),
+        );
         assert.equal(call<pulumi.dynamic.DiffResult>("diff", first.id, { ...old, files }, inputs).changes, false);
         assert.throws(() => call("diff", first.id, { ...first.outs, stateVersion: 99 }, inputs), /written by a newer mor-harden/);
     });
@@ -106,10 +111,17 @@ describe("the serialized dynamic provider", () => {
     it("never lets a replaced resource's delete undo what its replacement applied, and deletes back to the firewall found first", () => {
         const replacement = call<{ id: string; outs: HostState }>("create", inputs);
         // The attacker banned while the host is hardened, as MOR's "Blocked IPs" does it.
-        const ban: Record<Family, string> = { v4: `-A INPUT -s ${lab.client("attacker").v4}/32 -j DROP`, v6: `-A INPUT -s ${lab.client("attacker").v6}/128 -j DROP` };
+        const ban: Record<Family, string> = {
+            v4: `-A INPUT -s ${lab.client("attacker").v4}/32 -j DROP`,
+            v6: `-A INPUT -s ${lab.client("attacker").v6}/128 -j DROP`,
+        };
         for (const family of families) assert.equal(sh(lab.host(), `${tools[family].cli} -w -I INPUT 1 ${ban[family].slice("-A INPUT ".length)}`).code, 0);
         call("delete", first.id, first.outs);
-        assert.equal(sh(lab.host(), "test -f /etc/ssh/sshd_config.d/00-mor-harden.conf && iptables -C INPUT -j MORH-INPUT").code, 0, "the host is still hardened");
+        assert.equal(
+            sh(lab.host(), "test -f /etc/ssh/sshd_config.d/00-mor-harden.conf && iptables -C INPUT -j MORH-INPUT").code,
+            0,
+            "the host is still hardened",
+        );
         call("delete", replacement.id, replacement.outs);
         assert.notEqual(sh(lab.host(), "test -f /etc/ssh/sshd_config.d/00-mor-harden.conf").code, 0, "delete restored the originals");
         assert.notEqual(sh(lab.host(), "iptables -C INPUT -j MORH-INPUT").code, 0);
@@ -117,7 +129,11 @@ describe("the serialized dynamic provider", () => {
             const now = inputChain(lab.host(), family);
             assert.equal(now.policy, "ACCEPT", `${family}: INPUT's policy as found`);
             // fail2ban's jumps (first in INPUT) are fail2ban's to keep or drop; the ban stays ahead of the stock rules.
-            assert.deepEqual(now.rules.filter((rule) => !/ -j f2b-/.test(rule)), [ban[family], ...inputRulesIn(iptablesServicesStock[family])], `${family}: the stock rules are back, and the ban added meanwhile stays`);
+            assert.deepEqual(
+                now.rules.filter((rule) => !/ -j f2b-/.test(rule)),
+                [ban[family], ...inputRulesIn(iptablesServicesStock[family])],
+                `${family}: the stock rules are back, and the ban added meanwhile stays`,
+            );
         }
         assert.equal(tcpConnect(lab.client("workstation"), lab.host().v4, 22), "open", "the stock rules let SSH in");
         assert.equal(tcpConnect(lab.client("attacker"), lab.host().v4, 22), "filtered", "except from the banned attacker");

@@ -30,8 +30,13 @@ beforeEach(() => {
 const { certificate, key } = certificateFor("mor.example.com");
 
 function setStackConfig(values: Record<string, unknown>, secret: string[] = []): void {
-    const config = Object.fromEntries(Object.entries(values).map(([key_, value]) => [`mor-harden:${key_}`, typeof value === "string" ? value : JSON.stringify(value)]));
-    pulumi.runtime.setAllConfig(config, secret.map((key_) => `mor-harden:${key_}`));
+    const config = Object.fromEntries(
+        Object.entries(values).map(([key_, value]) => [`mor-harden:${key_}`, typeof value === "string" ? value : JSON.stringify(value)]),
+    );
+    pulumi.runtime.setAllConfig(
+        config,
+        secret.map((key_) => `mor-harden:${key_}`),
+    );
 }
 
 const goodStack = () => ({
@@ -67,13 +72,20 @@ describe("Pulumi program", () => {
             "pulumi-nodejs:dynamic/mor-harden:HostHardening::unit-hardening",
         ]);
         // The URN every single-host stack's state holds: the single-host form keeps it.
-        assert.equal(await resolved(outputs.hardening), "urn:pulumi:unit::mor-harden::mor-harden:index:MorHost$pulumi-nodejs:dynamic/mor-harden:HostHardening::unit-hardening");
+        assert.equal(
+            await resolved(outputs.hardening),
+            "urn:pulumi:unit::mor-harden::mor-harden:index:MorHost$pulumi-nodejs:dynamic/mor-harden:HostHardening::unit-hardening",
+        );
     });
 
     it("makes each concern a child of the host", async () => {
         const { MorHost } = await import("../../src/pulumi/host");
         const { parseHostConfig } = await import("../../src/config/schema");
-        const host = new MorHost("graph", { stack: "unit", config: parseHostConfig({ ...goodStack(), tlsKey: { secretRef: "tlsKey" } }), secrets: pulumi.secret({ tlsKey: key }) });
+        const host = new MorHost("graph", {
+            stack: "unit",
+            config: parseHostConfig({ ...goodStack(), tlsKey: { secretRef: "tlsKey" } }),
+            secrets: pulumi.secret({ tlsKey: key }),
+        });
         const urn = await resolved(host.concerns.firewall.urn);
         assert.match(urn, /::mor-harden:index:MorHost\$mor-harden:host:firewall::graph-firewall$/);
         assert.match(await resolved(host.hardening.urn), /::mor-harden:index:MorHost\$pulumi-nodejs:dynamic\/mor-harden:HostHardening::graph-hardening$/);
@@ -103,7 +115,11 @@ describe("Pulumi program", () => {
         assert.equal(await pulumi.isSecret(files), true, "the files output includes the key's digest");
         const { MorHost } = await import("../../src/pulumi/host");
         const { parseHostConfig } = await import("../../src/config/schema");
-        const host = new MorHost("secrets", { stack: "unit", config: parseHostConfig({ ...goodStack(), tlsKey: { secretRef: "tlsKey" } }), secrets: pulumi.secret({ tlsKey: key }) });
+        const host = new MorHost("secrets", {
+            stack: "unit",
+            config: parseHostConfig({ ...goodStack(), tlsKey: { secretRef: "tlsKey" } }),
+            secrets: pulumi.secret({ tlsKey: key }),
+        });
         assert.equal(await pulumi.isSecret(host.concerns.apache.artifacts), true);
         assert.equal(await pulumi.isSecret(host.concerns.firewall.summary), false);
         await resolved(host.hardening.urn);
@@ -122,7 +138,10 @@ describe("Pulumi program", () => {
         const outputs = await runProgram();
         await resolved(outputs.files as pulumi.Output<unknown>);
         await resolved(outputs.hardening as pulumi.Output<unknown>);
-        assert.ok(registered.some((resource) => resource.type === "mor-harden:host:knocking"), "a knocking component");
+        assert.ok(
+            registered.some((resource) => resource.type === "mor-harden:host:knocking"),
+            "a knocking component",
+        );
         const hardening = registered.find((resource) => resource.name === "unit-hardening");
         assert.ok(hardening, "the hardening resource was registered");
         const plans = JSON.stringify(hardening.inputs.plans);
@@ -143,7 +162,11 @@ describe("Pulumi program over an environment", () => {
             ...shared,
             hosts: {
                 "mor-1": { connection: { address: "192.0.2.11", hostKey: HOST_KEY } },
-                "mor-2": { connection: { address: "192.0.2.12", hostKey: OTHER_KEY }, apache: { serverName: "mor-2.example.com", certificate: other.certificate }, tlsKey: other.key },
+                "mor-2": {
+                    connection: { address: "192.0.2.12", hostKey: OTHER_KEY },
+                    apache: { serverName: "mor-2.example.com", certificate: other.certificate },
+                    tlsKey: other.key,
+                },
                 "mor-3": { connection: { address: "192.0.2.13", hostKey: HOST_KEY }, apache: { enabled: false } },
                 ...hosts,
             },
@@ -161,7 +184,10 @@ describe("Pulumi program over an environment", () => {
         assert.equal(names.filter((name) => name.startsWith("mor-harden:index:MorHost::")).length, 3);
         for (const host of ["mor-1", "mor-2"]) assert.ok(names.includes(`mor-harden:host:apache::${host}-apache`), host);
         assert.ok(!names.includes("mor-harden:host:apache::mor-3-apache"), "mor-3 overrides apache.enabled");
-        const hardening = registered.filter((resource) => resource.type.endsWith("HostHardening")).map((resource) => resource.inputs.session.address).sort();
+        const hardening = registered
+            .filter((resource) => resource.type.endsWith("HostHardening"))
+            .map((resource) => resource.inputs.session.address)
+            .sort();
         assert.deepEqual(hardening, ["192.0.2.11", "192.0.2.12", "192.0.2.13"]);
     });
 
@@ -185,18 +211,34 @@ describe("Pulumi program over an environment", () => {
 
     it("refuses a host's TLS key set in plain text, naming the host", async () => {
         setStackConfig(environment(), ["tlsKey"]);
-        await assert.rejects(runProgram(), (error: ConfigError) => error.problems.some((problem) => problem.startsWith("hosts.mor-2.tlsKey: must be set as a secret")));
+        await assert.rejects(runProgram(), (error: ConfigError) =>
+            error.problems.some((problem) => problem.startsWith("hosts.mor-2.tlsKey: must be set as a secret")),
+        );
         assert.equal(registered.length, 0);
     });
 
     it("fails before declaring any resource, naming each host and key", async () => {
-        setStackConfig(environment({ "mor-3": { connection: { address: "192.0.2.13", hostKey: HOST_KEY }, firewall: { trusted: ["10.0.0.0/33"] } } }), ["tlsKey", "hosts"]);
-        await assert.rejects(runProgram(), (error: ConfigError) => error.problems.some((problem) => problem.startsWith('hosts.mor-3.firewall.trusted[0]: "10.0.0.0/33"')));
+        setStackConfig(environment({ "mor-3": { connection: { address: "192.0.2.13", hostKey: HOST_KEY }, firewall: { trusted: ["10.0.0.0/33"] } } }), [
+            "tlsKey",
+            "hosts",
+        ]);
+        await assert.rejects(runProgram(), (error: ConfigError) =>
+            error.problems.some((problem) => problem.startsWith('hosts.mor-3.firewall.trusted[0]: "10.0.0.0/33"')),
+        );
         assert.equal(registered.length, 0);
     });
 
     it("names the host whose trusted name does not resolve", async () => {
-        setStackConfig(environment({ "mor-3": { connection: { address: "192.0.2.13", hostKey: HOST_KEY }, apache: { enabled: false }, firewall: { trusted: ["nowhere.example.net"] } } }), ["tlsKey", "hosts"]);
+        setStackConfig(
+            environment({
+                "mor-3": {
+                    connection: { address: "192.0.2.13", hostKey: HOST_KEY },
+                    apache: { enabled: false },
+                    firewall: { trusted: ["nowhere.example.net"] },
+                },
+            }),
+            ["tlsKey", "hosts"],
+        );
         const { readPulumiConfig } = await import("../../src/pulumi/config");
         const { prepareRenderInput } = await import("../../src/render/prepare");
         const { tableResolver } = await import("../helpers/fixtures");
@@ -213,7 +255,10 @@ describe("Pulumi program over an environment", () => {
         setStackConfig(environment({ "mor-1": { connection: { address: "192.0.2.11", hostKey: HOST_KEY }, formerStackHost: true } }), ["tlsKey", "hosts"]);
         const { readPulumiConfig } = await import("../../src/pulumi/config");
         const hosts = readPulumiConfig("unit").environment.hosts;
-        assert.deepEqual(hosts.map((host) => host.formerName), ["unit", undefined, undefined]);
+        assert.deepEqual(
+            hosts.map((host) => host.formerName),
+            ["unit", undefined, undefined],
+        );
         const { formerNameAliases } = await import("../../src/pulumi/host");
         assert.deepEqual(formerNameAliases("unit", "-firewall"), { aliases: [{ name: "unit-firewall" }] });
         assert.deepEqual(formerNameAliases(undefined, "-firewall"), {});

@@ -35,7 +35,10 @@ describe("the report kit", () => {
         const drift: DriftResult = { stack, status: "error", reason: "a <b>", findings: [], notChecked: [], roundTrips: 0, seconds: 0 };
         const driftXml = junitReport([drift]);
         wellFormed(driftXml);
-        assert.match(driftXml, /<testcase classname="mor-harden\.drift" name="\/tmp\/R&amp;D &lt;lab&gt;\/Pulumi\.x\.yaml" time="0\.000"><error message="a &lt;b&gt;"\/><\/testcase>/);
+        assert.match(
+            driftXml,
+            /<testcase classname="mor-harden\.drift" name="\/tmp\/R&amp;D &lt;lab&gt;\/Pulumi\.x\.yaml" time="0\.000"><error message="a &lt;b&gt;"\/><\/testcase>/,
+        );
         assert.doesNotMatch(driftXml, /&amp;amp;/);
     });
 });

@@ -11,7 +11,10 @@ import * as templates from "../../src/render/templates";
 import { certificateFor, minimalRaw, renderInputFor } from "../helpers/fixtures";
 
 const dir = templates.findTemplatesDir();
-const names = (from: string): string[] => readdirSync(from, { withFileTypes: true }).flatMap((entry) => (entry.isDirectory() ? names(join(from, entry.name)) : entry.name.endsWith(".hbs") ? [relative(dir, join(from, entry.name)).split(sep).join("/")] : []));
+const names = (from: string): string[] =>
+    readdirSync(from, { withFileTypes: true }).flatMap((entry) =>
+        entry.isDirectory() ? names(join(from, entry.name)) : entry.name.endsWith(".hbs") ? [relative(dir, join(from, entry.name)).split(sep).join("/")] : [],
+    );
 const source = (name: string) => readFileSync(join(dir, name), "utf8");
 
 describe("precompiled templates", () => {
@@ -36,7 +39,11 @@ describe("precompiled templates", () => {
             const certificate = certificateFor("mor.example.com").certificate;
             for (const raw of [
                 minimalRaw(),
-                minimalRaw({ apache: { enabled: true, serverName: "mor.example.com", certificate }, tlsKey: { secretRef: "tlsKey" }, fail2ban: { notify: { webhook: { url: "https://hooks.example.com/x" }, mail: { to: "ops@example.com" } } } }),
+                minimalRaw({
+                    apache: { enabled: true, serverName: "mor.example.com", certificate },
+                    tlsKey: { secretRef: "tlsKey" },
+                    fail2ban: { notify: { webhook: { url: "https://hooks.example.com/x" }, mail: { to: "ops@example.com" } } },
+                }),
                 minimalRaw({ os: "rhel" }),
             ]) {
                 renderHost(await renderInputFor(parseHostConfig(raw)));

@@ -11,7 +11,10 @@ describe("sshd renderer", () => {
         const plan = renderSshd(await renderInputFor(minimalConfig()));
         assert.equal(DROP_IN, "/etc/ssh/sshd_config.d/00-mor-harden.conf");
         assert.ok("00-mor-harden.conf" < "50-cloud-init.conf");
-        assert.deepEqual(plan.artifacts.map((artifact) => artifact.path), [DROP_IN]);
+        assert.deepEqual(
+            plan.artifacts.map((artifact) => artifact.path),
+            [DROP_IN],
+        );
         assert.ok(plan.needsConfirm);
     });
 
@@ -58,7 +61,9 @@ describe("sshd renderer", () => {
     it("listens on connection.port too while SSH moves to a new sshd.port, and the firewall opens both to the trusted", async () => {
         const moving = minimalConfig({ connection: { address: "192.0.2.11", hostKey: HOST_KEY, port: 22 }, sshd: { port: 2222 } });
         const input = await renderInputFor(moving);
-        const ports = sshdDirectives(input).filter((directive) => directive.keyword === "Port").map((directive) => directive.value);
+        const ports = sshdDirectives(input)
+            .filter((directive) => directive.keyword === "Port")
+            .map((directive) => directive.value);
         assert.deepEqual(ports, ["2222", "22"]);
         const trusted = buildRuleset(input, "v4").chains.find((chain) => chain.name === "MORH-TRUSTED")!.rules;
         assert.ok(trusted.includes("-p tcp -m tcp --dport 2222 -j MORH-SSH"));
@@ -69,10 +74,21 @@ describe("sshd renderer", () => {
 
     it("listens only on sshd.port once connection.port follows, or when connection.port is forwarded", async () => {
         for (const connection of [{ port: 2222 }, { port: 2200, forwarded: true }]) {
-            const input = await renderInputFor(minimalConfig({ connection: { address: "192.0.2.11", hostKey: HOST_KEY, ...connection }, sshd: { port: 2222 } }));
-            assert.deepEqual(sshdDirectives(input).filter((directive) => directive.keyword === "Port").map((directive) => directive.value), ["2222"], JSON.stringify(connection));
+            const input = await renderInputFor(
+                minimalConfig({ connection: { address: "192.0.2.11", hostKey: HOST_KEY, ...connection }, sshd: { port: 2222 } }),
+            );
+            assert.deepEqual(
+                sshdDirectives(input)
+                    .filter((directive) => directive.keyword === "Port")
+                    .map((directive) => directive.value),
+                ["2222"],
+                JSON.stringify(connection),
+            );
             const trusted = buildRuleset(input, "v4").chains.find((chain) => chain.name === "MORH-TRUSTED")!.rules;
-            assert.deepEqual(trusted.filter((rule) => rule.includes("MORH-SSH")), ["-p tcp -m tcp --dport 2222 -j MORH-SSH"]);
+            assert.deepEqual(
+                trusted.filter((rule) => rule.includes("MORH-SSH")),
+                ["-p tcp -m tcp --dport 2222 -j MORH-SSH"],
+            );
         }
     });
 });

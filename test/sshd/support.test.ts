@@ -67,17 +67,24 @@ describe("Kolmisoft support access", () => {
     });
 
     it("keys: support's key works from support only; passwords are off again", () => {
-        const key = sh(support(), "rm -f /tmp/support-key /tmp/support-key.pub; ssh-keygen -q -t ed25519 -N '' -C kolmisoft-support -f /tmp/support-key && cat /tmp/support-key.pub");
+        const key = sh(
+            support(),
+            "rm -f /tmp/support-key /tmp/support-key.pub; ssh-keygen -q -t ed25519 -N '' -C kolmisoft-support -f /tmp/support-key && cat /tmp/support-key.pub",
+        );
         assert.equal(key.code, 0, key.stderr);
         applyWith("support-keys", { mode: "keys", keys: [key.stdout.trim()] });
-        const login = (from: LabNode) => sh(from, `ssh ${options} -o BatchMode=yes -o IdentitiesOnly=yes -i /tmp/support-key root@${host().v4} echo logged-in`, 20_000);
+        const login = (from: LabNode) =>
+            sh(from, `ssh ${options} -o BatchMode=yes -o IdentitiesOnly=yes -i /tmp/support-key root@${host().v4} echo logged-in`, 20_000);
         assert.equal(login(support()).code, 0, login(support()).stderr);
         // The same key copied to the attacker is useless there (from= in the managed keys file).
         assert.equal(sh(attacker(), `cp /tmp/support-key /tmp/stolen-key`).code, 0, "client namespaces share /tmp");
         const stolen = sh(attacker(), `ssh ${options} -o BatchMode=yes -o IdentitiesOnly=yes -i /tmp/stolen-key root@${host().v4} echo logged-in`, 20_000);
         assert.notEqual(stolen.code, 0);
         assert.notEqual(passwordLogin(support(), host().v4).code, 0, "no password once mode is keys");
-        assert.match(sh(host(), "cat /etc/ssh/mor-harden-support/root.keys").stdout, new RegExp(`^from="${support().v4.replace(/\./g, "\\.")},${support().v6}"`));
+        assert.match(
+            sh(host(), "cat /etc/ssh/mor-harden-support/root.keys").stdout,
+            new RegExp(`^from="${support().v4.replace(/\./g, "\\.")},${support().v6}"`),
+        );
         assert.ok(sshLoginWorks(lab, host().v4));
     });
 });
