@@ -6,6 +6,7 @@ import type { OsFamily } from "../config/os";
 import { desiredDigests, fillSecrets, type ConcernPlan, type FileDigest } from "../render/artifact";
 import { CommandInterruptedError, HostSession, type CommandResult, type SessionTarget } from "../ssh/session";
 import { redact } from "../render/redact";
+import { gzippedScript } from "../render/shell";
 import { lineDelta, rememberContent } from "./bulk";
 import {
     marker,
@@ -135,7 +136,7 @@ async function readLive(
     options: { fillViewCache?: boolean; lockSeconds?: number } = {},
 ): Promise<LiveState & { notes: string[] }> {
     const lock = options.lockSeconds !== undefined ? { marker: marker.locked, waitSeconds: options.lockSeconds } : undefined;
-    const read = parseReadResult(await session.run(readScript(plans, target.os, options), target.session.commandTimeoutSeconds, lock));
+    const read = parseReadResult(await session.run(gzippedScript(readScript(plans, target.os, options)), target.session.commandTimeoutSeconds, lock));
     if (read.kind !== "read")
         throw new Error(`${target.session.address}: reading the host failed: ${redact(read.kind === "aborted" ? read.why : read.output, secrets).trim()}`);
     return { ...parseReadOutput(read.output), notes: read.notes };
