@@ -10,7 +10,7 @@ export type JailName = (typeof jailNames)[number];
 export const PERMANENT = "permanent";
 
 /** fail2ban.peers' defaults. */
-export const PEERS_DEFAULTS = { asteriskDir: "/etc/asterisk", cacheTime: 120, database: true };
+export const PEERS_DEFAULTS = { asteriskDir: "/etc/asterisk", cacheTime: 120, database: true, staleAfter: 86400 };
 
 /**
  * A failregex line for fail2ban: one line, naming the offender with <HOST> (or <ADDR>), and no
@@ -134,11 +134,20 @@ export const fail2banSchema = z
                 /** fail2ban keeps each answer, and the host its lists, this long: a device added is ignored within twice it. */
                 cacheTime: duration.default(PEERS_DEFAULTS.cacheTime),
                 /**
-                 * Read the realtime table's `host` column too. Whoever can set a device's host (a
-                 * customer, where MOR's GUI lets users edit their devices: an assumption to check
-                 * per installation) makes that address unbannable: false keeps sip.conf's peers only.
+                 * Read the realtime table's `host` column too (chan_sip never writes it on REGISTER:
+                 * see templates/fail2ban/ignore-peers.sh.hbs). Whoever can set a device's host makes
+                 * that address unbannable: MOR writes it from a device's "IP Authentication" address
+                 * (Kolmisoft wiki, MOR API device_update's `host`), so any account that may edit a
+                 * device (which roles may is not public: check per installation); false keeps
+                 * sip.conf's peers only.
                  */
                 database: z.boolean().default(PEERS_DEFAULTS.database),
+                /**
+                 * With the database down, the last list read from it stays ignored this long after
+                 * that read, then only sip.conf's peers: a device deleted meanwhile (a fraudster's)
+                 * must not stay unbannable while the outage lasts.
+                 */
+                staleAfter: duration.default(PEERS_DEFAULTS.staleAfter),
             })
             .strict()
             .default(PEERS_DEFAULTS),

@@ -48,6 +48,9 @@ describe("fail2ban.ignorePeers: the jails", () => {
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { cacheTime: "soon" } } })), /fail2ban\.peers\.cacheTime/);
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { ignorePeers: "yes" } })), /fail2ban\.ignorePeers/);
         assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { database: "no" } } })), /fail2ban\.peers\.database/);
+        assert.equal(PEERS_DEFAULTS.staleAfter, 86400);
+        assert.equal(parseHostConfig(minimalRaw({ fail2ban: { peers: { staleAfter: "6h" } } })).fail2ban.peers.staleAfter, 21600);
+        assert.throws(() => parseHostConfig(minimalRaw({ fail2ban: { peers: { staleAfter: "never" } } })), /fail2ban\.peers\.staleAfter/);
     });
 
     it("the script is shellcheck-clean (sh and bash)", () => {
@@ -81,8 +84,11 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
     /** The lists are read again at the next call (as when cacheTime has passed). */
     const expire = () => utimesSync(join(state, "stamp"), new Date(0), new Date(0));
     const logged = () => readFileSync(join(work, "log"), "utf8");
-    const setDatabase = (rows: string[] | "down" | "kill" | "hang") =>
+    /** What the stand-in answers next: these hosts (whole, or `cut` short as a client may leave them), or a failure. */
+    const setDatabase = (rows: string[] | "down" | "kill" | "hang", cut: "half" | "gap" | "full-disk" | "" = "") => {
         writeFileSync(join(work, "rows"), typeof rows === "string" ? `${rows}\n` : rows.map((row) => Buffer.from(row).toString("hex")).join("\n") + "\n");
+        writeFileSync(join(work, "cut"), cut);
+    };
 
     before(() => {
         work = mkdtempSync(join(tmpdir(), "mor-harden-peers-"));
@@ -114,7 +120,12 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
             `[general]\ndbhost = localhost\ndbname = mor\ndbuser = mor\ndbpass = ${PASSWORD.replace(/;/g, "\\;")}\n`,
         );
         // The host's client, standing in: notes its arguments and its option file's mode and
-        // content, then prints the rows of $WORK/rows (hex, as SELECT HEX(host) does) or fails.
+        // content, then answers the query (the rows of $WORK/rows, hex as HEX(host) gives them,
+        // then "end N") or fails. $WORK/cut makes it exit 0 having written part of its answer,
+        // as a client does that is killed in a way its caller cannot see or does not check its
+        // writes: "half" (the first half of the rows, no end row), "gap" (a row lost in the
+        // middle), "full-disk" (its output file limited to 1 KiB, write errors ignored: EFBIG
+        // as ENOSPC would be on a full disk).
         const bin = join(work, "bin");
         mkdirSync(bin);
         writeFileSync(
@@ -128,7 +139,14 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
                 'if grep -qx kill "$WORK/rows"; then kill -9 "$(ps -o ppid= -p "$PPID" | tr -d " ")"; exit 1; fi',
                 // "hang": a query that does not return until the test says so (bounded: 60 s at most).
                 'if grep -qx hang "$WORK/rows"; then : > "$WORK/querying"; n=0; while [ ! -e "$WORK/release" ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n + 1)); done; exit 1; fi',
-                'cat "$WORK/rows"',
+                'total=$(wc -l < "$WORK/rows")',
+                'case $(cat "$WORK/cut") in',
+                '    half) head -n $((total / 2)) "$WORK/rows" ;;',
+                '    gap) sed 2d "$WORK/rows"; echo "end $total" ;;',
+                '    full-disk) trap \'\' XFSZ; ulimit -f 2; cat "$WORK/rows"; echo "end $total" ;;',
+                '    *) cat "$WORK/rows"; echo "end $total" ;;',
+                "esac",
+                "exit 0",
                 "",
             ].join("\n"),
         );
@@ -155,7 +173,10 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
     it("the password reaches the client only in a private option file, removed after", () => {
         const args = readFileSync(join(work, "args"), "utf8");
         assert.ok(!args.includes(PASSWORD) && !args.includes("Zq8"), "not on the command line");
-        assert.match(args, /^--defaults-extra-file=\S+\/client\.cnf --connect-timeout=5 --batch --skip-column-names -e SELECT HEX\(host\) FROM devices WHERE/m);
+        assert.match(
+            args,
+            /^--defaults-extra-file=\S+\/client\.cnf --connect-timeout=5 --batch --skip-column-names -e SELECT h FROM \(SELECT 0 AS k, HEX\(host\) AS h FROM devices WHERE/m,
+        );
         assert.equal(readFileSync(join(work, "mode"), "utf8").trim(), "600");
         assert.match(readFileSync(join(work, "option-file"), "utf8"), /^password="Zq8;\\"w\$x`y"$/m);
         assert.deepEqual(readdirSync(join(work, "tmp")), [], "nothing left in TMPDIR");
@@ -222,7 +243,7 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         assert.equal(ignored("203.0.113.66"), false, "never everyone");
         assert.match(
             logged(),
-            /MOR's database not read, the peers it listed at .* stay ignored: table devices \(section general of res_config_mysql\.conf\): ERROR 2002/,
+            /MOR's database not read, the peers it listed at .* stay ignored \(for 86400 s after that read at most\): table devices \(section general of res_config_mysql\.conf\): ERROR 2002/,
         );
         assert.ok(!logged().includes("Zq8"), "the log holds no password");
         setDatabase(["203.0.113.63"]);
@@ -235,6 +256,60 @@ describe("fail2ban.ignorePeers: the script on Asterisk files", () => {
         assert.equal(ignored("203.0.113.63"), false);
         assert.equal(ignored("198.51.100.77"), true);
         assert.match(logged(), /never read before: only sip\.conf's peers are ignored/);
+    });
+
+    it("an answer cut short (exit 0, half the rows, a row lost, a write that failed) never replaces the list read whole", () => {
+        // Enough rows that the first half, and the first KiB, leave some out.
+        const many = Array.from({ length: 100 }, (_, i) => `2001:db8:1::${(i + 1).toString(16)}`);
+        setDatabase(many);
+        expire();
+        assert.equal(ignored("2001:db8:1::64"), true, "read whole: the last row's peer is ignored");
+        const whole = readFileSync(join(state, "database"), "utf8");
+        for (const cut of ["half", "gap", "full-disk"] as const) {
+            writeFileSync(join(work, "log"), "");
+            setDatabase(many, cut);
+            expire();
+            assert.equal(ignored("2001:db8:1::64"), true, `${cut}: the peers the cut answer left out stay ignored`);
+            assert.equal(ignored("2001:db8:1::2"), true, `${cut}: and the others`);
+            assert.equal(readFileSync(join(state, "database"), "utf8"), whole, `${cut}: the list is the one read whole`);
+            assert.match(logged(), /MOR's database not read, the peers it listed at .* stay ignored .*: table devices .*the answer was cut short/, cut);
+            assert.ok(!existsSync(join(state, "database.new")), `${cut}: no half-written list left`);
+        }
+        setDatabase(["203.0.113.63"]);
+        expire();
+        assert.equal(ignored("203.0.113.63"), true, "read whole again: the new list replaces it");
+        assert.equal(ignored("2001:db8:1::64"), false);
+    });
+
+    it("the database down longer than staleAfter: its last list is no longer used, sip.conf's still is; read again, it is", () => {
+        setDatabase(["203.0.113.63"]);
+        expire();
+        assert.equal(ignored("203.0.113.63"), true);
+        setDatabase("down");
+        writeFileSync(join(work, "log"), "");
+        // Read a second short of staleAfter ago: still used.
+        const readAgo = (seconds: number) => {
+            const at = new Date(Date.now() - seconds * 1000);
+            utimesSync(join(state, "database"), at, at);
+        };
+        readAgo(PEERS_DEFAULTS.staleAfter - 60);
+        expire();
+        assert.equal(ignored("203.0.113.63"), true, "younger than staleAfter: still ignored");
+        assert.match(logged(), /stay ignored \(for 86400 s after that read at most\)/);
+        readAgo(PEERS_DEFAULTS.staleAfter + 1);
+        expire();
+        assert.equal(ignored("203.0.113.63"), false, "older than staleAfter: a device deleted meanwhile is bannable again");
+        assert.equal(ignored("192.0.2.7"), true, "sip.conf's peers still ignored");
+        assert.match(
+            logged(),
+            /its last list \(read at .*\) is older than 86400 s \(fail2ban\.peers\.staleAfter\): only sip\.conf's peers are ignored: .*ERROR 2002/,
+        );
+        expire();
+        assert.equal(ignored("203.0.113.63"), false, "and stays so while the database is down");
+        setDatabase(["203.0.113.63"]);
+        expire();
+        assert.equal(ignored("203.0.113.63"), true, "read again: ignored again");
+        assert.ok(!existsSync(join(state, "database.stale")));
     });
 
     it("fail2ban.peers.database: false (customers who can set a device's host): sip.conf's peers only, no query", () => {

@@ -2,9 +2,10 @@
 // a static peer in the devices table is never banned, neither for forged Asterisk failures nor
 // for real scans of the GUI from its address, while another address is; a device added to the
 // database afterwards (no apply) is ignored once the lists are read again; the database down,
-// the last list read stays ignored and the system log says why.
+// the last list read stays ignored and the system log says why, until it is older than
+// fail2ban.peers.staleAfter: then only sip.conf's peers are.
 import assert from "node:assert/strict";
-import { IGNORE_PEERS_SCRIPT } from "../../src/fail2ban/render";
+import { IGNORE_PEERS_SCRIPT, PEERS_STATE_DIR } from "../../src/fail2ban/render";
 import { labSecrets } from "../../src/lab/voip-files";
 import { waitFor } from "../helpers/faults";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
@@ -132,5 +133,15 @@ describe("fail2ban.ignorePeers on a MOR-like host", () => {
         assert.equal(sh(host(), `${IGNORE_PEERS_SCRIPT} ${PEER}`).code, 0, "the peer is still ignored");
         assert.equal(sh(host(), `${IGNORE_PEERS_SCRIPT} 192.0.2.97`).code, 1, "another address is not");
         assert.ok(!sh(host(), "cat /var/log/syslog").stdout.includes(labSecrets.strong.database), "the database's password is not logged");
+    });
+
+    it("the database down longer than staleAfter (1 day by default): its last list is no longer used", () => {
+        // The last read a day and a minute ago, the lists due again.
+        assert.equal(sh(host(), `touch -d '1 day ago 1 minute ago' ${PEERS_STATE_DIR}/database && touch -d '1 hour ago' ${PEERS_STATE_DIR}/stamp`).code, 0);
+        assert.equal(sh(host(), `${IGNORE_PEERS_SCRIPT} ${PEER}`).code, 1, "the device read from the database a day ago is no longer ignored");
+        assert.match(
+            sh(host(), "cat /var/log/syslog").stdout,
+            /mor-harden-peers.*its last list \(read at .*\) is older than 86400 s \(fail2ban\.peers\.staleAfter\)/,
+        );
     });
 });
