@@ -47,8 +47,12 @@ function cacheDirectory(): string | undefined {
     }
 }
 
-/** One file per Node version and architecture: V8's data is for one V8 build only. */
-const cacheFileName = () => `cli-${process.version}-${process.arch}.bin`;
+/**
+ * One file per Node version and architecture (V8's data is for one V8 build only) and per
+ * installation of mor-harden (the file is read whole at every start: installations in other
+ * places, each with its own modules, must not make it grow).
+ */
+const cacheFileName = () => `cli-${process.version}-${process.arch}-${createHash("sha1").update(__dirname).digest("hex").slice(0, 12)}.bin`;
 
 /** Layout: 4 bytes header length, a JSON header {filename: [sha1, offset, length]}, then the data. */
 function readCache(path: string): Map<string, Entry> {

@@ -4,7 +4,7 @@
 // the new code; a directory others can write is not used.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -29,7 +29,12 @@ const run = (cacheDir: string) => {
     assert.equal(result.status, 0, result.stderr);
     return result.stdout.trim();
 };
-const cacheFile = (dir: string) => join(dir, `cli-${process.version}-${process.arch}.bin`);
+/** The cache file of this Node and this installation: the one file in the directory. */
+const cacheFile = (dir: string) => {
+    const files = existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith(".bin")) : [];
+    assert.ok(files.length <= 1, `one cache file, not ${files.join(", ")}`);
+    return join(dir, files[0] ?? "none.bin");
+};
 const written = (dir: string) => {
     const stat = statSync(cacheFile(dir));
     return `${stat.ino} ${stat.mtimeMs}`;
