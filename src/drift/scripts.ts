@@ -24,6 +24,9 @@ export interface DriftRead {
     pending: { txid: string; deadline: number }[];
 }
 
+/** The scratch directory of the reads that run at once (removed at the end). */
+const PARTS_DIR = "morh_parts";
+
 const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").toString("utf8");
 
 /**
@@ -39,35 +42,60 @@ export function driftScript(plans: ConcernPlan[], digests?: Record<string, strin
     // one stat and one sha256sum for all files (a missing file prints no line), then the files
     // that hold no secret (those whose digest differs, when the digests are known) concatenated in
     // one base64 line, cut apart by the sizes stat printed.
-    const lines = [
-        "set -u",
-        "export LC_ALL=C",
-        ...startBackgroundViews(plans),
+    // The reads are independent and each is a few processes (about 100 ms in a row on a lab
+    // host, most of a clean check's wall time): they run at once, each a shell function whose
+    // output goes to its own file, printed when all have ended (the parser reads lines in any
+    // order). The views started in the background at the start (startBackgroundViews) are read
+    // by the script's own shell, which alone can `wait` for them; without a scratch directory
+    // the reads run one after another as before.
+    const files = [
         `stat -c 'M %n %a %U:%G' ${quoted(all)} 2>/dev/null`,
         `morh_h=$(sha256sum ${quoted(all)} 2>/dev/null)`,
         `[ -z "$morh_h" ] || printf '%s\\n' "$morh_h" | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
         ...contentLines(readable, digests),
         PENDING_LINES,
     ];
+    const parts = [files];
+    const last: string[] = [];
     for (const plan of backgroundLast(plans)) {
+        const reads: string[] = [];
         plan.liveViews.forEach((view, index) => {
             const id = `${plan.concern}/${index}`;
             const printLive = `printf 'W ${id} live %s\\n' "$(printf '%s' "$live" | base64 -w0)"`;
             if (!("artifact" in view.expected)) {
-                lines.push(`${liveOfView(plan, index)}; ${printLive}`);
+                reads.push(`${liveOfView(plan, index)}; ${printLive}`);
                 return;
             }
             // Usually the cached form equals the live one: "same" then, nothing computed and
             // nothing sent back (the live ruleset is most of a clean check's answer: ~20 KB of
             // base64 in the lab); the host compared the very texts the workstation would.
-            lines.push(
+            reads.push(
                 `${liveOfView(plan, index)}; ${expectedOfView(plan, index)}; if [ "$exp" = "$live" ]; then echo 'W ${id} same'; else ${printLive}; printf 'W ${id} expected %s\\n' "$(printf '%s' "$exp" | base64 -w0)"; fi`,
             );
         });
         const checks = plan.verify.length > 0 ? plan.verify.map((command) => `( ${command} )`).join(" && ") : "true";
-        lines.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$(printf '%s' "$out" | base64 -w0)"`);
+        // A check that passed usually printed nothing: no base64 process for it then.
+        reads.push(`out=$( { ${checks}; } 2>&1); code=$?; printf 'S ${plan.concern} %s %s\\n' "$code" "$([ -z "$out" ] || printf '%s' "$out" | base64 -w0)"`);
+        if (plan.liveViews.some((view) => view.background)) last.push(...reads);
+        else parts.push(reads);
     }
-    lines.push(END_BACKGROUND_VIEWS);
+    const part = (index: number) => `morh_part_${index}`;
+    const output = (index: number) => `"$${PARTS_DIR}/${index}"`;
+    const lines = [
+        "set -u",
+        "export LC_ALL=C",
+        ...startBackgroundViews(plans),
+        ...parts.map((reads, index) => [`${part(index)}() {`, ...reads, "}"].join("\n")),
+        `${PARTS_DIR}=$(mktemp -d 2>/dev/null) || ${PARTS_DIR}=''`,
+        `if [ -n "$${PARTS_DIR}" ]; then`,
+        ...parts.map((_, index) => `${part(index)} > ${output(index)} &`),
+        "else",
+        ...parts.map((_, index) => part(index)),
+        "fi",
+        ...last,
+        `if [ -n "$${PARTS_DIR}" ]; then wait; cat ${parts.map((_, index) => output(index)).join(" ")}; rm -rf "$${PARTS_DIR}"; fi`,
+        END_BACKGROUND_VIEWS,
+    ];
     return wholeScript(lines);
 }
 

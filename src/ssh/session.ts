@@ -67,7 +67,11 @@ export function fingerprintOf(keyBlob: Buffer): string {
 // Modern algorithms only: the client never agrees to less than the hardened sshd offers.
 const algorithms: ConnectConfig["algorithms"] = {
     kex: ["curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512", "ecdh-sha2-nistp256"],
-    cipher: ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "aes256-ctr", "aes128-ctr"],
+    // AES-GCM first: ssh2 runs it wholly in Node's crypto (OpenSSL, AES-NI), while its
+    // chacha20-poly1305 computes Poly1305 in WebAssembly unless ssh2's optional native binding
+    // was built (it is not: install scripts do not run). Both are AEAD ciphers OpenSSH offers by
+    // default (ssh2 README "Supported algorithms"; sshd_config(5) Ciphers).
+    cipher: ["aes256-gcm@openssh.com", "aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com", "aes256-ctr", "aes128-ctr"],
     serverHostKey: ["ssh-ed25519", "rsa-sha2-512", "rsa-sha2-256", "ecdsa-sha2-nistp256"],
     hmac: ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512", "hmac-sha2-256"],
     // No compression: ssh2 1.17's zlib throws an uncatchable "Invalid Zlib instance" when a

@@ -2,7 +2,7 @@
 // directory: with the desired digests it sends back the contents of the files that differ only.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -34,8 +34,8 @@ before(async () => {
 });
 const digests = Object.fromEntries(artifacts.map((artifact) => [artifact.path, sha256Hex(artifact.content)]));
 
-function run(script: string) {
-    const result = spawnSync("sh", ["-s"], { input: script, encoding: "utf8" });
+function run(script: string, env: NodeJS.ProcessEnv = process.env) {
+    const result = spawnSync("sh", ["-s"], { input: script, encoding: "utf8", env });
     assert.equal(result.status, 0, result.stderr);
     return { read: parseDriftOutput(result.stdout), output: result.stdout };
 }
@@ -68,5 +68,35 @@ describe("drift script", () => {
         assert.equal(read.files[path("same")]?.content, "as desired\n");
         assert.equal(read.files[path("edited")]?.content, "edited by hand\n");
         assert.equal(read.files[path("edited-twin")]?.content, "edited as desired\n");
+    });
+
+    it("reads the same at once (in a scratch directory it removes) as one after another (no scratch directory)", () => {
+        // Three concerns of views and checks, one check failing, one view in the background.
+        const concern = (name: ConcernPlan["concern"], liveViews: ConcernPlan["liveViews"], verify: string[]) => ({
+            ...plan,
+            concern: name,
+            artifacts: name === "fail2ban" ? artifacts : [],
+            liveViews,
+            verify,
+        });
+        const plans = [
+            concern("fail2ban", [{ name: "a", live: "echo fail2ban view; sleep 0.2", expected: { text: "" } }], ["echo jail down >&2; exit 3"]),
+            concern("sshd", [{ name: "b", live: "echo sshd view", expected: { text: "" } }], ["true"]),
+            concern("firewall", [{ name: "c", live: "echo slow set", background: true, expected: { text: "" } }], ["echo fine"]),
+        ];
+        const scratch = path("tmp");
+        mkdirSync(scratch);
+        const atOnce = run(driftScript(plans, digests), { ...process.env, TMPDIR: scratch });
+        assert.deepEqual(readdirSync(scratch), [], "the scratch directories are removed");
+        const inTurn = run(driftScript(plans, digests), { ...process.env, TMPDIR: path("no-such-directory") });
+        assert.deepEqual(atOnce.read, inTurn.read);
+        assert.deepEqual(atOnce.read.services, {
+            fail2ban: { ok: false, output: "jail down" },
+            sshd: { ok: true, output: "" },
+            firewall: { ok: true, output: "fine" },
+        });
+        assert.equal(atOnce.read.views["fail2ban/0"].live, "fail2ban view");
+        assert.equal(atOnce.read.views["firewall/0"].live, "slow set");
+        assert.equal(atOnce.read.files[path("edited")]?.content, "edited by hand\n");
     });
 });

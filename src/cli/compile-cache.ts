@@ -1,0 +1,137 @@
+// V8's code cache for the CLI's modules, ours and node_modules' (issue 23: about 60 ms of a drift
+// process went to compiling ~250 modules' source, every run). Node 22.1 has this built in
+// (module.enableCompileCache, used when present); Node 20 has not, so here the CommonJS loader's
+// compile step is replaced by the same steps with a cache, as the v8-compile-cache package does:
+// each module's source wrapped as Node wraps it, compiled by vm.Script with the cached data V8
+// made last time (https://nodejs.org/docs/latest-v20.x/api/vm.html#scriptcreatecacheddata), and
+// the data made anew, after the run (so it holds the functions the run compiled lazily too), when
+// a module had none or V8 rejected it.
+//
+// The cache is code that runs: it lives in the user's own cache directory (created 0700; not used
+// when it is anyone else's or writable by others), never in a shared /tmp. Each entry holds the
+// sha1 of the source it was made from and is used only for that very source (V8 itself checks
+// only the source's length). MORH_COMPILE_CACHE=0 turns it off; MORH_COMPILE_CACHE=DIR moves it.
+import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import Module = require("node:module");
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { Script } from "node:vm";
+
+interface Entry {
+    sha1: string;
+    data: Buffer;
+}
+
+/** Module's internals that the loader's compile step uses (stable since Node 12; v8-compile-cache relies on them too). */
+interface ModuleInternals {
+    prototype: { _compile(content: string, filename: string): unknown };
+    _resolveFilename(request: string, parent: unknown, isMain: boolean, options?: unknown): string;
+    _extensions: unknown;
+    _cache: unknown;
+    wrap(source: string): string;
+    enableCompileCache?: (dir?: string) => unknown;
+}
+
+function cacheDirectory(): string | undefined {
+    const setting = process.env.MORH_COMPILE_CACHE;
+    if (setting === "0") return undefined;
+    const dir = setting || join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "mor-harden", "compile");
+    try {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const stat = statSync(dir);
+        if ((process.getuid && stat.uid !== process.getuid()) || (stat.mode & 0o022) !== 0) return undefined;
+        return dir;
+    } catch {
+        return undefined;
+    }
+}
+
+/**
+ * One file per Node version and architecture (V8's data is for one V8 build only) and per
+ * installation of mor-harden (the file is read whole at every start: installations in other
+ * places, each with its own modules, must not make it grow).
+ */
+const cacheFileName = () => `cli-${process.version}-${process.arch}-${createHash("sha1").update(__dirname).digest("hex").slice(0, 12)}.bin`;
+
+/** Layout: 4 bytes header length, a JSON header {filename: [sha1, offset, length]}, then the data. */
+function readCache(path: string): Map<string, Entry> {
+    const entries = new Map<string, Entry>();
+    try {
+        const file = readFileSync(path);
+        const headerLength = file.readUInt32LE(0);
+        const header = JSON.parse(file.subarray(4, 4 + headerLength).toString("utf8")) as Record<string, [string, number, number]>;
+        const base = 4 + headerLength;
+        for (const [filename, [sha1, offset, length]] of Object.entries(header)) {
+            entries.set(filename, { sha1, data: file.subarray(base + offset, base + offset + length) });
+        }
+    } catch {
+        // No cache yet, or an unreadable one: it is made anew.
+    }
+    return entries;
+}
+
+function writeCache(path: string, entries: Map<string, Entry>): void {
+    const header: Record<string, [string, number, number]> = {};
+    const blobs: Buffer[] = [];
+    let offset = 0;
+    for (const [filename, entry] of entries) {
+        header[filename] = [entry.sha1, offset, entry.data.length];
+        blobs.push(entry.data);
+        offset += entry.data.length;
+    }
+    const headerBytes = Buffer.from(JSON.stringify(header));
+    const length = Buffer.alloc(4);
+    length.writeUInt32LE(headerBytes.length);
+    // Written aside and renamed: a concurrent process reads the old cache or the new one, whole.
+    const temporary = `${path}.${process.pid}`;
+    writeFileSync(temporary, Buffer.concat([length, headerBytes, ...blobs]), { mode: 0o600 });
+    renameSync(temporary, path);
+}
+
+export function enableCompileCache(): void {
+    const ModuleClass = Module as unknown as ModuleInternals;
+    const dir = cacheDirectory();
+    if (dir === undefined) return;
+    if (ModuleClass.enableCompileCache) {
+        ModuleClass.enableCompileCache(dir);
+        return;
+    }
+    const path = join(dir, cacheFileName());
+    const entries = readCache(path);
+    const compiled = new Map<string, { sha1: string; script: Script }>();
+    let missed = false;
+    ModuleClass.prototype._compile = function (this: NodeJS.Module, content: string, filename: string) {
+        // A hashbang is only valid at the very start of a script, which the wrapper is not.
+        const source = content.startsWith("#!") ? "//" + content.slice(2) : content;
+        const sha1 = createHash("sha1").update(source).digest("base64");
+        const cached = entries.get(filename);
+        const script = new Script(ModuleClass.wrap(source), {
+            filename,
+            cachedData: cached?.sha1 === sha1 ? cached.data : undefined,
+        });
+        if (cached?.sha1 !== sha1 || script.cachedDataRejected) missed = true;
+        compiled.set(filename, { sha1, script });
+        const wrapper = script.runInThisContext({ displayErrors: true }) as (...args: unknown[]) => unknown;
+        const mod = this;
+        const moduleRequire = Object.assign((id: string) => mod.require(id), {
+            resolve: Object.assign((request: string, options?: unknown) => ModuleClass._resolveFilename(request, mod, false, options), {
+                paths: (request: string) =>
+                    (Module as unknown as { _resolveLookupPaths(r: string, m: unknown): string[] | null })._resolveLookupPaths(request, mod),
+            }),
+            main: require.main,
+            extensions: ModuleClass._extensions,
+            cache: ModuleClass._cache,
+        });
+        return wrapper.call(mod.exports, mod.exports, moduleRequire, mod, filename, dirname(filename));
+    };
+    process.once("exit", () => {
+        if (!missed) return;
+        try {
+            for (const [filename, { sha1, script }] of compiled) entries.set(filename, { sha1, data: script.createCachedData() });
+            writeCache(path, entries);
+        } catch {
+            // A cache that cannot be written only costs the next run its compile time.
+        }
+    });
+}
