@@ -11,6 +11,9 @@
 // when it is anyone else's or writable by others), never in a shared /tmp. Each entry holds the
 // sha1 of the source it was made from and is used only for that very source (V8 itself checks
 // only the source's length). MORH_COMPILE_CACHE=0 turns it off; MORH_COMPILE_CACHE=DIR moves it.
+// Not the v8-compile-cache package itself: it keeps its cache in $TMP/v8-compile-cache/<V8
+// version> (its README, "Internals"), a directory any local user can make first, and checks no
+// owner.
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import Module = require("node:module");
