@@ -1,0 +1,86 @@
+// The system concern on a fresh lab host, judged by Lynis (Debian's 3.0.8): its hardening index
+// before an apply and after it, the sysctls of the host's network namespace live, the kernel's
+// own untouched (the lab's hosts share this machine's kernel), and a sysctl changed by hand is
+// drift until the next apply.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { needs } from "../helpers/needs";
+import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, startTestLab, type TestLab } from "../helpers/lab";
+
+const { after, before, describe, it } = needs("a lab (root, network namespaces) and lynis");
+
+let lab: TestLab;
+let stack: string;
+before(async () => {
+    lab = await startTestLab(1);
+    stack = labStackFile(lab, "system");
+});
+after(() => lab?.stop());
+
+/** Lynis' hardening index and suggestions on the lab host (a quick audit, without its version check, which needs the network). */
+function lynis(): { index: number; suggestions: string[] } {
+    const run = sh(
+        lab.host(),
+        "mkdir -p /etc/lynis && echo skip-upgrade-test=yes > /etc/lynis/custom.prf && lynis audit system --quick --no-colors --report-file /var/tmp/lynis-report.dat >/dev/null 2>&1; cat /var/tmp/lynis-report.dat",
+        300_000,
+    );
+    const index = /^hardening_index=(\d+)$/m.exec(run.stdout);
+    assert.ok(index, `no hardening_index in Lynis' report:\n${run.stdout.slice(-2000)}\n${run.stderr}`);
+    return { index: Number(index[1]), suggestions: [...run.stdout.matchAll(/^suggestion\[\]=(.*)$/gm)].map((match) => match[1]) };
+}
+
+describe("system concern judged by Lynis", { timeout: 900_000 }, () => {
+    const machine = () =>
+        ["kernel/kptr_restrict", "kernel/dmesg_restrict", "fs/protected_fifos", "net/ipv4/conf/all/log_martians"].map((key) =>
+            readFileSync(`/proc/sys/${key}`, "utf8"),
+        );
+    const machineBefore = machine();
+
+    it("Lynis' hardening index is at least 75 after an apply (it was lower before)", () => {
+        const plain = lynis();
+        const applied = applyFromWorkstation(lab, stack, 300_000);
+        assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+        const afterApply = lynis();
+        console.log(`Lynis hardening index: ${plain.index} before, ${afterApply.index} after; suggestions left:\n  ${afterApply.suggestions.join("\n  ")}`);
+        assert.ok(plain.index < 75, `a plain lab host already scores ${plain.index}`);
+        assert.ok(afterApply.index >= 75, `hardening index ${afterApply.index} after the apply:\n  ${afterApply.suggestions.join("\n  ")}`);
+    });
+
+    it("leaves sshd clean for ssh-audit, with Lynis' SSH settings that lock nobody out", () => {
+        const audit = sh(lab.client("workstation"), `ssh-audit -n ${lab.host().v4}`, 60_000);
+        assert.match(audit.stdout, /# key exchange algorithms/, "ssh-audit read the server");
+        assert.deepEqual(
+            audit.stdout.split("\n").filter((line) => line.includes("[fail]")),
+            [],
+        );
+        assert.match(
+            sh(lab.host(), "sshd -T | grep -E '^(tcpkeepalive|compression|maxsessions|maxauthtries) ' | sort").stdout,
+            /^compression no\nmaxauthtries 6\nmaxsessions 4\ntcpkeepalive no\n$/,
+        );
+    });
+
+    it("writes the network namespace's sysctls, and never the machine's kernel-wide ones", () => {
+        assert.equal(
+            sh(lab.host(), "sysctl -n net.ipv4.conf.all.log_martians net.ipv4.conf.all.rp_filter net.ipv4.conf.all.accept_redirects").stdout,
+            "1\n2\n0\n",
+        );
+        assert.match(sh(lab.host(), "cat /etc/sysctl.d/90-mor-harden-kernel.conf").stdout, /^kernel\.kptr_restrict = 2$/m);
+        // This machine's kernel-wide values and its own namespace's are as they were.
+        assert.deepEqual(machine(), machineBefore);
+    });
+
+    it("a sysctl changed by hand is drift, and the next apply puts it back", () => {
+        assert.equal(driftFromWorkstation(lab, stack).code, 0);
+        sh(lab.host(), "sysctl -q -w net.ipv4.conf.all.accept_redirects=1");
+        const drift = driftFromWorkstation(lab, stack);
+        assert.equal(drift.code, 1, drift.stdout + drift.stderr);
+        assert.match(
+            drift.stdout,
+            /-- system: sysctl values\n[\s\S]*^-net\.ipv4\.conf\.all\.accept_redirects = 0\n\+net\.ipv4\.conf\.all\.accept_redirects = 1$/m,
+        );
+        const applied = applyFromWorkstation(lab, stack, 300_000);
+        assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+        assert.equal(sh(lab.host(), "sysctl -n net.ipv4.conf.all.accept_redirects").stdout, "0\n");
+        assert.equal(driftFromWorkstation(lab, stack).code, 0);
+    });
+});
