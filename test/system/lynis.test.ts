@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { needs } from "../helpers/needs";
-import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, startTestLab, type TestLab } from "../helpers/lab";
+import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces) and lynis");
 
@@ -13,7 +13,8 @@ let lab: TestLab;
 let stack: string;
 before(async () => {
     lab = await startTestLab(1);
-    stack = labStackFile(lab, "system");
+    // The lab's stacks leave the system concern off (src/lab/stacks.ts): on here, render-only as there.
+    stack = labStackFile(lab, "system", { system: { enabled: true } });
 });
 after(() => lab?.stop());
 
@@ -82,5 +83,25 @@ describe("system concern judged by Lynis", { timeout: 900_000 }, () => {
         assert.equal(applied.code, 0, applied.stdout + applied.stderr);
         assert.equal(sh(lab.host(), "sysctl -n net.ipv4.conf.all.accept_redirects").stdout, "0\n");
         assert.equal(driftFromWorkstation(lab, stack).code, 0);
+    });
+
+    it("rolls back the values it wrote when a later one is refused by the kernel", () => {
+        const live = () => sh(lab.host(), "sysctl -n net.ipv4.conf.all.rp_filter net.ipv4.ip_default_ttl").stdout;
+        const files = () => sh(lab.host(), "cat /etc/sysctl.d/90-mor-harden-network.conf").stdout;
+        const [liveBefore, filesBefore] = [live(), files()];
+        // rp_filter strict is written first; the kernel refuses a TTL of 0 after it (EINVAL). The
+        // change replaces the lab's whole system.sysctl, so it says render-only again: this
+        // machine's kernel must never be written.
+        const broken = labStackFile(lab, "system-broken", {
+            system: { enabled: true, sysctl: { kernelWide: "render-only", reversePathFilter: "strict", settings: { "net.ipv4.ip_default_ttl": 0 } } },
+        });
+        const applied = applyFromWorkstation(lab, broken, 300_000);
+        assert.notEqual(applied.code, 0, applied.stdout);
+        assert.equal(statuses(applied.report).system, "rolled-back", applied.stdout);
+        assert.equal(live(), liveBefore);
+        assert.equal(liveBefore, "2\n64\n");
+        assert.equal(files(), filesBefore);
+        assert.equal(driftFromWorkstation(lab, stack).code, 0);
+        assert.deepEqual(machine(), machineBefore);
     });
 });
