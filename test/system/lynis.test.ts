@@ -12,7 +12,7 @@ const { after, before, describe, it } = needs("a lab (root, network namespaces) 
 let lab: TestLab;
 let stack: string;
 before(async () => {
-    lab = await startTestLab(1);
+    lab = await startTestLab(2);
     // The lab's stacks leave the system concern off (src/lab/stacks.ts): on here, render-only as there.
     stack = labStackFile(lab, "system", { system: { enabled: true } });
 });
@@ -85,23 +85,27 @@ describe("system concern judged by Lynis", { timeout: 900_000 }, () => {
         assert.equal(driftFromWorkstation(lab, stack).code, 0);
     });
 
-    it("rolls back the values it wrote when a later one is refused by the kernel", () => {
-        const live = () => sh(lab.host(), "sysctl -n net.ipv4.conf.all.rp_filter net.ipv4.ip_default_ttl").stdout;
-        const files = () => sh(lab.host(), "cat /etc/sysctl.d/90-mor-harden-network.conf").stdout;
-        const [liveBefore, filesBefore] = [live(), files()];
-        // rp_filter strict is written first; the kernel refuses a TTL of 0 after it (EINVAL). The
-        // change replaces the lab's whole system.sysctl, so it says render-only again: this
-        // machine's kernel must never be written.
-        const broken = labStackFile(lab, "system-broken", {
-            system: { enabled: true, sysctl: { kernelWide: "render-only", reversePathFilter: "strict", settings: { "net.ipv4.ip_default_ttl": 0 } } },
-        });
+    it("rolls back the values it wrote when a later one is refused by the kernel, on a host it never hardened", () => {
+        // Host 2 is fresh: the rollback must write back the values it found, since no old drop-in
+        // exists to apply again.
+        const fresh = lab.host(2);
+        const live = () => sh(fresh, "sysctl -n net.ipv4.conf.all.rp_filter net.ipv4.conf.all.log_martians net.ipv4.ip_default_ttl").stdout;
+        const plain = live();
+        // rp_filter strict and martians logged are written first; the kernel refuses a TTL of 0
+        // after them (EINVAL). The change replaces the lab's whole system.sysctl, so it says
+        // render-only again: this machine's kernel must never be written.
+        const broken = labStackFile(
+            lab,
+            "system-broken",
+            { system: { enabled: true, sysctl: { kernelWide: "render-only", reversePathFilter: "strict", settings: { "net.ipv4.ip_default_ttl": 0 } } } },
+            2,
+        );
         const applied = applyFromWorkstation(lab, broken, 300_000);
         assert.notEqual(applied.code, 0, applied.stdout);
         assert.equal(statuses(applied.report).system, "rolled-back", applied.stdout);
-        assert.equal(live(), liveBefore);
-        assert.equal(liveBefore, "2\n64\n");
-        assert.equal(files(), filesBefore);
-        assert.equal(driftFromWorkstation(lab, stack).code, 0);
+        assert.doesNotMatch(plain, /^1\n1\n/, "the host did not have the values already");
+        assert.equal(live(), plain);
+        assert.equal(sh(fresh, "ls /etc/sysctl.d/ | grep -c mor-harden").stdout, "0\n");
         assert.deepEqual(machine(), machineBefore);
     });
 });
