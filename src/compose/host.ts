@@ -8,6 +8,8 @@ import { renderFail2ban } from "../fail2ban/render";
 import { renderFirewall } from "../firewall/render";
 import { describeKnocking, renderKnockingServer } from "../knocking/render";
 import { renderSshd } from "../sshd/render";
+import { renderSystem } from "../system/render";
+import { systemHasParts } from "../system/schema";
 import type { HostConfig } from "../config/schema";
 import type { Concern, ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
@@ -19,6 +21,8 @@ import type { RenderInput } from "../render/input";
  */
 const concernOrder: { concern: Concern; render: (input: RenderInput) => ConcernPlan | undefined; enabled: (config: HostConfig) => boolean }[] = [
     { concern: "knocking", render: renderKnockingServer, enabled: (config) => config.knocking.mode === "spa" },
+    // The operating system before the services: sshd's optional Banner names the /etc/issue.net it writes.
+    { concern: "system", render: renderSystem, enabled: (config) => systemHasParts(config.system) },
     { concern: "blocklists", render: renderBlocklists, enabled: (config) => config.firewall.blocklists.length > 0 },
     { concern: "firewall", render: renderFirewallWithKnocking, enabled: () => true },
     { concern: "sshd", render: renderSshd, enabled: () => true },

@@ -6,6 +6,7 @@ import { effectiveServices, firewallSchema, trustedSources } from "../firewall/s
 import { knockingSchema } from "../knocking/schema";
 import { sshdSchema } from "../sshd/schema";
 import { sshdPorts } from "../sshd/ports";
+import { systemSchema } from "../system/schema";
 import { connectionSchema } from "./connection";
 import { osFamily } from "./os";
 import { opensshVersion, rangesOverlap, secretRef } from "./values";
@@ -25,6 +26,7 @@ export const hostSchema = z
         sshd: sshdSchema.default(sshdSchema.parse({})),
         apache: apacheSchema.default(apacheSchema.parse({ enabled: false })),
         knocking: knockingSchema.default(knockingSchema.parse({})),
+        system: systemSchema.default(systemSchema.parse({})),
         /** Facts assumed by `render` when no host is asked (an apply reads them from the host). */
         host: z.object({ openssh: opensshVersion.optional() }).strict().default({}),
         privateKey: secretRef.optional(),

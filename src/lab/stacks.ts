@@ -28,6 +28,10 @@ export function labSettings(state: LabState): Record<string, unknown> {
         // A lab host is a network namespace, whose LOG rules the kernel does not log: NFLOG + ulogd.
         firewall: { trusted: [workstation.v4, workstation.v6], trustKolmisoftSupport: false, scannerLog: "nflog" },
         apache: { enabled: true },
+        // The system concern is off in the lab's stacks (test/system/ turns it on). The lab's
+        // hosts share this machine's kernel: where it is on, only the network namespace's
+        // sysctls are written; kernel-wide ones (kernel.*, fs.*) are rendered and checked, never applied.
+        system: { enabled: false, sysctl: { kernelWide: "render-only" } },
         host: { openssh: opensshVersion() },
     };
 }

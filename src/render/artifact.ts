@@ -21,7 +21,7 @@ export function sha256Hex(content: string): string {
     return digest;
 }
 
-export type Concern = "blocklists" | "firewall" | "fail2ban" | "sshd" | "apache" | "knocking";
+export type Concern = "blocklists" | "firewall" | "fail2ban" | "sshd" | "apache" | "knocking" | "system";
 
 export interface Artifact {
     /** Absolute path on the host. */

@@ -79,6 +79,9 @@ export function sshdDirectives(input: RenderInput): Directive[] {
     directives.push(
         d("ClientAliveInterval", String(sshd.clientAliveInterval), "dead sessions are noticed"),
         d("ClientAliveCountMax", String(sshd.clientAliveCountMax), "and closed after this many unanswered probes"),
+        d("TCPKeepAlive", "no", "the encrypted ClientAlive probes find dead peers; TCP keepalives can be spoofed (sshd_config(5))"),
+        d("MaxSessions", String(sshd.maxSessions), "sessions per connection: mor-harden itself uses one"),
+        d("Compression", "no", "no compression before authentication or after: nothing for a compression attack to work on"),
         d("X11Forwarding", yesNo(sshd.x11Forwarding), "a MOR server has no desktop"),
         d("AllowAgentForwarding", yesNo(sshd.allowAgentForwarding), "an agent forwarded to a compromised host is lent to the attacker"),
         d("AllowTcpForwarding", yesNo(sshd.allowTcpForwarding), "no tunnels through the switch"),
@@ -86,6 +89,9 @@ export function sshdDirectives(input: RenderInput): Directive[] {
         d("UseDNS", "no", "logs and fail2ban see addresses, not names an attacker controls"),
         d("LogLevel", "VERBOSE", "logs the key fingerprint of each login"),
     );
+    if (input.config.system.enabled && input.config.system.banner.enabled && input.config.system.banner.ssh) {
+        directives.push(d("Banner", "/etc/issue.net", "the legal banner (system.banner) before every login"));
+    }
     if (sshd.allowUsers) directives.push(d("AllowUsers", sshd.allowUsers.join(" "), "only these users"));
     directives.push(...supportAccess(input).directives);
     if (os === "debian" || sshd.rhelCryptoPolicy === "override") {

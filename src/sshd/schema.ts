@@ -50,6 +50,12 @@ export const sshdSchema = z
         perSourceMaxStartups: z.number().int().min(1).max(100).default(5),
         /** OpenSSH 9.8+ penalties for misbehaving sources; trusted sources are always exempt. */
         perSourcePenalties: z.boolean().default(true),
+        /**
+         * Sessions (shells, commands) per connection. mor-harden runs one command at a time over
+         * one connection (src/ssh/session.ts); 4 leaves room for an operator's multiplexed
+         * terminals (ssh ControlMaster). Lynis suggests 2.
+         */
+        maxSessions: z.number().int().min(1).max(64).default(4),
         clientAliveInterval: duration.default(300),
         clientAliveCountMax: z.number().int().min(1).max(10).default(2),
         /** Only these users may log in; must include the connection user. */

@@ -55,11 +55,11 @@ describe("single packet authorization (fwknopd)", () => {
 
     it("renders fwknopd first, its keys only as placeholders, and confirms with a new login", async () => {
         const config = spa();
-        assert.deepEqual(concernsOf(config), ["knocking", "firewall", "sshd", "fail2ban"]);
+        assert.deepEqual(concernsOf(config), ["knocking", "system", "firewall", "sshd", "fail2ban"]);
         const plans = renderHost(await renderInputFor(config));
         assert.deepEqual(
             plans.map((plan) => plan.concern),
-            ["knocking", "firewall", "sshd", "fail2ban"],
+            ["knocking", "system", "firewall", "sshd", "fail2ban"],
         );
         const plan = renderKnockingServer(await renderInputFor(config))!;
         const access = plan.artifacts.find((artifact) => artifact.path === "/etc/fwknop/access.conf")!;

@@ -68,6 +68,7 @@ describe("Pulumi program", () => {
             "mor-harden:host:fail2ban::unit-fail2ban",
             "mor-harden:host:firewall::unit-firewall",
             "mor-harden:host:sshd::unit-sshd",
+            "mor-harden:host:system::unit-system",
             "mor-harden:index:MorHost::unit",
             "pulumi-nodejs:dynamic/mor-harden:HostHardening::unit-hardening",
         ]);

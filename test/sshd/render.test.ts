@@ -28,6 +28,18 @@ describe("sshd renderer", () => {
         assert.equal(value("MaxAuthTries"), "6");
     });
 
+    it("sets what Lynis flags where it locks nobody out: MaxAuthTries stays at 6 for agents with several keys", async () => {
+        const directives = sshdDirectives(await renderInputFor(minimalConfig()));
+        const value = (keyword: string) => directives.find((directive) => directive.keyword === keyword)?.value;
+        assert.equal(value("TCPKeepAlive"), "no");
+        assert.equal(value("Compression"), "no");
+        assert.equal(value("MaxSessions"), "4");
+        assert.equal(value("ClientAliveCountMax"), "2");
+        assert.equal(value("Banner"), undefined);
+        assert.equal(sshdDirectives(await renderInputFor(minimalConfig({ sshd: { maxSessions: 2 } }))).find((d) => d.keyword === "MaxSessions")?.value, "2");
+        assert.throws(() => minimalConfig({ sshd: { maxAuthTries: 2 } }), /sshd\.maxAuthTries/);
+    });
+
     it("chooses directives by the host's OpenSSH version", async () => {
         const config = minimalConfig();
         const old = keywords(sshdDirectives(await renderInputFor(config, { openssh: [8, 4] })));
