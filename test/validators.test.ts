@@ -145,7 +145,7 @@ describe("the real tools accept every rendered artifact", () => {
 
 describe("the validators catch what is wrong (so the tests above can fail)", () => {
     it("iptables-restore --test refuses a broken rule", async () => {
-        const [firewall] = renderHost(await renderInputFor(parseHostConfig(minimalRaw())));
+        const firewall = renderHost(await renderInputFor(parseHostConfig(minimalRaw()))).find((plan) => plan.concern === "firewall")!;
         const broken = {
             ...firewall,
             artifacts: [
@@ -157,7 +157,7 @@ describe("the validators catch what is wrong (so the tests above can fail)", () 
     });
 
     it("sshd -T sees a drop-in read before ours that re-enables passwords", async () => {
-        const sshd = renderHost(await renderInputFor(parseHostConfig(minimalRaw())))[1];
+        const sshd = renderHost(await renderInputFor(parseHostConfig(minimalRaw()))).find((plan) => plan.concern === "sshd")!;
         sh(lab.host(), "printf 'PasswordAuthentication yes\\n' > /etc/ssh/sshd_config.d/00-aaa.conf");
         try {
             assert.match(validate(sshd, {}) ?? "", /expected 'passwordauthentication no', got 'passwordauthentication yes'/);
@@ -168,7 +168,7 @@ describe("the validators catch what is wrong (so the tests above can fail)", () 
     });
 
     it("fail2ban-client -t refuses a jail whose filter does not exist", async () => {
-        const fail2ban = renderHost(await renderInputFor(parseHostConfig(minimalRaw())))[2];
+        const fail2ban = renderHost(await renderInputFor(parseHostConfig(minimalRaw()))).find((plan) => plan.concern === "fail2ban")!;
         const jailFile = fail2ban.artifacts[0];
         const broken = {
             ...fail2ban,
