@@ -210,16 +210,8 @@ test("certificates: expired is critical, under 30 days high, a chain that does n
     rmSync(dir, { recursive: true, force: true });
     const validTo = Date.parse(new X509Certificate(pem).validTo) / 1000;
     const day = 86_400;
-    const base: AuditFacts = {
-        now: 0,
-        files: {},
-        rootWithoutPassword: false,
-        sockets: "",
-        rules: { v4: "", v6: "" },
-        sets: "",
-        certificates: [],
-        hostFiles: {},
-    };
+    // The facts of a host that printed nothing: every field empty.
+    const base: AuditFacts = parseAuditOutput("");
     const graded = (now: number, verify = "/etc/ssl/gui.pem: OK\n") =>
         tlsFindings({ ...base, now, certificates: [{ path: "/etc/ssl/gui.pem", pem, verify }] }, []).map(
             (finding) => `${finding.id} ${finding.severity}: ${finding.evidence}`,
