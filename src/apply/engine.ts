@@ -8,6 +8,7 @@ import { CommandInterruptedError, HostSession, type CommandResult, type SessionT
 import { redact } from "../render/redact";
 import { gzippedScript } from "../render/shell";
 import { lineDelta, rememberContent } from "./bulk";
+import { secondsSince } from "../render/report";
 import {
     marker,
     notesIn,
@@ -46,6 +47,8 @@ export interface ConcernReport {
     /** What the transaction did beside its files (rules it replaced, stale transactions it rolled back). */
     notes?: string[];
     files: FileDigest[];
+    /** How long its transaction took, confirmation included (absent when it was unchanged). */
+    seconds?: number;
 }
 
 export interface ApplyReport {
@@ -221,12 +224,14 @@ export async function applyHost(
                 }
                 report.connections++;
             }
+            const started = process.hrtime.bigint();
             const { notes = [], ...outcome } = await applyConcern(session, target, plan, secrets, live, report);
             report.concerns.push({
                 ...outcome,
                 concern: plan.concern,
                 ...(notes.length > 0 ? { notes } : {}),
                 files: outcome.status === "applied" ? desired : liveDigests(plan, live),
+                seconds: secondsSince(started),
             });
             if (outcome.status !== "applied") throw new ApplyError(report);
         }

@@ -9,8 +9,8 @@ import { concernsOf, renderHost } from "../compose/host";
 import type { RenderInput } from "../render/input";
 import { prepareRenderInput } from "../render/prepare";
 import { applyHost, ApplyError, type ApplyReport } from "./engine";
-import { hostIdentity } from "../render/report";
-import { hostSecrets, reasonOf, runHosts, secondsSince } from "./run-hosts";
+import { hostIdentity, secondsSince } from "../render/report";
+import { hostSecrets, reasonOf, runHosts } from "./run-hosts";
 import { hostTarget } from "./target";
 
 /** One host's secrets (files, its own variables, the shared ones), render input and plans, without Pulumi. */

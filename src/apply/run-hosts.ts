@@ -28,9 +28,6 @@ export function reasonOf(error: unknown, secrets: Record<string, string | undefi
 /** A host's secrets without Pulumi (files, its own variables, the shared ones). */
 export const hostSecrets = (host: EnvironmentHost): SecretValues => secretsWithoutPulumi(host.config, host.source, process.env, host.name);
 
-/** Seconds since `started` (process.hrtime.bigint()). */
-export const secondsSince = (started: bigint) => Number(process.hrtime.bigint() - started) / 1e9;
-
 /**
  * Runs `work` in one SSH session to the host (knock, key and host key from its config and
  * secrets), closing it however `work` ends; `onClose` hears the session's round trips.

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
 import { FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
 import { changedLines } from "../render/changed-lines";
-import { base64Lines, heredoc, wholeScript } from "../render/shell";
+import { base64Lines, heredoc, readsAtOnce, wholeScript } from "../render/shell";
 import { renderTemplate } from "../render/templates";
 import type { LineDelta } from "./bulk";
 import { confirmExit, marker as m, resultWord, statusWord, stepExit, type ApplyStep } from "./protocol";
@@ -47,10 +47,32 @@ const installers: Record<OsFamily, (packages: string[]) => string> = {
     rhel: (packages) => `if command -v dnf >/dev/null; then dnf install -y -q ${packages.join(" ")}; else yum install -y -q ${packages.join(" ")}; fi`,
 };
 
-const installedCheck: Record<OsFamily, string> = {
-    debian: `dpkg-query -W -f='\${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed'`,
-    rhel: `rpm -q "$pkg" >/dev/null 2>&1`,
+/**
+ * The installed packages, one name a line, from one process for all of them (a dpkg-query or rpm
+ * start is 30-45 ms on a lab host; a process per package was most of an apply's read). A package
+ * the host does not know prints no such line (dpkg-query names it on stderr, rpm as "package X is
+ * not installed").
+ */
+const installedList: Record<OsFamily, (packages: string[]) => string> = {
+    debian: (packages) => `dpkg-query -W -f='\${db:Status-Abbrev} \${Package}\\n' ${packages.join(" ")} 2>/dev/null | sed -n 's/^.i  *//p'`,
+    rhel: (packages) => `rpm -q --qf '%{NAME}\\n' ${packages.join(" ")} 2>/dev/null`,
 };
+
+/** `P <concern> <package>` for each plan's package that is not installed, in one process (see installedList). */
+function missingPackageLines(plans: ConcernPlan[], os: OsFamily): string[] {
+    const wanted = [...new Set(plans.flatMap((plan) => plan.packages))];
+    if (wanted.length === 0) return [];
+    // Whole lines are matched (between newlines): no package stands for one whose name it begins.
+    return [
+        "morh_nl='\n'",
+        `morh_installed=$(${installedList[os](wanted)})`,
+        ...plans.flatMap((plan) =>
+            plan.packages.map(
+                (pkg) => `case "\${morh_nl}\${morh_installed}\${morh_nl}" in *"\${morh_nl}${pkg}\${morh_nl}"*) ;; *) echo 'P ${plan.concern} ${pkg}' ;; esac`,
+            ),
+        ),
+    ];
+}
 
 /**
  * Where the canonical form of an artifact's live view is kept on the host, keyed by what produces
@@ -130,31 +152,33 @@ export const PENDING_LINES = `for morh_p in '${STATE_DIR}'/tx/*/pending; do [ -e
 export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillViewCache?: boolean; lockSeconds?: number } = {}): string {
     const paths = plans.flatMap((plan) => plan.artifacts.map((artifact) => `'${artifact.path}'`)).join(" ");
     // One stat and one sha256sum for all files; a missing file prints no line.
-    const lines = [
-        ...(options.lockSeconds !== undefined ? [lockAndWait(options.lockSeconds)] : []),
-        ...(options.fillViewCache ? [`export ${FILL_VIEWS_VARIABLE}=1`] : []),
-        ...startBackgroundViews(plans),
-        PENDING_LINES,
-        `stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`,
-        `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`,
-    ];
+    const files = [PENDING_LINES, `stat -c 'M %n %a %U:%G' ${paths} 2>/dev/null`, `sha256sum ${paths} 2>/dev/null | sed 's/^\\([0-9a-f]*\\)  /H \\1 /'`];
+    const openssh = [`printf 'X openssh %s\\n' "$( (sshd -V 2>&1 || true) | sed -n 's/^OpenSSH_\\([0-9]*\\.[0-9]*\\).*/\\1/p' | head -1)"`];
+    const groups = [files, openssh, missingPackageLines(plans, os)];
+    const last: string[] = [];
     for (const plan of backgroundLast(plans)) {
         // Live as configured: the checks pass and every live view prints what it must (a rule
         // added by hand, a drop-in that wins over ours), so `pulumi refresh` sees that drift too.
+        // The checks and each view are read apart, at once, each printing a V line: the concern
+        // runs as configured when all of its lines say 0 (parseReadOutput).
+        const verdict = (check: string) => `if ${check} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`;
+        const checks = plan.verify.length > 0 ? [plan.verify.map((command) => `( ${command} )`).join(" && ")] : plan.liveViews.length > 0 ? [] : ["true"];
         const views = plan.liveViews.map(
             (_, index) => `{ ${liveOfView(plan, index)}; ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`,
         );
-        const checks = [...plan.verify.map((command) => `( ${command} )`), ...views];
-        lines.push(
-            `if ${checks.length > 0 ? checks.join(" && ") : "true"} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`,
-        );
-        // (One package is no loop: a `for` over one word is what shellcheck takes for a quoting mistake.)
-        const missing = `${installedCheck[os]} || echo "P ${plan.concern} $pkg"`;
-        if (plan.packages.length === 1) lines.push(`pkg=${plan.packages[0]}; ${missing}`);
-        else if (plan.packages.length > 1) lines.push(`for pkg in ${plan.packages.join(" ")}; do ${missing}; done`);
+        const reads = [...checks, ...views].map(verdict);
+        // A plan with a background view is read by the script's own shell, which alone can `wait` for it.
+        if (plan.liveViews.some((view) => view.background)) last.push(...reads);
+        else groups.push(...reads.map((read) => [read]));
     }
-    lines.push(`printf 'X openssh %s\\n' "$( (sshd -V 2>&1 || true) | sed -n 's/^OpenSSH_\\([0-9]*\\.[0-9]*\\).*/\\1/p' | head -1)"`, END_BACKGROUND_VIEWS);
-    return wholeScript(lines);
+    return wholeScript([
+        ...(options.lockSeconds !== undefined ? [lockAndWait(options.lockSeconds)] : []),
+        ...(options.fillViewCache ? [`export ${FILL_VIEWS_VARIABLE}=1`] : []),
+        ...startBackgroundViews(plans),
+        // The reads are independent (the parser takes lines in any order): at once.
+        ...readsAtOnce(groups, last),
+        END_BACKGROUND_VIEWS,
+    ]);
 }
 
 /** The command printing what a live view must print (a view never reads a secret artifact). */
@@ -174,7 +198,8 @@ export function parseReadOutput(output: string): LiveState {
         } else if (kind === "H" && fields.length === 2) {
             hashes[fields[1]] = fields[0];
         } else if (kind === "V") {
-            state.running[fields[0]] = fields[1] === "0";
+            // One line for its checks and one for each live view: all must say 0.
+            state.running[fields[0]] = (state.running[fields[0]] ?? true) && fields[1] === "0";
         } else if (kind === "P") {
             (state.missingPackages[fields[0]] ??= []).push(fields[1]);
         } else if (kind === "T" && fields.length === 2) {

@@ -1,7 +1,7 @@
 // Audits hosts: one SSH connection and one read-only round trip each, then pure evaluation. Only
 // the stack's connection block is needed: hosts mor-harden does not manage yet are audited too.
-import { hostSecrets, reasonOf, secondsSince, withSession } from "../apply/run-hosts";
-import { hostIdentity } from "../render/report";
+import { hostSecrets, reasonOf, withSession } from "../apply/run-hosts";
+import { hostIdentity, secondsSince } from "../render/report";
 import type { HostOfEnvironment } from "../config/environment";
 import type { SecretValues } from "../config/secrets";
 import type { AuditFinding } from "./checks";

@@ -1,7 +1,7 @@
 // Checks hosts for drift: render, one SSH connection, one read-only round trip, compare.
 import { prepareHost } from "../apply/hosts";
-import { reasonOf, secondsSince, withSession } from "../apply/run-hosts";
-import { hostIdentity } from "../render/report";
+import { reasonOf, withSession } from "../apply/run-hosts";
+import { hostIdentity, secondsSince } from "../render/report";
 import type { HostOfEnvironment } from "../config/environment";
 import type { Resolver } from "../config/resolve";
 import { fillSecrets, sha256Hex } from "../render/artifact";

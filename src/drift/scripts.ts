@@ -3,7 +3,7 @@
 // namespace formats the desired ruleset with the host's own iptables, unless the form cached by
 // the last apply already equals the live one), and runs the checks.
 import { backgroundLast, END_BACKGROUND_VIEWS, expectedOfView, liveOfView, PENDING_LINES, startBackgroundViews } from "../apply/scripts";
-import { wholeScript } from "../render/shell";
+import { readsAtOnce, wholeScript } from "../render/shell";
 import type { ConcernPlan } from "../render/artifact";
 
 export interface LiveFileContent {
@@ -24,9 +24,6 @@ export interface DriftRead {
     pending: { txid: string; deadline: number }[];
 }
 
-/** The scratch directory of the reads that run at once (removed at the end). */
-const PARTS_DIR = "morh_parts";
-
 const unb64 = (text: string | undefined) => Buffer.from(text ?? "", "base64").toString("utf8");
 
 /**
@@ -42,12 +39,9 @@ export function driftScript(plans: ConcernPlan[], digests?: Record<string, strin
     // one stat and one sha256sum for all files (a missing file prints no line), then the files
     // that hold no secret (those whose digest differs, when the digests are known) concatenated in
     // one base64 line, cut apart by the sizes stat printed.
-    // The reads are independent and each is a few processes (about 100 ms in a row on a lab
-    // host, most of a clean check's wall time): they run at once, each a shell function whose
-    // output goes to its own file, printed when all have ended (the parser reads lines in any
+    // The reads are independent: they run at once (readsAtOnce; the parser reads lines in any
     // order). The views started in the background at the start (startBackgroundViews) are read
-    // by the script's own shell, which alone can `wait` for them; without a scratch directory
-    // the reads run one after another as before.
+    // by the script's own shell, which alone can `wait` for them.
     const files = [
         `stat -c 'M %n %a %U:%G' ${quoted(all)} 2>/dev/null`,
         `morh_h=$(sha256sum ${quoted(all)} 2>/dev/null)`,
@@ -79,23 +73,7 @@ export function driftScript(plans: ConcernPlan[], digests?: Record<string, strin
         if (plan.liveViews.some((view) => view.background)) last.push(...reads);
         else parts.push(reads);
     }
-    const part = (index: number) => `morh_part_${index}`;
-    const output = (index: number) => `"$${PARTS_DIR}/${index}"`;
-    const lines = [
-        "set -u",
-        "export LC_ALL=C",
-        ...startBackgroundViews(plans),
-        ...parts.map((reads, index) => [`${part(index)}() {`, ...reads, "}"].join("\n")),
-        `${PARTS_DIR}=$(mktemp -d 2>/dev/null) || ${PARTS_DIR}=''`,
-        `if [ -n "$${PARTS_DIR}" ]; then`,
-        ...parts.map((_, index) => `${part(index)} > ${output(index)} &`),
-        "else",
-        ...parts.map((_, index) => part(index)),
-        "fi",
-        ...last,
-        `if [ -n "$${PARTS_DIR}" ]; then wait; cat ${parts.map((_, index) => output(index)).join(" ")}; rm -rf "$${PARTS_DIR}"; fi`,
-        END_BACKGROUND_VIEWS,
-    ];
+    const lines = ["set -u", "export LC_ALL=C", ...startBackgroundViews(plans), ...readsAtOnce(parts, last), END_BACKGROUND_VIEWS];
     return wholeScript(lines);
 }
 

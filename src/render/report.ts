@@ -33,3 +33,6 @@ export function junitSuite(name: string, cases: string[], counts: { failures: nu
 export function junitDocument(suites: string[], name?: string): string {
     return `<?xml version="1.0" encoding="UTF-8"?>\n<testsuites${name ? ` name="${xmlEscape(name)}"` : ""}>\n${suites.join("\n")}\n</testsuites>\n`;
 }
+
+/** Seconds since `started` (process.hrtime.bigint()). */
+export const secondsSince = (started: bigint) => Number(process.hrtime.bigint() - started) / 1e9;
