@@ -61,7 +61,10 @@ const PARTS_DIR = "morh_parts";
  * `between` runs in the script's own shell while the groups run (what must `wait` for a job this
  * shell started, such as a background view), its output after theirs.
  */
-export function readsAtOnce(groups: string[][], between: string[] = []): string[] {
+export function readsAtOnce(allGroups: string[][], between: string[] = []): string[] {
+    // An empty function body is a syntax error in sh.
+    const groups = allGroups.filter((lines) => lines.length > 0);
+    if (groups.length === 0) return between;
     const group = (index: number) => `morh_part_${index}`;
     const output = (index: number) => `"$${PARTS_DIR}/${index}"`;
     return [

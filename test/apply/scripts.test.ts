@@ -10,6 +10,7 @@ import {
     bootScript,
     confirmScript,
     deleteScript,
+    parseReadOutput,
     readScript,
     rollbackNowScript,
     statusScript,
@@ -109,6 +110,68 @@ describe("host scripts as text", () => {
         }
     });
 });
+
+describe(
+    "an apply's read as a program (no lock: it writes nothing)",
+    // Any user, no root: it runs under MORH_TEST_UNIT=1 too.
+    { skip: spawnSync("dpkg-query", ["--version"]).status === 0 ? false : "needs Debian's dpkg-query" },
+    () => {
+        /** A plan of its own: its packages, checks and views are what is under test. */
+        const plan = (concern: ConcernPlan["concern"], packages: string[], verify: string[], views: [string, string][]): ConcernPlan => ({
+            concern,
+            summary: [],
+            packages,
+            artifacts: [],
+            prepare: [],
+            validate: [],
+            activate: [],
+            verify,
+            snapshot: [],
+            rollback: [],
+            rollbackCheck: [],
+            deactivate: [],
+            liveViews: views.map(([live, text], index) => ({ name: `view ${index}`, live, expected: { text } })),
+            needsConfirm: false,
+        });
+        const read = (plans: ConcernPlan[]) => {
+            const result = spawnSync("sh", ["-s"], { input: readScript(plans, "debian"), encoding: "utf8", timeout: 30_000 });
+            assert.equal(result.status, 0, result.stderr);
+            return parseReadOutput(result.stdout);
+        };
+
+        it("names each missing package once per concern, from one dpkg-query, a name's prefix never standing for it", () => {
+            // dpkg is on every Debian machine; "dpk" is only its prefix, and the last is in no archive.
+            const live = read([plan("firewall", ["dpkg", "dpk"], [], []), plan("sshd", ["morh-no-such-package", "dpkg"], [], [])]);
+            assert.deepEqual(live.missingPackages, { firewall: ["dpk"], sshd: ["morh-no-such-package"] });
+        });
+
+        it("says a concern runs as configured only when its checks and every one of its views, read at once, all pass", () => {
+            const live = read([
+                plan(
+                    "firewall",
+                    [],
+                    ["true"],
+                    [
+                        ["echo a", "a"],
+                        ["echo b", "b"],
+                    ],
+                ),
+                plan(
+                    "sshd",
+                    [],
+                    ["true"],
+                    [
+                        ["echo a", "a"],
+                        ["echo changed", "b"],
+                    ],
+                ),
+                plan("fail2ban", [], ["false"], [["echo a", "a"]]),
+                plan("apache", [], [], []),
+            ]);
+            assert.deepEqual(live.running, { firewall: true, sshd: false, fail2ban: false, apache: true });
+        });
+    },
+);
 
 describe("host scripts as programs (scratch state directory)", { skip: requires("root (a private mount namespace: unshare, mount)") }, () => {
     // 3 s: the wait is counted in whole seconds, so at least 2 s of it are certain.
