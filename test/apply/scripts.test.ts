@@ -161,8 +161,9 @@ describe(
                     [],
                     ["true"],
                     [
-                        ["echo a", "a"],
+                        // The failing view first: a later line must not stand for it.
                         ["echo changed", "b"],
+                        ["echo a", "a"],
                     ],
                 ),
                 plan("fail2ban", [], ["false"], [["echo a", "a"]]),
