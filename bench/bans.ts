@@ -10,7 +10,8 @@
 //   blocklist     a 100,000-entry list through the code `pulumi up` runs: first apply, a
 //                 one-line change beside a no-change apply (one process each, alternating), and
 //                 drift right after a change and after a no-change apply, against the floor
-//                 (ssh `true`) and drift without lists.
+//                 (ssh `true`) and drift without lists (a second host hardened alike without
+//                 them, its drift interleaved run by run with the list host's).
 // Traffic flows only between the lab's namespaces; 198.18.0.0/15 addresses are list entries only.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -203,13 +204,14 @@ function stackFile(state: LabState, dir: string, blocklist?: string): string {
 
 const seconds = (samples: { seconds: number }[]) => samples.map((sample) => sample.seconds);
 
-function benchBlocklist(state: LabState, dir: string): Figure[] {
+/** `plain` is a second host hardened alike, without lists: its drift is timed run by run beside the list host's. */
+function benchBlocklist(state: LabState, plain: LabState, dir: string): Figure[] {
     const list = join(dir, "bench.list");
     const entries = addresses(LIST_ENTRIES, 0);
     // The change: one more address, then back (each apply is a one-line change).
     const write = (changed: boolean) => writeFileSync(list, `${(changed ? [...entries, benchAddress(LIST_ENTRIES + 10)] : entries).join("\n")}\n`);
     write(false);
-    const plainDrift = summarize("drift without blocklists (the same host)", "s", seconds(runner(state, "drift", RUNS, stackFile(state, dir))));
+    const plainStack = stackFile(plain, join(dir, "plain"));
     const stack = stackFile(state, dir, list);
     const first = seconds(runner(state, "apply", 1, stack));
     // Side by side, one process an apply, as `mor-harden apply` runs (each reads and renders the
@@ -226,7 +228,15 @@ function benchBlocklist(state: LabState, dir: string): Figure[] {
     const driftAfterChange = summarize(`drift with a ${LIST_ENTRIES}-entry blocklist, right after a change`, "s", seconds(runner(state, "drift", RUNS, stack)));
     // An apply that changed nothing remembered the listing: drift then only lists and hashes it.
     runner(state, "apply", 1, stack);
-    const drift = summarize(`drift with a ${LIST_ENTRIES}-entry blocklist`, "s", seconds(runner(state, "drift", RUNS, stack)));
+    // Interleaved run by run with the plain host's drift, so the shared machine's load falls on both alike.
+    const withList: number[] = [];
+    const withoutList: number[] = [];
+    for (let run = 0; run < RUNS; run++) {
+        withList.push(...seconds(runner(state, "drift", 1, stack)));
+        withoutList.push(...seconds(runner(plain, "drift", 1, plainStack)));
+    }
+    const drift = summarize(`drift with a ${LIST_ENTRIES}-entry blocklist`, "s", withList);
+    const plainDrift = summarize("drift without blocklists (a second host, interleaved)", "s", withoutList);
     const unchanged = summarize(`no-change apply, ${LIST_ENTRIES}-entry blocklist`, "s", noChange);
     const changed = summarize(`one-line change to a ${LIST_ENTRIES}-entry blocklist`, "s", oneLine);
     return [
@@ -246,8 +256,10 @@ function benchBlocklist(state: LabState, dir: string): Figure[] {
 export async function benchBans(): Promise<Figure[]> {
     return withBenchLab("mhs", async (dir, prefix) => {
         process.env.MOR_HARDEN_CACHE = join(dir, "cache");
-        const state = await labUp(dir, 1, prefix);
-        const setup = runner(state, "setup", 1, stackFile(state, dir));
+        const lab = await labUp(dir, parts.has("blocklist") ? 2 : 1, prefix);
+        // The figures' host; a second one only as the blocklist drift's plain twin.
+        const state = { ...lab, hosts: lab.hosts.slice(0, 1) };
+        const setup = runner(lab, "setup", 1, stackFile(lab, dir));
         if (setup.some((sample) => sample.failures > 0)) throw new Error("the first apply failed");
         const figures: Figure[] = [];
         if (parts.has("packet")) figures.push(...benchPacketPath(state));
@@ -257,7 +269,7 @@ export async function benchBans(): Promise<Figure[]> {
             sh(state.hosts[0], "fail2ban-client unban --all >/dev/null", 300_000);
         }
         printTable(figures);
-        if (parts.has("blocklist")) figures.push(...benchBlocklist(state, dir));
+        if (parts.has("blocklist")) figures.push(...benchBlocklist(state, { ...lab, hosts: lab.hosts.slice(1) }, dir));
         return figures;
     });
 }
