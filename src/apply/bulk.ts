@@ -3,9 +3,9 @@
 // added travel, and the host rebuilds the file with the artifact's merge command, checking the
 // result's digest (a mismatch aborts with the host unchanged). Without a kept content (another
 // workstation, a cleared cache) the whole file is sent, as for any file.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
-import { homedir } from "node:os";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { privateCacheDir } from "../config/user-cache";
 import { sha256Hex } from "../render/artifact";
 
 export interface LineDelta {
@@ -20,15 +20,16 @@ const KEPT = 16;
 /** Beyond this share of the new file's lines, the whole file is sent instead. */
 const MAX_CHANGED_SHARE = 0.5;
 
-function cacheDir(): string {
-    return process.env.MOR_HARDEN_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "mor-harden", "contents");
+/** Contents are checked by digest when read back: the directory only has to be private to keep others from learning them. */
+function cacheDir(): string | undefined {
+    return privateCacheDir("contents", process.env.MOR_HARDEN_CACHE);
 }
 
 /** Keeps `content` for later deltas (best effort: a cache that cannot be written only costs whole sends). */
 export function rememberContent(content: string): void {
+    const dir = cacheDir();
+    if (dir === undefined) return;
     try {
-        const dir = cacheDir();
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
         const path = join(dir, sha256Hex(content));
         // Kept already: only marked as recently used.
         if (existsSync(path)) utimesSync(path, new Date(), new Date());
@@ -44,7 +45,9 @@ export function rememberContent(content: string): void {
 
 function keptContent(digest: string): string | undefined {
     try {
-        const content = readFileSync(join(cacheDir(), digest), "utf8");
+        const dir = cacheDir();
+        if (dir === undefined) return undefined;
+        const content = readFileSync(join(dir, digest), "utf8");
         return sha256Hex(content) === digest ? content : undefined;
     } catch {
         return undefined;

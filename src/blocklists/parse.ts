@@ -1,8 +1,11 @@
 // Blocklist files: one IPv4 or IPv6 address or CIDR a line, `#` comments and blank lines allowed.
 // Entries are written as ipset prints them (network address, no /32 or /128, IPv6 compressed as
 // inet_ntop does), so the digest of a list equals the digest of the live set holding it.
-import { readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
+import { join } from "node:path";
+import { privateCacheDir } from "../config/user-cache";
 
 export interface BlocklistEntries {
     v4: string[];
@@ -113,19 +116,66 @@ export function parseBlocklist(text: string): { entries: BlocklistEntries; probl
 
 const cache = new Map<string, { entries?: BlocklistEntries; problems: string[] }>();
 
+/** Parsed lists kept in the user's cache; the oldest go first. */
+const KEPT_PARSED = 32;
+
 /**
- * Reads and parses a list file (once per process: every host of an environment shares it).
- * Problems name the file and the line.
+ * A list parsed before, by the sha256 of its file's bytes (parsing 100,000 lines takes 100-150 ms
+ * of every drift and apply; reading back the JSON of the result 10-20 ms). Only lists without
+ * problems are kept. The entry is the operator's own file (see config/user-cache.ts); its shape is
+ * checked, and anything else parses the file again.
+ */
+function parsedBefore(dir: string | undefined, digest: string): BlocklistEntries | undefined {
+    if (dir === undefined) return undefined;
+    try {
+        const kept = JSON.parse(readFileSync(join(dir, `${digest}.json`), "utf8")) as BlocklistEntries;
+        const strings = (value: unknown) => Array.isArray(value) && value.every((entry) => typeof entry === "string");
+        if (!strings(kept.v4) || !strings(kept.v6)) return undefined;
+        return { v4: kept.v4, v6: kept.v6 };
+    } catch {
+        return undefined;
+    }
+}
+
+function keepParsed(dir: string | undefined, digest: string, entries: BlocklistEntries): void {
+    if (dir === undefined) return;
+    try {
+        // Written aside and renamed: a concurrent process reads the old entry or the new one, whole.
+        const path = join(dir, `${digest}.json`);
+        writeFileSync(`${path}.${process.pid}`, JSON.stringify(entries), { mode: 0o600 });
+        renameSync(`${path}.${process.pid}`, path);
+        const kept = readdirSync(dir)
+            .filter((name) => name.endsWith(".json"))
+            .map((name) => ({ name, mtime: statSync(join(dir, name)).mtimeMs }))
+            .sort((a, b) => b.mtime - a.mtime);
+        for (const old of kept.slice(KEPT_PARSED)) rmSync(join(dir, old.name), { force: true });
+    } catch {
+        // A cache that cannot be written only costs the next run its parse.
+    }
+}
+
+/**
+ * Reads and parses a list file (once per process: every host of an environment shares it; across
+ * processes from the user's cache, by the file's digest). Problems name the file and the line.
  */
 export function readBlocklistFile(path: string): { entries?: BlocklistEntries; problems: string[] } {
     const cached = cache.get(path);
     if (cached) return cached;
     let result: { entries?: BlocklistEntries; problems: string[] };
     try {
-        const parsed = parseBlocklist(readFileSync(path, "utf8"));
-        const problems = parsed.problems.slice(0, 20).map((problem) => `${path}${problem.line ? `:${problem.line}` : ""}: ${problem.message}`);
-        if (parsed.problems.length > 20) problems.push(`${path}: ${parsed.problems.length - 20} more bad lines`);
-        result = problems.length > 0 ? { problems } : { entries: parsed.entries, problems };
+        const bytes = readFileSync(path);
+        const digest = createHash("sha256").update(bytes).digest("hex");
+        const dir = privateCacheDir("lists");
+        const kept = parsedBefore(dir, digest);
+        if (kept) {
+            result = { entries: kept, problems: [] };
+        } else {
+            const parsed = parseBlocklist(bytes.toString("utf8"));
+            const problems = parsed.problems.slice(0, 20).map((problem) => `${path}${problem.line ? `:${problem.line}` : ""}: ${problem.message}`);
+            if (parsed.problems.length > 20) problems.push(`${path}: ${parsed.problems.length - 20} more bad lines`);
+            result = problems.length > 0 ? { problems } : { entries: parsed.entries, problems };
+            if (result.entries) keepParsed(dir, digest, result.entries);
+        }
     } catch (error) {
         result = { problems: [`cannot read ${JSON.stringify(path)} (${(error as NodeJS.ErrnoException).code})`] };
     }

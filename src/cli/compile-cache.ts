@@ -15,11 +15,11 @@
 // version> (its README, "Internals"), a directory any local user can make first, and checks no
 // owner.
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import Module = require("node:module");
-import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { Script } from "node:vm";
+import { privateCacheDir } from "../config/user-cache";
 
 interface Entry {
     sha1: string;
@@ -39,15 +39,7 @@ interface ModuleInternals {
 function cacheDirectory(): string | undefined {
     const setting = process.env.MORH_COMPILE_CACHE;
     if (setting === "0") return undefined;
-    const dir = setting || join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "mor-harden", "compile");
-    try {
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
-        const stat = statSync(dir);
-        if ((process.getuid && stat.uid !== process.getuid()) || (stat.mode & 0o022) !== 0) return undefined;
-        return dir;
-    } catch {
-        return undefined;
-    }
+    return privateCacheDir("compile", setting || undefined);
 }
 
 /**

@@ -3,13 +3,14 @@
 // namespace (real `ipset restore`, real `iptables-restore --test`), the firewall's chain.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { stringify } from "yaml";
 import { lineDelta, rememberContent } from "../../src/apply/bulk";
-import { parseBlocklist, parseEntry } from "../../src/blocklists/parse";
+import { parseBlocklist, parseEntry, readBlocklistFile } from "../../src/blocklists/parse";
 import { BLOCKLIST_CHAIN, blocklistSet, renderBlocklists } from "../../src/blocklists/render";
 import { ConfigError } from "../../src/config/schema";
 import { FILL_VIEWS_VARIABLE } from "../../src/render/artifact";
@@ -86,6 +87,54 @@ describe("blocklist files", () => {
         assert.deepEqual(relative.hosts[0].config.firewall.blocklists[0].entries, { v4: ["198.18.0.1"], v6: ["2001:db8::1"] });
         const absolute = loadEnvironment({ file: stackWithLists({}, { blocklists: [{ name: "sample", file: SAMPLE }] }) });
         assert.equal(absolute.hosts[0].config.firewall.blocklists[0].entries.v4.length, 4);
+    });
+});
+
+describe("parsed lists kept in the user's cache", () => {
+    const withCache = (work: (cacheHome: string) => void) => {
+        const previous = process.env.XDG_CACHE_HOME;
+        process.env.XDG_CACHE_HOME = tempDir();
+        try {
+            work(process.env.XDG_CACHE_HOME);
+        } finally {
+            if (previous === undefined) delete process.env.XDG_CACHE_HOME;
+            else process.env.XDG_CACHE_HOME = previous;
+        }
+    };
+    const listFile = (text: string) => {
+        const path = join(tempDir(), "scanners.list");
+        writeFileSync(path, text);
+        return path;
+    };
+    const digest = (text: string) => createHash("sha256").update(text).digest("hex");
+
+    it("keeps a list parsed once by its file's digest, private to the user, and reads it back instead of parsing again", () => {
+        withCache((cacheHome) => {
+            const text = "198.18.0.1\n2001:db8::1\n";
+            assert.deepEqual(readBlocklistFile(listFile(text)).entries, { v4: ["198.18.0.1"], v6: ["2001:db8::1"] });
+            const kept = join(cacheHome, "mor-harden", "lists", `${digest(text)}.json`);
+            assert.equal(statSync(join(cacheHome, "mor-harden", "lists")).mode & 0o777, 0o700);
+            assert.equal(statSync(kept).mode & 0o777, 0o600);
+            // What the cache holds is what a later process gets for the same bytes (another path too).
+            writeFileSync(kept, JSON.stringify({ v4: ["198.18.0.2"], v6: [] }));
+            assert.deepEqual(readBlocklistFile(listFile(text)).entries, { v4: ["198.18.0.2"], v6: [] });
+            // A kept entry of another shape is parsed again.
+            writeFileSync(kept, JSON.stringify({ v4: [1], v6: [] }));
+            assert.deepEqual(readBlocklistFile(listFile(text)).entries, { v4: ["198.18.0.1"], v6: ["2001:db8::1"] });
+        });
+    });
+
+    it("keeps no list with a bad line, and uses no directory others can write", () => {
+        withCache((cacheHome) => {
+            const bad = "198.18.0.1\n198.18.0.300\n";
+            assert.match(readBlocklistFile(listFile(bad)).problems[0], /scanners\.list:2/);
+            assert.match(readBlocklistFile(listFile(bad)).problems[0], /scanners\.list:2/, "named again, not read from a cache");
+            assert.deepEqual(readdirSync(join(cacheHome, "mor-harden", "lists")), []);
+            chmodSync(join(cacheHome, "mor-harden", "lists"), 0o777);
+            const text = "198.18.0.5\n";
+            assert.deepEqual(readBlocklistFile(listFile(text)).entries, { v4: ["198.18.0.5"], v6: [] });
+            assert.deepEqual(readdirSync(join(cacheHome, "mor-harden", "lists")), [], "nothing written where others can write");
+        });
     });
 });
 

@@ -1,0 +1,27 @@
+// The operator's own cache directories: mor-harden keeps what it can compute again (V8's code for
+// the CLI's modules, contents it sent for deltas, parsed blocklists) in
+// $XDG_CACHE_HOME/mor-harden/<kind> (by default ~/.cache/mor-harden/<kind>), never in a shared
+// /tmp. What is read back from there is trusted as the operator's own (compiled code runs, a
+// parsed list is sent to hosts), so a directory is used only when it is the user's and nobody
+// else can write it; it is made 0700. Anything else, or no directory at all, only costs the
+// computation again.
+import { mkdirSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export type CacheKind = "compile" | "contents" | "lists";
+
+/** The default place of a kind of cache. */
+export const defaultCacheDir = (kind: CacheKind) => join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "mor-harden", kind);
+
+/** `dir` (default: the kind's own place), made 0700, when it is the user's and nobody else can write it; otherwise undefined. */
+export function privateCacheDir(kind: CacheKind, dir = defaultCacheDir(kind)): string | undefined {
+    try {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const stat = statSync(dir);
+        if ((process.getuid && stat.uid !== process.getuid()) || (stat.mode & 0o022) !== 0) return undefined;
+        return dir;
+    } catch {
+        return undefined;
+    }
+}
