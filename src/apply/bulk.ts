@@ -3,9 +3,9 @@
 // added travel, and the host rebuilds the file with the artifact's merge command, checking the
 // result's digest (a mismatch aborts with the host unchanged). Without a kept content (another
 // workstation, a cleared cache) the whole file is sent, as for any file.
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { privateCacheDir } from "../config/user-cache";
+import { keepNewest, privateCacheDir } from "../config/user-cache";
 import { sha256Hex } from "../render/artifact";
 
 export interface LineDelta {
@@ -34,10 +34,7 @@ export function rememberContent(content: string): void {
         // Kept already: only marked as recently used.
         if (existsSync(path)) utimesSync(path, new Date(), new Date());
         else writeFileSync(path, content, { mode: 0o600 });
-        const kept = readdirSync(dir)
-            .map((name) => ({ name, mtime: statSync(join(dir, name)).mtimeMs }))
-            .sort((a, b) => b.mtime - a.mtime);
-        for (const old of kept.slice(KEPT)) rmSync(join(dir, old.name), { force: true });
+        keepNewest(dir, KEPT);
     } catch {
         // no cache: whole files
     }

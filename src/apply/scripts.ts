@@ -162,11 +162,12 @@ export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillVi
         // The checks and each view are read apart, at once, each printing a V line: the concern
         // runs as configured when all of its lines say 0 (parseReadOutput).
         const verdict = (check: string) => `if ${check} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`;
-        const checks = plan.verify.length > 0 ? [plan.verify.map((command) => `( ${command} )`).join(" && ")] : plan.liveViews.length > 0 ? [] : ["true"];
-        const views = plan.liveViews.map(
-            (_, index) => `{ ${liveOfView(plan, index)}; ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`,
-        );
-        const reads = [...checks, ...views].map(verdict);
+        const checks = [
+            ...(plan.verify.length > 0 ? [plan.verify.map((command) => `( ${command} )`).join(" && ")] : []),
+            ...plan.liveViews.map((_, index) => `{ ${liveOfView(plan, index)}; ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`),
+        ];
+        // A concern with nothing to check still says it runs (no V line would read as not running).
+        const reads = (checks.length > 0 ? checks : ["true"]).map(verdict);
         // A plan with a background view is read by the script's own shell, which alone can `wait` for it.
         if (plan.liveViews.some((view) => view.background)) last.push(...reads);
         else groups.push(...reads.map((read) => [read]));

@@ -2,10 +2,10 @@
 // Entries are written as ipset prints them (network address, no /32 or /128, IPv6 compressed as
 // inet_ntop does), so the digest of a list equals the digest of the live set holding it.
 import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
 import { join } from "node:path";
-import { privateCacheDir } from "../config/user-cache";
+import { keepNewest, privateCacheDir } from "../config/user-cache";
 
 export interface BlocklistEntries {
     v4: string[];
@@ -144,11 +144,7 @@ function keepParsed(dir: string | undefined, digest: string, entries: BlocklistE
         const path = join(dir, `${digest}.json`);
         writeFileSync(`${path}.${process.pid}`, JSON.stringify(entries), { mode: 0o600 });
         renameSync(`${path}.${process.pid}`, path);
-        const kept = readdirSync(dir)
-            .filter((name) => name.endsWith(".json"))
-            .map((name) => ({ name, mtime: statSync(join(dir, name)).mtimeMs }))
-            .sort((a, b) => b.mtime - a.mtime);
-        for (const old of kept.slice(KEPT_PARSED)) rmSync(join(dir, old.name), { force: true });
+        keepNewest(dir, KEPT_PARSED, (name) => name.endsWith(".json"));
     } catch {
         // A cache that cannot be written only costs the next run its parse.
     }

@@ -5,7 +5,7 @@
 // parsed list is sent to hosts), so a directory is used only when it is the user's and nobody
 // else can write it; it is made 0700. Anything else, or no directory at all, only costs the
 // computation again.
-import { mkdirSync, statSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
@@ -24,4 +24,13 @@ export function privateCacheDir(kind: CacheKind, dir = defaultCacheDir(kind)): s
     } catch {
         return undefined;
     }
+}
+
+/** Removes all but the `count` most recently written (or touched) files of a cache directory whose names `keep` accepts. */
+export function keepNewest(dir: string, count: number, keep: (name: string) => boolean = () => true): void {
+    const files = readdirSync(dir)
+        .filter(keep)
+        .map((name) => ({ name, mtime: statSync(join(dir, name)).mtimeMs }))
+        .sort((a, b) => b.mtime - a.mtime);
+    for (const old of files.slice(count)) rmSync(join(dir, old.name), { force: true });
 }
