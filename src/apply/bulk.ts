@@ -5,7 +5,7 @@
 // workstation, a cleared cache) the whole file is sent, as for any file.
 import { existsSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { keepNewest, privateCacheDir } from "../config/user-cache";
+import { keepNewest, privateCacheDir } from "../render/user-cache";
 import { sha256Hex } from "../render/artifact";
 
 export interface LineDelta {

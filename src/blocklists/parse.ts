@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
 import { join } from "node:path";
-import { keepNewest, privateCacheDir } from "../config/user-cache";
+import { keepNewest, privateCacheDir } from "../render/user-cache";
 
 export interface BlocklistEntries {
     v4: string[];
@@ -122,7 +122,7 @@ const KEPT_PARSED = 32;
 /**
  * A list parsed before, by the sha256 of its file's bytes (parsing 100,000 lines takes 100-150 ms
  * of every drift and apply; reading back the JSON of the result 10-20 ms). Only lists without
- * problems are kept. The entry is the operator's own file (see config/user-cache.ts); its shape is
+ * problems are kept. The entry is the operator's own file (see render/user-cache.ts); its shape is
  * checked, and anything else parses the file again.
  */
 function parsedBefore(dir: string | undefined, digest: string): BlocklistEntries | undefined {

@@ -19,7 +19,7 @@ import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import Module = require("node:module");
 import { dirname, join } from "node:path";
 import { Script } from "node:vm";
-import { privateCacheDir } from "../config/user-cache";
+import { privateCacheDir } from "../render/user-cache";
 
 interface Entry {
     sha1: string;
