@@ -159,18 +159,19 @@ export function readScript(plans: ConcernPlan[], os: OsFamily, options: { fillVi
     for (const plan of backgroundLast(plans)) {
         // Live as configured: the checks pass and every live view prints what it must (a rule
         // added by hand, a drop-in that wins over ours), so `pulumi refresh` sees that drift too.
-        // The checks and each view are read apart, at once, each printing a V line: the concern
-        // runs as configured when all of its lines say 0 (parseReadOutput).
-        const verdict = (check: string) => `if ${check} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`;
+        // One V line a concern, its checks first and in turn: the first that fails skips the rest,
+        // so a fresh host's read computes no expected view (a scratch namespace's iptables-restore,
+        // seconds with a slow or loaded host) for a concern already known not to run as
+        // configured. The concerns are read at once.
         const checks = [
-            ...(plan.verify.length > 0 ? [plan.verify.map((command) => `( ${command} )`).join(" && ")] : []),
+            ...plan.verify.map((command) => `( ${command} )`),
             ...plan.liveViews.map((_, index) => `{ ${liveOfView(plan, index)}; ${expectedOfView(plan, index, options.fillViewCache)}; [ "$live" = "$exp" ]; }`),
         ];
         // A concern with nothing to check still says it runs (no V line would read as not running).
-        const reads = (checks.length > 0 ? checks : ["true"]).map(verdict);
+        const read = `if ${checks.length > 0 ? checks.join(" && ") : "true"} >/dev/null 2>&1; then echo 'V ${plan.concern} 0'; else echo 'V ${plan.concern} 1'; fi`;
         // A plan with a background view is read by the script's own shell, which alone can `wait` for it.
-        if (plan.liveViews.some((view) => view.background)) last.push(...reads);
-        else groups.push(...reads.map((read) => [read]));
+        if (plan.liveViews.some((view) => view.background)) last.push(read);
+        else groups.push([read]);
     }
     return wholeScript([
         ...(options.lockSeconds !== undefined ? [lockAndWait(options.lockSeconds)] : []),
@@ -199,7 +200,7 @@ export function parseReadOutput(output: string): LiveState {
         } else if (kind === "H" && fields.length === 2) {
             hashes[fields[1]] = fields[0];
         } else if (kind === "V") {
-            // One line for its checks and one for each live view: all must say 0.
+            // A concern's V lines must all say 0 (one a concern today; never a later line standing for an earlier one).
             state.running[fields[0]] = (state.running[fields[0]] ?? true) && fields[1] === "0";
         } else if (kind === "P") {
             (state.missingPackages[fields[0]] ??= []).push(fields[1]);

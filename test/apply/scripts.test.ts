@@ -4,6 +4,9 @@
 // hook are tried for real without a lab host.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
     applyScript,
@@ -145,7 +148,7 @@ describe(
             assert.deepEqual(live.missingPackages, { firewall: ["dpk"], sshd: ["morh-no-such-package"] });
         });
 
-        it("says a concern runs as configured only when its checks and every one of its views, read at once, all pass", () => {
+        it("says a concern runs as configured only when its checks and every one of its views all pass", () => {
             const live = read([
                 plan(
                     "firewall",
@@ -170,6 +173,18 @@ describe(
                 plan("apache", [], [], []),
             ]);
             assert.deepEqual(live.running, { firewall: true, sshd: false, fail2ban: false, apache: true });
+        });
+
+        it("computes no view of a concern whose check already failed (a fresh host's read stays quick), and still reads the other concerns", () => {
+            const trace = mkdtempSync(join(tmpdir(), "morh-read-"));
+            try {
+                const mark = (name: string) => `touch '${trace}/${name}'; echo a`;
+                const live = read([plan("firewall", [], ["false"], [[mark("firewall"), "a"]]), plan("sshd", [], ["true"], [[mark("sshd"), "a"]])]);
+                assert.deepEqual(live.running, { firewall: false, sshd: true });
+                assert.deepEqual(readdirSync(trace), ["sshd"], "only the concern whose check passed had its view computed");
+            } finally {
+                rmSync(trace, { recursive: true, force: true });
+            }
         });
     },
 );
