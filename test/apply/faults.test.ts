@@ -40,6 +40,12 @@ const stackFor = (name: (typeof HOSTS)[number], variant: string, change: Paramet
 const liveRules = (name: (typeof HOSTS)[number]) =>
     sh(host(name), "for t in iptables ip6tables; do echo \"== $t\"; $t-save -t filter | grep -v '^#' | sed 's/\\[[0-9:]*\\]//'; done").stdout;
 const pendingOn = (name: (typeof HOSTS)[number]) => sh(host(name), "ls /var/lib/mor-harden/tx/*/pending >/dev/null 2>&1").code === 0;
+/**
+ * A transaction in its confirmation window: pending, and its change activated and verified (the
+ * pending file is written before activation, so the timer is armed before anything can lock out).
+ */
+const confirmWindowOn = (name: (typeof HOSTS)[number]) =>
+    sh(host(name), 'for p in /var/lib/mor-harden/tx/*/pending; do [ -e "${p%/pending}/verified" ] && exit 0; done; exit 1').code === 0;
 const LOCKOUT = { firewall: { trusted: ["198.51.100.99", "2001:db8:51::99"] } };
 
 describe("the fault matrix", () => {
@@ -114,7 +120,7 @@ describe("the fault matrix", () => {
     async function leavePending(name: (typeof HOSTS)[number]): Promise<void> {
         const run = applyInBackground(lab, stackFor(name, "lockout", { ...LOCKOUT, connection: { confirmTimeout: 300, connectTimeout: 5 } }));
         try {
-            assert.ok(await waitFor(() => pendingOn(name), 60_000), "the change reached its confirmation window");
+            assert.ok(await waitFor(() => confirmWindowOn(name), 60_000), "the change reached its confirmation window");
         } finally {
             run.kill();
         }
