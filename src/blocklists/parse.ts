@@ -43,7 +43,7 @@ function v6Groups(address: string): number[] {
 }
 
 /** As glibc's inet_ntop prints it: the longest run of two or more zero groups (the first of equals) as "::". */
-function formatV6(groups: number[]): string {
+export function formatV6(groups: number[]): string {
     let best = { start: -1, length: 0 };
     for (let i = 0; i < 8;) {
         if (groups[i] !== 0) {

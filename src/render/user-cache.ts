@@ -9,7 +9,7 @@ import { mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-export type CacheKind = "compile" | "contents" | "lists";
+export type CacheKind = "compile" | "contents" | "lists" | "countries";
 
 /** The default place of a kind of cache. */
 export const defaultCacheDir = (kind: CacheKind) => join(process.env.XDG_CACHE_HOME || join(homedir(), ".cache"), "mor-harden", kind);
