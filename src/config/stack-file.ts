@@ -92,7 +92,8 @@ const inlineCountries: FileInliner = (raw, baseDir) => {
     const codes = (value: unknown): value is string[] => Array.isArray(value) && value.every((code) => typeof code === "string" && COUNTRY_CODES.has(code));
     const block = countries.block ?? [];
     const services = countries.services ?? {};
-    if (!codes(block) || typeof services !== "object" || services === null || !Object.values(services).every(codes)) return { raw, issues: [] };
+    if (!codes(block) || typeof services !== "object" || services === null || !Object.values(services).every((list) => codes(list) && list.length > 0))
+        return { raw, issues: [] };
     if (countries.database !== undefined && typeof countries.database !== "string") return { raw, issues: [] };
     if (block.length === 0 && Object.keys(services).length === 0) return { raw, issues: [] };
     const read = compileCountries({ database: countries.database, block, services: services as Record<string, string[]> }, baseDir);

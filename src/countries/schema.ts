@@ -13,16 +13,13 @@ const countryList = z.array(countryCode).min(1, { error: "names no country" });
 
 const entries = z.object({ v4: z.array(z.string()), v6: z.array(z.string()) }).strict();
 
-const service = z.enum(serviceNames as [string, ...string[]], {
-    error: (iss) => `${JSON.stringify(iss.input)} is not a service (${serviceNames.join(", ")})`,
-});
-
 export const countriesSchema = z
     .object({
         /** The operator's own database (relative to the stack file, or absolute); the shipped one by default. */
         database: z.string().min(1).optional(),
         block: z.array(countryCode).default([]),
-        services: z.partialRecord(service, countryList).default({}),
+        /** Service names are checked below, to name the key: a record's own key error names none. */
+        services: z.record(z.string(), countryList).default({}),
         /** Filled in from the database when the stack is loaded (countries/database.ts). */
         compiled: z
             .object({
@@ -35,6 +32,11 @@ export const countriesSchema = z
     })
     .strict()
     .superRefine((countries, ctx) => {
+        for (const name of Object.keys(countries.services)) {
+            if (!(serviceNames as string[]).includes(name)) {
+                ctx.addIssue({ code: "custom", path: ["services", name], message: `${JSON.stringify(name)} is not a service (${serviceNames.join(", ")})` });
+            }
+        }
         const seen = new Set<string>();
         countries.block.forEach((code, index) => {
             if (seen.has(code)) ctx.addIssue({ code: "custom", path: ["block", index], message: `${code} is listed twice` });

@@ -88,6 +88,7 @@ export const firewallSchema = z
         });
         // Only a public service can be narrowed to countries: a trusted one is open to trusted sources only, a closed one to nobody.
         for (const name of Object.keys(firewall.countries?.services ?? {}) as ServiceName[]) {
+            if (!serviceNames.includes(name)) continue; // named by the countries' schema
             const chosen = firewall.services[name]?.exposure ?? serviceCatalogue[name].exposure;
             if (chosen !== "public") {
                 ctx.addIssue({
