@@ -182,9 +182,13 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
     for (const service of services) {
         if (service.sources) {
             for (const address of addressesOf(service.sources, input.sources, family)) input_.push(`-s ${address} ${portMatch(service)} ${accept(service)}`);
-        } else if (service.exposure === "public" && !byFwknopOnly(service, false)) {
-            // A service open to some countries only: from their addresses (trusted sources got in above).
-            input_.push(`${portMatch(service)}${countryMatch(firewall.countries, service.name, family)}${gate(service, false)} ${accept(service)}`);
+        } else if (service.exposure === "public") {
+            const countries = countryMatch(firewall.countries, service.name, family);
+            // A service open to some countries only: trusted sources always, then the countries' addresses.
+            if (countries && !byFwknopOnly(service, true)) {
+                for (const address of trusted) input_.push(`-s ${address} ${portMatch(service)}${gate(service, true)} ${accept(service)}`);
+            }
+            if (!byFwknopOnly(service, false)) input_.push(`${portMatch(service)}${countries}${gate(service, false)} ${accept(service)}`);
         }
     }
     const limit = firewall.sshRateLimit;

@@ -206,7 +206,16 @@ describe("country rules and sets", () => {
             assert.match(blocklists[0], /^-s \S+ -j RETURN$/, "trusted first");
             const inputRules = chains.find((chain) => chain.name === "MORH-INPUT")!.rules;
             assert.equal(inputRules[1], "-j MORH-BLOCKLISTS", "before everything but loopback");
-            assert.ok(inputRules.includes(`-p tcp -m tcp --dport 443 -m set --match-set ${countryServiceSet("https", family)} src -j ACCEPT`));
+            const https = inputRules.filter((rule) => rule.includes("--dport 443"));
+            const trusted = family === "v4" ? "198.51.100.10" : "2001:db8:51::10";
+            assert.deepEqual(
+                https,
+                [
+                    `-s ${trusted} -p tcp -m tcp --dport 443 -j ACCEPT`,
+                    `-p tcp -m tcp --dport 443 -m set --match-set ${countryServiceSet("https", family)} src -j ACCEPT`,
+                ],
+                "trusted always, then the countries",
+            );
             assert.ok(inputRules.includes("-p tcp -m tcp --dport 80 -j ACCEPT"), "http stays open to all");
         }
         const plan = renderBlocklists(input)!;
