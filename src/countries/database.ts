@@ -86,15 +86,18 @@ interface DatabaseFiles {
     shipped: boolean;
 }
 
+/** The shipped database's files, one a family. */
+export function shippedDatabasePaths(): string[] {
+    const dir = dirname(require.resolve(`${SHIPPED_PACKAGE}/package.json`));
+    return Object.values(SHIPPED_FILES).map((name) => join(dir, name));
+}
+
 function shippedDatabase(): DatabaseFiles {
     const packageJson = require.resolve(`${SHIPPED_PACKAGE}/package.json`);
     const { version } = JSON.parse(readFileSync(packageJson, "utf8")) as { version: string };
     // The version's last part is the data's date and hour: 2.3.2026061719 is 2026-06-17, 19h.
     const stamp = /\.(\d{4})(\d{2})(\d{2})\d{2}$/.exec(version);
-    const files = Object.values(SHIPPED_FILES).map((name) => {
-        const path = join(dirname(packageJson), name);
-        return { path, bytes: readFileSync(path) };
-    });
+    const files = shippedDatabasePaths().map((path) => ({ path, bytes: readFileSync(path) }));
     const excluded = { v4: SPECIAL_PURPOSE.v4.map((cidr) => cidrRange("v4", cidr)), v6: SPECIAL_PURPOSE.v6.map((cidr) => cidrRange("v6", cidr)) };
     return {
         describe: { name: SHIPPED_PACKAGE, version, date: stamp ? `${stamp[1]}-${stamp[2]}-${stamp[3]}` : "unknown", licence: SHIPPED_LICENCE },

@@ -1,5 +1,5 @@
 // The operator's own cache directories: mor-harden keeps what it can compute again (V8's code for
-// the CLI's modules, contents it sent for deltas, parsed blocklists) in
+// the CLI's modules, contents it sent for deltas, parsed blocklists, compiled country sets) in
 // $XDG_CACHE_HOME/mor-harden/<kind> (by default ~/.cache/mor-harden/<kind>), never in a shared
 // /tmp. What is read back from there is trusted as the operator's own (compiled code runs, a
 // parsed list is sent to hosts), so a directory is used only when it is the user's and nobody
