@@ -118,21 +118,18 @@ export function mergeRanges(ranges: Range[]): Range[] {
     return merged;
 }
 
-/** Merged ranges without the addresses of `excluded` (merged ranges too). */
+/** Merged ranges without the addresses of `excluded` (merged ranges too): one sweep over both, in order. */
 export function subtractRanges(ranges: Range[], excluded: Range[]): Range[] {
     const result: Range[] = [];
+    let next = 0;
     for (const range of ranges) {
-        let pieces: Range[] = [range];
-        for (const cut of excluded) {
-            pieces = pieces.flatMap((piece) => {
-                if (cut.last < piece.first || cut.first > piece.last) return [piece];
-                const kept: Range[] = [];
-                if (cut.first > piece.first) kept.push({ first: piece.first, last: cut.first - 1n });
-                if (cut.last < piece.last) kept.push({ first: cut.last + 1n, last: piece.last });
-                return kept;
-            });
+        while (next < excluded.length && excluded[next].last < range.first) next++;
+        let first = range.first;
+        for (let cut = next; cut < excluded.length && excluded[cut].first <= range.last && first <= range.last; cut++) {
+            if (excluded[cut].first > first) result.push({ first, last: excluded[cut].first - 1n });
+            if (excluded[cut].last >= first) first = excluded[cut].last + 1n;
         }
-        result.push(...pieces);
+        if (first <= range.last) result.push({ first, last: range.last });
     }
     return result;
 }
@@ -146,13 +143,12 @@ export function rangeToCidrs(family: Family, range: Range): string[] {
     const cidrs: string[] = [];
     let start = range.first;
     while (start <= range.last) {
-        let size = start === 0n ? 1n << BigInt(width) : start & -start;
-        while (start + size - 1n > range.last) size >>= 1n;
-        let prefix = width;
-        for (let block = size; block > 1n; block >>= 1n) prefix--;
+        // The block's size as a power of two: the start's trailing zero bits, fewer while it passes the end.
+        let hostBits = start === 0n ? width : (start & -start).toString(2).length - 1;
+        while (start + (1n << BigInt(hostBits)) - 1n > range.last) hostBits--;
         const address = formatAddress(family, start);
-        cidrs.push(prefix === width ? address : `${address}/${prefix}`);
-        start += size;
+        cidrs.push(hostBits === 0 ? address : `${address}/${width - hostBits}`);
+        start += 1n << BigInt(hostBits);
     }
     return cidrs;
 }

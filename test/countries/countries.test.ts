@@ -16,7 +16,7 @@ import { loadEnvironment } from "../../src/config/stack-file";
 import { COUNTRY_CODES, isCountryCode } from "../../src/countries/codes";
 import { compileCountries, SPECIAL_PURPOSE } from "../../src/countries/database";
 import { countryBlockSet, countryServiceSet } from "../../src/countries/render";
-import { addressNumber, cidrRange, parseCountryCsv, rangeToCidrs } from "../../src/countries/source";
+import { addressNumber, cidrRange, mergeRanges, parseCountryCsv, rangeToCidrs, subtractRanges } from "../../src/countries/source";
 import { buildRuleset, renderFirewall } from "../../src/firewall/render";
 import { findTemplatesDir } from "../../src/render/templates";
 import { minimalRaw, renderInputFor } from "../helpers/fixtures";
@@ -146,6 +146,47 @@ for first, last, family in json.load(sys.stdin):
             "198.18.0.128/25",
             "198.18.1.0/30",
         ]);
+    });
+
+    it("leaves excluded ranges out of merged ones, keeping every other address", () => {
+        const ranges = (pairs: [number, number][]) => pairs.map(([first, last]) => ({ first: BigInt(first), last: BigInt(last) }));
+        assert.deepEqual(
+            subtractRanges(
+                ranges([
+                    [0, 100],
+                    [150, 160],
+                    [200, 300],
+                ]),
+                ranges([
+                    [10, 20],
+                    [30, 40],
+                    [95, 155],
+                    [250, 400],
+                ]),
+            ),
+            ranges([
+                [0, 9],
+                [21, 29],
+                [41, 94],
+                [156, 160],
+                [200, 249],
+            ]),
+        );
+        assert.deepEqual(subtractRanges(ranges([[5, 6]]), ranges([[0, 10]])), []);
+        assert.deepEqual(
+            mergeRanges(
+                ranges([
+                    [10, 20],
+                    [0, 9],
+                    [15, 30],
+                    [32, 33],
+                ]),
+            ),
+            ranges([
+                [0, 30],
+                [32, 33],
+            ]),
+        );
     });
 
     it("joins a set's countries' ranges where they touch: the fixture's FI and DE as one CIDR", () => {
