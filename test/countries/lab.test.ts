@@ -43,12 +43,14 @@ after(() => {
 
 describe("countries on a lab host", () => {
     it("refuses bad codes before the host is touched, naming them", () => {
-        const before = sh(host(), "iptables-save -t filter; ipset list -n").stdout;
+        // The rules (without iptables-save's time stamps), the sets, and mor-harden's state directory.
+        const hostState = "{ iptables-save -t filter; ip6tables-save -t filter; } | grep -v '^#'; ipset list -n; ls -R /var/lib/mor-harden 2>&1";
+        const before = sh(host(), hostState).stdout;
         const run = applyFromWorkstation(lab, stackWithCountries("bad", { block: ["CN", "XX"], services: { https: ["de"] } }));
         assert.notEqual(run.code, 0);
         assert.match(run.stderr + run.stdout, /firewall\.countries\.block\[1\]: "XX" is not an ISO 3166-1 alpha-2 country code/);
         assert.match(run.stderr + run.stdout, /firewall\.countries\.services\.https\[0\]: "de" is not an ISO 3166-1 alpha-2 country code/);
-        assert.equal(sh(host(), "iptables-save -t filter; ipset list -n").stdout, before, "the host's rules and sets as they were");
+        assert.equal(sh(host(), hostState).stdout, before, "the host's rules, sets and state as they were");
     });
 
     it("blocks the attacker's country on every port over IPv4 and IPv6, keeps the trusted workstation, opens https to one country only", () => {
