@@ -2,11 +2,11 @@
 // the stack is loaded (before any host is touched): the one shipped with mor-harden (an npm
 // dependency pinned by version, updated with the package) or the operator's `database: FILE`.
 import { createHash } from "node:crypto";
-import { readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Family } from "../config/family";
-import type { BlocklistEntries } from "../blocklists/parse";
-import { keepNewest, privateCacheDir } from "../render/user-cache";
+import { isEntries, type BlocklistEntries } from "../blocklists/parse";
+import { privateCacheDir, readCacheEntry, writeCacheEntry } from "../render/user-cache";
 import { cidrRange, countryEntries, parseCountryCsv, type CountryRanges, type Range } from "./source";
 
 /** The shipped database: ip-location-db's "GeoFeed + Whois + ASN" country CSVs. */
@@ -125,30 +125,12 @@ function ownDatabase(path: string): DatabaseFiles {
 /** Compiled sets kept in the user's cache; the oldest go first. */
 const KEPT_COMPILED = 16;
 
+/** Compiled sets read back from the cache; an entry of another shape compiles again (it is the operator's own file: render/user-cache.ts). */
 function compiledBefore(dir: string | undefined, key: string): Omit<CompiledCountries, "database"> | undefined {
-    if (dir === undefined) return undefined;
-    try {
-        const kept = JSON.parse(readFileSync(join(dir, `${key}.json`), "utf8")) as Omit<CompiledCountries, "database">;
-        // The entry is the operator's own file (render/user-cache.ts); its shape is checked, anything else compiles again.
-        const strings = (value: unknown) => Array.isArray(value) && value.every((entry) => typeof entry === "string");
-        const entries = (value: BlocklistEntries | undefined) => value !== undefined && strings(value.v4) && strings(value.v6);
-        if (!entries(kept.block) || typeof kept.services !== "object" || !Object.values(kept.services).every(entries)) return undefined;
-        return { block: kept.block, services: kept.services };
-    } catch {
+    const kept = readCacheEntry(dir, key) as Partial<Omit<CompiledCountries, "database">> | undefined;
+    if (!kept || !isEntries(kept.block) || typeof kept.services !== "object" || kept.services === null || !Object.values(kept.services).every(isEntries))
         return undefined;
-    }
-}
-
-function keepCompiled(dir: string | undefined, key: string, compiled: Omit<CompiledCountries, "database">): void {
-    if (dir === undefined) return;
-    try {
-        const path = join(dir, `${key}.json`);
-        writeFileSync(`${path}.${process.pid}`, JSON.stringify(compiled), { mode: 0o600 });
-        renameSync(`${path}.${process.pid}`, path);
-        keepNewest(dir, KEPT_COMPILED, (name) => name.endsWith(".json"));
-    } catch {
-        // A cache that cannot be written only costs the next run its compilation.
-    }
+    return { block: kept.block, services: kept.services };
 }
 
 const compiledInProcess = new Map<string, { compiled?: CompiledCountries; problems: string[] }>();
@@ -213,7 +195,7 @@ export function compileCountries(rules: CountryRules, baseDir: string): { compil
                 block: countryEntries(parsed.ranges, rules.block, database.excluded),
                 services: Object.fromEntries(sortedServices.map((name) => [name, countryEntries(parsed.ranges, rules.services[name], database.excluded)])),
             };
-            keepCompiled(dir, key, sets);
+            writeCacheEntry(dir, key, sets, KEPT_COMPILED);
             result = { compiled: { database: database.describe, ...sets }, problems: [] };
         }
     }

@@ -4,7 +4,7 @@
 // (blocklists/parse.ts), so the digest of a rendered set equals the digest of the live one.
 import { isIPv4, isIPv6 } from "node:net";
 import type { Family } from "../config/family";
-import { formatV6 } from "../blocklists/parse";
+import { formatV6, v4ToNumber, v6Groups } from "../blocklists/parse";
 import type { BlocklistEntries, LineProblem } from "../blocklists/parse";
 
 /** A range of addresses as numbers, both ends included. */
@@ -18,25 +18,7 @@ export type CountryRanges = Record<Family, Map<string, Range[]>>;
 
 const bits: Record<Family, number> = { v4: 32, v6: 128 };
 
-function v4Number(address: string): bigint {
-    const octets = address.split(".");
-    return BigInt((((Number(octets[0]) * 256 + Number(octets[1])) * 256 + Number(octets[2])) * 256 + Number(octets[3])) >>> 0);
-}
-
-function v6Groups(address: string): number[] {
-    const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(address);
-    let text = address;
-    if (dotted) {
-        const value = Number(v4Number(dotted[1]));
-        text = `${address.slice(0, -dotted[1].length)}${Math.floor(value / 65536).toString(16)}:${(value % 65536).toString(16)}`;
-    }
-    const [head, tail] = text.includes("::") ? text.split("::") : [text, undefined];
-    const parse = (part: string) => (part === "" ? [] : part.split(":").map((group) => parseInt(group, 16)));
-    const left = parse(head);
-    if (tail === undefined) return left;
-    const right = parse(tail);
-    return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right];
-}
+const v4Number = (address: string) => BigInt(v4ToNumber(address));
 
 function v6Number(address: string): bigint {
     // Two 64-bit halves: one BigInt conversion each instead of one per group.

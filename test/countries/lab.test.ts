@@ -5,12 +5,22 @@
 // IPv6 (another country); the sets loaded at boot before the rules; drift when the database
 // changes, and an apply that sends only the changed lines; the rules gone when countries go.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { needs } from "../helpers/needs";
 import { findTemplatesDir } from "../../src/render/templates";
-import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
+import {
+    applyFromWorkstation,
+    driftFromWorkstation,
+    labStackFile,
+    ownCaches,
+    sh,
+    sshLoginWorks,
+    startTestLab,
+    statuses,
+    tcpConnect,
+    type TestLab,
+} from "../helpers/lab";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
@@ -31,14 +41,14 @@ function stackWithCountries(name: string, countries: Record<string, unknown>, cs
 
 const rules = { block: ["CN", "FI"], services: { https: ["DE"] } };
 
+let removeCaches: () => void = () => {};
 before(async () => {
-    // The contents this workstation sent and the compiled sets: the test's own caches.
-    process.env.MOR_HARDEN_CACHE = mkdtempSync(join(tmpdir(), "morh-cache-"));
+    removeCaches = ownCaches();
     lab = await startTestLab(1);
 });
 after(() => {
     lab?.stop();
-    rmSync(process.env.MOR_HARDEN_CACHE!, { recursive: true, force: true });
+    removeCaches();
 });
 
 describe("countries on a lab host", () => {
