@@ -41,6 +41,9 @@ function formatAddress(family: Family, value: bigint): string {
     return formatV6([112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((shift) => Number((value >> shift) & 0xffffn)));
 }
 
+/** IPv4-mapped IPv6 addresses, ::ffff:0:0/96. */
+const MAPPED = { first: 0xffffn << 32n, last: (0xffffn << 32n) | 0xffffffffn };
+
 /**
  * Parses a database's text; problems carry the line (1-based). With `only`, the ranges of other
  * countries are checked as text but not kept (the shipped database's 550,000 lines: 3 s whole).
@@ -77,6 +80,11 @@ export function parseCountryCsv(text: string, only?: ReadonlySet<string>): { ran
         const last = addressNumber(family, lastText);
         if (first > last) {
             problem(`${firstText} comes after ${lastText}: the range is empty`);
+            continue;
+        }
+        // ipset prints these in the IPv4 form (::ffff:1.2.3.4): a set holding them would never match its digest.
+        if (family === "v6" && first <= MAPPED.last && last >= MAPPED.first) {
+            problem(`${firstText}-${lastText} holds IPv4-mapped addresses (::ffff:0:0/96): write the IPv4 range`);
             continue;
         }
         const byCountry = ranges[family];

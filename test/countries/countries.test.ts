@@ -94,13 +94,15 @@ describe("country databases", () => {
             "198.51.100.0,2001:db8::1,DE",
             "198.51.100.9,198.51.100.1,DE",
             "2001:db8::,2001:db8::ff,de",
+            "::fffe:ffff:ffff,::ffff:0:1,DE",
             "",
         ].join("\n");
         const { problems } = parseCountryCsv(text);
         assert.deepEqual(
             problems.map((problem) => problem.line),
-            [3, 4, 5, 6, 7],
+            [3, 4, 5, 6, 7, 8],
         );
+        assert.match(problems[5].message, /IPv4-mapped/);
         assert.match(problems[3].message, /comes after/);
         const stack = stackWithCountries({ database: "own.csv", block: ["DE"] }, { "own.csv": text });
         configError(stack, /firewall\.countries\.database: .*own\.csv:3: "198\.51\.100\.0,198\.51\.100\.255" is not first,last,country/);
