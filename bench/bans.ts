@@ -75,10 +75,11 @@ function rtpAccepted(host: LabNode): number {
     return Number(line.trim().split(/\s+/)[0]);
 }
 
-function measureThroughput(state: LabState, host: LabNode): number[] {
+/** RTP datagrams a second from the attacker that the host's RTP rule accepted, `runs` times. */
+export function measureThroughput(state: LabState, host: LabNode, runs = RUNS): number[] {
     const attacker = state.clients.find((client) => client.name === "attacker")!;
     const rates: number[] = [];
-    for (let run = 0; run < RUNS; run++) {
+    for (let run = 0; run < runs; run++) {
         sh(host, "iptables -w -Z MORH-INPUT");
         const started = process.hrtime.bigint();
         sh(attacker, senderScript(state.hosts[0].v4), (SEND_SECONDS + 30) * 1000);

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { benchAudit } from "./audit";
 import { benchBans } from "./bans";
 import { benchCli } from "./cli";
+import { benchCountries } from "./countries";
 import { benchCraftedLines, benchFail2banFilters } from "./fail2ban-filters";
 import { benchFleet } from "./fleet";
 import { benchLabStart } from "./lab-start";
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
         filters: async () => [...(await benchCraftedLines()), ...(await benchFail2banFilters())],
         audit: () => benchAudit(),
         bans: benchBans,
+        countries: benchCountries,
         cli: () => benchCli(eachSize),
     };
     const aliases: Record<string, string> = { fail2ban: "filters" };

@@ -2,10 +2,9 @@
 // Entries are written as ipset prints them (network address, no /32 or /128, IPv6 compressed as
 // inet_ntop does), so the digest of a list equals the digest of the live set holding it.
 import { createHash } from "node:crypto";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
-import { join } from "node:path";
-import { keepNewest, privateCacheDir } from "../render/user-cache";
+import { privateCacheDir, readCacheEntry, writeCacheEntry } from "../render/user-cache";
 
 export interface BlocklistEntries {
     v4: string[];
@@ -17,7 +16,7 @@ export interface LineProblem {
     message: string;
 }
 
-const v4ToNumber = (address: string) => address.split(".").reduce((value, octet) => value * 256 + Number(octet), 0);
+export const v4ToNumber = (address: string) => address.split(".").reduce((value, octet) => value * 256 + Number(octet), 0);
 const numberToV4 = (value: number) => [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
 
 function normalizeV4(address: string, prefix: number): string {
@@ -26,7 +25,7 @@ function normalizeV4(address: string, prefix: number): string {
     return prefix === 32 ? network : `${network}/${prefix}`;
 }
 
-function v6Groups(address: string): number[] {
+export function v6Groups(address: string): number[] {
     // An embedded IPv4 tail (::ffff:1.2.3.4) as its two groups.
     const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(address);
     let text = address;
@@ -43,7 +42,7 @@ function v6Groups(address: string): number[] {
 }
 
 /** As glibc's inet_ntop prints it: the longest run of two or more zero groups (the first of equals) as "::". */
-function formatV6(groups: number[]): string {
+export function formatV6(groups: number[]): string {
     let best = { start: -1, length: 0 };
     for (let i = 0; i < 8;) {
         if (groups[i] !== 0) {
@@ -119,6 +118,12 @@ const cache = new Map<string, { entries?: BlocklistEntries; problems: string[] }
 /** Parsed lists kept in the user's cache; the oldest go first. */
 const KEPT_PARSED = 32;
 
+/** Whether a value (read back from a cache) has the shape of a list's entries. */
+export function isEntries(value: unknown): value is BlocklistEntries {
+    const strings = (list: unknown) => Array.isArray(list) && list.every((entry) => typeof entry === "string");
+    return typeof value === "object" && value !== null && strings((value as BlocklistEntries).v4) && strings((value as BlocklistEntries).v6);
+}
+
 /**
  * A list parsed before, by the sha256 of its file's bytes (parsing 100,000 lines takes 100-150 ms
  * of every drift and apply; reading back the JSON of the result 10-20 ms). Only lists without
@@ -126,28 +131,8 @@ const KEPT_PARSED = 32;
  * checked, and anything else parses the file again.
  */
 function parsedBefore(dir: string | undefined, digest: string): BlocklistEntries | undefined {
-    if (dir === undefined) return undefined;
-    try {
-        const kept = JSON.parse(readFileSync(join(dir, `${digest}.json`), "utf8")) as BlocklistEntries;
-        const strings = (value: unknown) => Array.isArray(value) && value.every((entry) => typeof entry === "string");
-        if (!strings(kept.v4) || !strings(kept.v6)) return undefined;
-        return { v4: kept.v4, v6: kept.v6 };
-    } catch {
-        return undefined;
-    }
-}
-
-function keepParsed(dir: string | undefined, digest: string, entries: BlocklistEntries): void {
-    if (dir === undefined) return;
-    try {
-        // Written aside and renamed: a concurrent process reads the old entry or the new one, whole.
-        const path = join(dir, `${digest}.json`);
-        writeFileSync(`${path}.${process.pid}`, JSON.stringify(entries), { mode: 0o600 });
-        renameSync(`${path}.${process.pid}`, path);
-        keepNewest(dir, KEPT_PARSED, (name) => name.endsWith(".json"));
-    } catch {
-        // A cache that cannot be written only costs the next run its parse.
-    }
+    const kept = readCacheEntry(dir, digest);
+    return isEntries(kept) ? { v4: kept.v4, v6: kept.v6 } : undefined;
 }
 
 /**
@@ -170,7 +155,7 @@ export function readBlocklistFile(path: string): { entries?: BlocklistEntries; p
             const problems = parsed.problems.slice(0, 20).map((problem) => `${path}${problem.line ? `:${problem.line}` : ""}: ${problem.message}`);
             if (parsed.problems.length > 20) problems.push(`${path}: ${parsed.problems.length - 20} more bad lines`);
             result = problems.length > 0 ? { problems } : { entries: parsed.entries, problems };
-            if (result.entries) keepParsed(dir, digest, result.entries);
+            if (result.entries) writeCacheEntry(dir, digest, result.entries, KEPT_PARSED);
         }
     } catch (error) {
         result = { problems: [`cannot read ${JSON.stringify(path)} (${(error as NodeJS.ErrnoException).code})`] };

@@ -4,6 +4,9 @@
 // exempt (a RETURN before the lists): they are named one by one by the operator, where a list is
 // bulk data from elsewhere, and a trusted workstation in a cloud range must not lock the operator out.
 //
+// The country sets of `firewall.countries` (src/countries/) are sets of the same kind, loaded,
+// persisted and drifted here with the lists' (morh-cc-*, beside the lists' morh-bl-*).
+//
 // This concern loads the sets (atomically: a new set swapped with the live one) and persists them
 // in the file the distribution's loader reads at boot before the rules: ipset-persistent's
 // /etc/iptables/ipsets on Debian, ipset-service's /etc/sysconfig/ipset on rhel.
@@ -15,11 +18,16 @@ import { file, FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { MAX_ENTRIES } from "./parse";
+import type { FirewallConfig } from "../firewall/schema";
+import { countrySets, describeCountries } from "../countries/render";
+import { usesCountries } from "../countries/schema";
 import type { Blocklist } from "./schema";
 
 export const BLOCKLIST_CHAIN = "MORH-BLOCKLISTS";
+/** The sets this concern owns: the lists' and the countries' (a basic regular expression). */
+export const OWNED_SETS = "^morh-\\(bl\\|cc\\)-";
 /** Sets still used by a rule (the firewall's chain, while it is still managed) are emptied. */
-const DESTROY_SETS = `for set in $(ipset list -n 2>/dev/null | grep '^morh-bl-'); do ipset -q destroy "$set" || ipset flush "$set"; done`;
+const DESTROY_SETS = `for set in $(ipset list -n 2>/dev/null | grep '${OWNED_SETS}'); do ipset -q destroy "$set" || ipset flush "$set"; done`;
 /** The plan's one artifact, the sets file (its index, for the changed lines an apply leaves). */
 const SETS_FILE = 0;
 const persistPaths: Record<OsFamily, string> = { debian: "/etc/iptables/ipsets", rhel: "/etc/sysconfig/ipset" };
@@ -34,9 +42,27 @@ export const blocklistSet = (name: string, family: Family) => `morh-bl-${name}-$
 /** The `ipset create` arguments of a list's set (after the name), the same wherever it is created. */
 export const setCreateOptions = (family: Family) => `hash:net family ${inet[family]} maxelem ${MAX_ENTRIES}`;
 
-/** `ipset -exist create` of every list's sets: the firewall's rules can be loaded (and tested) once they exist. */
-export function createSetsCommand(lists: Blocklist[]): string {
-    return lists.flatMap((list) => families.map((family) => `ipset -exist create ${blocklistSet(list.name, family)} ${setCreateOptions(family)}`)).join(" && ");
+/** One set of this concern: a list's or the countries' of one family. */
+export interface ManagedSet {
+    set: string;
+    family: Family;
+    entries: string[];
+}
+
+/** Every set of a stack's firewall: the lists' and the countries'. */
+export function managedSets(firewall: Pick<FirewallConfig, "blocklists" | "countries">): ManagedSet[] {
+    const lists = firewall.blocklists.flatMap((list) =>
+        families.map((family) => ({ set: blocklistSet(list.name, family), family, entries: list.entries[family] })),
+    );
+    return [...lists, ...countrySets(firewall.countries)];
+}
+
+/** Whether a stack's firewall has sets for this concern to load. */
+export const hasSets = (firewall: Pick<FirewallConfig, "blocklists" | "countries">) => firewall.blocklists.length > 0 || usesCountries(firewall.countries);
+
+/** `ipset -exist create` of every set: the firewall's rules can be loaded (and tested) once they exist. */
+export function createSetsCommand(sets: ManagedSet[]): string {
+    return sets.map(({ set, family }) => `ipset -exist create ${set} ${setCreateOptions(family)}`).join(" && ");
 }
 
 /** sha256 of a set's entries, sorted, one a line: what the live view prints for a set that matches. */
@@ -48,44 +74,48 @@ export function entriesDigest(entries: string[]): string {
 }
 
 /**
- * The lists' sets, named in byte order of `NAME ` (the order both parts of the sets file follow;
+ * The sets, named in byte order of `NAME ` (the order both parts of the sets file follow;
  * entries hold no space, so it is also the byte order of their lines).
  */
-function setsInFileOrder(lists: Blocklist[]): { set: string; family: Family; entries: string[] }[] {
-    const sets = lists.flatMap((list) => families.map((family) => ({ set: blocklistSet(list.name, family), family, entries: list.entries[family] })));
-    return sets.sort((a, b) => (`${a.set} ` < `${b.set} ` ? -1 : 1));
+function setsInFileOrder(sets: ManagedSet[]): ManagedSet[] {
+    return [...sets].sort((a, b) => (`${a.set} ` < `${b.set} ` ? -1 : 1));
 }
 
-const renderedSetsFiles = new WeakMap<Blocklist[], { content: string; sha256: string }>();
+/** Rendered sets files by their sets' names and digests (every host of an environment shares them); the last few. */
+const renderedSetsFiles = new Map<string, { content: string; sha256: string }>();
+const KEPT_SETS_FILES = 4;
 
 /**
  * The sets in `ipset save` format (and its sha256): what the boot loader restores and the apply swaps in. Every
  * create line first, then every add line, each part in byte order, whatever the lists' order
  * in the stack: the host merges a change into it with `sort -m` (merge.sh.hbs), and reordering
- * the lists changes nothing. Rendered once per process for lists every host shares.
+ * the lists changes nothing. Rendered once per process for sets every host shares.
  */
-export function renderSetsFile(lists: Blocklist[]): { content: string; sha256: string } {
-    const kept = renderedSetsFiles.get(lists);
+export function renderSetsFile(unordered: ManagedSet[]): { content: string; sha256: string } {
+    const sets = setsInFileOrder(unordered);
+    const key = sets.map(({ set, entries }) => `${set}:${digestOf(entries)}`).join(" ");
+    const kept = renderedSetsFiles.get(key);
     if (kept !== undefined) return kept;
-    const sets = setsInFileOrder(lists);
     const creates = sets.map(({ set, family }) => `create ${set} ${setCreateOptions(family)}\n`).join("");
     const adds = sets.map(({ set, entries }) => (entries.length > 0 ? `add ${set} ${entries.join(`\nadd ${set} `)}\n` : "")).join("");
     const content = creates + adds;
     const rendered = { content, sha256: sha256Hex(content) };
-    renderedSetsFiles.set(lists, rendered);
+    renderedSetsFiles.set(key, rendered);
+    if (renderedSetsFiles.size > KEPT_SETS_FILES) renderedSetsFiles.delete(renderedSetsFiles.keys().next().value!);
     return rendered;
 }
 
-/** The firewall's MORH-BLOCKLISTS chain for one family: trusted sources return, then each list drops. */
-export function blocklistRules(lists: Blocklist[], trusted: string[], family: Family): string[] {
+/** The firewall's MORH-BLOCKLISTS chain for one family: trusted sources return, then each list drops, then the blocked countries. */
+export function blocklistRules(lists: Blocklist[], trusted: string[], family: Family, blockedCountriesSet?: string): string[] {
     return [
         ...trusted.map((address) => `-s ${address} -j RETURN`),
         ...lists.map((list) => `-m set --match-set ${blocklistSet(list.name, family)} src -j DROP`),
+        ...(blockedCountriesSet ? [`-m set --match-set ${blockedCountriesSet} src -j DROP`] : []),
     ];
 }
 
 /** `NAME COUNT` of every set, one a line in file order: what the sets hold once a change is loaded. */
-const setCounts = (lists: Blocklist[]) => setsInFileOrder(lists).map(({ set, entries }) => `${set} ${entries.length}`);
+const setCounts = (sets: ManagedSet[]) => setsInFileOrder(sets).map(({ set, entries }) => `${set} ${entries.length}`);
 
 const digests = new WeakMap<string[], string>();
 /** entriesDigest, once per list and family in a process (the lists are shared by every host). */
@@ -98,13 +128,12 @@ function digestOf(entries: string[]): string {
 export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     const { os, firewall } = input.config;
     const lists = firewall.blocklists;
-    if (lists.length === 0) return undefined;
+    if (!hasSets(firewall)) return undefined;
+    const sets = managedSets(firewall);
     const path = persistPaths[os];
-    const checks = lists.flatMap((list) => families.map((family) => `${blocklistSet(list.name, family)}:${digestOf(list.entries[family])}`));
-    const expected = lists.flatMap((list) =>
-        families.map((family) => `${blocklistSet(list.name, family)} ${list.entries[family].length} ${digestOf(list.entries[family])}`),
-    );
-    const setsFile = renderSetsFile(lists);
+    const checks = sets.map(({ set, entries }) => `${set}:${digestOf(entries)}`);
+    const expected = sets.map(({ set, entries }) => `${set} ${entries.length} ${digestOf(entries)}`);
+    const setsFile = renderSetsFile(sets);
     const liveView = renderTemplate("blocklists/live-view.sh.hbs", {
         file: path,
         fileDigest: setsFile.sha256,
@@ -114,10 +143,13 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     }).trim();
     return {
         concern: "blocklists",
-        summary: lists.map(
-            (list) =>
-                `${list.name}: ${list.entries.v4.length} IPv4 and ${list.entries.v6.length} IPv6 entries from ${list.file}, dropped before every service (trusted sources exempt)`,
-        ),
+        summary: [
+            ...lists.map(
+                (list) =>
+                    `${list.name}: ${list.entries.v4.length} IPv4 and ${list.entries.v6.length} IPv6 entries from ${list.file}, dropped before every service (trusted sources exempt)`,
+            ),
+            ...describeCountries(firewall.countries),
+        ],
         packages: packages[os],
         // Large lists: drift compares digests, never the content, and an apply sends only the changed lines.
         artifacts: [file(path, setsFile.content, { mode: "0640", bulk: true, merge: renderTemplate("blocklists/merge.sh.hbs", {}).trim() })],
@@ -130,7 +162,7 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
         // sets from the file as it was before, which the engine has put back by then; without one
         // (the first apply), the sets go.
         snapshot: [],
-        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: changedLines(SETS_FILE), counts: setCounts(lists).join("\n") }).trim()],
+        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: changedLines(SETS_FILE), counts: setCounts(sets).join("\n") }).trim()],
         verify: [],
         rollback: [
             `if [ -e ${path} ]; then ${renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: false }).trim()}

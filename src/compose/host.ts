@@ -3,7 +3,7 @@
 // place that knows every concern: it imports them all (a concern may import config, render and
 // the concerns it renders rules for; never the effects: test/structure/imports.test.ts).
 import { renderApache } from "../apache/render";
-import { renderBlocklists } from "../blocklists/render";
+import { hasSets, renderBlocklists } from "../blocklists/render";
 import { renderFail2ban } from "../fail2ban/render";
 import { renderFirewall } from "../firewall/render";
 import { describeKnocking, renderKnockingServer } from "../knocking/render";
@@ -23,7 +23,7 @@ const concernOrder: { concern: Concern; render: (input: RenderInput) => ConcernP
     { concern: "knocking", render: renderKnockingServer, enabled: (config) => config.knocking.mode === "spa" },
     // The operating system before the services: sshd's optional Banner names the /etc/issue.net it writes.
     { concern: "system", render: renderSystem, enabled: (config) => systemHasParts(config.system) },
-    { concern: "blocklists", render: renderBlocklists, enabled: (config) => config.firewall.blocklists.length > 0 },
+    { concern: "blocklists", render: renderBlocklists, enabled: (config) => hasSets(config.firewall) },
     { concern: "firewall", render: renderFirewallWithKnocking, enabled: () => true },
     { concern: "sshd", render: renderSshd, enabled: () => true },
     { concern: "fail2ban", render: renderFail2ban, enabled: () => true },

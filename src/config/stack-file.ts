@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { readBlocklistFile } from "../blocklists/parse";
+import { COUNTRY_CODES } from "../countries/codes";
+import { compileCountries } from "../countries/database";
 import { isSecretPath, parseEnvironment, type Environment, type FileInliner } from "./environment";
 import { ConfigError, formatIssue, PROJECT, secretKeys, type HostConfig, type Issue } from "./schema";
 
@@ -79,10 +81,31 @@ const inlineBlocklists: FileInliner = (raw, baseDir) => {
     return { raw: { ...raw, firewall: { ...firewall, blocklists } }, issues };
 };
 
+/**
+ * `firewall.countries`' sets compiled from its database into `compiled`. Only rules the schema
+ * will accept are compiled: a bad code is the schema's error, named before the database is read.
+ */
+const inlineCountries: FileInliner = (raw, baseDir) => {
+    const firewall = raw.firewall as Record<string, unknown> | undefined;
+    const countries = firewall?.countries as Record<string, unknown> | undefined;
+    if (!firewall || typeof countries !== "object" || countries === null || countries.compiled !== undefined) return { raw, issues: [] };
+    const codes = (value: unknown): value is string[] => Array.isArray(value) && value.every((code) => typeof code === "string" && COUNTRY_CODES.has(code));
+    const block = countries.block ?? [];
+    const services = countries.services ?? {};
+    if (!codes(block) || typeof services !== "object" || services === null || !Object.values(services).every((list) => codes(list) && list.length > 0))
+        return { raw, issues: [] };
+    if (countries.database !== undefined && typeof countries.database !== "string") return { raw, issues: [] };
+    if (block.length === 0 && Object.keys(services).length === 0) return { raw, issues: [] };
+    const read = compileCountries({ database: countries.database, block, services: services as Record<string, string[]> }, baseDir);
+    const issues = read.problems.map((message) => ({ path: ["firewall", "countries", "database"], message }));
+    return { raw: read.compiled ? { ...raw, firewall: { ...firewall, countries: { ...countries, compiled: read.compiled } } } : raw, issues };
+};
+
 export const inlineFiles: FileInliner = (raw, baseDir) => {
     const certificate = inlineCertificate(raw, baseDir);
     const blocklists = inlineBlocklists(certificate.raw, baseDir);
-    return { raw: blocklists.raw, issues: [...certificate.issues, ...blocklists.issues] };
+    const countries = inlineCountries(blocklists.raw, baseDir);
+    return { raw: countries.raw, issues: [...certificate.issues, ...blocklists.issues, ...countries.issues] };
 };
 
 export function parseStackDocument(text: string, source: string, stack: string): Environment {

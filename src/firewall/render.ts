@@ -14,7 +14,8 @@ import { isGuarded, knockRules } from "../knocking/render";
 import { effectiveServices, trustedSources, type EffectiveService, type FirewallConfig } from "./schema";
 import { sshdPorts } from "../sshd/ports";
 import { scannerAgents } from "../fail2ban/schema";
-import { BLOCKLIST_CHAIN, blocklistRules, blocklistSet, createSetsCommand } from "../blocklists/render";
+import { BLOCKLIST_CHAIN, blocklistRules, createSetsCommand, hasSets, managedSets, OWNED_SETS } from "../blocklists/render";
+import { countryBlockSet, countryMatch } from "../countries/render";
 
 export const INPUT_CHAIN = "MORH-INPUT";
 const TRUSTED_CHAIN = "MORH-TRUSTED";
@@ -126,11 +127,15 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
 
     const input_: string[] = ["-i lo -j ACCEPT"];
     const chains: Chain[] = [];
-    if (firewall.blocklists.length > 0) {
+    const blocksCountries = (firewall.countries?.block.length ?? 0) > 0;
+    if (firewall.blocklists.length > 0 || blocksCountries) {
         // Before everything else a source can reach, established flows included: a listed
-        // address is cut off at once, not only for new connections.
+        // address (or a blocked country's) is cut off at once, not only for new connections.
         input_.push(`-j ${BLOCKLIST_CHAIN}`);
-        chains.push({ name: BLOCKLIST_CHAIN, rules: blocklistRules(firewall.blocklists, trusted, family) });
+        chains.push({
+            name: BLOCKLIST_CHAIN,
+            rules: blocklistRules(firewall.blocklists, trusted, family, blocksCountries ? countryBlockSet(family) : undefined),
+        });
     }
     // Packets conntrack cannot place (a TCP segment out of any window, a stray reply) go first:
     // nothing after this sees them, the scanner rule included.
@@ -177,8 +182,13 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
     for (const service of services) {
         if (service.sources) {
             for (const address of addressesOf(service.sources, input.sources, family)) input_.push(`-s ${address} ${portMatch(service)} ${accept(service)}`);
-        } else if (service.exposure === "public" && !byFwknopOnly(service, false)) {
-            input_.push(`${portMatch(service)}${gate(service, false)} ${accept(service)}`);
+        } else if (service.exposure === "public") {
+            const countries = countryMatch(firewall.countries, service.name, family);
+            // A service open to some countries only: trusted sources always, then the countries' addresses.
+            if (countries && !byFwknopOnly(service, true)) {
+                for (const address of trusted) input_.push(`-s ${address} ${portMatch(service)}${gate(service, true)} ${accept(service)}`);
+            }
+            if (!byFwknopOnly(service, false)) input_.push(`${portMatch(service)}${countries}${gate(service, false)} ${accept(service)}`);
         }
     }
     const limit = firewall.sshRateLimit;
@@ -258,8 +268,8 @@ function unitCommands() {
  * rollback to rules that name them still loads).
  */
 function flushRemovedBlocklists(firewall: FirewallConfig): string {
-    const kept = firewall.blocklists.flatMap((list) => (["v4", "v6"] as const).map((family) => blocklistSet(list.name, family)));
-    return `command -v ipset >/dev/null || exit 0; morh_kept=' ${kept.join(" ")} '; for set in $(ipset list -n | grep '^morh-bl-'); do case "$morh_kept" in *" $set "*) ;; *) ipset flush "$set";; esac; done`;
+    const kept = managedSets(firewall).map(({ set }) => set);
+    return `command -v ipset >/dev/null || exit 0; morh_kept=' ${kept.join(" ")} '; for set in $(ipset list -n | grep '${OWNED_SETS}'); do case "$morh_kept" in *" $set "*) ;; *) ipset flush "$set";; esac; done`;
 }
 
 export function renderFirewall(input: RenderInput): ConcernPlan {
@@ -275,7 +285,7 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         (service) => `${service.name} ${formatRange(service.ports, "-")}/${service.protocol}: ${service.exposure}`,
     );
     // The scratch namespace that formats the rendered rules needs the sets they name (empty).
-    const scratchSets = firewall.blocklists.length > 0 ? `${createSetsCommand(firewall.blocklists)} && ` : "";
+    const scratchSets = hasSets(firewall) ? `${createSetsCommand(managedSets(firewall))} && ` : "";
     return {
         concern: "firewall",
         summary: [`trusted: ${trusted.join("; ") || "(none)"}`, ...services],
@@ -283,7 +293,7 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         artifacts,
         // The blocklists' sets exist before the rules naming them are tested and loaded (the
         // blocklists concern, applied first, fills them; empty ones here change nothing).
-        prepare: firewall.blocklists.length > 0 ? [createSetsCommand(firewall.blocklists)] : [],
+        prepare: hasSets(firewall) ? [createSetsCommand(managedSets(firewall))] : [],
         validate: [
             // Rules in both backends (nft and legacy) would each see only half: refuse to add a third half.
             renderTemplate("firewall/one-backend.sh.hbs", {}).trim(),

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { blocklistsSchema } from "../blocklists/schema";
+import { countriesSchema } from "../countries/schema";
 import type { OsFamily } from "../config/os";
 import { portRange, source, token } from "../config/values";
 import { serviceCatalogue, serviceNames, type Exposure, type ServiceDefinition, type ServiceName } from "./services";
@@ -69,6 +70,8 @@ export const firewallSchema = z
         allowPing: z.boolean().default(true),
         /** Published lists of addresses and CIDRs dropped before every service (see src/blocklists/). */
         blocklists: blocklistsSchema,
+        /** Countries dropped before every service, and public services open to some countries only (see src/countries/). */
+        countries: countriesSchema,
         /**
          * Where SIP scanner packets are logged for the ast-cli-attck jail: the kernel log, or NFLOG
          * read by ulogd (Debian's ulogd2) for hosts whose kernel log is not theirs (containers,
@@ -83,6 +86,18 @@ export const firewallSchema = z
             if (seen.has(rule.name)) ctx.addIssue({ code: "custom", path: ["extraRules", index, "name"], message: `"${rule.name}" is used by another rule` });
             seen.add(rule.name);
         });
+        // Only a public service can be narrowed to countries: a trusted one is open to trusted sources only, a closed one to nobody.
+        for (const name of Object.keys(firewall.countries?.services ?? {}) as ServiceName[]) {
+            if (!serviceNames.includes(name)) continue; // named by the countries' schema
+            const chosen = firewall.services[name]?.exposure ?? serviceCatalogue[name].exposure;
+            if (chosen !== "public") {
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["countries", "services", name],
+                    message: `${name} is ${chosen}, not public: only a public service can be opened to some countries`,
+                });
+            }
+        }
     });
 
 export type FirewallConfig = z.infer<typeof firewallSchema>;

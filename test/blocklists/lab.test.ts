@@ -4,12 +4,22 @@
 // digest with counts and first entries; a one-line change applied by the blocklists concern alone;
 // the lists removed.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { needs } from "../helpers/needs";
 import { labExec } from "../../src/lab/lab";
-import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
+import {
+    applyFromWorkstation,
+    driftFromWorkstation,
+    labStackFile,
+    ownCaches,
+    sh,
+    sshLoginWorks,
+    startTestLab,
+    statuses,
+    tcpConnect,
+    type TestLab,
+} from "../helpers/lab";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
@@ -29,14 +39,14 @@ const bulk = Array.from({ length: 20000 }, (_, i) => `198.18.${Math.floor(i / 25
 let firstApplyBytes = 0;
 const listed = () => [...bulk, attacker().v4, attacker().v6, "2001:db8:feed::/48", workstation().v4];
 
+let removeCaches: () => void = () => {};
 before(async () => {
-    // The contents this workstation sent, kept for sending changes only: the test's own.
-    process.env.MOR_HARDEN_CACHE = mkdtempSync(join(tmpdir(), "morh-cache-"));
+    removeCaches = ownCaches();
     lab = await startTestLab(1);
 });
 after(() => {
     lab?.stop();
-    rmSync(process.env.MOR_HARDEN_CACHE!, { recursive: true, force: true });
+    removeCaches();
 });
 
 describe("blocklists on a lab host", () => {

@@ -107,6 +107,18 @@ export interface CliRun {
     stderr: string;
 }
 
+/**
+ * The workstation's caches in a directory of the test's own: the contents it sent (kept for
+ * sending changes only, MOR_HARDEN_CACHE) and the parsed lists and compiled country sets
+ * (XDG_CACHE_HOME), never the user's. Returns their removal.
+ */
+export function ownCaches(): () => void {
+    const dir = mkdtempSync(join(tmpdir(), "morh-cache-"));
+    process.env.MOR_HARDEN_CACHE = join(dir, "contents");
+    process.env.XDG_CACHE_HOME = dir;
+    return () => rmSync(dir, { recursive: true, force: true });
+}
+
 /** Runs the mor-harden CLI from the workstation, as an operator would. */
 export function cliFromWorkstation(lab: TestLab, args: string[], timeoutMs = 170_000): ExecResult {
     return labExec(lab.client("workstation"), ["node", CLI, ...args], { timeoutMs });
