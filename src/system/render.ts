@@ -82,6 +82,9 @@ export function sysctlSettings(system: SystemConfig): SysctlSetting[] {
     return kept;
 }
 
+/** rhel's automatic updates: dnf-automatic's timer, which the apply enables and starts. */
+const DNF_TIMER = "dnf-automatic.timer";
+
 function automaticUpdates(input: RenderInput): {
     packages: string[];
     artifacts: Artifact[];
@@ -89,6 +92,9 @@ function automaticUpdates(input: RenderInput): {
     activate: string[];
     verify: string[];
     deactivate: string[];
+    snapshot: string[];
+    rollback: string[];
+    rollbackCheck: string[];
 } {
     const { system, os } = input.config;
     const stack = input.stack;
@@ -112,8 +118,14 @@ function automaticUpdates(input: RenderInput): {
                 `apt-config dump APT::Periodic::Unattended-Upgrade | grep -qx 'APT::Periodic::Unattended-Upgrade "1";' || { echo "APT::Periodic::Unattended-Upgrade is not 1"; exit 1; }`,
             ],
             deactivate: [],
+            snapshot: [],
+            rollback: [],
+            rollbackCheck: [],
         };
     }
+    // The timer is a unit's state, not a file: the snapshot records it, so a rollback turns it off
+    // again on a host where the apply turned it on (the files alone would leave it running).
+    const timer = { unit: DNF_TIMER };
     return {
         packages: ["dnf-automatic"],
         artifacts: [
@@ -123,9 +135,13 @@ function automaticUpdates(input: RenderInput): {
             ),
         ],
         validate: [],
-        activate: ["systemctl enable --now dnf-automatic.timer >/dev/null 2>&1"],
-        verify: ["systemctl is-enabled --quiet dnf-automatic.timer || { echo 'dnf-automatic.timer is not enabled'; exit 1; }"],
-        deactivate: ["systemctl disable --now dnf-automatic.timer >/dev/null 2>&1 || true"],
+        activate: [`systemctl enable --now ${DNF_TIMER} >/dev/null 2>&1`],
+        verify: [`systemctl is-enabled --quiet ${DNF_TIMER} || { echo "${DNF_TIMER} is not enabled"; exit 1; }`],
+        // As the first snapshot found it (the delete's state is that one).
+        deactivate: [renderTemplate("system/timer-restore.sh.hbs", { ...timer, withoutSnapshot: "off, as before" }).trim()],
+        snapshot: [renderTemplate("system/timer-snapshot.sh.hbs", timer).trim()],
+        rollback: [renderTemplate("system/timer-restore.sh.hbs", timer).trim()],
+        rollbackCheck: [renderTemplate("system/timer-restored.sh.hbs", timer).trim()],
     };
 }
 
@@ -192,6 +208,9 @@ export function renderSystem(input: RenderInput): ConcernPlan | undefined {
         activate.push(...updates.activate);
         verify.push(...updates.verify);
         deactivate.push(...updates.deactivate);
+        snapshot.push(...updates.snapshot);
+        rollback.push(...updates.rollback);
+        rollbackCheck.push(...updates.rollbackCheck);
         summary.push(`automatic security updates by ${updates.packages[0]}${system.automaticUpdates.reboot ? ", rebooting when needed" : ", never rebooting"}`);
     }
     if (system.coreDumps === "off") {

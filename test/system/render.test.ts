@@ -1,7 +1,10 @@
 // The system concern's renderer and schema, without a host: which sysctls go where, what an
 // apply may write in a shared kernel, the parts each setting turns off, and bad input named by key.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError } from "../../src/config/schema";
 import { concernsOf } from "../../src/compose/host";
@@ -113,6 +116,63 @@ describe("system renderer", () => {
         assert.match(conf, /^reboot = never$/m);
         assert.ok(plan.activate.includes("systemctl enable --now dnf-automatic.timer >/dev/null 2>&1"));
         assert.equal(contentOf(plan, "/etc/login.defs"), undefined, "rhel's login.defs is left");
+    });
+
+    it("rhel: a rollback or a delete puts dnf-automatic's timer back as the apply found it (a stand-in systemctl)", async () => {
+        const plan = await planOf(system({ sysctl: { enabled: false } }, { os: "rhel" }));
+        const dir = mkdtempSync(join(tmpdir(), "morh-timer-"));
+        try {
+            // systemctl as far as these steps use it: is-enabled, is-active, enable/disable [--now], stop.
+            mkdirSync(join(dir, "bin"));
+            writeFileSync(
+                join(dir, "bin", "systemctl"),
+                [
+                    "#!/bin/sh",
+                    'verb=$1; shift; now=""; for a in "$@"; do case "$a" in --now) now=1 ;; --quiet) ;; *) unit=$a ;; esac; done',
+                    '[ "$unit" = dnf-automatic.timer ] || { echo "unexpected unit $unit" >&2; exit 2; }',
+                    'case "$verb" in',
+                    '  is-enabled) [ -e "$UNITS/enabled" ] ;;',
+                    '  is-active) [ -e "$UNITS/active" ] ;;',
+                    '  enable) touch "$UNITS/enabled"; [ -z "$now" ] || touch "$UNITS/active" ;;',
+                    '  disable) rm -f "$UNITS/enabled"; [ -z "$now" ] || rm -f "$UNITS/active" ;;',
+                    '  stop) rm -f "$UNITS/active" ;;',
+                    "  *) exit 2 ;;",
+                    "esac",
+                ].join("\n") + "\n",
+                { mode: 0o755 },
+            );
+            const run = (steps: string[], state: string) =>
+                spawnSync("sh", ["-c", steps.map((step) => `( ${step} ) || exit 1`).join("\n")], {
+                    env: { ...process.env, PATH: `${join(dir, "bin")}:${process.env.PATH}`, UNITS: join(dir, "units"), MORH_STATE: join(dir, state) },
+                    encoding: "utf8",
+                });
+            const unitState = () => ["enabled", "active"].filter((name) => existsSync(join(dir, "units", name))).join(" ");
+            for (const before of ["", "enabled active", "enabled"]) {
+                rmSync(join(dir, "units"), { recursive: true, force: true });
+                mkdirSync(join(dir, "units"));
+                for (const name of before.split(" ").filter(Boolean)) writeFileSync(join(dir, "units", name), "");
+                rmSync(join(dir, "state"), { recursive: true, force: true });
+                mkdirSync(join(dir, "state"));
+                assert.equal(run([...plan.snapshot, ...plan.activate, ...plan.verify], "state").status, 0);
+                assert.equal(unitState(), "enabled active", "the apply enables and starts the timer");
+                assert.equal(run(plan.rollback, "state").status, 0);
+                assert.equal(unitState(), before, `rolled back to "${before}"`);
+                assert.equal(run(plan.rollbackCheck, "state").status, 0, "the check passes once it is back");
+                writeFileSync(join(dir, "units", "active"), "");
+                const mismatch = run(plan.rollbackCheck, "state");
+                if (before !== "enabled active") assert.notEqual(mismatch.status, 0, "the check fails while the timer is not as it was");
+                // The delete, with the first snapshot as its state, after a later apply.
+                run(plan.activate, "state");
+                assert.equal(run(plan.deactivate, "state").status, 0);
+                assert.equal(unitState(), before, `deleted back to "${before}"`);
+            }
+            // A delete on a host applied before the snapshot existed: the timer goes off, as before.
+            run(plan.activate, "none");
+            assert.equal(run(plan.deactivate, "none").status, 0);
+            assert.equal(unitState(), "");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 
     it("core dumps off in limits.d and systemd-coredump", async () => {
