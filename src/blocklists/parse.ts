@@ -76,7 +76,8 @@ export function parseEntry(text: string): { family: "v4" | "v6"; entry: string }
     if (CANONICAL_V4.test(text)) return { family: "v4", entry: text };
     const [address, prefixText, extra] = text.split("/");
     if (extra !== undefined) return { problem: `${JSON.stringify(text)} is not an address or CIDR` };
-    const family = isIPv4(address) ? "v4" : isIPv6(address) ? "v6" : undefined;
+    // node's isIPv6 takes a zone index (fe80::1%eth0), which no set entry has.
+    const family = isIPv4(address) ? "v4" : isIPv6(address) && !address.includes("%") ? "v6" : undefined;
     if (!family) return { problem: `${JSON.stringify(text)} is not an IPv4 or IPv6 address or CIDR` };
     const max = family === "v4" ? 32 : 128;
     if (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) return { problem: `${JSON.stringify(text)} has a bad prefix length` };
@@ -85,6 +86,10 @@ export function parseEntry(text: string): { family: "v4" | "v6"; entry: string }
     if (prefix < 1 || prefix > max) return { problem: `${JSON.stringify(text)}: the prefix length must be 1 to ${max}` };
     const mapped = family === "v6" && v6Groups(address).join(":").startsWith("0:0:0:0:0:65535:");
     if (mapped) return { problem: `${JSON.stringify(text)} is an IPv4-mapped address: write the IPv4 form` };
+    // ::/96 less :: and ::1 (IPv4-compatible, deprecated): ipset prints them as ::1.2.3.4, which would never match the digest.
+    const groups = family === "v6" ? v6Groups(address) : [];
+    if (family === "v6" && groups.slice(0, 6).every((group) => group === 0) && (groups[6] !== 0 || groups[7] > 1))
+        return { problem: `${JSON.stringify(text)} is an IPv4-compatible address (::/96, deprecated): write the IPv4 form` };
     return { family, entry: family === "v4" ? normalizeV4(address, prefix) : normalizeV6(address, prefix) };
 }
 
@@ -118,9 +123,15 @@ const cache = new Map<string, { entries?: BlocklistEntries; problems: string[] }
 /** Parsed lists kept in the user's cache; the oldest go first. */
 const KEPT_PARSED = 32;
 
-/** Whether a value (read back from a cache) has the shape of a list's entries. */
+/** What an entry is made of: an address and a prefix length, nothing a sets file could read as more. */
+const ENTRY_SHAPE = /^[0-9a-f.:]+(\/[0-9]{1,3})?$/;
+
+/**
+ * Whether a value (read back from a cache) has the shape of a list's entries: each an address
+ * (or CIDR) alone, so no entry can carry a second line into the sets file the host loads as root.
+ */
 export function isEntries(value: unknown): value is BlocklistEntries {
-    const strings = (list: unknown) => Array.isArray(list) && list.every((entry) => typeof entry === "string");
+    const strings = (list: unknown) => Array.isArray(list) && list.every((entry) => typeof entry === "string" && ENTRY_SHAPE.test(entry));
     return typeof value === "object" && value !== null && strings((value as BlocklistEntries).v4) && strings((value as BlocklistEntries).v6);
 }
 

@@ -19,15 +19,21 @@ import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { MAX_ENTRIES } from "./parse";
 import type { FirewallConfig } from "../firewall/schema";
-import { countrySets, describeCountries } from "../countries/render";
+import { ADMITTING_SET_PREFIX, countrySets, describeCountries } from "../countries/render";
 import { usesCountries } from "../countries/schema";
 import type { Blocklist } from "./schema";
 
 export const BLOCKLIST_CHAIN = "MORH-BLOCKLISTS";
 /** The sets this concern owns: the lists' and the countries' (a basic regular expression). */
 export const OWNED_SETS = "^morh-\\(bl\\|cc\\)-";
-/** Sets still used by a rule (the firewall's chain, while it is still managed) are emptied. */
-const DESTROY_SETS = `for set in $(ipset list -n 2>/dev/null | grep '${OWNED_SETS}'); do ipset -q destroy "$set" || ipset flush "$set"; done`;
+/**
+ * `retire_set NAME`: a set of ours no longer wanted is destroyed; one a rule still uses (the
+ * firewall's, until its own transaction) is emptied when it drops (a list's, the blocked
+ * countries'), and kept whole when it admits (a service's countries): emptied, it would close its
+ * service to all but trusted sources meanwhile.
+ */
+export const RETIRE_SET = `retire_set() { ipset -q destroy "$1" || case $1 in ${ADMITTING_SET_PREFIX}*) ;; *) ipset flush "$1" ;; esac; }`;
+const DESTROY_SETS = `${RETIRE_SET}; for set in $(ipset list -n 2>/dev/null | grep '${OWNED_SETS}'); do retire_set "$set"; done`;
 /** The plan's one artifact, the sets file (its index, for the changed lines an apply leaves). */
 const SETS_FILE = 0;
 const persistPaths: Record<OsFamily, string> = { debian: "/etc/iptables/ipsets", rhel: "/etc/sysconfig/ipset" };
@@ -134,6 +140,7 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     const checks = sets.map(({ set, entries }) => `${set}:${digestOf(entries)}`);
     const expected = sets.map(({ set, entries }) => `${set} ${entries.length} ${digestOf(entries)}`);
     const setsFile = renderSetsFile(sets);
+    const loadSets = { file: path, owned: OWNED_SETS, retireSet: RETIRE_SET };
     const liveView = renderTemplate("blocklists/live-view.sh.hbs", {
         file: path,
         fileDigest: setsFile.sha256,
@@ -162,16 +169,19 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
         // sets from the file as it was before, which the engine has put back by then; without one
         // (the first apply), the sets go.
         snapshot: [],
-        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: changedLines(SETS_FILE), counts: setCounts(sets).join("\n") }).trim()],
+        activate: [renderTemplate("blocklists/load-sets.sh.hbs", { ...loadSets, changes: changedLines(SETS_FILE), counts: setCounts(sets).join("\n") }).trim()],
         verify: [],
         rollback: [
-            `if [ -e ${path} ]; then ${renderTemplate("blocklists/load-sets.sh.hbs", { file: path, changes: false }).trim()}
+            `if [ -e ${path} ]; then ${renderTemplate("blocklists/load-sets.sh.hbs", { ...loadSets, changes: false }).trim()}
 else ${DESTROY_SETS}; fi`,
         ],
         rollbackCheck: [],
         deactivate: [DESTROY_SETS],
         // 100,000 entries take a while to list: the view runs beside the rest of a read.
         liveViews: [{ name: "blocklist sets", live: liveView, expected: { text: expected.join("\n") }, background: true }],
-        needsConfirm: false,
+        // A set alone can shut the operator out with no rule changed (a list or a country database
+        // that now holds the operator's address, a service's countries narrowed): the firewall's
+        // transaction would be unchanged, so this one waits for a new login itself.
+        needsConfirm: true,
     };
 }

@@ -73,6 +73,14 @@ export const hostSchema = z
                 );
             if (secrets && knocking.spa.keyFile) issue(["knocking", "spa", "keyFile"], "is set as well as the secrets knockKey and knockHmacKey: keep one");
             if (config.os !== "debian") issue(["knocking", "mode"], `spa needs Debian's fwknop-server; on ${config.os} use sequence`);
+            // fwknopd opens a guarded port to whoever holds the key, from any country: the countries would never be asked.
+            for (const guarded of knocking.guards) {
+                if (config.firewall.countries?.services[guarded])
+                    issue(
+                        ["firewall", "countries", "services", guarded],
+                        `${guarded} is guarded by spa knocking (knocking.guards), which opens it to a key's holder from anywhere: name its countries or guard it, not both`,
+                    );
+            }
             // fwknopd opens access for IPv4 sources: over IPv6 mor-harden itself could not get in.
             if (knocking.guards.includes("ssh") && config.connection.address.includes(":") && !knocking.trustedBypass) {
                 issue(

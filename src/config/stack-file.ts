@@ -88,7 +88,10 @@ const inlineBlocklists: FileInliner = (raw, baseDir) => {
 const inlineCountries: FileInliner = (raw, baseDir) => {
     const firewall = raw.firewall as Record<string, unknown> | undefined;
     const countries = firewall?.countries as Record<string, unknown> | undefined;
-    if (!firewall || typeof countries !== "object" || countries === null || countries.compiled !== undefined) return { raw, issues: [] };
+    if (!firewall || typeof countries !== "object" || countries === null) return { raw, issues: [] };
+    // The sets come from the database only: a stack's own `compiled` would bypass it (and its checks).
+    if (countries.compiled !== undefined)
+        return { raw, issues: [{ path: ["firewall", "countries", "compiled"], message: "is not a setting: the sets are compiled from the country database" }] };
     const codes = (value: unknown): value is string[] => Array.isArray(value) && value.every((code) => typeof code === "string" && COUNTRY_CODES.has(code));
     const block = countries.block ?? [];
     const services = countries.services ?? {};

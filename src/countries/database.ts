@@ -2,7 +2,7 @@
 // the stack is loaded (before any host is touched): the one shipped with mor-harden (an npm
 // dependency pinned by version, updated with the package) or the operator's `database: FILE`.
 import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Family } from "../config/family";
 import { isEntries, type BlocklistEntries } from "../blocklists/parse";
@@ -107,13 +107,18 @@ function shippedDatabase(): DatabaseFiles {
     };
 }
 
-function ownDatabase(path: string): DatabaseFiles {
+/**
+ * The operator's database, named as the stack names it and by its content (never by where this
+ * checkout is or when the file was touched: the preview and Pulumi's outputs are the same on
+ * every workstation for the same file).
+ */
+function ownDatabase(path: string, asWritten: string): DatabaseFiles {
     const bytes = readFileSync(path);
     return {
         describe: {
-            name: path,
+            name: asWritten,
             version: `sha256 ${createHash("sha256").update(bytes).digest("hex").slice(0, 12)}`,
-            date: statSync(path).mtime.toISOString().slice(0, 10),
+            date: "",
             licence: "the operator's own",
         },
         files: [{ path, bytes }],
@@ -121,6 +126,9 @@ function ownDatabase(path: string): DatabaseFiles {
         shipped: false,
     };
 }
+
+/** Changed whenever compiling gives other sets for the same database and rules (the cache's key holds it). */
+const COMPILE_VERSION = 2;
 
 /** Compiled sets kept in the user's cache; the oldest go first. */
 const KEPT_COMPILED = 16;
@@ -166,7 +174,7 @@ export function compileCountries(rules: CountryRules, baseDir: string): { compil
     let database: DatabaseFiles;
     const path = rules.database === undefined ? undefined : resolve(baseDir, rules.database);
     try {
-        database = path === undefined ? shippedDatabase() : ownDatabase(path);
+        database = path === undefined ? shippedDatabase() : ownDatabase(path, rules.database!);
     } catch (error) {
         const where = path ?? SHIPPED_PACKAGE;
         return {
@@ -176,8 +184,11 @@ export function compileCountries(rules: CountryRules, baseDir: string): { compil
     const digest = database.files.reduce((hash, file) => hash.update(file.bytes), createHash("sha256")).digest("hex");
     const sortedServices = Object.keys(rules.services).sort();
     const wanted = { block: [...rules.block].sort(), services: sortedServices.map((name) => [name, [...rules.services[name]].sort()]) };
+    // What else decides the sets: which ranges are left out, and how sets are compiled.
     const key = createHash("sha256")
-        .update(`${digest}\n${JSON.stringify(wanted)}`)
+        .update(
+            `${COMPILE_VERSION}\n${digest}\n${JSON.stringify(database.excluded, (_, value) => (typeof value === "bigint" ? value.toString(16) : value))}\n${JSON.stringify(wanted)}`,
+        )
         .digest("hex");
     const known = compiledInProcess.get(key);
     if (known) return known;

@@ -8,8 +8,10 @@ const familySuffix: Record<Family, string> = { v4: "4", v6: "6" };
 
 /** The blocked countries' set of a family. */
 export const countryBlockSet = (family: Family) => `morh-cc-block-${familySuffix[family]}`;
+/** How the sets that admit begin (every other set of ours drops). */
+export const ADMITTING_SET_PREFIX = "morh-cc-in-";
 /** The set of the countries a service is open to (service names are at most 13 characters: 31 for ipset). */
-export const countryServiceSet = (service: string, family: Family) => `morh-cc-in-${service}-${familySuffix[family]}`;
+export const countryServiceSet = (service: string, family: Family) => `${ADMITTING_SET_PREFIX}${service}-${familySuffix[family]}`;
 
 /** Every country set of a stack with its entries (none without `firewall.countries`). */
 export function countrySets(countries: CountriesConfig | undefined): { set: string; family: Family; entries: string[] }[] {
@@ -36,7 +38,7 @@ export function describeCountries(countries: CountriesConfig | undefined): strin
     const { database } = countries!.compiled;
     const sizes = countrySets(countries).map(({ set, entries }) => `${set} ${entries.length}`);
     return [
-        `countries from ${database.name} ${database.version} (${database.date}; ${database.licence})`,
+        `countries from ${database.name} ${database.version} (${database.date ? `${database.date}; ` : ""}${database.licence})`,
         ...(countries!.block.length > 0 ? [`blocked on every port (trusted sources exempt): ${countries!.block.join(" ")}`] : []),
         ...Object.entries(countries!.services).map(([service, codes]) => `${service} open only to ${(codes ?? []).join(" ")} (and trusted sources)`),
         `country sets: ${sizes.join(", ")}`,

@@ -41,6 +41,8 @@ function formatAddress(family: Family, value: bigint): string {
     return formatV6([112n, 96n, 80n, 64n, 48n, 32n, 16n, 0n].map((shift) => Number((value >> shift) & 0xffffn)));
 }
 
+/** IPv4-compatible IPv6 addresses (RFC 4291's deprecated form), ::/96 less :: and ::1. */
+const COMPATIBLE = { first: 2n, last: 0xffffffffn };
 /** IPv4-mapped IPv6 addresses, ::ffff:0:0/96. */
 const MAPPED = { first: 0xffffn << 32n, last: (0xffffn << 32n) | 0xffffffffn };
 
@@ -62,6 +64,11 @@ export function parseCountryCsv(text: string, only?: ReadonlySet<string>): { ran
             continue;
         }
         const [firstText, lastText, country] = fields.map((field) => field.trim());
+        // node's isIPv6 takes a zone index (fe80::1%eth0): no address of a set has one.
+        if (firstText.includes("%") || lastText.includes("%")) {
+            problem(`${JSON.stringify(firstText.includes("%") ? firstText : lastText)} has a zone index (%...): a range has none`);
+            continue;
+        }
         const family: Family | undefined = isIPv4(firstText) ? "v4" : isIPv6(firstText) ? "v6" : undefined;
         if (!family) {
             problem(`${JSON.stringify(firstText)} is not an IPv4 or IPv6 address`);
@@ -85,6 +92,13 @@ export function parseCountryCsv(text: string, only?: ReadonlySet<string>): { ran
         // ipset prints these in the IPv4 form (::ffff:1.2.3.4): a set holding them would never match its digest.
         if (family === "v6" && first <= MAPPED.last && last >= MAPPED.first) {
             problem(`${firstText}-${lastText} holds IPv4-mapped addresses (::ffff:0:0/96): write the IPv4 range`);
+            continue;
+        }
+        // A CIDR starting in ::2-::ffff:ffff (IPv4-compatible, deprecated) is printed by ipset as
+        // ::1.2.3.4, so its set would never match its digest: a range that starts or ends there.
+        const compatible = (address: bigint) => address >= COMPATIBLE.first && address <= COMPATIBLE.last;
+        if (family === "v6" && (compatible(first) || (compatible(last) && last !== COMPATIBLE.last))) {
+            problem(`${firstText}-${lastText} holds IPv4-compatible addresses (::/96, deprecated): write the IPv4 range`);
             continue;
         }
         const byCountry = ranges[family];
@@ -125,7 +139,7 @@ export function subtractRanges(ranges: Range[], excluded: Range[]): Range[] {
 }
 
 /**
- * The fewest CIDRs covering exactly a range: from its start, the largest aligned block that does
+ * The fewest CIDRs (of /1 or longer) covering exactly a range: from its start, the largest aligned block that does
  * not pass its end, again and again (a block's size is bounded by the start's lowest set bit).
  */
 export function rangeToCidrs(family: Family, range: Range): string[] {
@@ -134,7 +148,8 @@ export function rangeToCidrs(family: Family, range: Range): string[] {
     let start = range.first;
     while (start <= range.last) {
         // The block's size as a power of two: the start's trailing zero bits, fewer while it passes the end.
-        let hostBits = start === 0n ? width : (start & -start).toString(2).length - 1;
+        // At most half the family a block: ipset's hash:net takes no /0 (a range of every address is two /1s).
+        let hostBits = start === 0n ? width - 1 : Math.min(width - 1, (start & -start).toString(2).length - 1);
         while (start + (1n << BigInt(hostBits)) - 1n > range.last) hostBits--;
         const address = formatAddress(family, start);
         cidrs.push(hostBits === 0 ? address : `${address}/${width - hostBits}`);

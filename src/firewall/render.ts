@@ -15,7 +15,7 @@ import { effectiveServices, trustedSources, type EffectiveService, type Firewall
 import { sshdPorts } from "../sshd/ports";
 import { scannerAgents } from "../fail2ban/schema";
 import { BLOCKLIST_CHAIN, blocklistRules, createSetsCommand, hasSets, managedSets, OWNED_SETS } from "../blocklists/render";
-import { countryBlockSet, countryMatch } from "../countries/render";
+import { ADMITTING_SET_PREFIX, countryBlockSet, countryMatch } from "../countries/render";
 
 export const INPUT_CHAIN = "MORH-INPUT";
 const TRUSTED_CHAIN = "MORH-TRUSTED";
@@ -269,7 +269,9 @@ function unitCommands() {
  */
 function flushRemovedBlocklists(firewall: FirewallConfig): string {
     const kept = managedSets(firewall).map(({ set }) => set);
-    return `command -v ipset >/dev/null || exit 0; morh_kept=' ${kept.join(" ")} '; for set in $(ipset list -n | grep '${OWNED_SETS}'); do case "$morh_kept" in *" $set "*) ;; *) ipset flush "$set";; esac; done`;
+    // A service's countries are not emptied: the rule naming them is gone by now, and on a rollback
+    // to it, an empty set would close that service (the next load of the sets destroys them).
+    return `command -v ipset >/dev/null || exit 0; morh_kept=' ${kept.join(" ")} '; for set in $(ipset list -n | grep '${OWNED_SETS}'); do case "$morh_kept" in *" $set "*|${ADMITTING_SET_PREFIX}*) ;; *) ipset flush "$set";; esac; done`;
 }
 
 export function renderFirewall(input: RenderInput): ConcernPlan {

@@ -5,7 +5,7 @@
 // real iptables-restore --test of the rules naming them).
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -95,18 +95,45 @@ describe("country databases", () => {
             "198.51.100.9,198.51.100.1,DE",
             "2001:db8::,2001:db8::ff,de",
             "::fffe:ffff:ffff,::ffff:0:1,DE",
+            "fe80::%1,fe80::ff,DE",
+            "::1.2.3.4,::1.2.3.7,DE",
             "",
         ].join("\n");
         const { problems } = parseCountryCsv(text);
         assert.deepEqual(
             problems.map((problem) => problem.line),
-            [3, 4, 5, 6, 7, 8],
+            [3, 4, 5, 6, 7, 8, 9, 10],
         );
+        assert.match(problems[6].message, /zone index/);
+        assert.match(problems[7].message, /IPv4-compatible/);
         assert.match(problems[5].message, /IPv4-mapped/);
         assert.match(problems[3].message, /comes after/);
         const stack = stackWithCountries({ database: "own.csv", block: ["DE"] }, { "own.csv": text });
         configError(stack, /firewall\.countries\.database: .*own\.csv:3: "198\.51\.100\.0,198\.51\.100\.255" is not first,last,country/);
         configError(stackWithCountries({ database: "nowhere.csv", block: ["DE"] }), /cannot read the country database ".*nowhere\.csv" \(ENOENT\)/);
+    });
+
+    it("covers a whole family with two /1 blocks (ipset's hash:net takes no /0)", () => {
+        assert.deepEqual(rangeToCidrs("v4", { first: 0n, last: 2n ** 32n - 1n }), ["0.0.0.0/1", "128.0.0.0/1"]);
+        assert.deepEqual(rangeToCidrs("v6", { first: 0n, last: 2n ** 128n - 1n }), ["::/1", "8000::/1"]);
+        assert.deepEqual(rangeToCidrs("v4", { first: 2n ** 31n, last: 2n ** 32n - 1n }), ["128.0.0.0/1"]);
+    });
+
+    it("refuses a stack's own compiled sets (they come from the database only) and countries on a service spa knocking opens to anyone", () => {
+        const compiled = { database: { name: "x", version: "1", date: "", licence: "x" }, block: { v4: ["1.2.3.4\ncreate evil"], v6: [] }, services: {} };
+        configError(stackWithCountries({ database: FIXTURE, block: ["DE"], compiled }), /firewall\.countries\.compiled: is not a setting/);
+        const dir = tempDir();
+        writeFileSync(
+            join(dir, "spa.keys"),
+            "KEY_BASE64 a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=\nHMAC_KEY_BASE64 a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U=\n",
+        );
+        const stack = stackWithCountries({ database: FIXTURE, services: { https: ["DE"] } });
+        const text = readFileSync(stack, "utf8").replace(
+            "config:\n",
+            `config:\n  mor-harden:knocking: { mode: spa, guards: [https], spa: { keyFile: ${join(dir, "spa.keys")} } }\n`,
+        );
+        writeFileSync(stack, text);
+        configError(stack, /firewall\.countries\.services\.https: https is guarded by spa knocking/);
     });
 
     it("turns ranges into the fewest CIDRs, as Python's ipaddress.summarize_address_range does, IPv4 and IPv6", () => {
@@ -262,9 +289,7 @@ describe("country rules and sets", () => {
             assert.ok(inputRules.includes("-p tcp -m tcp --dport 80 -j ACCEPT"), "http stays open to all");
         }
         const plan = renderBlocklists(input)!;
-        assert.ok(
-            plan.summary.some((line) => /^countries from .*lab-countries\.csv sha256 [0-9a-f]{12} \(\d{4}-\d{2}-\d{2}; the operator's own\)$/.test(line)),
-        );
+        assert.ok(plan.summary.some((line) => /^countries from .*lab-countries\.csv sha256 [0-9a-f]{12} \(the operator's own\)$/.test(line)));
         assert.ok(
             plan.summary.includes("country sets: morh-cc-block-4 10, morh-cc-block-6 2, morh-cc-in-https-4 1, morh-cc-in-https-6 0"),
             plan.summary.join("\n"),
@@ -328,6 +353,23 @@ describe("country rules and sets", () => {
                 netns.ok(changed.liveViews[0].live),
                 /^morh-cc-block-4 \d+ [0-9a-f]{64}\n {2}1 in the set but not listed \(added\), first: 198\.18\.200\.0\/24 $/m,
             );
+            // Countries taken away while the firewall's rules still name their sets (its transaction
+            // comes after): the block's set is emptied, the one https admits through is kept whole.
+            netns.ok(
+                "iptables -A INPUT -m set --match-set morh-cc-block-4 src -j DROP && iptables -A INPUT -p tcp --dport 443 -m set --match-set morh-cc-in-https-4 src -j ACCEPT",
+            );
+            const admitted = netns.ok("ipset list morh-cc-in-https-4 | sed '1,/^Members:$/d'");
+            const listOnly = renderBlocklists(
+                await renderInputFor(
+                    loadEnvironment({ file: stackWithCountries(undefined, {}, { blocklists: [{ name: "scanners", file: join(dir, "scanners.list") }] }) })
+                        .hosts[0].config,
+                ),
+            )!;
+            writeFileSync(join(etc, "ipsets"), listOnly.artifacts[0].content);
+            for (const command of listOnly.activate) netns.ok(command);
+            assert.equal(netns.ok("ipset list -t morh-cc-block-4 | sed -n 's/^Number of entries: //p'").trim(), "0", "a set that drops is emptied");
+            assert.equal(netns.ok("ipset list morh-cc-in-https-4 | sed '1,/^Members:$/d'"), admitted, "a set that admits keeps its entries");
+            assert.doesNotMatch(netns.ok("ipset list -n"), /morh-cc-in-https-6|morh-cc-block-6/, "the sets no rule names are destroyed");
         },
     );
 });

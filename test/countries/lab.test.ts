@@ -111,11 +111,37 @@ describe("countries on a lab host", () => {
         assert.equal(driftFromWorkstation(lab, stack).code, 0);
     });
 
-    it("takes the rules away and empties the country sets when countries are removed", () => {
+    it("rolls back a change of the sets alone that shuts the operator out (ssh narrowed to a country the workstation is not in)", () => {
+        // The workstation is not trusted here: ssh is public, open to FI (the workstation's country) only.
+        const untrusted = { trusted: ["198.51.100.99", "2001:db8:51::99"], services: { ssh: { exposure: "public" } } };
+        const stack = (name: string, ssh: string[], connection = {}) => {
+            const file = labStackFile(lab, name, { firewall: { ...untrusted, countries: { database: "countries.csv", services: { ssh } } }, connection });
+            writeFileSync(join(dirname(file), "countries.csv"), readFileSync(FIXTURE, "utf8"));
+            return file;
+        };
+        const open = applyFromWorkstation(lab, stack("ssh-fi", ["FI"]));
+        assert.equal(open.code, 0, open.stderr + open.stdout);
+        assert.ok(sshLoginWorks(lab, host().v4), "FI reaches ssh");
+        const members = () => sh(host(), "ipset list morh-cc-in-ssh-4 | sed -n '/^Members:/,$p'").stdout;
+        const setsBefore = members();
+        // Only the set changes (the rules name the same set): the firewall's transaction is unchanged.
+        const narrowed = applyFromWorkstation(lab, stack("ssh-se", ["SE"], { connectTimeout: 3 }));
+        assert.equal(narrowed.code, 1, narrowed.stderr + narrowed.stdout);
+        assert.equal(statuses(narrowed.report).blocklists, "rolled-back", narrowed.stdout);
+        assert.equal(statuses(narrowed.report).firewall, undefined, "stopped before the firewall");
+        assert.ok(sshLoginWorks(lab, host().v4), "the operator still gets in");
+        assert.equal(members(), setsBefore, "the set as it was");
+    });
+
+    it("takes the rules away and destroys or empties the country sets when countries are removed", () => {
         const run = applyFromWorkstation(lab, labStackFile(lab, "none"));
         assert.equal(run.code, 0, run.stderr + run.stdout);
         assert.equal(tcpConnect(attacker(), host().v6, 443), "open");
         assert.doesNotMatch(sh(host(), "iptables -S; ip6tables -S").stdout, /MORH-BLOCKLISTS|morh-cc-/);
-        assert.equal(sh(host(), "ipset list -t morh-cc-block-4 | sed -n 's/Number of entries: //p'").stdout.trim(), "0");
+        // Gone, or empty where a rule still named it when it was retired.
+        for (const set of ["morh-cc-block-4", "morh-cc-in-https-4", "morh-cc-in-ssh-4"]) {
+            const entries = sh(host(), `ipset list -t ${set} 2>/dev/null | sed -n 's/Number of entries: //p'`).stdout.trim();
+            assert.ok(entries === "" || entries === "0", `${set}: ${entries} entries`);
+        }
     });
 });
