@@ -12,6 +12,7 @@ import { clientAddresses, hostAddress } from "./addresses";
 import { hostInit, hostsFile, labFiles } from "./host-files";
 import type { VoipProfile } from "./voip-files";
 import type { LabProfile } from "./mor-profile";
+import { ACME_CA_ADDRESS, addAcmeName, startAcme, type LabAcme } from "./acme";
 
 /** Every namespace of a lab is named with its prefix, so two labs (the operator's, a test run's) never meet. */
 export const DEFAULT_PREFIX = "morh-";
@@ -49,6 +50,8 @@ export interface LabState {
     caCertificate: string;
     hosts: LabHost[];
     clients: LabNode[];
+    /** The lab's ACME CA (`up --acme`), when it runs. */
+    acme?: LabAcme;
 }
 
 export interface ExecResult {
@@ -307,7 +310,7 @@ export async function labUp(
     dir: string,
     hosts = 1,
     prefix = DEFAULT_PREFIX,
-    options: { startTimeoutMs?: number; voip?: (VoipProfile | undefined)[]; profile?: LabProfile | LabProfile[] } = {},
+    options: { startTimeoutMs?: number; voip?: (VoipProfile | undefined)[]; profile?: LabProfile | LabProfile[]; acme?: boolean } = {},
 ): Promise<LabState> {
     /** One profile for every host, or one per host (the last repeats). */
     const profileOf = (index: number): LabProfile => {
@@ -322,7 +325,9 @@ export async function labUp(
         state.hosts.every(
             (host, index) => JSON.stringify(host.voip) === JSON.stringify(options.voip?.[index]) && (host.profile ?? "plain") === profileOf(index + 1),
         );
-    if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive) && sameProfiles(previous)) return previous;
+    const sameAcme = (state: LabState) => (state.acme ? isRunning(state.acme.pebblePid) && isRunning(state.acme.challtestsrvPid) : false) === Boolean(options.acme);
+    if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive) && sameProfiles(previous) && sameAcme(previous))
+        return previous;
     if (previous || listLabNamespaces(prefix).length > 0) labDown(dir, prefix);
     const { operatorKey, caCertificate } = ensureOperatorMaterial(dir);
     const state: LabState = { dir, prefix, operatorKey, caCertificate, hosts: [], clients: [] };
@@ -331,10 +336,16 @@ export async function labUp(
         for (const [name, addresses] of Object.entries(clientAddresses)) {
             state.clients.push({ name, kind: "client", netns: addNode(prefix, name, addresses.v4, addresses.v6), ...addresses });
         }
+        if (options.acme) {
+            state.acme = startAcme(dir, addNode(prefix, "acme", ACME_CA_ADDRESS.v4, ACME_CA_ADDRESS.v6));
+            writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
+        }
         // Started one after another: each start is mostly waiting on its own daemons, and the
         // machine has two cores.
         for (let index = 1; index <= hosts; index++) {
             state.hosts.push(await startHost(dir, prefix, index, operatorKey, options.startTimeoutMs ?? 30_000, profileOf(index), options.voip?.[index - 1]));
+            // The CA resolves the host's GUI name to the host (the name lab stacks give it).
+            if (state.acme) addAcmeName(state.acme, `${hostName(index)}.lab.example`, hostAddress(index).v4);
             writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
         }
         writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
@@ -379,7 +390,9 @@ export function labDown(dir: string, prefix = readState(dir)?.prefix ?? DEFAULT_
         tryRun("kill", ["-KILL", String(host.ownerPid)]);
         tryRun("kill", ["-KILL", String(host.initPid)]);
     }
-    waitUntilGone(state?.hosts.flatMap((host) => [host.ownerPid, host.initPid]) ?? []);
+    const acmePids = state?.acme ? [state.acme.pebblePid, state.acme.challtestsrvPid] : [];
+    for (const pid of acmePids) tryRun("kill", ["-KILL", String(pid)]);
+    waitUntilGone([...(state?.hosts.flatMap((host) => [host.ownerPid, host.initPid]) ?? []), ...acmePids]);
     for (const netns of listLabNamespaces(prefix)) {
         // A namespace still holding processes we did not record (a crashed earlier run): kill them by
         // their network namespace, which only lab processes share.

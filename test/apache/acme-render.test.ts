@@ -1,0 +1,190 @@
+// apache.acme without a host: the schema's named errors, what the renderer writes (the SSL vhost
+// on certbot's live links, the port-80 vhost serving the challenge and redirecting the rest, the
+// deploy hook, the private CA's files), the stage that issues before anything moves, and the
+// typed reason a refused stage reports.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { describe, it } from "node:test";
+import {
+    ACME_CA_BUNDLE,
+    ACME_DEPLOY_HOOK,
+    ACME_FAILURES,
+    ACME_LIVE,
+    ACME_TIMER_DROP_IN,
+    ACME_VIEW,
+    ACME_WEBROOT,
+    acmeIssueScript,
+    renderApache,
+} from "../../src/apache/render";
+import { LETS_ENCRYPT_DIRECTORY } from "../../src/apache/schema";
+import { marker, parseTransactionResult, stepExit } from "../../src/apply/protocol";
+import { applyScript } from "../../src/apply/scripts";
+import { ConfigError, type HostConfig } from "../../src/config/schema";
+import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
+
+const acme = (apache: Record<string, unknown> = {}, rest: Record<string, unknown> = {}, os = "debian") =>
+    minimalConfig({
+        os,
+        apache: { enabled: true, serverName: "mor.example.com", serverAliases: ["gui.example.com"], acme: { email: "ops@example.com" }, ...apache },
+        ...rest,
+    });
+
+/** The problems a config is refused with. */
+function problems(build: () => HostConfig): string[] {
+    try {
+        build();
+    } catch (error) {
+        if (error instanceof ConfigError) return error.problems;
+        throw error;
+    }
+    assert.fail("the config was accepted");
+}
+
+const plan = async (config: HostConfig) => renderApache(await renderInputFor(config))!;
+
+function shellcheck(script: string): string {
+    const run = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", "-"], { input: script, encoding: "utf8" });
+    assert.ok(run.error === undefined, `shellcheck runs (${run.error?.message})`);
+    return run.stdout;
+}
+
+describe("apache.acme: the schema", () => {
+    it("defaults to Let's Encrypt production and to serverName and its aliases", async () => {
+        const config = acme();
+        assert.equal(config.apache.acme!.directory, LETS_ENCRYPT_DIRECTORY);
+        const stage = (await plan(config)).stage!.join("\n");
+        assert.match(stage, /-d 'mor\.example\.com' -d 'gui\.example\.com'/);
+        assert.match(stage, new RegExp(`--server '${LETS_ENCRYPT_DIRECTORY}'`));
+    });
+
+    it("names a bad value where it is", () => {
+        assert.ok(problems(() => acme({ acme: { email: "not an address" } })).some((p) => p.startsWith("apache.acme.email: ")));
+        assert.ok(problems(() => acme({ acme: { email: "ops@example.com", directory: "http://ca.example/dir" } })).some((p) => p.startsWith("apache.acme.directory: ")));
+        assert.ok(problems(() => acme({ acme: { email: "ops@example.com", domains: ["not a name"] } })).some((p) => p.startsWith("apache.acme.domains[0]: ")));
+        assert.ok(problems(() => acme({ acme: { email: "ops@example.com", caBundle: "no PEM" } })).some((p) => p.startsWith("apache.acme.caBundle: ")));
+        assert.ok(problems(() => acme({ acme: { email: "ops@example.com", port: 80 } })).some((p) => p.startsWith("apache.acme.port: ")));
+    });
+
+    it("refuses both forms at once: a certificate, a key file or the tlsKey secret beside acme", () => {
+        const { certificate } = certificateFor("mor.example.com");
+        assert.ok(problems(() => acme({ certificate })).some((p) => p === "apache.acme: is set as well as apache.certificate: keep one (ACME makes the key on the host)"));
+        assert.ok(problems(() => acme({ keyFile: "/tmp/key.pem" })).some((p) => p.startsWith("apache.acme: is set as well as apache.keyFile")));
+        assert.ok(problems(() => acme({}, { tlsKey: { secretRef: "tlsKey" } })).some((p) => p.startsWith("tlsKey: is set as well as apache.acme")));
+    });
+
+    it("refuses a port 80 the CA could not reach: not public, or guarded by knocking", () => {
+        assert.ok(problems(() => acme({}, { firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, services: { http: "trusted" } } })).some((p) =>
+            p.startsWith("firewall.services.http: is trusted: apache.acme validates over HTTP-01"),
+        ));
+        assert.ok(
+            problems(() => acme({}, { knocking: { mode: "sequence", sequence: [7001, 7002, 7003], guards: ["http", "https"] } })).some((p) =>
+                p.startsWith("knocking.guards: guards http while apache.acme is set"),
+            ),
+        );
+    });
+
+    it("needs no tlsKey and no certificate with acme", () => {
+        assert.doesNotThrow(() => acme());
+    });
+});
+
+describe("apache.acme: what is rendered", () => {
+    it("points the SSL vhost at certbot's live links and serves the challenge on port 80, redirecting the rest", async () => {
+        const rendered = await plan(acme());
+        const vhost = rendered.artifacts[0].content;
+        assert.match(vhost, new RegExp(`SSLCertificateFile ${ACME_LIVE}/fullchain\\.pem`));
+        assert.match(vhost, new RegExp(`SSLCertificateKeyFile ${ACME_LIVE}/privkey\\.pem`));
+        assert.match(vhost, new RegExp(`Alias /\\.well-known/acme-challenge/ ${ACME_WEBROOT}/\\.well-known/acme-challenge/`));
+        assert.match(vhost, /RedirectMatch permanent \^\/\(\?!\\\.well-known\/acme-challenge\/\)\(\.\*\)\$ https:\/\/mor\.example\.com\/\$1/);
+        assert.doesNotMatch(vhost, /Redirect permanent \//);
+        assert.ok(rendered.packages.includes("certbot"));
+        assert.ok(rendered.validate[0].includes(`${ACME_LIVE}/fullchain.pem`) && rendered.validate[0].includes(`${ACME_LIVE}/privkey.pem`));
+        assert.deepEqual(
+            rendered.liveViews.map((view) => view.name),
+            [ACME_VIEW.renewal, ACME_VIEW.config],
+        );
+    });
+
+    it("the RedirectMatch leaves exactly the challenge path out (its pattern, run as PCRE would)", () => {
+        const pattern = /^\/(?!\.well-known\/acme-challenge\/)(.*)$/;
+        assert.ok(!pattern.test("/.well-known/acme-challenge/token"));
+        assert.equal("/index.php".replace(pattern, "https://mor.example.com/$1"), "https://mor.example.com/index.php");
+        assert.ok(pattern.test("/.well-known/other"));
+    });
+
+    it("carries no key, no secret: the key is made on the host", async () => {
+        const rendered = await plan(acme());
+        for (const artifact of rendered.artifacts) {
+            assert.ok(!artifact.secret, artifact.path);
+            assert.ok(!artifact.content.includes("PRIVATE KEY"), artifact.path);
+        }
+        assert.ok(!rendered.stage!.join("\n").includes("PRIVATE KEY"));
+    });
+
+    it("installs the deploy hook, and for a private CA its certificates and the timer's drop-in", async () => {
+        const { certificate: caBundle } = certificateFor("ca.example.com");
+        const rendered = await plan(acme({ acme: { email: "ops@example.com", directory: "https://198.51.100.30:14000/dir", caBundle } }));
+        const paths = rendered.artifacts.map((artifact) => artifact.path);
+        assert.deepEqual(paths.slice(1), [ACME_DEPLOY_HOOK, ACME_CA_BUNDLE, ACME_TIMER_DROP_IN]);
+        assert.equal(rendered.artifacts[1].mode, "0755");
+        assert.match(rendered.artifacts[3].content, new RegExp(`Environment=REQUESTS_CA_BUNDLE=${ACME_CA_BUNDLE}`));
+        assert.match(rendered.stage!.join("\n"), /REQUESTS_CA_BUNDLE=/);
+        const plain = await plan(acme());
+        assert.deepEqual(
+            plain.artifacts.map((artifact) => artifact.path).slice(1),
+            [ACME_DEPLOY_HOOK],
+        );
+    });
+
+    it("the deploy hook validates before it reloads and keeps the old certificate otherwise (shellcheck-clean)", async () => {
+        const hook = (await plan(acme())).artifacts[1].content;
+        const validated = hook.indexOf("apache2ctl -t");
+        assert.ok(validated > 0 && validated < hook.indexOf("apache2ctl graceful"));
+        assert.match(hook, /openssl pkey -pubout/);
+        assert.match(hook, /ln -sfn "\.\.\/\.\.\/archive\/mor-harden\/\$morh_part\$morh_previous\.pem"/);
+        assert.equal(shellcheck(hook), "");
+    });
+
+    it("rhel: the challenge vhost in conf.d before ours, httpd's apachectl, EPEL's certbot", async () => {
+        const rendered = await plan(acme({}, {}, "rhel"));
+        assert.deepEqual(rendered.packages, ["httpd", "mod_ssl", "certbot"]);
+        const stage = acmeIssueScript(acme({}, {}, "rhel").apache, "rhel");
+        assert.match(stage, /\/etc\/httpd\/conf\.d\/00-mor-harden-acme-challenge\.conf/);
+        assert.match(stage, /apachectl graceful/);
+        assert.ok("00-mor-harden-acme-challenge.conf" < "00-mor-harden.conf", "read before our vhost");
+    });
+});
+
+describe("apache.acme: the stage", () => {
+    it("runs in the transaction after the packages and before any file moves, and is shellcheck-clean there", async () => {
+        const rendered = await plan(acme());
+        const script = applyScript(
+            { ...rendered, contents: rendered.artifacts.map((artifact) => artifact.content) },
+            { txid: "19700101000000000-apache-00000000", os: "debian", installPackages: ["certbot"], confirmSeconds: 20, lockSeconds: 60 },
+        );
+        const at = (text: string) => script.indexOf(text);
+        assert.ok(at("## section: packages") < at("## section: stage"));
+        assert.ok(at("## section: stage") < at("certbot certonly") && at("certbot certonly") < at("## section: write"));
+        assert.match(script, new RegExp(`fail ${stepExit.stage} 'stage'`));
+        assert.equal(shellcheck(`#!/bin/sh\n${script}`), "");
+    });
+
+    it("reports each failure kind on a marker line, typed", async () => {
+        const stage = (await plan(acme())).stage!.join("\n");
+        for (const kind of ACME_FAILURES.filter((kind) => kind !== "package" && kind !== "host" && kind !== "apache"))
+            assert.ok(stage.includes(`morh_reason ${kind} `), `the stage can report ${kind}`);
+        assert.match(stage, /morh_reason\(\) \{ echo "MORH-REASON \$1 \$2"; exit 1; \}/);
+    });
+
+    it("a refused stage parses into its step and typed reason (the last marker line; never one inside a line)", () => {
+        const stdout = `${marker.locked}\nsaid ${marker.reason} dns nope\n${marker.reason} port-80 the CA could not fetch the challenge from port 80: refused\n${marker.failed} stage\n${marker.rolledBack}\n`;
+        const outcome = parseTransactionResult({ code: stepExit.stage, stdout, stderr: "" });
+        assert.equal(outcome.kind, "rolled-back");
+        assert.ok(outcome.kind === "rolled-back");
+        assert.equal(outcome.step, "stage");
+        assert.deepEqual(outcome.reason, { kind: "port-80", why: "the CA could not fetch the challenge from port 80: refused" });
+        assert.ok(!outcome.output.includes(marker.reason + " port-80"), "the marker line is not tool output");
+        const other = parseTransactionResult({ code: stepExit.validate, stdout: `${marker.reason} dns x\n${marker.failed} validate\n${marker.rolledBack}\n`, stderr: "" });
+        assert.ok(other.kind === "rolled-back" && other.reason === undefined, "only a stage gives a reason");
+    });
+});
