@@ -102,10 +102,15 @@ export const apacheSchema = z
                 if (apache[key] !== undefined)
                     ctx.addIssue({ code: "custom", path: ["acme"], message: `is set as well as apache.${key}: keep one (ACME makes the key on the host)` });
             if (apache.serverName && !hostname.safeParse(apache.serverName).success && !apache.acme.domains)
-                ctx.addIssue({ code: "custom", path: ["acme", "domains"], message: `is required: serverName "${apache.serverName}" is no public DNS name an ACME CA can validate` });
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["acme", "domains"],
+                    message: `is required: serverName "${apache.serverName}" is no public DNS name an ACME CA can validate`,
+                });
             return;
         }
-        if (!apache.certificate) ctx.addIssue({ code: "custom", path: ["certificate"], message: "is required when apache is enabled (or certificateFile, or acme)" });
+        if (!apache.certificate)
+            ctx.addIssue({ code: "custom", path: ["certificate"], message: "is required when apache is enabled (or certificateFile, or acme)" });
         if (apache.certificate && apache.serverName) {
             const leaf = new X509Certificate(splitPemChain(apache.certificate)![0]);
             if (!leaf.checkHost(apache.serverName) && !(isIP(apache.serverName) && leaf.checkIP(apache.serverName))) {

@@ -284,7 +284,12 @@ async function applyConcern(
             // A stage runs before anything moves: nothing of the change is live, what ran before still does.
             if (outcome.step === "stage") {
                 const reason = outcome.reason && { kind: outcome.reason.kind, why: redact(outcome.reason.why, secrets) };
-                return { status: "failed", notes, ...(reason ? { reason } : {}), message: `refused before anything moved: ${reason ? `${reason.kind}: ${reason.why}` : output(outcome.output)}` };
+                return {
+                    status: "failed",
+                    notes,
+                    ...(reason ? { reason } : {}),
+                    message: `refused before anything moved: ${reason ? `${reason.kind}: ${reason.why}` : output(outcome.output)}`,
+                };
             }
             return { status: "rolled-back", notes, message: `${outcome.step} failed, files and running state restored and checked: ${output(outcome.output)}` };
         case "unexpected": {

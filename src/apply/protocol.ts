@@ -62,7 +62,18 @@ export const statusWord = { none: "none", running: "running", unknown: "unknown"
  * the host could not protect the transaction (lock held, disk full, read-only, a tool missing);
  * `rollback`: a step failed and the rollback is incomplete.
  */
-export const stepExit = { write: 10, packages: 11, prepare: 12, validate: 13, snapshot: 14, activate: 15, verify: 16, state: 17, rollback: 18, stage: 19 } as const;
+export const stepExit = {
+    write: 10,
+    packages: 11,
+    prepare: 12,
+    validate: 13,
+    snapshot: 14,
+    activate: 15,
+    verify: 16,
+    state: 17,
+    rollback: 18,
+    stage: 19,
+} as const;
 export type ApplyStep = keyof typeof stepExit;
 
 /** Exit codes of the confirm script. */

@@ -62,7 +62,10 @@ export const hostSchema = z
             if (config.tlsKey) issue(["tlsKey"], "is set as well as apache.acme: keep one (ACME makes the key on the host)");
             const http = services.find((service) => service.name === "http");
             if (http?.exposure !== "public")
-                issue(["firewall", "services", "http"], `is ${http?.exposure ?? "missing"}: apache.acme validates over HTTP-01, so the CA must reach port 80 (make it public)`);
+                issue(
+                    ["firewall", "services", "http"],
+                    `is ${http?.exposure ?? "missing"}: apache.acme validates over HTTP-01, so the CA must reach port 80 (make it public)`,
+                );
             if (config.knocking.mode !== "off" && config.knocking.guards.includes("http"))
                 issue(["knocking", "guards"], "guards http while apache.acme is set: the CA could not reach port 80 to validate");
         } else if (config.apache.enabled) {

@@ -30,10 +30,40 @@ function directoryCertificate(dir: string): { certificate: string; key: string }
     const key = join(dir, "pebble.key");
     if (existsSync(certificate)) return { certificate, key };
     const request = join(dir, "pebble.csr");
-    run("openssl", ["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", request, "-subj", "/CN=acme.lab.example"]);
+    run("openssl", [
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        key,
+        "-out",
+        request,
+        "-subj",
+        "/CN=acme.lab.example",
+    ]);
     const extensions = join(dir, "pebble.ext");
     writeFileSync(extensions, `subjectAltName=DNS:acme.lab.example,IP:${ACME_CA_ADDRESS.v4}\n`);
-    run("openssl", ["x509", "-req", "-in", request, "-CA", join(dir, "ca.crt"), "-CAkey", join(dir, "ca.key"), "-CAcreateserial", "-out", certificate, "-days", "30", "-extfile", extensions]);
+    run("openssl", [
+        "x509",
+        "-req",
+        "-in",
+        request,
+        "-CA",
+        join(dir, "ca.crt"),
+        "-CAkey",
+        join(dir, "ca.key"),
+        "-CAcreateserial",
+        "-out",
+        certificate,
+        "-days",
+        "30",
+        "-extfile",
+        extensions,
+    ]);
     return { certificate, key };
 }
 
@@ -107,5 +137,18 @@ function waitForAcme(acme: LabAcme): void {
 /** Makes `name` resolve to `v4` for the CA (pebble-challtestsrv's mock DNS). */
 export function addAcmeName(acme: LabAcme, name: string, v4: string): void {
     const body = JSON.stringify({ host: `${name}.`, addresses: [v4] });
-    run("ip", ["netns", "exec", acme.netns, "curl", "-sf", "--max-time", "5", "-X", "POST", "-d", body, `http://${ACME_CA_ADDRESS.v4}:${CHALLTESTSRV_MANAGEMENT_PORT}/add-a`]);
+    run("ip", [
+        "netns",
+        "exec",
+        acme.netns,
+        "curl",
+        "-sf",
+        "--max-time",
+        "5",
+        "-X",
+        "POST",
+        "-d",
+        body,
+        `http://${ACME_CA_ADDRESS.v4}:${CHALLTESTSRV_MANAGEMENT_PORT}/add-a`,
+    ]);
 }

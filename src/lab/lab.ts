@@ -325,8 +325,16 @@ export async function labUp(
         state.hosts.every(
             (host, index) => JSON.stringify(host.voip) === JSON.stringify(options.voip?.[index]) && (host.profile ?? "plain") === profileOf(index + 1),
         );
-    const sameAcme = (state: LabState) => (state.acme ? isRunning(state.acme.pebblePid) && isRunning(state.acme.challtestsrvPid) : false) === Boolean(options.acme);
-    if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive) && sameProfiles(previous) && sameAcme(previous))
+    const sameAcme = (state: LabState) =>
+        (state.acme ? isRunning(state.acme.pebblePid) && isRunning(state.acme.challtestsrvPid) : false) === Boolean(options.acme);
+    if (
+        previous &&
+        previous.prefix === prefix &&
+        previous.hosts.length === hosts &&
+        previous.hosts.every(alive) &&
+        sameProfiles(previous) &&
+        sameAcme(previous)
+    )
         return previous;
     if (previous || listLabNamespaces(prefix).length > 0) labDown(dir, prefix);
     const { operatorKey, caCertificate } = ensureOperatorMaterial(dir);

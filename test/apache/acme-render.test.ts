@@ -4,6 +4,7 @@
 // typed reason a refused stage reports.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { describe, it } from "node:test";
 import {
     ACME_CA_BUNDLE,
@@ -20,6 +21,8 @@ import { LETS_ENCRYPT_DIRECTORY } from "../../src/apache/schema";
 import { marker, parseTransactionResult, stepExit } from "../../src/apply/protocol";
 import { applyScript } from "../../src/apply/scripts";
 import { ConfigError, type HostConfig } from "../../src/config/schema";
+import { parseAuditOutput } from "../../src/audit/script";
+import { acmeFindings } from "../../src/audit/system";
 import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
 
 const acme = (apache: Record<string, unknown> = {}, rest: Record<string, unknown> = {}, os = "debian") =>
@@ -59,7 +62,11 @@ describe("apache.acme: the schema", () => {
 
     it("names a bad value where it is", () => {
         assert.ok(problems(() => acme({ acme: { email: "not an address" } })).some((p) => p.startsWith("apache.acme.email: ")));
-        assert.ok(problems(() => acme({ acme: { email: "ops@example.com", directory: "http://ca.example/dir" } })).some((p) => p.startsWith("apache.acme.directory: ")));
+        assert.ok(
+            problems(() => acme({ acme: { email: "ops@example.com", directory: "http://ca.example/dir" } })).some((p) =>
+                p.startsWith("apache.acme.directory: "),
+            ),
+        );
         assert.ok(problems(() => acme({ acme: { email: "ops@example.com", domains: ["not a name"] } })).some((p) => p.startsWith("apache.acme.domains[0]: ")));
         assert.ok(problems(() => acme({ acme: { email: "ops@example.com", caBundle: "no PEM" } })).some((p) => p.startsWith("apache.acme.caBundle: ")));
         assert.ok(problems(() => acme({ acme: { email: "ops@example.com", port: 80 } })).some((p) => p.startsWith("apache.acme.port: ")));
@@ -67,15 +74,21 @@ describe("apache.acme: the schema", () => {
 
     it("refuses both forms at once: a certificate, a key file or the tlsKey secret beside acme", () => {
         const { certificate } = certificateFor("mor.example.com");
-        assert.ok(problems(() => acme({ certificate })).some((p) => p === "apache.acme: is set as well as apache.certificate: keep one (ACME makes the key on the host)"));
+        assert.ok(
+            problems(() => acme({ certificate })).some(
+                (p) => p === "apache.acme: is set as well as apache.certificate: keep one (ACME makes the key on the host)",
+            ),
+        );
         assert.ok(problems(() => acme({ keyFile: "/tmp/key.pem" })).some((p) => p.startsWith("apache.acme: is set as well as apache.keyFile")));
         assert.ok(problems(() => acme({}, { tlsKey: { secretRef: "tlsKey" } })).some((p) => p.startsWith("tlsKey: is set as well as apache.acme")));
     });
 
     it("refuses a port 80 the CA could not reach: not public, or guarded by knocking", () => {
-        assert.ok(problems(() => acme({}, { firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, services: { http: "trusted" } } })).some((p) =>
-            p.startsWith("firewall.services.http: is trusted: apache.acme validates over HTTP-01"),
-        ));
+        assert.ok(
+            problems(() => acme({}, { firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, services: { http: "trusted" } } })).some((p) =>
+                p.startsWith("firewall.services.http: is trusted: apache.acme validates over HTTP-01"),
+            ),
+        );
         assert.ok(
             problems(() => acme({}, { knocking: { mode: "sequence", sequence: [7001, 7002, 7003], guards: ["http", "https"] } })).some((p) =>
                 p.startsWith("knocking.guards: guards http while apache.acme is set"),
@@ -130,10 +143,7 @@ describe("apache.acme: what is rendered", () => {
         assert.match(rendered.artifacts[3].content, new RegExp(`Environment=REQUESTS_CA_BUNDLE=${ACME_CA_BUNDLE}`));
         assert.match(rendered.stage!.join("\n"), /REQUESTS_CA_BUNDLE=/);
         const plain = await plan(acme());
-        assert.deepEqual(
-            plain.artifacts.map((artifact) => artifact.path).slice(1),
-            [ACME_DEPLOY_HOOK],
-        );
+        assert.deepEqual(plain.artifacts.map((artifact) => artifact.path).slice(1), [ACME_DEPLOY_HOOK]);
     });
 
     it("the deploy hook validates before it reloads and keeps the old certificate otherwise (shellcheck-clean)", async () => {
@@ -184,7 +194,39 @@ describe("apache.acme: the stage", () => {
         assert.equal(outcome.step, "stage");
         assert.deepEqual(outcome.reason, { kind: "port-80", why: "the CA could not fetch the challenge from port 80: refused" });
         assert.ok(!outcome.output.includes(marker.reason + " port-80"), "the marker line is not tool output");
-        const other = parseTransactionResult({ code: stepExit.validate, stdout: `${marker.reason} dns x\n${marker.failed} validate\n${marker.rolledBack}\n`, stderr: "" });
+        const other = parseTransactionResult({
+            code: stepExit.validate,
+            stdout: `${marker.reason} dns x\n${marker.failed} validate\n${marker.rolledBack}\n`,
+            stderr: "",
+        });
         assert.ok(other.kind === "rolled-back" && other.reason === undefined, "only a stage gives a reason");
+    });
+});
+
+describe("apache.acme: the audit", () => {
+    const b64 = (text: string) => Buffer.from(text).toString("base64");
+    const keys = "authenticator = webroot\nserver = https://ca.example/dir\nwebroot_path = /var/www/mor-harden-acme,";
+    const { certificate } = certificateFor("mor.example.com");
+    const expires = Date.parse(new X509Certificate(certificate).validTo) / 1000;
+    const audit = (now: number, live: string, recorded: string | undefined) =>
+        acmeFindings({ ...parseAuditOutput(`N ${now}\nL mor-harden ${b64(certificate)} ${b64(live)} ${recorded === undefined ? "-" : b64(recorded)}\n`) });
+
+    it("reports a certificate certbot has failed to renew (within 20 days of its end), not a renewed one", () => {
+        assert.deepEqual(audit(expires - 60 * 86400, keys, keys), []);
+        const late = audit(expires - 5 * 86400, keys, keys);
+        assert.deepEqual(
+            late.map((finding) => finding.id),
+            ["tls.acme-renewal"],
+        );
+        assert.match(late[0].evidence, /expires in 5 days/);
+    });
+
+    it("reports mor-harden's renewal keys changed by hand, and only for its own lineage", () => {
+        const changed = audit(expires - 60 * 86400, keys.replace("webroot\n", "standalone\n"), keys);
+        assert.deepEqual(
+            changed.map((finding) => [finding.id, finding.evidence]),
+            [["tls.acme-config", "/etc/letsencrypt/renewal/mor-harden.conf: authenticator = standalone"]],
+        );
+        assert.deepEqual(audit(expires - 60 * 86400, "authenticator = standalone", undefined), []);
     });
 });

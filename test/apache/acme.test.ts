@@ -64,7 +64,10 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
         assert.equal(first.code, 0, first.stderr + first.stdout);
         assert.equal(statuses(first.report).firewall, "applied");
         assert.equal(statuses(first.report).apache, "applied");
-        assert.ok(concern(first)?.notes?.some((note) => /ACME: issued the certificate for mor-1\.lab\.example/.test(note)), JSON.stringify(concern(first)));
+        assert.ok(
+            concern(first)?.notes?.some((note) => /ACME: issued the certificate for mor-1\.lab\.example/.test(note)),
+            JSON.stringify(concern(first)),
+        );
         // Pebble's intermediates are named "Pebble Intermediate CA <random>".
         assert.match(served().issuer, /Pebble Intermediate CA/);
         assert.match(sh(host(), `grep SSLCertificateFile ${VHOST}`).stdout, new RegExp(`${ACME_LIVE}/fullchain\\.pem`));
@@ -97,8 +100,31 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
         assert.equal(drift.code, 0, drift.stdout + drift.stderr);
     });
 
+    it("a renewal that fails the deploy hook's validation keeps the old certificate served", () => {
+        const before = served().serial;
+        const version = () => sh(host(), `readlink ${ACME_LIVE}/cert.pem`).stdout.trim();
+        const was = version();
+        // A configuration Apache refuses (apache2ctl -t fails) while certbot renews.
+        sh(host(), "echo 'NoSuchDirective on' > /etc/apache2/conf-enabled/zz-broken.conf");
+        try {
+            const renew = sh(
+                host(),
+                `env $(sed -n 's/^Environment=//p' ${ACME_TIMER_DROP_IN}) timeout 60 certbot renew --force-renewal --cert-name mor-harden --non-interactive --no-random-sleep-on-renew 2>&1`,
+                70_000,
+            );
+            assert.match(renew.stdout, /failed validation: version \d+ kept/, renew.stdout);
+            assert.equal(version(), was, "the live links name the old version again");
+            assert.equal(served().serial, before);
+        } finally {
+            sh(host(), "rm -f /etc/apache2/conf-enabled/zz-broken.conf");
+        }
+    });
+
     it("drift reports a renewal configuration changed by hand", () => {
-        sh(host(), "cp /etc/letsencrypt/renewal/mor-harden.conf /tmp/renewal.conf && sed -i 's/^authenticator = webroot/authenticator = standalone/' /etc/letsencrypt/renewal/mor-harden.conf");
+        sh(
+            host(),
+            "cp /etc/letsencrypt/renewal/mor-harden.conf /tmp/renewal.conf && sed -i 's/^authenticator = webroot/authenticator = standalone/' /etc/letsencrypt/renewal/mor-harden.conf",
+        );
         try {
             const drift = driftFromWorkstation(lab, stack);
             assert.equal(drift.code, 1, drift.stdout + drift.stderr);
@@ -116,11 +142,19 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
         const acmeNode: LabNode = { name: "acme", kind: "client", netns: lab.state.acme!.netns, v4: ACME_CA_ADDRESS.v4, v6: ACME_CA_ADDRESS.v6 };
         // A fresh name that resolves to the host for the CA: no earlier authorization to reuse (PEBBLE_AUTHZREUSE=0 besides).
         addAcmeName(lab.state.acme!, "fresh-1.lab.example", host().v4);
-        assert.equal(sh(acmeNode, `curl -s --max-time 3 -o /dev/null -w '%{http_code}' http://${host().v4}/`).stdout.trim(), "301", "port 80 answers the CA before");
+        assert.equal(
+            sh(acmeNode, `curl -s --max-time 3 -o /dev/null -w '%{http_code}' http://${host().v4}/`).stdout.trim(),
+            "301",
+            "port 80 answers the CA before",
+        );
         assert.equal(sh(acmeNode, block).code, 0);
         try {
             // The CA really is refused now.
-            assert.equal(sh(acmeNode, `curl -s --max-time 3 -o /dev/null -w '%{http_code}' http://${host().v4}/`).stdout.trim(), "000", "port 80 is closed to the CA");
+            assert.equal(
+                sh(acmeNode, `curl -s --max-time 3 -o /dev/null -w '%{http_code}' http://${host().v4}/`).stdout.trim(),
+                "000",
+                "port 80 is closed to the CA",
+            );
             const run = applyFromWorkstation(lab, labStackFile(lab, "acme-closed", { apache: { serverAliases: ["fresh-1.lab.example"] } }));
             assert.equal(run.code, 1, run.stdout + run.stderr);
             assert.equal(statuses(run.report).apache, "failed");
