@@ -80,6 +80,8 @@ const ACME_ARCHIVE = `/etc/letsencrypt/archive/${ACME_NAME}`;
 export const ACME_RENEWAL_CONF = `/etc/letsencrypt/renewal/${ACME_NAME}.conf`;
 /** Where certbot writes the HTTP-01 challenge files and the port-80 vhost serves them from. */
 export const ACME_WEBROOT = "/var/www/mor-harden-acme";
+/** Where the deploy hook keeps a renewed certificate it rejected (the certificate only: its key is removed). */
+const ACME_REJECTED = "/var/lib/mor-harden/acme/rejected";
 /** certbot runs every executable here after each renewal it makes. */
 export const ACME_DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/mor-harden-apache";
 /** The private ACME CA's certificates (apache.acme.caBundle) and the drop-in that gives them to certbot's timer. */
@@ -130,6 +132,7 @@ export function acmeIssueScript(apache: ApacheConfig, os: keyof typeof layout): 
         recordDir: ACME_RECORD.replace(/\/[^/]*$/, ""),
         recordFile: ACME_RECORD,
         renewalKeys: ACME_RENEWAL_KEYS.join("|"),
+        renewalKeysText: base64(acmeRenewalKeys(apache)),
     }).trimEnd();
 }
 
@@ -213,7 +216,14 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
 
 /** The deploy hook certbot runs after a renewal, and for a private CA its certificates and the timer's drop-in. */
 function acmeArtifacts(stack: string, apache: ApacheConfig, ctl: string) {
-    const hook = renderTemplate("apache/acme-deploy-hook.sh.hbs", { stack, name: ACME_NAME, live: ACME_LIVE, archive: ACME_ARCHIVE, ctl });
+    const hook = renderTemplate("apache/acme-deploy-hook.sh.hbs", {
+        stack,
+        name: ACME_NAME,
+        live: ACME_LIVE,
+        archive: ACME_ARCHIVE,
+        rejected: ACME_REJECTED,
+        ctl,
+    });
     const caBundle = apache.acme!.caBundle;
     return [
         file(ACME_DEPLOY_HOOK, hook, { mode: "0755" }),

@@ -115,24 +115,36 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
             assert.match(renew.stdout, /failed validation: version \d+ kept/, renew.stdout);
             assert.equal(version(), was, "the live links name the old version again");
             assert.equal(served().serial, before);
+            // certbot's next run does not link the rejected version again (it is gone from the archive).
+            const next = sh(
+                host(),
+                `env $(sed -n 's/^Environment=//p' ${ACME_TIMER_DROP_IN}) timeout 60 certbot renew --cert-name mor-harden --non-interactive --no-random-sleep-on-renew 2>&1`,
+                70_000,
+            );
+            assert.equal(next.code, 0, next.stdout);
+            // Its log of that run (letsencrypt.log is the last run's) says it found nothing to link.
+            assert.equal(sh(host(), "grep -c 'that was not linked to' /var/log/letsencrypt/letsencrypt.log; true").stdout.trim(), "0");
+            assert.equal(version(), was);
         } finally {
             sh(host(), "rm -f /etc/apache2/conf-enabled/zz-broken.conf");
         }
     });
 
-    it("drift reports a renewal configuration changed by hand", () => {
-        sh(
-            host(),
-            "cp /etc/letsencrypt/renewal/mor-harden.conf /tmp/renewal.conf && sed -i 's/^authenticator = webroot/authenticator = standalone/' /etc/letsencrypt/renewal/mor-harden.conf",
+    it("drift reports a renewal configuration changed by hand, and the next apply issues again", () => {
+        sh(host(), "sed -i 's/^authenticator = webroot/authenticator = standalone/' /etc/letsencrypt/renewal/mor-harden.conf");
+        const drift = driftFromWorkstation(lab, stack);
+        assert.equal(drift.code, 1, drift.stdout + drift.stderr);
+        assert.match(drift.stdout, /tls\.acme-config/);
+        assert.match(drift.stdout, /authenticator = standalone/);
+        const run = applyFromWorkstation(lab, stack);
+        assert.equal(statuses(run.report).apache, "applied", run.stdout);
+        assert.ok(
+            concern(run)?.notes?.some((note) => /ACME: issued/.test(note)),
+            JSON.stringify(concern(run)),
         );
-        try {
-            const drift = driftFromWorkstation(lab, stack);
-            assert.equal(drift.code, 1, drift.stdout + drift.stderr);
-            assert.match(drift.stdout, /tls\.acme-config/);
-            assert.match(drift.stdout, /authenticator = standalone/);
-        } finally {
-            sh(host(), "cp /tmp/renewal.conf /etc/letsencrypt/renewal/mor-harden.conf");
-        }
+        assert.equal(sh(host(), "grep '^authenticator' /etc/letsencrypt/renewal/mor-harden.conf").stdout.trim(), "authenticator = webroot");
+        const clean = driftFromWorkstation(lab, stack);
+        assert.equal(clean.code, 0, clean.stdout + clean.stderr);
     });
 
     it("an issuance the CA cannot validate (port 80 closed to it, a fresh name) leaves the old vhost serving and says why", () => {
