@@ -5,6 +5,9 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import {
     ACME_CA_BUNDLE,
@@ -23,7 +26,10 @@ import { applyScript } from "../../src/apply/scripts";
 import { ConfigError, type HostConfig } from "../../src/config/schema";
 import { parseAuditOutput } from "../../src/audit/script";
 import { acmeFindings } from "../../src/audit/system";
-import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
+import { certificateFor, HOST_KEY, minimalConfig, renderInputFor } from "../helpers/fixtures";
+import { ACME_CA_ADDRESS, acmeDirectoryUrl } from "../../src/lab/acme";
+import type { LabHost, LabState } from "../../src/lab/lab";
+import { labEnvironmentConfig } from "../../src/lab/stacks";
 
 const acme = (apache: Record<string, unknown> = {}, rest: Record<string, unknown> = {}, os = "debian") =>
     minimalConfig({
@@ -228,5 +234,36 @@ describe("apache.acme: the audit", () => {
             [["tls.acme-config", "/etc/letsencrypt/renewal/mor-harden.conf: authenticator = standalone"]],
         );
         assert.deepEqual(audit(expires - 60 * 86400, "authenticator = standalone", undefined), []);
+    });
+});
+
+describe("apache.acme: the lab stack (lab up --acme)", () => {
+    it("gives every host apache.acme at the lab's CA, trusting the lab CA, and no certificate file", () => {
+        const dir = mkdtempSync(join(tmpdir(), "mor-harden-acme-lab-"));
+        try {
+            const caCertificate = join(dir, "ca.crt");
+            writeFileSync(caCertificate, certificateFor("ca.lab.example").certificate);
+            const acmeState = { netns: "t-acme", pebblePid: 1, challtestsrvPid: 1, directory: acmeDirectoryUrl() };
+            const host = { name: "mor-1", kind: "host", netns: "t-mor-1", v4: "192.0.2.11", v6: "2001:db8:2::11", hostKey: HOST_KEY } as unknown as LabHost;
+            const state = {
+                dir,
+                prefix: "t-",
+                operatorKey: join(dir, "id_ed25519"),
+                caCertificate,
+                hosts: [host],
+                clients: [],
+                acme: acmeState,
+            } as unknown as LabState;
+            const config = labEnvironmentConfig(state).config as Record<string, Record<string, unknown>>;
+            assert.deepEqual(config["mor-harden:apache"], {
+                enabled: true,
+                acme: { email: "operator@lab.example", directory: "https://198.51.100.30:14000/dir", caBundle: readFileSync(caCertificate, "utf8") },
+            });
+            const hosts = config["mor-harden:hosts"] as Record<string, { apache: Record<string, unknown> }>;
+            assert.deepEqual(hosts["mor-1"].apache, { serverName: "mor-1.lab.example" });
+            assert.ok(ACME_CA_ADDRESS.v4.startsWith("198.51.100."), "a documentation address");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 });
