@@ -251,7 +251,7 @@ describe("apache.acme: the lab stack (lab up --acme)", () => {
                 operatorKey: join(dir, "id_ed25519"),
                 caCertificate,
                 hosts: [host],
-                clients: [],
+                clients: [{ name: "workstation", kind: "client", netns: "t-workstation", v4: "198.51.100.10", v6: "2001:db8:51::10" }],
                 acme: acmeState,
             } as unknown as LabState;
             const config = labEnvironmentConfig(state).config as Record<string, Record<string, unknown>>;
