@@ -104,6 +104,14 @@ export function acmeRenewalKeys(apache: ApacheConfig): string {
     return [`authenticator = webroot`, `server = ${apache.acme!.directory}`, `webroot_path = ${ACME_WEBROOT},`].sort().join("\n");
 }
 
+/**
+ * The part of the issuance that says why certbot failed (templates/apache/acme-failure.sh.hbs):
+ * from "$morh_work/certbot" and $morh_rc, `morh_end` then `morh_reason <kind> <why>`.
+ */
+export function acmeFailureScript(directory: string): string {
+    return renderTemplate("apache/acme-failure.sh.hbs", { directory }).trimEnd();
+}
+
 /** The shell (templates/apache/acme-issue.sh.hbs) that issues the certificate before the files move: the plan's stage. */
 export function acmeIssueScript(apache: ApacheConfig, os: keyof typeof layout): string {
     const acme = apache.acme!;
@@ -111,6 +119,7 @@ export function acmeIssueScript(apache: ApacheConfig, os: keyof typeof layout): 
     const paths = layout[os];
     const challengeVhost = renderTemplate("apache/acme-challenge.conf.hbs", { serverName: domains[0], aliases: domains.slice(1), webroot: ACME_WEBROOT });
     return renderTemplate("apache/acme-issue.sh.hbs", {
+        failure: acmeFailureScript(acme.directory),
         name: ACME_NAME,
         live: ACME_LIVE,
         renewalConf: ACME_RENEWAL_CONF,

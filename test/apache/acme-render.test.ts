@@ -17,6 +17,7 @@ import {
     ACME_TIMER_DROP_IN,
     ACME_VIEW,
     ACME_WEBROOT,
+    acmeFailureScript,
     acmeIssueScript,
     renderApache,
 } from "../../src/apache/render";
@@ -265,5 +266,60 @@ describe("apache.acme: the lab stack (lab up --acme)", () => {
         } finally {
             rmSync(dir, { recursive: true, force: true });
         }
+    });
+});
+
+describe("apache.acme: why an issuance failed (templates/apache/acme-failure.sh.hbs, run by sh on certbot's words)", () => {
+    /** Runs the failure block on certbot's output (and the log it names), as the issuance does; the marker line it prints. */
+    function reasonFor(output: string, log = ""): string {
+        const dir = mkdtempSync(join(tmpdir(), "mor-harden-acme-failure-"));
+        try {
+            writeFileSync(join(dir, "log"), log);
+            writeFileSync(join(dir, "certbot"), output.replace("LOGFILE", join(dir, "log")));
+            const harness = `morh_work='${dir}'; morh_rc=1\nmorh_end() { :; }\nmorh_reason() { echo "MORH-REASON $1 $2"; exit 1; }\n${acmeFailureScript("https://ca.example/dir")}\n`;
+            const run = spawnSync("sh", ["-c", harness], { encoding: "utf8" });
+            assert.equal(run.status, 1, run.stderr);
+            return run.stdout.trim();
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    }
+    const challengeFailed = (type: string, detail: string) =>
+        `Saving debug log to /var/log/letsencrypt/letsencrypt.log\nCertbot failed to authenticate some domains (authenticator: webroot). The Certificate Authority reported these problems:\n  Domain: mor.example.com\n  Type:   ${type}\n  Detail: ${detail}\n\nHint: The Certificate Authority failed to download the temporary challenge files.\n\nSome challenges have failed.\nAsk for help or search for solutions at https://community.letsencrypt.org. See the logfile LOGFILE or re-run Certbot with -v for more details.\n`;
+
+    it("by the ACME problem type certbot reports", () => {
+        assert.equal(
+            reasonFor(challengeFailed("connection", "192.0.2.11: Fetching http://mor.example.com/.well-known/acme-challenge/x: Connection refused")),
+            "MORH-REASON port-80 the CA could not fetch the challenge from port 80: 192.0.2.11: Fetching http://mor.example.com/.well-known/acme-challenge/x: Connection refused",
+        );
+        assert.match(reasonFor(challengeFailed("dns", "DNS problem: NXDOMAIN looking up A for mor.example.com")), /^MORH-REASON dns a name does not resolve/);
+        assert.match(
+            reasonFor(challengeFailed("unauthorized", "Invalid response from http://mor.example.com/.well-known/acme-challenge/x: 404")),
+            /^MORH-REASON refused the CA refused \(unauthorized\): Invalid response/,
+        );
+        assert.match(reasonFor(challengeFailed("caa", "CAA record for example.com prevents issuance")), /^MORH-REASON refused the CA refused \(caa\)/);
+    });
+
+    it("a rate limit, from the problem type in the log certbot names", () => {
+        const output =
+            "Saving debug log to /var/log/letsencrypt/letsencrypt.log\nAn unexpected error occurred:\nError creating new order :: too many certificates (5) already issued for this exact set of domains in the last 168 hours: mor.example.com, retry after 2026-12-03T00:00:00Z: see https://letsencrypt.org/docs/rate-limits/\nAsk for help or search for solutions at https://community.letsencrypt.org. See the logfile LOGFILE or re-run Certbot with -v for more details.\n";
+        const log =
+            '2026-12-02 14:00:00,000:DEBUG:acme.client:Received response:\n{"type": "urn:ietf:params:acme:error:rateLimited", "detail": "too many certificates", "status": 429}\n';
+        assert.match(reasonFor(output, log), /^MORH-REASON rate-limit the CA's rate limit: Error creating new order :: too many certificates \(5\)/);
+    });
+
+    it("a directory that cannot be reached, and anything else as certbot's own words", () => {
+        const unreachable =
+            "Saving debug log to /var/log/letsencrypt/letsencrypt.log\nAn unexpected error occurred:\nValueError: Requesting ca.example/dir: Connection refused\nAsk for help or search for solutions at https://community.letsencrypt.org. See the logfile LOGFILE or re-run Certbot with -v for more details.\n";
+        assert.equal(
+            reasonFor(unreachable),
+            "MORH-REASON ca-unreachable the ACME directory https://ca.example/dir cannot be reached: ValueError: Requesting ca.example/dir: Connection refused",
+        );
+        assert.equal(
+            reasonFor("Another instance of Certbot is already running.\n"),
+            "MORH-REASON certbot certbot exited 1: Another instance of Certbot is already running.",
+        );
+        // A stale log of an earlier run is not read: only the one this run names.
+        assert.match(reasonFor("Some other failure\n", "urn:ietf:params:acme:error:dns"), /^MORH-REASON certbot /);
     });
 });
