@@ -2,8 +2,9 @@
 // resolves names by, in a lab node of its own on 198.51.100.30. Its directory's TLS certificate is
 // signed by the lab CA, which the lab stack hands to the hosts as apache.acme.caBundle.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, openSync, writeFileSync } from "node:fs";
+import { openSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { issueCertificate } from "./certificates";
 
 export const ACME_CA_ADDRESS = { v4: "198.51.100.30", v6: "2001:db8:51::30" };
 export const ACME_DIRECTORY_PORT = 14000;
@@ -24,49 +25,6 @@ function run(command: string, args: string[]): string {
     return execFileSync(command, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
-/** pebble's TLS certificate for its directory, signed by the lab CA (made once per lab directory). */
-function directoryCertificate(dir: string): { certificate: string; key: string } {
-    const certificate = join(dir, "pebble.crt");
-    const key = join(dir, "pebble.key");
-    if (existsSync(certificate)) return { certificate, key };
-    const request = join(dir, "pebble.csr");
-    run("openssl", [
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        key,
-        "-out",
-        request,
-        "-subj",
-        "/CN=acme.lab.example",
-    ]);
-    const extensions = join(dir, "pebble.ext");
-    writeFileSync(extensions, `subjectAltName=DNS:acme.lab.example,IP:${ACME_CA_ADDRESS.v4}\n`);
-    run("openssl", [
-        "x509",
-        "-req",
-        "-in",
-        request,
-        "-CA",
-        join(dir, "ca.crt"),
-        "-CAkey",
-        join(dir, "ca.key"),
-        "-CAcreateserial",
-        "-out",
-        certificate,
-        "-days",
-        "30",
-        "-extfile",
-        extensions,
-    ]);
-    return { certificate, key };
-}
-
 /**
  * Starts pebble-challtestsrv (DNS only, every name unknown until `addAcmeName`) and pebble in
  * `netns`. PEBBLE_VA_NOSLEEP: validate at once; PEBBLE_WFE_NONCEREJECT=0: no nonce rejected at
@@ -74,7 +32,8 @@ function directoryCertificate(dir: string): { certificate: string; key: string }
  * that must fail (port 80 closed) is really made again.
  */
 export function startAcme(dir: string, netns: string): LabAcme {
-    const { certificate, key } = directoryCertificate(dir);
+    // pebble's TLS certificate for its directory, for acme.lab.example and its address.
+    const { certificate, key } = issueCertificate(dir, "acme", ACME_CA_ADDRESS.v4);
     const config = join(dir, "pebble-config.json");
     writeFileSync(
         config,

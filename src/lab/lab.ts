@@ -5,7 +5,7 @@
 // namespaces. All of them hang off a bridge inside a switch namespace, so nothing is added to
 // the machine's own network and nothing leaves the lab.
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join } from "node:path";
 import { clientAddresses, hostAddress } from "./addresses";
@@ -13,6 +13,9 @@ import { hostInit, hostsFile, labFiles } from "./host-files";
 import type { VoipProfile } from "./voip-files";
 import type { LabProfile } from "./mor-profile";
 import { ACME_CA_ADDRESS, addAcmeName, startAcme, type LabAcme } from "./acme";
+import { issueCertificate } from "./certificates";
+
+export { issueCertificate };
 
 /** Every namespace of a lab is named with its prefix, so two labs (the operator's, a test run's) never meet. */
 export const DEFAULT_PREFIX = "morh-";
@@ -143,51 +146,6 @@ function ensureOperatorMaterial(dir: string): { operatorKey: string; caCertifica
         ]);
     }
     return { operatorKey, caCertificate };
-}
-
-/** A certificate for a lab host's GUI, signed by the lab CA. */
-export function issueCertificate(dir: string, name: string, address: string): { certificate: string; key: string } {
-    const certificate = join(dir, `${name}.crt`);
-    const key = join(dir, `${name}.key`);
-    if (!existsSync(certificate)) {
-        const request = join(dir, `${name}.csr`);
-        run("openssl", [
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            request,
-            "-subj",
-            `/CN=${name}.lab.example`,
-        ]);
-        const extensions = join(dir, `${name}.ext`);
-        writeFileSync(extensions, `subjectAltName=DNS:${name}.lab.example,IP:${address}\n`);
-        run("openssl", [
-            "x509",
-            "-req",
-            "-in",
-            request,
-            "-CA",
-            join(dir, "ca.crt"),
-            "-CAkey",
-            join(dir, "ca.key"),
-            "-CAcreateserial",
-            "-out",
-            certificate,
-            "-days",
-            "30",
-            "-extfile",
-            extensions,
-        ]);
-        chmodSync(key, 0o600);
-    }
-    return { certificate, key };
 }
 
 function childPid(pid: number): number | undefined {
