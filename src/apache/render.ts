@@ -29,6 +29,8 @@ const layout = {
         packages: ["apache2"],
         /** Read before the sites (apache2.conf includes conf-enabled/ first): its vhost is the first on port 80. */
         challengeConf: "/etc/apache2/conf-enabled/00-mor-harden-acme-challenge.conf",
+        /** certbot's renewal timer (Debian's package enables it; its cron job runs only without systemd). */
+        certbotTimer: "certbot.timer",
         prepare: ["a2enmod -q ssl headers >/dev/null && a2ensite -q 00-mor-harden >/dev/null"],
         disable: (vhost: string) => `[ -e ${vhost} ] || a2dissite -q 00-mor-harden >/dev/null 2>&1; true`,
     },
@@ -41,6 +43,8 @@ const layout = {
         packages: ["httpd", "mod_ssl"],
         /** conf.d/ is read in name order: "00-mor-harden-" sorts before "00-mor-harden.conf". */
         challengeConf: "/etc/httpd/conf.d/00-mor-harden-acme-challenge.conf",
+        /** EPEL's certbot ships its timer disabled. */
+        certbotTimer: "certbot-renew.timer",
         prepare: [],
         disable: (_vhost: string) => "true",
     },
@@ -206,13 +210,24 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
             ? [file(paths.vhost, vhost), ...acmeArtifacts(input.stack, apache, paths.ctl)]
             : [file(paths.vhost, vhost), file(CERT_PATH, certificate!), file(KEY_PATH, secretPlaceholder("tlsKey") + "\n", { mode: "0600", secret: true })],
         ...(acme ? { stage: [acmeIssueScript(apache, os)] } : {}),
-        prepare: [...paths.prepare, ...(acme?.caBundle ? ["[ ! -d /run/systemd/system ] || systemctl daemon-reload"] : [])],
+        prepare: [
+            ...paths.prepare,
+            ...(acme ? [`[ ! -d /run/systemd/system ] || { systemctl daemon-reload && systemctl enable --now --quiet ${paths.certbotTimer}; }`] : []),
+        ],
         validate: [
             `[ "${publicKeyOf(`openssl x509 -noout -pubkey -in ${certPath}`)}" = "${publicKeyOf(`openssl pkey -pubout -in ${keyPath}`)}" ] || { echo "the certificate does not match its private key"; exit 1; }`,
             `${paths.ctl} -t`,
         ],
         activate: [`${paths.ctl} graceful`],
-        verify: [`for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x ${paths.process} >/dev/null && exit 0; sleep 0.2; done; echo "apache is not running"; exit 1`],
+        verify: [
+            `for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x ${paths.process} >/dev/null && exit 0; sleep 0.2; done; echo "apache is not running"; exit 1`,
+            // Renewal is certbot's own: its timer where systemd runs, else its cron job.
+            ...(acme
+                ? [
+                      `if [ -d /run/systemd/system ]; then systemctl is-enabled --quiet ${paths.certbotTimer}; else [ -f /etc/cron.d/certbot ]; fi || { echo "certbot's renewals are not scheduled (${paths.certbotTimer}, or /etc/cron.d/certbot without systemd)"; exit 1; }`,
+                  ]
+                : []),
+        ],
         snapshot: [],
         // Without our vhost (a first apply undone) the site link must go too, or Apache will not start.
         rollback: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],

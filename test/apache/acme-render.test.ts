@@ -162,6 +162,14 @@ describe("apache.acme: what is rendered", () => {
         assert.equal(shellcheck(hook), "");
     });
 
+    it("leaves renewal to certbot's timer (enabled) or cron job, and verifies that it is scheduled", async () => {
+        const debian = await plan(acme());
+        assert.ok(debian.prepare.some((command) => command.includes("systemctl enable --now --quiet certbot.timer")));
+        assert.ok(debian.verify.some((command) => command.includes("systemctl is-enabled --quiet certbot.timer") && command.includes("/etc/cron.d/certbot")));
+        const rhel = await plan(acme({}, {}, "rhel"));
+        assert.ok(rhel.prepare.some((command) => command.includes("certbot-renew.timer")));
+    });
+
     it("rhel: the challenge vhost in conf.d before ours, httpd's apachectl, EPEL's certbot", async () => {
         const rendered = await plan(acme({}, {}, "rhel"));
         assert.deepEqual(rendered.packages, ["httpd", "mod_ssl", "certbot"]);
