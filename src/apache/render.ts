@@ -2,10 +2,10 @@
 // HSTS) and a plain-HTTP virtual host that redirects to it. Named 00-* so it is Apache's
 // default virtual host on both ports (it sorts before Debian's 000-default).
 import { X509Certificate } from "node:crypto";
-import { file, secretPlaceholder, type ConcernPlan } from "../render/artifact";
+import { file, PLAN_MARKER, secretPlaceholder, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
-import { splitPemChain } from "./schema";
+import { acmeDomains, splitPemChain, type ApacheConfig } from "./schema";
 import { apacheAccessLogFile } from "../fail2ban/schema";
 import { effectiveJails } from "../fail2ban/render";
 
@@ -27,6 +27,10 @@ const layout = {
         staplingCache: "/var/run/apache2/ssl_stapling",
         errorLog: "/var/log/apache2/error.log",
         packages: ["apache2"],
+        /** Read before the sites (apache2.conf includes conf-enabled/ first): its vhost is the first on port 80. */
+        challengeConf: "/etc/apache2/conf-enabled/00-mor-harden-acme-challenge.conf",
+        /** certbot's renewal timer (Debian's package enables it; its cron job runs only without systemd). */
+        certbotTimer: "certbot.timer",
         prepare: ["a2enmod -q ssl headers >/dev/null && a2ensite -q 00-mor-harden >/dev/null"],
         disable: (vhost: string) => `[ -e ${vhost} ] || a2dissite -q 00-mor-harden >/dev/null 2>&1; true`,
     },
@@ -37,6 +41,10 @@ const layout = {
         staplingCache: "/run/httpd/ssl_stapling",
         errorLog: "/var/log/httpd/error_log",
         packages: ["httpd", "mod_ssl"],
+        /** conf.d/ is read in name order: "00-mor-harden-" sorts before "00-mor-harden.conf". */
+        challengeConf: "/etc/httpd/conf.d/00-mor-harden-acme-challenge.conf",
+        /** EPEL's certbot ships its timer disabled. */
+        certbotTimer: "certbot-renew.timer",
         prepare: [],
         disable: (_vhost: string) => "true",
     },
@@ -60,6 +68,87 @@ function blindJails(input: RenderInput, accessLog: string): string[] {
 export const CERT_PATH = "/etc/ssl/mor-harden/server.crt";
 export const KEY_PATH = "/etc/ssl/mor-harden/server.key";
 
+/**
+ * Why an issuance failed, as the stage reports it (`MORH-REASON <kind> <why>`): a name that does
+ * not resolve to the host for the CA, port 80 not reachable from it, its rate limit, its refusal,
+ * the directory unreachable; certbot missing, the host or Apache unable to serve the challenge;
+ * certbot failing otherwise.
+ */
+export const ACME_FAILURES = ["dns", "port-80", "rate-limit", "refused", "ca-unreachable", "package", "host", "apache", "certbot"] as const;
+export type AcmeFailure = (typeof ACME_FAILURES)[number];
+
+/** certbot's certificate name for the GUI (--cert-name): /etc/letsencrypt/live/<name>/. */
+export const ACME_NAME = "mor-harden";
+export const ACME_LIVE = `/etc/letsencrypt/live/${ACME_NAME}`;
+const ACME_ARCHIVE = `/etc/letsencrypt/archive/${ACME_NAME}`;
+export const ACME_RENEWAL_CONF = `/etc/letsencrypt/renewal/${ACME_NAME}.conf`;
+/** Where certbot writes the HTTP-01 challenge files and the port-80 vhost serves them from. */
+export const ACME_WEBROOT = "/var/www/mor-harden-acme";
+/** Where the deploy hook keeps a renewed certificate it rejected (the certificate only: its key is removed). */
+const ACME_REJECTED = "/var/lib/mor-harden/acme/rejected";
+/** certbot runs every executable here after each renewal it makes. */
+export const ACME_DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/mor-harden-apache";
+/** The private ACME CA's certificates (apache.acme.caBundle) and the drop-in that gives them to certbot's timer. */
+export const ACME_CA_BUNDLE = "/etc/ssl/mor-harden/acme-ca.pem";
+export const ACME_TIMER_DROP_IN = "/etc/systemd/system/certbot.service.d/mor-harden-ca.conf";
+/** What the renewal configuration said when mor-harden issued (the audit's tls.acme-config compares). */
+export const ACME_RECORD = "/var/lib/mor-harden/acme/renewal-keys";
+/** The renewal configuration's keys mor-harden chose; a hand change to them is drift. */
+export const ACME_RENEWAL_KEYS = ["authenticator", "server", "webroot_path"];
+/** certbot renews at 30 days before expiry: a certificate closer than this to it has failed to renew. */
+export const ACME_RENEW_DAYS = 20;
+
+/** The live views that say whether certbot keeps the certificate renewed and its configuration is ours. */
+export const ACME_VIEW = { renewal: "tls.acme-renewal", config: "tls.acme-config" } as const;
+
+const base64 = (text: string) => Buffer.from(text).toString("base64");
+
+/** The renewal configuration's chosen keys as certbot writes them for this config (sorted). */
+export function acmeRenewalKeys(apache: ApacheConfig): string {
+    return [`authenticator = webroot`, `server = ${apache.acme!.directory}`, `webroot_path = ${ACME_WEBROOT},`].sort().join("\n");
+}
+
+/**
+ * The part of the issuance that says why certbot failed (templates/apache/acme-failure.sh.hbs):
+ * from "$morh_work/certbot" and $morh_rc, `morh_end` then `morh_reason <kind> <why>`.
+ */
+export function acmeFailureScript(directory: string): string {
+    return renderTemplate("apache/acme-failure.sh.hbs", { directory }).trimEnd();
+}
+
+/** The shell (templates/apache/acme-issue.sh.hbs) that issues the certificate before the files move: the plan's stage. */
+export function acmeIssueScript(apache: ApacheConfig, os: keyof typeof layout): string {
+    const acme = apache.acme!;
+    const domains = acmeDomains(apache);
+    const paths = layout[os];
+    const challengeVhost = renderTemplate("apache/acme-challenge.conf.hbs", { serverName: domains[0], aliases: domains.slice(1), webroot: ACME_WEBROOT });
+    return renderTemplate("apache/acme-issue.sh.hbs", {
+        failure: acmeFailureScript(acme.directory),
+        name: ACME_NAME,
+        live: ACME_LIVE,
+        renewalConf: ACME_RENEWAL_CONF,
+        webroot: ACME_WEBROOT,
+        challengeConf: paths.challengeConf,
+        challengeVhost: base64(challengeVhost),
+        ctl: paths.ctl,
+        domains,
+        sortedDomains: [...domains].sort().join(" "),
+        serverName: domains[0],
+        email: acme.email,
+        directory: acme.directory,
+        caBundle: acme.caBundle ? base64(acme.caBundle) : "",
+        renewDays: ACME_RENEW_DAYS,
+        renewSeconds: ACME_RENEW_DAYS * 86400,
+        reasonMarker: PLAN_MARKER.reason,
+        noteMarker: PLAN_MARKER.note,
+        kinds: ACME_FAILURES,
+        recordDir: ACME_RECORD.replace(/\/[^/]*$/, ""),
+        recordFile: ACME_RECORD,
+        renewalKeys: ACME_RENEWAL_KEYS.join("|"),
+        renewalKeysText: base64(acmeRenewalKeys(apache)),
+    }).trimEnd();
+}
+
 /** OCSP stapling only works when the certificate names a responder (Let's Encrypt's no longer do). */
 export function ocspResponder(chain: string): string | undefined {
     const leaf = new X509Certificate(splitPemChain(chain)![0]);
@@ -71,8 +160,12 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
     if (!apache.enabled) return undefined;
     const paths = layout[os];
     const accessLog = apacheAccessLogFile(os);
-    const certificate = apache.certificate!;
-    const responder = ocspResponder(certificate);
+    const acme = apache.acme;
+    const certificate = apache.certificate;
+    const certPath = acme ? `${ACME_LIVE}/fullchain.pem` : CERT_PATH;
+    const keyPath = acme ? `${ACME_LIVE}/privkey.pem` : KEY_PATH;
+    // A CA's OCSP responder is known only for a certificate in hand (Let's Encrypt's name none any more).
+    const responder = certificate ? ocspResponder(certificate) : undefined;
     const hsts = [
         `max-age=${apache.hsts.maxAge}`,
         ...(apache.hsts.includeSubDomains ? ["includeSubDomains"] : []),
@@ -84,8 +177,10 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         serverAliases: apache.serverAliases,
         documentRoot: apache.documentRoot,
         redirectHttp: apache.redirectHttp,
-        certPath: CERT_PATH,
-        keyPath: KEY_PATH,
+        port80: apache.redirectHttp || acme !== undefined,
+        acmeWebroot: acme ? ACME_WEBROOT : "",
+        certPath,
+        keyPath,
         ciphers: INTERMEDIATE_CIPHERS.join(":"),
         hsts,
         stapling: responder !== undefined,
@@ -102,24 +197,89 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         concern: "apache",
         summary: [
             `${apache.serverName}: TLS 1.2/1.3, HSTS ${hsts}${apache.redirectHttp ? ", HTTP redirects to HTTPS" : ""}`,
-            `OCSP stapling ${responder ? `on (${responder})` : "off (the certificate names no OCSP responder)"}`,
+            ...(acme
+                ? [
+                      `certificate by ACME from ${acme.directory} for ${acmeDomains(apache).join(", ")} (certbot, HTTP-01 on port 80; issued before the SSL vhost goes live, renewed by certbot's timer; the key never leaves the host)`,
+                  ]
+                : []),
+            `OCSP stapling ${responder ? `on (${responder})` : acme ? "off (an ACME certificate is not known before it is issued)" : "off (the certificate names no OCSP responder)"}`,
             `requests logged to ${accessLog} (combined format)${blind.length > 0 ? `; note: ${blind.join(" and ")} read${blind.length === 1 ? "s" : ""} other logs (fail2ban.jails.<jail>.logpath) and never see them` : ""}`,
         ],
-        packages: paths.packages,
-        artifacts: [file(paths.vhost, vhost), file(CERT_PATH, certificate), file(KEY_PATH, secretPlaceholder("tlsKey") + "\n", { mode: "0600", secret: true })],
-        prepare: paths.prepare,
+        packages: acme ? [...paths.packages, "certbot"] : paths.packages,
+        artifacts: acme
+            ? [file(paths.vhost, vhost), ...acmeArtifacts(input.stack, apache, paths.ctl)]
+            : [file(paths.vhost, vhost), file(CERT_PATH, certificate!), file(KEY_PATH, secretPlaceholder("tlsKey") + "\n", { mode: "0600", secret: true })],
+        ...(acme ? { stage: [acmeIssueScript(apache, os)] } : {}),
+        prepare: [
+            ...paths.prepare,
+            ...(acme ? [`[ ! -d /run/systemd/system ] || { systemctl daemon-reload && systemctl enable --now --quiet ${paths.certbotTimer}; }`] : []),
+        ],
         validate: [
-            `[ "${publicKeyOf(`openssl x509 -noout -pubkey -in ${CERT_PATH}`)}" = "${publicKeyOf(`openssl pkey -pubout -in ${KEY_PATH}`)}" ] || { echo "the certificate does not match its private key"; exit 1; }`,
+            `[ "${publicKeyOf(`openssl x509 -noout -pubkey -in ${certPath}`)}" = "${publicKeyOf(`openssl pkey -pubout -in ${keyPath}`)}" ] || { echo "the certificate does not match its private key"; exit 1; }`,
             `${paths.ctl} -t`,
         ],
         activate: [`${paths.ctl} graceful`],
-        verify: [`for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x ${paths.process} >/dev/null && exit 0; sleep 0.2; done; echo "apache is not running"; exit 1`],
+        verify: [
+            `for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x ${paths.process} >/dev/null && exit 0; sleep 0.2; done; echo "apache is not running"; exit 1`,
+            // Renewal is certbot's own: its timer where systemd runs, else its cron job.
+            ...(acme
+                ? [
+                      `if [ -d /run/systemd/system ]; then systemctl is-enabled --quiet ${paths.certbotTimer}; else [ -f /etc/cron.d/certbot ]; fi || { echo "certbot's renewals are not scheduled (${paths.certbotTimer}, or /etc/cron.d/certbot without systemd)"; exit 1; }`,
+                  ]
+                : []),
+        ],
         snapshot: [],
         // Without our vhost (a first apply undone) the site link must go too, or Apache will not start.
         rollback: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],
         rollbackCheck: [],
         deactivate: [`${paths.disable(paths.vhost)}; ${paths.ctl} graceful`],
-        liveViews: [],
+        liveViews: acme ? acmeViews(apache) : [],
         needsConfirm: false,
     };
+}
+
+/** The deploy hook certbot runs after a renewal, and for a private CA its certificates and the timer's drop-in. */
+function acmeArtifacts(stack: string, apache: ApacheConfig, ctl: string) {
+    const hook = renderTemplate("apache/acme-deploy-hook.sh.hbs", {
+        stack,
+        name: ACME_NAME,
+        live: ACME_LIVE,
+        archive: ACME_ARCHIVE,
+        rejected: ACME_REJECTED,
+        ctl,
+    });
+    const caBundle = apache.acme!.caBundle;
+    return [
+        file(ACME_DEPLOY_HOOK, hook, { mode: "0755" }),
+        ...(caBundle
+            ? [
+                  file(ACME_CA_BUNDLE, caBundle),
+                  file(
+                      ACME_TIMER_DROP_IN,
+                      `# Managed by mor-harden (stack ${stack}): certbot's renewals trust the private ACME CA (apache.acme.caBundle).\n[Service]\nEnvironment=REQUESTS_CA_BUNDLE=${ACME_CA_BUNDLE}\n`,
+                  ),
+              ]
+            : []),
+    ];
+}
+
+/**
+ * Drift beyond the files: a renewed certificate is no drift (the vhost names certbot's live
+ * links, not a content), but one within 20 days of its end is (certbot renews at 30: it has
+ * failed), and so is a hand change to the renewal configuration's keys mor-harden chose.
+ */
+function acmeViews(apache: ApacheConfig) {
+    const fullchain = `${ACME_LIVE}/fullchain.pem`;
+    return [
+        {
+            name: ACME_VIEW.renewal,
+            live: `if openssl x509 -checkend ${ACME_RENEW_DAYS * 86400} -noout -in ${fullchain} >/dev/null 2>&1; then echo 'valid beyond ${ACME_RENEW_DAYS} days'; elif [ -e ${fullchain} ]; then echo "expires $(openssl x509 -enddate -noout -in ${fullchain} | cut -d= -f2): certbot has not renewed it"; else echo 'no certificate in ${ACME_LIVE}'; fi`,
+            expected: { text: `valid beyond ${ACME_RENEW_DAYS} days` },
+        },
+        {
+            name: ACME_VIEW.config,
+            live: `grep -E '^(${ACME_RENEWAL_KEYS.join("|")}) = ' ${ACME_RENEWAL_CONF} | sort`,
+            expected: { text: acmeRenewalKeys(apache) },
+        },
+    ];
 }

@@ -35,6 +35,39 @@ export const certificateChain = z.string().transform((text, ctx) => {
 
 const serverName = token("a server name", (v) => hostname.safeParse(v).success || v === "localhost");
 
+/** Let's Encrypt's production directory (RFC 8555 directory URL). */
+export const LETS_ENCRYPT_DIRECTORY = "https://acme-v02.api.letsencrypt.org/directory";
+
+/** An https URL of an ACME directory: only the characters a URL needs (it reaches certbot's command line). */
+const directoryUrl = token("an https URL of an ACME directory", (v) => {
+    if (!/^https:\/\/[A-Za-z0-9.:[\]_~%/-]+$/.test(v)) return false;
+    try {
+        return new URL(v).protocol === "https:";
+    } catch {
+        return false;
+    }
+});
+
+/** An operator's e-mail address for the CA's expiry notices (certbot -m). */
+const email = token("an e-mail address", (v) => /^[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(v) && v.length <= 254);
+
+/**
+ * ACME issuance and renewal on the host (certbot, HTTP-01 through the firewall's port 80): the
+ * key is made on the host and never leaves it. Exclusive with certificate(File), keyFile and the
+ * tlsKey secret.
+ */
+export const acmeSchema = z
+    .object({
+        email,
+        directory: directoryUrl.default(LETS_ENCRYPT_DIRECTORY),
+        /** The names the certificate covers; default: serverName and serverAliases. */
+        domains: z.array(hostname).min(1, { error: "names no domain (leave it out for serverName and its aliases)" }).optional(),
+        /** The CA certificates that sign a private ACME directory's TLS certificate, in PEM (certbot trusts them through REQUESTS_CA_BUNDLE). */
+        caBundle: certificateChain.optional(),
+    })
+    .strict();
+export type AcmeConfig = z.infer<typeof acmeSchema>;
+
 export const apacheSchema = z
     .object({
         enabled: z.boolean().default(true),
@@ -46,6 +79,8 @@ export const apacheSchema = z
         certificateFile: absolutePath.optional(),
         /** The private key as a file on the operator's machine, when not set as the secret `tlsKey`. */
         keyFile: absolutePath.optional(),
+        /** Issue and renew the certificate on the host with ACME instead of bringing one. */
+        acme: acmeSchema.optional(),
         documentRoot: absolutePath.default("/var/www/html"),
         hsts: z
             .object({
@@ -62,7 +97,20 @@ export const apacheSchema = z
     .superRefine((apache, ctx) => {
         if (!apache.enabled) return;
         if (!apache.serverName) ctx.addIssue({ code: "custom", path: ["serverName"], message: "is required when apache is enabled" });
-        if (!apache.certificate) ctx.addIssue({ code: "custom", path: ["certificate"], message: "is required when apache is enabled (or certificateFile)" });
+        if (apache.acme) {
+            for (const key of ["certificate", "certificateFile", "keyFile"] as const)
+                if (apache[key] !== undefined)
+                    ctx.addIssue({ code: "custom", path: ["acme"], message: `is set as well as apache.${key}: keep one (ACME makes the key on the host)` });
+            if (apache.serverName && !hostname.safeParse(apache.serverName).success && !apache.acme.domains)
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["acme", "domains"],
+                    message: `is required: serverName "${apache.serverName}" is no public DNS name an ACME CA can validate`,
+                });
+            return;
+        }
+        if (!apache.certificate)
+            ctx.addIssue({ code: "custom", path: ["certificate"], message: "is required when apache is enabled (or certificateFile, or acme)" });
         if (apache.certificate && apache.serverName) {
             const leaf = new X509Certificate(splitPemChain(apache.certificate)![0]);
             if (!leaf.checkHost(apache.serverName) && !(isIP(apache.serverName) && leaf.checkIP(apache.serverName))) {
@@ -76,3 +124,8 @@ export const apacheSchema = z
     });
 
 export type ApacheConfig = z.infer<typeof apacheSchema>;
+
+/** The names an ACME certificate covers: acme.domains, else serverName and its aliases. */
+export function acmeDomains(apache: ApacheConfig): string[] {
+    return apache.acme?.domains ?? [apache.serverName!, ...apache.serverAliases];
+}

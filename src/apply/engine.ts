@@ -17,6 +17,7 @@ import {
     parseRollbackNowResult,
     parseStatusResult,
     parseTransactionResult,
+    type StageReason,
     type StatusOutcome,
 } from "./protocol";
 import {
@@ -46,6 +47,8 @@ export interface ConcernReport {
     message?: string;
     /** What the transaction did beside its files (rules it replaced, stale transactions it rolled back). */
     notes?: string[];
+    /** Why the plan's stage refused the change, as the stage said it (`MORH-REASON <kind> <why>`). */
+    reason?: StageReason;
     files: FileDigest[];
     /** How long its transaction took, confirmation included (absent when it was unchanged). */
     seconds?: number;
@@ -242,7 +245,7 @@ export async function applyHost(
     }
 }
 
-type Outcome = { status: ConcernStatus; message?: string; notes?: string[] };
+type Outcome = { status: ConcernStatus; message?: string; notes?: string[]; reason?: StageReason };
 
 async function applyConcern(
     session: HostSession,
@@ -278,6 +281,16 @@ async function applyConcern(
         case "rollback-incomplete":
             return { status: "failed", notes, message: `the change failed and its rollback is incomplete; what is live: ${output(outcome.output)}` };
         case "rolled-back":
+            // A stage runs before anything moves: nothing of the change is live, what ran before still does.
+            if (outcome.step === "stage") {
+                const reason = outcome.reason && { kind: outcome.reason.kind, why: redact(outcome.reason.why, secrets) };
+                return {
+                    status: "failed",
+                    notes,
+                    ...(reason ? { reason } : {}),
+                    message: `refused before anything moved: ${reason ? `${reason.kind}: ${reason.why}` : output(outcome.output)}`,
+                };
+            }
             return { status: "rolled-back", notes, message: `${outcome.step} failed, files and running state restored and checked: ${output(outcome.output)}` };
         case "unexpected": {
             // Not an end the script reports itself (a shell error, a signal): ask the host how it ended.

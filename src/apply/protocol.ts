@@ -3,6 +3,8 @@
 // the exit codes of a transaction's steps, and one parser per script that turns what it printed
 // into a discriminated union the engine switches on (pure, tested without a host).
 
+import { PLAN_MARKER } from "../render/artifact";
+
 /** The lines the host scripts print, each at the start of a line. */
 export const marker = {
     /** The script holds the host's lock: its own time starts here (see HostSession.run). */
@@ -10,7 +12,9 @@ export const marker = {
     /** Nothing was changed: `MORH-ABORTED <why>` (the lock is held, the disk is full, a tool is missing). */
     aborted: "MORH-ABORTED",
     /** What a step or the lock did beside its files: `MORH-NOTE <text>`. */
-    note: "MORH-NOTE",
+    note: PLAN_MARKER.note,
+    /** Why a stage refused the change: `MORH-REASON <kind> <why>` (kinds are the plan's own). */
+    reason: PLAN_MARKER.reason,
     /** A step failed and its rollback follows: `MORH-FAILED <step>`. */
     failed: "MORH-FAILED",
     /** The rollback (and its check) passed. */
@@ -58,7 +62,18 @@ export const statusWord = { none: "none", running: "running", unknown: "unknown"
  * the host could not protect the transaction (lock held, disk full, read-only, a tool missing);
  * `rollback`: a step failed and the rollback is incomplete.
  */
-export const stepExit = { write: 10, packages: 11, prepare: 12, validate: 13, snapshot: 14, activate: 15, verify: 16, state: 17, rollback: 18 } as const;
+export const stepExit = {
+    write: 10,
+    packages: 11,
+    prepare: 12,
+    validate: 13,
+    snapshot: 14,
+    activate: 15,
+    verify: 16,
+    state: 17,
+    rollback: 18,
+    stage: 19,
+} as const;
 export type ApplyStep = keyof typeof stepExit;
 
 /** Exit codes of the confirm script. */
@@ -109,11 +124,25 @@ export function toolOutput(text: string): string {
                 line !== marker.locked &&
                 !line.startsWith(`${marker.failed} `) &&
                 !line.startsWith(`${marker.note} `) &&
+                !line.startsWith(`${marker.reason} `) &&
                 line !== marker.rolledBack &&
                 line !== marker.rollbackIncomplete,
         )
         .join("\n")
         .trim();
+}
+
+/** Why a stage refused a change: the last `MORH-REASON <kind> <why>` line. */
+export interface StageReason {
+    kind: string;
+    why: string;
+}
+
+export function reasonIn(output: string): StageReason | undefined {
+    const text = after(output, marker.reason);
+    if (!text) return undefined;
+    const [kind, ...why] = text.split(" ");
+    return /^[a-z0-9-]+$/.test(kind) ? { kind, why: why.join(" ").trim() } : undefined;
 }
 
 /** How a transaction ended, as `$TX/result` (and the status, confirm and rollback-now scripts) say it. */
@@ -151,7 +180,7 @@ export function parseReadResult(result: ScriptResult): ReadOutcome {
 export type TransactionOutcome =
     | { kind: "applied" }
     | { kind: "aborted"; why: string }
-    | { kind: "rolled-back"; step: ApplyStep; output: string }
+    | { kind: "rolled-back"; step: ApplyStep; output: string; reason?: StageReason }
     | { kind: "rollback-incomplete"; output: string }
     /** Not an end the script reports itself (a shell error, a signal, garbage): ask the host. */
     | { kind: "unexpected"; code: number; output: string };
@@ -164,7 +193,10 @@ export function parseTransactionResult(result: ScriptResult): TransactionOutcome
     }
     if (result.code === stepExit.rollback) return { kind: "rollback-incomplete", output };
     const step = stepOfExit(result.code);
-    if (result.code !== 0 && step && step !== "state" && has(result.stdout, marker.rolledBack)) return { kind: "rolled-back", step, output };
+    if (result.code !== 0 && step && step !== "state" && has(result.stdout, marker.rolledBack)) {
+        const reason = step === "stage" ? reasonIn(result.stdout) : undefined;
+        return { kind: "rolled-back", step, output, ...(reason ? { reason } : {}) };
+    }
     if (result.code === 0 && has(result.stdout, marker.applied)) return { kind: "applied" };
     return { kind: "unexpected", code: result.code, output };
 }

@@ -347,7 +347,7 @@ export function expireScript(txid: string): string {
 
 /**
  * One concern's transaction (templates/apply/transaction.sh.hbs, whose sections say its order):
- * lock, protect (every write checked: any failure leaves the host as it was), packages, write,
+ * lock, protect (every write checked: any failure leaves the host as it was), packages, stage, write,
  * prepare, validate, snapshot, the confirmation timer when the change could lock the operator
  * out, activate, verify, commit. `$TX/result` says how it ended, for a caller that lost the
  * connection; `verified` that it may be confirmed.
@@ -384,6 +384,7 @@ export function applyScript(
             bootHook: plan.needsConfirm ? ensureBootHook() : "",
             sections: {
                 packages: options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : [],
+                stage: steps("stage", plan.stage ?? []),
                 prepare: steps("prepare", plan.prepare),
                 validate: steps("validate", plan.validate),
                 snapshot: steps("snapshot", plan.snapshot),

@@ -157,6 +157,20 @@ export const checks = {
         guide: "60: Apache must use SSL",
         fix: "put the intermediate certificates after the leaf in apache.certificateFile (leaf first); apply.",
     },
+    "tls.acme-renewal": {
+        severity: "high",
+        title: "certbot has failed to renew an ACME certificate (it expires within 20 days; certbot renews at 30)",
+        section: "Services",
+        guide: "60: Apache must use SSL",
+        fix: "read /var/log/letsencrypt/letsencrypt.log (port 80 reachable from the CA? the names resolving to the host?), then certbot renew; apply re-issues when drift sees it.",
+    },
+    "tls.acme-config": {
+        severity: "medium",
+        title: "mor-harden's ACME renewal configuration was changed by hand",
+        section: "Services",
+        guide: "60: Apache must use SSL",
+        fix: "change apache.acme in the stack instead and apply (the renewal configuration's server, authenticator and webroot are mor-harden's).",
+    },
     "net.exposed": {
         severity: "critical",
         title: "a service that must never be public is listening and the live firewall accepts it from any source",

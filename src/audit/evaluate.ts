@@ -6,7 +6,7 @@ import type { Network } from "./networks";
 import { fail2banExposureFindings } from "./fail2ban-config";
 import { pjprojectFindings } from "./pjproject";
 import type { AuditFacts } from "./script";
-import { exposureFindings, fail2banFindings, mysqlFindings, tlsFindings } from "./system";
+import { acmeFindings, exposureFindings, fail2banFindings, mysqlFindings, tlsFindings } from "./system";
 
 /** `trusted`: the stack's trusted sources that are networks (AMI's permits are judged against them). */
 export function evaluateFacts(facts: AuditFacts, trusted: Network[]): AuditFinding[] {
@@ -15,6 +15,7 @@ export function evaluateFacts(facts: AuditFacts, trusted: Network[]): AuditFindi
         ...asteriskFindings(facts.files, facts.database, trusted),
         ...mysqlFindings(facts, listeners),
         ...tlsFindings(facts, listeners),
+        ...acmeFindings(facts),
         ...exposureFindings(facts, listeners),
         ...fail2banFindings(facts),
         ...fail2banExposureFindings(facts.hostFiles),

@@ -7,6 +7,7 @@ import { shellQuote, wholeScript } from "../render/shell";
 import { OPTION_FILE_AWK, SIPPEERS_SED } from "../config/asterisk-database";
 import { ASTERISK_DIR } from "./asterisk-config";
 import type { AsteriskFacts } from "./pjproject";
+import { ACME_RECORD, ACME_RENEWAL_KEYS } from "../apache/render";
 
 /** Asterisk files the audit reads, with what they `#include` (followed on the host). */
 export const ASTERISK_ROOTS = ["sip.conf", "pjsip.conf", "iax.conf", "manager.conf", "extconfig.conf", "modules.conf"];
@@ -47,6 +48,11 @@ export interface AuditFacts {
     fail2banThreads?: string[];
     /** Each SSLCertificateFile of the enabled Apache sites: its certificates (PEM) and `openssl verify`'s output. */
     certificates: { path: string; pem: string; verify: string }[];
+    /**
+     * Each certbot lineage (renewal/<name>.conf): its certificate (PEM), the renewal keys mor-harden
+     * chooses as they are now, and as mor-harden recorded them when it issued (absent: not mor-harden's).
+     */
+    acme?: { name: string; pem: string; keys: string; recorded?: string }[];
     /** fail2ban's jail, filter and action files, cron's files and the text scripts they name, by absolute path. */
     hostFiles: Record<string, string>;
     /** Asterisk's version and pjproject build options (absent when the script printed none). */
@@ -124,6 +130,15 @@ const certificates = [
     "done",
 ];
 
+/** certbot's lineages: `L <name> <cert b64> <keys b64> <record b64 or ->` (the record only for mor-harden's). */
+const acmeLineages = [
+    `for morh_r in /etc/letsencrypt/renewal/*.conf; do`,
+    `  [ -f "$morh_r" ] || continue; morh_n=$(basename "$morh_r" .conf)`,
+    `  morh_rec=-; [ "$morh_n" != mor-harden ] || [ ! -f ${ACME_RECORD} ] || morh_rec=$(base64 -w0 < ${ACME_RECORD})`,
+    `  printf 'L %s %s %s %s\n' "$morh_n" ${b64(`cat "/etc/letsencrypt/live/$morh_n/cert.pem"`)} ${b64(`grep -E '^(${ACME_RENEWAL_KEYS.join("|")}) = ' "$morh_r" | sort`)} "$morh_rec"`,
+    "done",
+];
+
 // ---- fail2ban's configuration, cron jobs and Asterisk's pjproject (fail2ban-config.ts, pjproject.ts)
 
 const FAIL2BAN_CONFIG = ["/etc/fail2ban/jail.conf", "/etc/fail2ban/jail.local", "/etc/fail2ban/jail.d", "/etc/fail2ban/filter.d", "/etc/fail2ban/action.d"];
@@ -181,6 +196,7 @@ export function auditScript(): string {
         `printf 'B %s\\n' ${b64("ipset list -t")}`,
         fail2banThreads,
         ...certificates,
+        ...acmeLineages,
         ...fail2banAndCronFiles,
         ...asteriskPjproject,
         "true",
@@ -206,6 +222,7 @@ export function parseAuditOutput(output: string): AuditFacts {
         rules: { v4: "", v6: "" },
         sets: "",
         certificates: [],
+        acme: [],
         hostFiles: {},
     };
     for (const line of output.split("\n")) {
@@ -255,6 +272,14 @@ export function parseAuditOutput(output: string): AuditFacts {
                 break;
             case "C":
                 facts.certificates.push({ path: fields[1], pem: unb64(fields[2]), verify: unb64(fields[3]) });
+                break;
+            case "L":
+                (facts.acme ??= []).push({
+                    name: fields[1],
+                    pem: unb64(fields[2]),
+                    keys: unb64(fields[3]),
+                    ...(fields[4] && fields[4] !== "-" ? { recorded: unb64(fields[4]) } : {}),
+                });
                 break;
             case "G":
                 facts.hostFiles = bundledFiles(unb64(fields[1]));

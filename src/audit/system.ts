@@ -7,6 +7,7 @@ import { jailsByThread } from "../fail2ban/threads";
 import { finding, type AuditFinding } from "./checks";
 import { acceptedFromAnywhere, banCounts, banSetMatched, banSets, familiesOf, listensBeyondLoopback, type Listener } from "./firewall";
 import type { AuditFacts } from "./script";
+import { ACME_RENEW_DAYS } from "../apache/render";
 
 const MYSQL_PROCESSES = /^(mysqld|mariadbd)$/;
 const WEB_PROCESSES = /^(apache2|httpd)$/;
@@ -41,6 +42,41 @@ function leafOf(pem: string): X509Certificate | undefined {
     } catch {
         return undefined;
     }
+}
+
+/**
+ * certbot's lineages: one within 20 days of its end has failed to renew (certbot renews at 30; a
+ * renewed certificate is no finding), and mor-harden's renewal keys differing from what it
+ * recorded when it issued were changed by hand.
+ */
+export function acmeFindings(facts: AuditFacts): AuditFinding[] {
+    const findings: AuditFinding[] = [];
+    for (const lineage of facts.acme ?? []) {
+        const leaf = leafOf(lineage.pem);
+        const label = `/etc/letsencrypt/live/${lineage.name}`;
+        if (!leaf) findings.push(finding("tls.acme-renewal", `${label}: no readable certificate`));
+        else {
+            const expires = Date.parse(leaf.validTo) / 1000;
+            const days = Math.floor((expires - facts.now) / DAY);
+            if (days < ACME_RENEW_DAYS)
+                findings.push(
+                    finding(
+                        "tls.acme-renewal",
+                        `${label}: ${expires <= facts.now ? "expired" : `expires in ${days} days`} on ${new Date(expires * 1000).toISOString().slice(0, 10)}`,
+                    ),
+                );
+        }
+        if (lineage.recorded !== undefined && lineage.recorded.trim() !== lineage.keys.trim()) {
+            const changed = lineage.keys.split("\n").filter((line) => line && !lineage.recorded!.split("\n").includes(line));
+            findings.push(
+                finding(
+                    "tls.acme-config",
+                    `/etc/letsencrypt/renewal/${lineage.name}.conf: ${changed.length > 0 ? changed.join("; ") : "a key mor-harden set is gone"}`,
+                ),
+            );
+        }
+    }
+    return findings;
 }
 
 export function tlsFindings(facts: AuditFacts, listeners: Listener[]): AuditFinding[] {

@@ -57,7 +57,18 @@ export const hostSchema = z
         if (config.privateKey && config.connection.privateKeyFile) {
             issue(["connection", "privateKeyFile"], "is set as well as the secret privateKey: keep one");
         }
-        if (config.apache.enabled) {
+        if (config.apache.enabled && config.apache.acme) {
+            // ACME makes the key on the host; HTTP-01 needs the CA to reach port 80 from anywhere.
+            if (config.tlsKey) issue(["tlsKey"], "is set as well as apache.acme: keep one (ACME makes the key on the host)");
+            const http = services.find((service) => service.name === "http");
+            if (http?.exposure !== "public")
+                issue(
+                    ["firewall", "services", "http"],
+                    `is ${http?.exposure ?? "missing"}: apache.acme validates over HTTP-01, so the CA must reach port 80 (make it public)`,
+                );
+            if (config.knocking.mode !== "off" && config.knocking.guards.includes("http"))
+                issue(["knocking", "guards"], "guards http while apache.acme is set: the CA could not reach port 80 to validate");
+        } else if (config.apache.enabled) {
             if (config.tlsKey && config.apache.keyFile) issue(["apache", "keyFile"], "is set as well as the secret tlsKey: keep one");
             if (!config.tlsKey && !config.apache.keyFile)
                 issue(["tlsKey"], "is required when apache is enabled (pulumi config set --secret tlsKey < key.pem, or apache.keyFile)");

@@ -32,16 +32,18 @@ program
         parseVoipProfiles,
     )
     .option("--profile <profile>", `how hosts look before mor-harden: ${labProfiles.join(", ")} (mor: as a MOR install leaves them)`, "plain")
-    .action(async (options: { hosts: number; voip?: (VoipProfile | undefined)[]; profile: LabProfile }) => {
+    .option("--acme", "start an ACME CA (Debian's pebble, names by pebble-challtestsrv) on 198.51.100.30 and give the hosts apache.acme pointing at it")
+    .action(async (options: { hosts: number; voip?: (VoipProfile | undefined)[]; profile: LabProfile; acme?: boolean }) => {
         if (!Number.isInteger(options.hosts) || options.hosts < 1 || options.hosts > 20) throw new Error("--hosts: a number from 1 to 20");
         if (!labProfiles.includes(options.profile)) throw new Error(`--profile: one of ${labProfiles.join(", ")}`);
-        const state = await labUp(LAB_DIR, options.hosts, undefined, { voip: options.voip, profile: options.profile });
+        const state = await labUp(LAB_DIR, options.hosts, undefined, { voip: options.voip, profile: options.profile, acme: options.acme });
         const stack = writeLabStacks(state, join(LAB_DIR, "..", "stacks"));
         for (const host of state.hosts)
             console.log(
                 `${host.name}  ${host.v4}  ${host.v6}  ${host.hostKey}  ${host.profile}  started in ${host.startSeconds.toFixed(2)}s${host.voip ? `  voip ${host.voip.secrets}:${host.voip.database}` : ""}`,
             );
         for (const client of state.clients) console.log(`${client.name}  ${client.v4}  ${client.v6}`);
+        if (state.acme) console.log(`acme CA  ${state.acme.directory}  (pebble, its TLS signed by ${state.caCertificate})`);
         console.log(`stack file: ${stack} (hosts ${state.hosts.map((host) => host.name).join(", ")})`);
     });
 

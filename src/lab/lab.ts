@@ -5,13 +5,17 @@
 // namespaces. All of them hang off a bridge inside a switch namespace, so nothing is added to
 // the machine's own network and nothing leaves the lab.
 import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { join } from "node:path";
 import { clientAddresses, hostAddress } from "./addresses";
 import { hostInit, hostsFile, labFiles } from "./host-files";
 import type { VoipProfile } from "./voip-files";
 import type { LabProfile } from "./mor-profile";
+import { ACME_CA_ADDRESS, addAcmeName, startAcme, type LabAcme } from "./acme";
+import { issueCertificate } from "./certificates";
+
+export { issueCertificate };
 
 /** Every namespace of a lab is named with its prefix, so two labs (the operator's, a test run's) never meet. */
 export const DEFAULT_PREFIX = "morh-";
@@ -49,6 +53,8 @@ export interface LabState {
     caCertificate: string;
     hosts: LabHost[];
     clients: LabNode[];
+    /** The lab's ACME CA (`up --acme`), when it runs. */
+    acme?: LabAcme;
 }
 
 export interface ExecResult {
@@ -140,51 +146,6 @@ function ensureOperatorMaterial(dir: string): { operatorKey: string; caCertifica
         ]);
     }
     return { operatorKey, caCertificate };
-}
-
-/** A certificate for a lab host's GUI, signed by the lab CA. */
-export function issueCertificate(dir: string, name: string, address: string): { certificate: string; key: string } {
-    const certificate = join(dir, `${name}.crt`);
-    const key = join(dir, `${name}.key`);
-    if (!existsSync(certificate)) {
-        const request = join(dir, `${name}.csr`);
-        run("openssl", [
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            key,
-            "-out",
-            request,
-            "-subj",
-            `/CN=${name}.lab.example`,
-        ]);
-        const extensions = join(dir, `${name}.ext`);
-        writeFileSync(extensions, `subjectAltName=DNS:${name}.lab.example,IP:${address}\n`);
-        run("openssl", [
-            "x509",
-            "-req",
-            "-in",
-            request,
-            "-CA",
-            join(dir, "ca.crt"),
-            "-CAkey",
-            join(dir, "ca.key"),
-            "-CAcreateserial",
-            "-out",
-            certificate,
-            "-days",
-            "30",
-            "-extfile",
-            extensions,
-        ]);
-        chmodSync(key, 0o600);
-    }
-    return { certificate, key };
 }
 
 function childPid(pid: number): number | undefined {
@@ -307,7 +268,7 @@ export async function labUp(
     dir: string,
     hosts = 1,
     prefix = DEFAULT_PREFIX,
-    options: { startTimeoutMs?: number; voip?: (VoipProfile | undefined)[]; profile?: LabProfile | LabProfile[] } = {},
+    options: { startTimeoutMs?: number; voip?: (VoipProfile | undefined)[]; profile?: LabProfile | LabProfile[]; acme?: boolean } = {},
 ): Promise<LabState> {
     /** One profile for every host, or one per host (the last repeats). */
     const profileOf = (index: number): LabProfile => {
@@ -322,7 +283,17 @@ export async function labUp(
         state.hosts.every(
             (host, index) => JSON.stringify(host.voip) === JSON.stringify(options.voip?.[index]) && (host.profile ?? "plain") === profileOf(index + 1),
         );
-    if (previous && previous.prefix === prefix && previous.hosts.length === hosts && previous.hosts.every(alive) && sameProfiles(previous)) return previous;
+    const sameAcme = (state: LabState) =>
+        (state.acme ? isRunning(state.acme.pebblePid) && isRunning(state.acme.challtestsrvPid) : false) === Boolean(options.acme);
+    if (
+        previous &&
+        previous.prefix === prefix &&
+        previous.hosts.length === hosts &&
+        previous.hosts.every(alive) &&
+        sameProfiles(previous) &&
+        sameAcme(previous)
+    )
+        return previous;
     if (previous || listLabNamespaces(prefix).length > 0) labDown(dir, prefix);
     const { operatorKey, caCertificate } = ensureOperatorMaterial(dir);
     const state: LabState = { dir, prefix, operatorKey, caCertificate, hosts: [], clients: [] };
@@ -331,10 +302,16 @@ export async function labUp(
         for (const [name, addresses] of Object.entries(clientAddresses)) {
             state.clients.push({ name, kind: "client", netns: addNode(prefix, name, addresses.v4, addresses.v6), ...addresses });
         }
+        if (options.acme) {
+            state.acme = startAcme(dir, addNode(prefix, "acme", ACME_CA_ADDRESS.v4, ACME_CA_ADDRESS.v6));
+            writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
+        }
         // Started one after another: each start is mostly waiting on its own daemons, and the
         // machine has two cores.
         for (let index = 1; index <= hosts; index++) {
             state.hosts.push(await startHost(dir, prefix, index, operatorKey, options.startTimeoutMs ?? 30_000, profileOf(index), options.voip?.[index - 1]));
+            // The CA resolves the host's GUI name to the host (the name lab stacks give it).
+            if (state.acme) addAcmeName(state.acme, `${hostName(index)}.lab.example`, hostAddress(index).v4);
             writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
         }
         writeFileSync(statePath(dir), JSON.stringify(state, null, 2));
@@ -379,7 +356,9 @@ export function labDown(dir: string, prefix = readState(dir)?.prefix ?? DEFAULT_
         tryRun("kill", ["-KILL", String(host.ownerPid)]);
         tryRun("kill", ["-KILL", String(host.initPid)]);
     }
-    waitUntilGone(state?.hosts.flatMap((host) => [host.ownerPid, host.initPid]) ?? []);
+    const acmePids = state?.acme ? [state.acme.pebblePid, state.acme.challtestsrvPid] : [];
+    for (const pid of acmePids) tryRun("kill", ["-KILL", String(pid)]);
+    waitUntilGone([...(state?.hosts.flatMap((host) => [host.ownerPid, host.initPid]) ?? []), ...acmePids]);
     for (const netns of listLabNamespaces(prefix)) {
         // A namespace still holding processes we did not record (a crashed earlier run): kill them by
         // their network namespace, which only lab processes share.

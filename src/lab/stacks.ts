@@ -3,7 +3,7 @@
 // own commands target the whole lab. It holds this run's host keys and paths, so it is not
 // committed. Tests that want one host use the single-host form of the same settings.
 import { execFileSync } from "node:child_process";
-import { readdirSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
 import { HOSTS_KEY, mergeOverrides } from "../config/environment";
@@ -27,7 +27,10 @@ export function labSettings(state: LabState): Record<string, unknown> {
         // The lab reaches no network, so support.kolmisoft.com could not be resolved: removed explicitly.
         // A lab host is a network namespace, whose LOG rules the kernel does not log: NFLOG + ulogd.
         firewall: { trusted: [workstation.v4, workstation.v6], trustKolmisoftSupport: false, scannerLog: "nflog" },
-        apache: { enabled: true },
+        // With the lab's ACME CA, each host's certificate comes from it (its directory's TLS is the lab CA's).
+        apache: state.acme
+            ? { enabled: true, acme: { email: "operator@lab.example", directory: state.acme.directory, caBundle: readFileSync(state.caCertificate, "utf8") } }
+            : { enabled: true },
         // The system concern is off in the lab's stacks (test/system/ turns it on). The lab's
         // hosts share this machine's kernel: where it is on, only the network namespace's
         // sysctls are written; kernel-wide ones (kernel.*, fs.*) are rendered and checked, never applied.
@@ -38,11 +41,10 @@ export function labSettings(state: LabState): Record<string, unknown> {
 
 /** What is one lab host's own: its address and host key, its GUI's name and certificate. */
 export function labHostEntry(state: LabState, host: LabHost): Record<string, unknown> {
+    const connection = { address: host.v4, hostKey: host.hostKey };
+    if (state.acme) return { connection, apache: { serverName: `${host.name}.lab.example` } };
     const { certificate, key } = issueCertificate(state.dir, host.name, host.v4);
-    return {
-        connection: { address: host.v4, hostKey: host.hostKey },
-        apache: { serverName: `${host.name}.lab.example`, certificateFile: certificate, keyFile: key },
-    };
+    return { connection, apache: { serverName: `${host.name}.lab.example`, certificateFile: certificate, keyFile: key } };
 }
 
 const stackDocument = (values: Record<string, unknown>) => ({

@@ -70,6 +70,12 @@ export interface ConcernPlan {
     /** OS packages that must be installed before the files mean anything. */
     packages: string[];
     artifacts: Artifact[];
+    /**
+     * Commands run after the packages and before the files move into place: a step the new files
+     * need done on the host first (an ACME issuance). A failure refuses the change with nothing
+     * moved; a line `MORH-REASON <kind> <why>` on its output says why, typed.
+     */
+    stage?: string[];
     /** Idempotent commands run after the files are written, before validation (enable modules, sites). */
     prepare: string[];
     /** Commands that judge the written files with the real tool; any failure rolls the files back. */
@@ -105,6 +111,13 @@ export interface ConcernPlan {
     /** A mistake here can lock the operator out: the change is committed only after a new SSH login. */
     needsConfirm: boolean;
 }
+
+/**
+ * The lines a plan's own commands may print for the engine, at the start of a line (the apply
+ * protocol, src/apply/protocol.ts, takes them from here): `MORH-NOTE <text>` is carried into the
+ * report; `MORH-REASON <kind> <why>` says why a stage refused the change (the last one counts).
+ */
+export const PLAN_MARKER = { note: "MORH-NOTE", reason: "MORH-REASON" } as const;
 
 const SECRET_MARK = "@@mor-harden-secret:";
 

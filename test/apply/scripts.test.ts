@@ -107,7 +107,7 @@ describe("host scripts as text", () => {
             const timer = plan.needsConfirm ? ["confirmation"] : [];
             assert.deepEqual(
                 sections,
-                ["lock", "protect", "packages", "write", "prepare", "validate", "snapshot", ...timer, "activate", "verify", "commit"],
+                ["lock", "protect", "packages", "stage", "write", "prepare", "validate", "snapshot", ...timer, "activate", "verify", "commit"],
                 plan.concern,
             );
         }

@@ -29,7 +29,10 @@ function defaultProfile(): LabProfile {
     return wanted as LabProfile;
 }
 
-export async function startTestLab(hosts = 1, options: { profile?: LabProfile | LabProfile[]; voip?: (VoipProfile | undefined)[] } = {}): Promise<TestLab> {
+export async function startTestLab(
+    hosts = 1,
+    options: { profile?: LabProfile | LabProfile[]; voip?: (VoipProfile | undefined)[]; acme?: boolean } = {},
+): Promise<TestLab> {
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-lab-"));
     const prefix = `mht${process.pid % 100000}-`;
     let stopped = false;

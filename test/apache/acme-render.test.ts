@@ -1,0 +1,333 @@
+// apache.acme without a host: the schema's named errors, what the renderer writes (the SSL vhost
+// on certbot's live links, the port-80 vhost serving the challenge and redirecting the rest, the
+// deploy hook, the private CA's files), the stage that issues before anything moves, and the
+// typed reason a refused stage reports.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { X509Certificate } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import {
+    ACME_CA_BUNDLE,
+    ACME_DEPLOY_HOOK,
+    ACME_FAILURES,
+    ACME_LIVE,
+    ACME_TIMER_DROP_IN,
+    ACME_VIEW,
+    ACME_WEBROOT,
+    acmeFailureScript,
+    acmeIssueScript,
+    renderApache,
+} from "../../src/apache/render";
+import { LETS_ENCRYPT_DIRECTORY } from "../../src/apache/schema";
+import { marker, parseTransactionResult, stepExit } from "../../src/apply/protocol";
+import { applyScript } from "../../src/apply/scripts";
+import { ConfigError, type HostConfig } from "../../src/config/schema";
+import { parseAuditOutput } from "../../src/audit/script";
+import { acmeFindings } from "../../src/audit/system";
+import { certificateFor, HOST_KEY, minimalConfig, renderInputFor } from "../helpers/fixtures";
+import { ACME_CA_ADDRESS, acmeDirectoryUrl } from "../../src/lab/acme";
+import type { LabHost, LabState } from "../../src/lab/lab";
+import { labEnvironmentConfig } from "../../src/lab/stacks";
+
+const acme = (apache: Record<string, unknown> = {}, rest: Record<string, unknown> = {}, os = "debian") =>
+    minimalConfig({
+        os,
+        apache: { enabled: true, serverName: "mor.example.com", serverAliases: ["gui.example.com"], acme: { email: "ops@example.com" }, ...apache },
+        ...rest,
+    });
+
+/** The problems a config is refused with. */
+function problems(build: () => HostConfig): string[] {
+    try {
+        build();
+    } catch (error) {
+        if (error instanceof ConfigError) return error.problems;
+        throw error;
+    }
+    assert.fail("the config was accepted");
+}
+
+const plan = async (config: HostConfig) => renderApache(await renderInputFor(config))!;
+
+function shellcheck(script: string): string {
+    const run = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", "-"], { input: script, encoding: "utf8" });
+    assert.ok(run.error === undefined, `shellcheck runs (${run.error?.message})`);
+    return run.stdout;
+}
+
+describe("apache.acme: the schema", () => {
+    it("defaults to Let's Encrypt production and to serverName and its aliases", async () => {
+        const config = acme();
+        assert.equal(config.apache.acme!.directory, LETS_ENCRYPT_DIRECTORY);
+        const stage = (await plan(config)).stage!.join("\n");
+        assert.match(stage, /-d 'mor\.example\.com' -d 'gui\.example\.com'/);
+        assert.match(stage, new RegExp(`--server '${LETS_ENCRYPT_DIRECTORY}'`));
+    });
+
+    it("names a bad value where it is", () => {
+        assert.ok(problems(() => acme({ acme: { email: "not an address" } })).some((p) => p.startsWith("apache.acme.email: ")));
+        assert.ok(
+            problems(() => acme({ acme: { email: "ops@example.com", directory: "http://ca.example/dir" } })).some((p) =>
+                p.startsWith("apache.acme.directory: "),
+            ),
+        );
+        assert.ok(problems(() => acme({ acme: { email: "ops@example.com", domains: ["not a name"] } })).some((p) => p.startsWith("apache.acme.domains[0]: ")));
+        assert.ok(problems(() => acme({ acme: { email: "ops@example.com", caBundle: "no PEM" } })).some((p) => p.startsWith("apache.acme.caBundle: ")));
+        assert.ok(problems(() => acme({ acme: { email: "ops@example.com", port: 80 } })).some((p) => p.startsWith("apache.acme.port: ")));
+    });
+
+    it("refuses both forms at once: a certificate, a key file or the tlsKey secret beside acme", () => {
+        const { certificate } = certificateFor("mor.example.com");
+        assert.ok(
+            problems(() => acme({ certificate })).some(
+                (p) => p === "apache.acme: is set as well as apache.certificate: keep one (ACME makes the key on the host)",
+            ),
+        );
+        assert.ok(problems(() => acme({ keyFile: "/tmp/key.pem" })).some((p) => p.startsWith("apache.acme: is set as well as apache.keyFile")));
+        assert.ok(problems(() => acme({}, { tlsKey: { secretRef: "tlsKey" } })).some((p) => p.startsWith("tlsKey: is set as well as apache.acme")));
+    });
+
+    it("refuses a port 80 the CA could not reach: not public, or guarded by knocking", () => {
+        assert.ok(
+            problems(() => acme({}, { firewall: { trusted: ["198.51.100.10"], trustKolmisoftSupport: false, services: { http: "trusted" } } })).some((p) =>
+                p.startsWith("firewall.services.http: is trusted: apache.acme validates over HTTP-01"),
+            ),
+        );
+        assert.ok(
+            problems(() => acme({}, { knocking: { mode: "sequence", sequence: [7001, 7002, 7003], guards: ["http", "https"] } })).some((p) =>
+                p.startsWith("knocking.guards: guards http while apache.acme is set"),
+            ),
+        );
+    });
+
+    it("needs no tlsKey and no certificate with acme", () => {
+        assert.doesNotThrow(() => acme());
+    });
+});
+
+describe("apache.acme: what is rendered", () => {
+    it("points the SSL vhost at certbot's live links and serves the challenge on port 80, redirecting the rest", async () => {
+        const rendered = await plan(acme());
+        const vhost = rendered.artifacts[0].content;
+        assert.match(vhost, new RegExp(`SSLCertificateFile ${ACME_LIVE}/fullchain\\.pem`));
+        assert.match(vhost, new RegExp(`SSLCertificateKeyFile ${ACME_LIVE}/privkey\\.pem`));
+        assert.match(vhost, new RegExp(`Alias /\\.well-known/acme-challenge/ ${ACME_WEBROOT}/\\.well-known/acme-challenge/`));
+        assert.match(vhost, /RedirectMatch permanent \^\/\(\?!\\\.well-known\/acme-challenge\/\)\(\.\*\)\$ https:\/\/mor\.example\.com\/\$1/);
+        assert.doesNotMatch(vhost, /Redirect permanent \//);
+        assert.ok(rendered.packages.includes("certbot"));
+        assert.ok(rendered.validate[0].includes(`${ACME_LIVE}/fullchain.pem`) && rendered.validate[0].includes(`${ACME_LIVE}/privkey.pem`));
+        assert.deepEqual(
+            rendered.liveViews.map((view) => view.name),
+            [ACME_VIEW.renewal, ACME_VIEW.config],
+        );
+    });
+
+    it("the RedirectMatch leaves exactly the challenge path out (its pattern, run as PCRE would)", () => {
+        const pattern = /^\/(?!\.well-known\/acme-challenge\/)(.*)$/;
+        assert.ok(!pattern.test("/.well-known/acme-challenge/token"));
+        assert.equal("/index.php".replace(pattern, "https://mor.example.com/$1"), "https://mor.example.com/index.php");
+        assert.ok(pattern.test("/.well-known/other"));
+    });
+
+    it("carries no key, no secret: the key is made on the host", async () => {
+        const rendered = await plan(acme());
+        for (const artifact of rendered.artifacts) {
+            assert.ok(!artifact.secret, artifact.path);
+            assert.ok(!artifact.content.includes("PRIVATE KEY"), artifact.path);
+        }
+        assert.ok(!rendered.stage!.join("\n").includes("PRIVATE KEY"));
+    });
+
+    it("installs the deploy hook, and for a private CA its certificates and the timer's drop-in", async () => {
+        const { certificate: caBundle } = certificateFor("ca.example.com");
+        const rendered = await plan(acme({ acme: { email: "ops@example.com", directory: "https://198.51.100.30:14000/dir", caBundle } }));
+        const paths = rendered.artifacts.map((artifact) => artifact.path);
+        assert.deepEqual(paths.slice(1), [ACME_DEPLOY_HOOK, ACME_CA_BUNDLE, ACME_TIMER_DROP_IN]);
+        assert.equal(rendered.artifacts[1].mode, "0755");
+        assert.match(rendered.artifacts[3].content, new RegExp(`Environment=REQUESTS_CA_BUNDLE=${ACME_CA_BUNDLE}`));
+        assert.match(rendered.stage!.join("\n"), /REQUESTS_CA_BUNDLE=/);
+        const plain = await plan(acme());
+        assert.deepEqual(plain.artifacts.map((artifact) => artifact.path).slice(1), [ACME_DEPLOY_HOOK]);
+    });
+
+    it("the deploy hook validates before it reloads and keeps the old certificate otherwise (shellcheck-clean)", async () => {
+        const hook = (await plan(acme())).artifacts[1].content;
+        const validated = hook.indexOf("apache2ctl -t");
+        assert.ok(validated > 0 && validated < hook.indexOf("apache2ctl graceful"));
+        assert.match(hook, /openssl pkey -pubout/);
+        assert.match(hook, /ln -sfn "\.\.\/\.\.\/archive\/mor-harden\/\$morh_part\$morh_previous\.pem"/);
+        assert.equal(shellcheck(hook), "");
+    });
+
+    it("leaves renewal to certbot's timer (enabled) or cron job, and verifies that it is scheduled", async () => {
+        const debian = await plan(acme());
+        assert.ok(debian.prepare.some((command) => command.includes("systemctl enable --now --quiet certbot.timer")));
+        assert.ok(debian.verify.some((command) => command.includes("systemctl is-enabled --quiet certbot.timer") && command.includes("/etc/cron.d/certbot")));
+        const rhel = await plan(acme({}, {}, "rhel"));
+        assert.ok(rhel.prepare.some((command) => command.includes("certbot-renew.timer")));
+    });
+
+    it("rhel: the challenge vhost in conf.d before ours, httpd's apachectl, EPEL's certbot", async () => {
+        const rendered = await plan(acme({}, {}, "rhel"));
+        assert.deepEqual(rendered.packages, ["httpd", "mod_ssl", "certbot"]);
+        const stage = acmeIssueScript(acme({}, {}, "rhel").apache, "rhel");
+        assert.match(stage, /\/etc\/httpd\/conf\.d\/00-mor-harden-acme-challenge\.conf/);
+        assert.match(stage, /apachectl graceful/);
+        assert.ok("00-mor-harden-acme-challenge.conf" < "00-mor-harden.conf", "read before our vhost");
+    });
+});
+
+describe("apache.acme: the stage", () => {
+    it("runs in the transaction after the packages and before any file moves, and is shellcheck-clean there", async () => {
+        const rendered = await plan(acme());
+        const script = applyScript(
+            { ...rendered, contents: rendered.artifacts.map((artifact) => artifact.content) },
+            { txid: "19700101000000000-apache-00000000", os: "debian", installPackages: ["certbot"], confirmSeconds: 20, lockSeconds: 60 },
+        );
+        const at = (text: string) => script.indexOf(text);
+        assert.ok(at("## section: packages") < at("## section: stage"));
+        assert.ok(at("## section: stage") < at("certbot certonly") && at("certbot certonly") < at("## section: write"));
+        assert.match(script, new RegExp(`fail ${stepExit.stage} 'stage'`));
+        assert.equal(shellcheck(`#!/bin/sh\n${script}`), "");
+    });
+
+    it("reports each failure kind on a marker line, typed", async () => {
+        const stage = (await plan(acme())).stage!.join("\n");
+        for (const kind of ACME_FAILURES.filter((kind) => kind !== "package" && kind !== "host" && kind !== "apache"))
+            assert.ok(stage.includes(`morh_reason ${kind} `), `the stage can report ${kind}`);
+        assert.match(stage, /morh_reason\(\) \{ echo "MORH-REASON \$1 \$2"; exit 1; \}/);
+    });
+
+    it("a refused stage parses into its step and typed reason (the last marker line; never one inside a line)", () => {
+        const stdout = `${marker.locked}\nsaid ${marker.reason} dns nope\n${marker.reason} port-80 the CA could not fetch the challenge from port 80: refused\n${marker.failed} stage\n${marker.rolledBack}\n`;
+        const outcome = parseTransactionResult({ code: stepExit.stage, stdout, stderr: "" });
+        assert.equal(outcome.kind, "rolled-back");
+        assert.ok(outcome.kind === "rolled-back");
+        assert.equal(outcome.step, "stage");
+        assert.deepEqual(outcome.reason, { kind: "port-80", why: "the CA could not fetch the challenge from port 80: refused" });
+        assert.ok(!outcome.output.includes(marker.reason + " port-80"), "the marker line is not tool output");
+        const other = parseTransactionResult({
+            code: stepExit.validate,
+            stdout: `${marker.reason} dns x\n${marker.failed} validate\n${marker.rolledBack}\n`,
+            stderr: "",
+        });
+        assert.ok(other.kind === "rolled-back" && other.reason === undefined, "only a stage gives a reason");
+    });
+});
+
+describe("apache.acme: the audit", () => {
+    const b64 = (text: string) => Buffer.from(text).toString("base64");
+    const keys = "authenticator = webroot\nserver = https://ca.example/dir\nwebroot_path = /var/www/mor-harden-acme,";
+    const { certificate } = certificateFor("mor.example.com");
+    const expires = Date.parse(new X509Certificate(certificate).validTo) / 1000;
+    const audit = (now: number, live: string, recorded: string | undefined) =>
+        acmeFindings({ ...parseAuditOutput(`N ${now}\nL mor-harden ${b64(certificate)} ${b64(live)} ${recorded === undefined ? "-" : b64(recorded)}\n`) });
+
+    it("reports a certificate certbot has failed to renew (within 20 days of its end), not a renewed one", () => {
+        assert.deepEqual(audit(expires - 60 * 86400, keys, keys), []);
+        const late = audit(expires - 5 * 86400, keys, keys);
+        assert.deepEqual(
+            late.map((finding) => finding.id),
+            ["tls.acme-renewal"],
+        );
+        assert.match(late[0].evidence, /expires in 5 days/);
+    });
+
+    it("reports mor-harden's renewal keys changed by hand, and only for its own lineage", () => {
+        const changed = audit(expires - 60 * 86400, keys.replace("webroot\n", "standalone\n"), keys);
+        assert.deepEqual(
+            changed.map((finding) => [finding.id, finding.evidence]),
+            [["tls.acme-config", "/etc/letsencrypt/renewal/mor-harden.conf: authenticator = standalone"]],
+        );
+        assert.deepEqual(audit(expires - 60 * 86400, "authenticator = standalone", undefined), []);
+    });
+});
+
+describe("apache.acme: the lab stack (lab up --acme)", () => {
+    it("gives every host apache.acme at the lab's CA, trusting the lab CA, and no certificate file", () => {
+        const dir = mkdtempSync(join(tmpdir(), "mor-harden-acme-lab-"));
+        try {
+            const caCertificate = join(dir, "ca.crt");
+            writeFileSync(caCertificate, certificateFor("ca.lab.example").certificate);
+            const acmeState = { netns: "t-acme", pebblePid: 1, challtestsrvPid: 1, directory: acmeDirectoryUrl() };
+            const host = { name: "mor-1", kind: "host", netns: "t-mor-1", v4: "192.0.2.11", v6: "2001:db8:2::11", hostKey: HOST_KEY } as unknown as LabHost;
+            const state = {
+                dir,
+                prefix: "t-",
+                operatorKey: join(dir, "id_ed25519"),
+                caCertificate,
+                hosts: [host],
+                clients: [{ name: "workstation", kind: "client", netns: "t-workstation", v4: "198.51.100.10", v6: "2001:db8:51::10" }],
+                acme: acmeState,
+            } as unknown as LabState;
+            const config = labEnvironmentConfig(state).config as Record<string, Record<string, unknown>>;
+            assert.deepEqual(config["mor-harden:apache"], {
+                enabled: true,
+                acme: { email: "operator@lab.example", directory: "https://198.51.100.30:14000/dir", caBundle: readFileSync(caCertificate, "utf8") },
+            });
+            const hosts = config["mor-harden:hosts"] as Record<string, { apache: Record<string, unknown> }>;
+            assert.deepEqual(hosts["mor-1"].apache, { serverName: "mor-1.lab.example" });
+            assert.ok(ACME_CA_ADDRESS.v4.startsWith("198.51.100."), "a documentation address");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});
+
+describe("apache.acme: why an issuance failed (templates/apache/acme-failure.sh.hbs, run by sh on certbot's words)", () => {
+    /** Runs the failure block on certbot's output (and the log it names), as the issuance does; the marker line it prints. */
+    function reasonFor(output: string, log = ""): string {
+        const dir = mkdtempSync(join(tmpdir(), "mor-harden-acme-failure-"));
+        try {
+            writeFileSync(join(dir, "log"), log);
+            writeFileSync(join(dir, "certbot"), output.replace("LOGFILE", join(dir, "log")));
+            const harness = `morh_work='${dir}'; morh_rc=1\nmorh_end() { :; }\nmorh_reason() { echo "MORH-REASON $1 $2"; exit 1; }\n${acmeFailureScript("https://ca.example/dir")}\n`;
+            const run = spawnSync("sh", ["-c", harness], { encoding: "utf8" });
+            assert.equal(run.status, 1, run.stderr);
+            return run.stdout.trim();
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    }
+    const challengeFailed = (type: string, detail: string) =>
+        `Saving debug log to /var/log/letsencrypt/letsencrypt.log\nCertbot failed to authenticate some domains (authenticator: webroot). The Certificate Authority reported these problems:\n  Domain: mor.example.com\n  Type:   ${type}\n  Detail: ${detail}\n\nHint: The Certificate Authority failed to download the temporary challenge files.\n\nSome challenges have failed.\nAsk for help or search for solutions at https://community.letsencrypt.org. See the logfile LOGFILE or re-run Certbot with -v for more details.\n`;
+
+    it("by the ACME problem type certbot reports", () => {
+        assert.equal(
+            reasonFor(challengeFailed("connection", "192.0.2.11: Fetching http://mor.example.com/.well-known/acme-challenge/x: Connection refused")),
+            "MORH-REASON port-80 the CA could not fetch the challenge from port 80: 192.0.2.11: Fetching http://mor.example.com/.well-known/acme-challenge/x: Connection refused",
+        );
+        assert.match(reasonFor(challengeFailed("dns", "DNS problem: NXDOMAIN looking up A for mor.example.com")), /^MORH-REASON dns a name does not resolve/);
+        assert.match(
+            reasonFor(challengeFailed("unauthorized", "Invalid response from http://mor.example.com/.well-known/acme-challenge/x: 404")),
+            /^MORH-REASON refused the CA refused \(unauthorized\): Invalid response/,
+        );
+        assert.match(reasonFor(challengeFailed("caa", "CAA record for example.com prevents issuance")), /^MORH-REASON refused the CA refused \(caa\)/);
+    });
+
+    it("a rate limit, from the problem type in the log certbot names", () => {
+        const output =
+            "Saving debug log to /var/log/letsencrypt/letsencrypt.log\nAn unexpected error occurred:\nError creating new order :: too many certificates (5) already issued for this exact set of domains in the last 168 hours: mor.example.com, retry after 2026-12-03T00:00:00Z: see https://letsencrypt.org/docs/rate-limits/\nAsk for help or search for solutions at https://community.letsencrypt.org. See the logfile LOGFILE or re-run Certbot with -v for more details.\n";
+        const log =
+            '2026-12-02 14:00:00,000:DEBUG:acme.client:Received response:\n{"type": "urn:ietf:params:acme:error:rateLimited", "detail": "too many certificates", "status": 429}\n';
+        assert.match(reasonFor(output, log), /^MORH-REASON rate-limit the CA's rate limit: Error creating new order :: too many certificates \(5\)/);
+    });
+
+    it("a directory that cannot be reached, and anything else as certbot's own words", () => {
+        const unreachable =
+            "Saving debug log to /var/log/letsencrypt/letsencrypt.log\nAn unexpected error occurred:\nValueError: Requesting ca.example/dir: Connection refused\nAsk for help or search for solutions at https://community.letsencrypt.org. See the logfile LOGFILE or re-run Certbot with -v for more details.\n";
+        assert.equal(
+            reasonFor(unreachable),
+            "MORH-REASON ca-unreachable the ACME directory https://ca.example/dir cannot be reached: ValueError: Requesting ca.example/dir: Connection refused",
+        );
+        assert.equal(
+            reasonFor("Another instance of Certbot is already running.\n"),
+            "MORH-REASON certbot certbot exited 1: Another instance of Certbot is already running.",
+        );
+        // A stale log of an earlier run is not read: only the one this run names.
+        assert.match(reasonFor("Some other failure\n", "urn:ietf:params:acme:error:dns"), /^MORH-REASON certbot /);
+    });
+});
