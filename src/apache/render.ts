@@ -99,7 +99,10 @@ export const ACME_RENEWAL_KEYS = ["authenticator", "server", "webroot_path"];
 export const ACME_RENEW_DAYS = 20;
 
 /** The live views that say whether certbot keeps the certificate renewed and its configuration is ours. */
-export const ACME_VIEW = { renewal: "tls.acme-renewal", config: "tls.acme-config" } as const;
+export const ACME_VIEW = { renewal: "tls.acme-renewal", names: "tls.acme-names", config: "tls.acme-config" } as const;
+
+/** Names in byte order, as `LC_ALL=C sort -u` prints them on the host. */
+const sortedNames = (names: string[]) => [...new Set(names)].sort().join(" ");
 
 const base64 = (text: string) => Buffer.from(text).toString("base64");
 
@@ -113,7 +116,20 @@ export function acmeRenewalKeys(apache: ApacheConfig): string {
  * from "$morh_work/certbot" and $morh_rc, `morh_end` then `morh_reason <kind> <why>`.
  */
 export function acmeFailureScript(directory: string): string {
-    return renderTemplate("apache/acme-failure.sh.hbs", { directory }).trimEnd();
+    return renderTemplate("apache/acme-failure.sh.hbs", { directory, certbotSeconds: ACME_CERTBOT_SECONDS }).trimEnd();
+}
+
+/** certbot's time bound in the stage: below connection.commandTimeout's default (120 s), so its reason reaches the report. */
+const ACME_CERTBOT_SECONDS = 90;
+
+/**
+ * What the stage leaves while it runs (the challenge vhost, the readiness probe), taken away with
+ * a graceful restart when it was there: the stage's own start, and every rollback of its
+ * transaction (src/render/artifact.ts, stageUndo), at boot too (the restart then fails: no Apache yet).
+ */
+function acmeStageUndo(os: keyof typeof layout): string {
+    const { challengeConf, ctl } = layout[os];
+    return `if [ -e '${challengeConf}' ]; then rm -f '${challengeConf}' '${ACME_WEBROOT}/.well-known/acme-challenge/morh-probe-'*; ${ctl} graceful >/dev/null 2>&1 || true; fi`;
 }
 
 /** The shell (templates/apache/acme-issue.sh.hbs) that issues the certificate before the files move: the plan's stage. */
@@ -121,9 +137,17 @@ export function acmeIssueScript(apache: ApacheConfig, os: keyof typeof layout): 
     const acme = apache.acme!;
     const domains = acmeDomains(apache);
     const paths = layout[os];
-    const challengeVhost = renderTemplate("apache/acme-challenge.conf.hbs", { serverName: domains[0], aliases: domains.slice(1), webroot: ACME_WEBROOT });
+    const challengeVhost = renderTemplate("apache/acme-challenge.conf.hbs", {
+        serverName: domains[0],
+        aliases: domains.slice(1),
+        webroot: ACME_WEBROOT,
+        accessLog: apacheAccessLogFile(os),
+        accessLogFormat: ACCESS_LOG_FORMAT,
+    });
     return renderTemplate("apache/acme-issue.sh.hbs", {
         failure: acmeFailureScript(acme.directory),
+        undo: acmeStageUndo(os),
+        certbotSeconds: ACME_CERTBOT_SECONDS,
         name: ACME_NAME,
         live: ACME_LIVE,
         renewalConf: ACME_RENEWAL_CONF,
@@ -132,7 +156,7 @@ export function acmeIssueScript(apache: ApacheConfig, os: keyof typeof layout): 
         challengeVhost: base64(challengeVhost),
         ctl: paths.ctl,
         domains,
-        sortedDomains: [...domains].sort().join(" "),
+        sortedDomains: sortedNames(domains),
         serverName: domains[0],
         email: acme.email,
         directory: acme.directory,
@@ -209,7 +233,7 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         artifacts: acme
             ? [file(paths.vhost, vhost), ...acmeArtifacts(input.stack, apache, paths.ctl)]
             : [file(paths.vhost, vhost), file(CERT_PATH, certificate!), file(KEY_PATH, secretPlaceholder("tlsKey") + "\n", { mode: "0600", secret: true })],
-        ...(acme ? { stage: [acmeIssueScript(apache, os)] } : {}),
+        ...(acme ? { stage: [acmeIssueScript(apache, os)], stageUndo: [acmeStageUndo(os)] } : {}),
         prepare: [
             ...paths.prepare,
             ...(acme ? [`[ ! -d /run/systemd/system ] || { systemctl daemon-reload && systemctl enable --now --quiet ${paths.certbotTimer}; }`] : []),
@@ -275,6 +299,12 @@ function acmeViews(apache: ApacheConfig) {
             name: ACME_VIEW.renewal,
             live: `if openssl x509 -checkend ${ACME_RENEW_DAYS * 86400} -noout -in ${fullchain} >/dev/null 2>&1; then echo 'valid beyond ${ACME_RENEW_DAYS} days'; elif [ -e ${fullchain} ]; then echo "expires $(openssl x509 -enddate -noout -in ${fullchain} | cut -d= -f2): certbot has not renewed it"; else echo 'no certificate in ${ACME_LIVE}'; fi`,
             expected: { text: `valid beyond ${ACME_RENEW_DAYS} days` },
+        },
+        {
+            // The names the certificate covers: a change of acme.domains is a change to apply (and drift till then).
+            name: ACME_VIEW.names,
+            live: `openssl x509 -noout -ext subjectAltName -in ${fullchain} 2>/dev/null | tr -d ' ' | tr ',' '\\n' | sed -n 's/^DNS://p' | LC_ALL=C sort -u | paste -sd ' '`,
+            expected: { text: sortedNames(acmeDomains(apache)) },
         },
         {
             name: ACME_VIEW.config,

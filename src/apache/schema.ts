@@ -107,6 +107,23 @@ export const apacheSchema = z
                     path: ["acme", "domains"],
                     message: `is required: serverName "${apache.serverName}" is no public DNS name an ACME CA can validate`,
                 });
+            const names = acmeDomains(apache);
+            // The SSL vhost answers serverName with this certificate: it must name it.
+            if (apache.acme.domains && apache.serverName && !names.includes(apache.serverName.toLowerCase()))
+                ctx.addIssue({
+                    code: "custom",
+                    path: ["acme", "domains"],
+                    message: `does not name serverName "${apache.serverName}", which the certificate serves`,
+                });
+            names.forEach((name, index) => {
+                // A CA validates only public names: one label (localhost, a host's short name) never is.
+                if (!name.includes(".") || name.endsWith(".localhost"))
+                    ctx.addIssue({
+                        code: "custom",
+                        path: apache.acme!.domains ? ["acme", "domains", index] : ["serverAliases"],
+                        message: `"${name}" is no public DNS name an ACME CA can validate`,
+                    });
+            });
             return;
         }
         if (!apache.certificate)
@@ -127,5 +144,6 @@ export type ApacheConfig = z.infer<typeof apacheSchema>;
 
 /** The names an ACME certificate covers: acme.domains, else serverName and its aliases. */
 export function acmeDomains(apache: ApacheConfig): string[] {
-    return apache.acme?.domains ?? [apache.serverName!, ...apache.serverAliases];
+    // Lowercase and each once, as the CA writes them into the certificate.
+    return [...new Set((apache.acme?.domains ?? [apache.serverName!, ...apache.serverAliases]).map((name) => name.toLowerCase()))];
 }

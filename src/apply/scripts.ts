@@ -336,6 +336,7 @@ export function rollbackScript(plan: ConcernPlan, txid: string): string {
         tx: txDir(txid),
         files: plan.artifacts.map((artifact, index) => ({ path: artifact.path, index })),
         restore: runningState.map((command) => ({ command, shown: command.replace(/["$`\\\n]/g, ".").slice(0, 60) })),
+        stageUndo: plan.stageUndo ?? [],
         checks: plan.rollbackCheck,
     });
 }

@@ -66,6 +66,11 @@ export const hostSchema = z
                     ["firewall", "services", "http"],
                     `is ${http?.exposure ?? "missing"}: apache.acme validates over HTTP-01, so the CA must reach port 80 (make it public)`,
                 );
+            else if (http.ports.from > 80 || http.ports.to < 80)
+                issue(["firewall", "services", "http", "ports"], "leaves port 80 closed: apache.acme validates over HTTP-01, on port 80 always");
+            // Let's Encrypt validates from several regions of the world: a country list on http breaks issuance and renewal.
+            if (config.firewall.countries?.services.http)
+                issue(["firewall", "countries", "services", "http"], "narrows http to some countries while apache.acme is set: the CA validates from anywhere");
             if (config.knocking.mode !== "off" && config.knocking.guards.includes("http"))
                 issue(["knocking", "guards"], "guards http while apache.acme is set: the CA could not reach port 80 to validate");
         } else if (config.apache.enabled) {

@@ -12,8 +12,10 @@ import { ConfigError, formatIssue, PROJECT, secretKeys, type HostConfig, type Is
 
 export const STACKS_DIR = "stacks";
 
+const STACK_NAME = /^[A-Za-z0-9_.-]+$/;
+
 export function stackFilePath(stack: string, projectDir = process.cwd()): string {
-    if (!/^[A-Za-z0-9_.-]+$/.test(stack)) throw new ConfigError(stack, [`"${stack}" is not a stack name (letters, digits, '.', '_', '-')`]);
+    if (!STACK_NAME.test(stack)) throw new ConfigError(stack, [`"${stack}" is not a stack name (letters, digits, '.', '_', '-')`]);
     return join(projectDir, STACKS_DIR, `Pulumi.${stack}.yaml`);
 }
 
@@ -131,6 +133,11 @@ export function loadEnvironment(target: { stack?: string; file?: string }, proje
         throw new ConfigError(path, [`cannot read the stack file (${(error as NodeJS.ErrnoException).code})`]);
     }
     const name = target.stack ?? path.replace(/^.*Pulumi\.([^/]+)\.yaml$/, "$1").replace(/^.*\//, "");
+    // The name goes into managed files' headers and host scripts: the same rule as a stack's name.
+    if (!STACK_NAME.test(name))
+        throw new ConfigError(path, [
+            `the stack name "${name}" taken from the file's name is not a stack name (letters, digits, '.', '_', '-'): rename the file`,
+        ]);
     return parseStackDocument(text, path, name);
 }
 

@@ -356,7 +356,16 @@ export function labDown(dir: string, prefix = readState(dir)?.prefix ?? DEFAULT_
         tryRun("kill", ["-KILL", String(host.ownerPid)]);
         tryRun("kill", ["-KILL", String(host.initPid)]);
     }
-    const acmePids = state?.acme ? [state.acme.pebblePid, state.acme.challtestsrvPid] : [];
+    // Only while they still are the lab's CA (a test may have killed one long ago, and its PID
+    // may be another process's by now).
+    const isPebble = (pid: number) => {
+        try {
+            return readFileSync(`/proc/${pid}/comm`, "utf8").startsWith("pebble");
+        } catch {
+            return false;
+        }
+    };
+    const acmePids = (state?.acme ? [state.acme.pebblePid, state.acme.challtestsrvPid] : []).filter(isPebble);
     for (const pid of acmePids) tryRun("kill", ["-KILL", String(pid)]);
     waitUntilGone([...(state?.hosts.flatMap((host) => [host.ownerPid, host.initPid]) ?? []), ...acmePids]);
     for (const netns of listLabNamespaces(prefix)) {

@@ -76,6 +76,12 @@ export interface ConcernPlan {
      * moved; a line `MORH-REASON <kind> <why>` on its output says why, typed.
      */
     stage?: string[];
+    /**
+     * Commands that take away what a stage leaves while it runs (a temporary vhost), run by every
+     * rollback of the transaction, whenever it ends: a stage cut short (a killed session, a reboot)
+     * leaves nothing behind once the transaction is rolled back (the next lock, the boot hook).
+     */
+    stageUndo?: string[];
     /** Idempotent commands run after the files are written, before validation (enable modules, sites). */
     prepare: string[];
     /** Commands that judge the written files with the real tool; any failure rolls the files back. */

@@ -23,7 +23,7 @@ import {
 } from "../../src/apache/render";
 import { LETS_ENCRYPT_DIRECTORY } from "../../src/apache/schema";
 import { marker, parseTransactionResult, stepExit } from "../../src/apply/protocol";
-import { applyScript } from "../../src/apply/scripts";
+import { applyScript, rollbackScript } from "../../src/apply/scripts";
 import { ConfigError, type HostConfig } from "../../src/config/schema";
 import { parseAuditOutput } from "../../src/audit/script";
 import { acmeFindings } from "../../src/audit/system";
@@ -103,6 +103,28 @@ describe("apache.acme: the schema", () => {
         );
     });
 
+    it("refuses what the CA could not validate: port 80 moved, http narrowed to countries, a one-label name, domains without serverName", () => {
+        const refused = (config: () => HostConfig, start: string) =>
+            assert.ok(
+                problems(config).some((p) => p.startsWith(start)),
+                `${start}: ${problems(config).join("; ")}`,
+            );
+        refused(
+            () => acme({}, { firewall: { services: { http: { exposure: "public", ports: 8080 } } } }),
+            "firewall.services.http.ports: leaves port 80 closed",
+        );
+        const compiled = { database: { name: "x", version: "1", date: "", licence: "x" }, block: { v4: [], v6: [] }, services: { http: { v4: [], v6: [] } } };
+        refused(
+            () => acme({}, { firewall: { countries: { services: { http: ["DE"] }, compiled } } }),
+            "firewall.countries.services.http: narrows http to some countries while apache.acme is set",
+        );
+        refused(() => acme({ serverAliases: ["localhost"] }), 'apache.serverAliases: "localhost" is no public DNS name');
+        refused(
+            () => acme({ acme: { email: "ops@example.com", domains: ["gui.example.com"] } }),
+            'apache.acme.domains: does not name serverName "mor.example.com"',
+        );
+    });
+
     it("needs no tlsKey and no certificate with acme", () => {
         assert.doesNotThrow(() => acme());
     });
@@ -121,7 +143,7 @@ describe("apache.acme: what is rendered", () => {
         assert.ok(rendered.validate[0].includes(`${ACME_LIVE}/fullchain.pem`) && rendered.validate[0].includes(`${ACME_LIVE}/privkey.pem`));
         assert.deepEqual(
             rendered.liveViews.map((view) => view.name),
-            [ACME_VIEW.renewal, ACME_VIEW.config],
+            [ACME_VIEW.renewal, ACME_VIEW.names, ACME_VIEW.config],
         );
     });
 
@@ -181,6 +203,51 @@ describe("apache.acme: what is rendered", () => {
 });
 
 describe("apache.acme: the stage", () => {
+    it("sees a change of the names as a change: the certificate's names are a live view", async () => {
+        const names = (rendered: Awaited<ReturnType<typeof plan>>) => rendered.liveViews.find((view) => view.name === ACME_VIEW.names)!.expected;
+        assert.deepEqual(names(await plan(acme())), { text: "gui.example.com mor.example.com" });
+        assert.deepEqual(names(await plan(acme({ serverAliases: ["GUI.example.com", "mor.example.com", "new.example.com"] }))), {
+            text: "gui.example.com mor.example.com new.example.com",
+        });
+    });
+
+    it(
+        "takes a challenge vhost a cut-short issuance left away in every rollback of its transaction, at boot too",
+        { skip: process.getuid?.() === 0 && spawnSync("unshare", ["--mount", "true"]).status === 0 ? false : "needs root and unshare" },
+        async () => {
+            const rendered = await plan(acme());
+            assert.equal(rendered.stageUndo?.length, 1);
+            const txid = "19700101000000000-apache-00000000";
+            const rollback = rollbackScript(rendered, txid);
+            const dir = mkdtempSync(join(tmpdir(), "morh-acme-undo-"));
+            try {
+                // Apache's conf-enabled and the state directory are scratch (a private mount namespace);
+                // apache2ctl is a stand-in that records its calls.
+                writeFileSync(join(dir, "apache2ctl"), `#!/bin/sh\necho "$*" >> ${dir}/calls\n`, { mode: 0o755 });
+                const setup = [
+                    "set -e",
+                    "mount -t tmpfs morh-test /etc/apache2/conf-enabled",
+                    "mount -t tmpfs morh-test /var/lib/mor-harden 2>/dev/null || { mkdir -p /var/lib/mor-harden && mount -t tmpfs morh-test /var/lib/mor-harden; }",
+                    `mkdir -p /var/lib/mor-harden/tx/${txid}/state && : > /var/lib/mor-harden/tx/${txid}/open`,
+                    `echo '<VirtualHost *:80>' > /etc/apache2/conf-enabled/00-mor-harden-acme-challenge.conf`,
+                    "set +e",
+                    `PATH=${dir}:$PATH sh -s; echo "exit=$?"`,
+                    "ls /etc/apache2/conf-enabled",
+                ].join("\n");
+                const run = spawnSync("unshare", ["--mount", "--propagation", "private", "sh", "-c", setup], {
+                    input: rollback,
+                    encoding: "utf8",
+                    timeout: 30_000,
+                });
+                assert.match(run.stdout, /exit=0/, run.stdout + run.stderr);
+                assert.doesNotMatch(run.stdout, /00-mor-harden-acme-challenge\.conf/, "the challenge vhost is gone");
+                assert.equal(readFileSync(join(dir, "calls"), "utf8"), "graceful\n", "Apache restarted gracefully without it");
+            } finally {
+                rmSync(dir, { recursive: true, force: true });
+            }
+        },
+    );
+
     it("runs in the transaction after the packages and before any file moves, and is shellcheck-clean there", async () => {
         const rendered = await plan(acme());
         const script = applyScript(

@@ -173,6 +173,7 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
             assert.equal(concern(run)?.reason?.kind, "port-80", JSON.stringify(concern(run)));
             assert.equal(served().serial, before.served, "the old certificate is still served");
             assert.equal(sh(host(), `sha256sum ${VHOST}`).stdout, before.vhost, "the old vhost is in place");
+            assert.equal(sh(host(), "ls /etc/apache2/conf-enabled").stdout.includes("acme-challenge"), false, "no challenge vhost is left");
         } finally {
             sh(acmeNode, block.replace("-I OUTPUT", "-D OUTPUT"));
         }

@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ConfigError, parseHostConfig } from "../../src/config/schema";
-import { parseStackDocument } from "../../src/config/stack-file";
+import { loadEnvironment, parseStackDocument } from "../../src/config/stack-file";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { certificateFor, HOST_KEY, minimalConfig, minimalRaw } from "../helpers/fixtures";
 
 function problemsOf(raw: unknown): string[] {
@@ -266,6 +269,21 @@ describe("values cannot smuggle text into configs or commands", () => {
 });
 
 describe("stack files", () => {
+    it("refuses a stack name taken from a file's name that could carry text into a host script (a newline, a space)", () => {
+        const dir = mkdtempSync(join(tmpdir(), "morh-name-"));
+        try {
+            const path = join(dir, "Pulumi.a\nid>x #.yaml");
+            writeFileSync(path, "config: {}\n");
+            assert.throws(
+                () => loadEnvironment({ file: path }),
+                (error: unknown) =>
+                    error instanceof ConfigError && /the stack name "a\nid>x #" taken from the file's name is not a stack name/.test(error.message),
+            );
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     it("reads secure values as references and never keeps their ciphertext", () => {
         const { certificate } = certificateFor("mor.example.com");
         const text = [
