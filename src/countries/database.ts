@@ -81,7 +81,10 @@ export interface CountryRules {
 interface DatabaseFiles {
     describe: CountryDatabase;
     /** Each file's path and bytes; the shipped database has one a family. */
-    files: { path: string; bytes: Buffer }[];
+    /** Each file's path and how to read it (read only when the sets are not in a cache). */
+    files: { path: string; read: () => Buffer }[];
+    /** What identifies the content: the shipped package's name and version, an own file's sha256. */
+    digest: string;
     excluded: Record<Family, Range[]>;
     shipped: boolean;
 }
@@ -97,11 +100,13 @@ function shippedDatabase(): DatabaseFiles {
     const { version } = JSON.parse(readFileSync(packageJson, "utf8")) as { version: string };
     // The version's last part is the data's date and hour: 2.3.2026061719 is 2026-06-17, 19h.
     const stamp = /\.(\d{4})(\d{2})(\d{2})\d{2}$/.exec(version);
-    const files = shippedDatabasePaths().map((path) => ({ path, bytes: readFileSync(path) }));
+    // Read only to compile: the package's version names its content (23 MB hashed at every load otherwise).
+    const files = shippedDatabasePaths().map((path) => ({ path, read: () => readFileSync(path) }));
     const excluded = { v4: SPECIAL_PURPOSE.v4.map((cidr) => cidrRange("v4", cidr)), v6: SPECIAL_PURPOSE.v6.map((cidr) => cidrRange("v6", cidr)) };
     return {
         describe: { name: SHIPPED_PACKAGE, version, date: stamp ? `${stamp[1]}-${stamp[2]}-${stamp[3]}` : "unknown", licence: SHIPPED_LICENCE },
         files,
+        digest: createHash("sha256").update(`${SHIPPED_PACKAGE}@${version}`).digest("hex"),
         excluded,
         shipped: true,
     };
@@ -114,14 +119,16 @@ function shippedDatabase(): DatabaseFiles {
  */
 function ownDatabase(path: string, asWritten: string): DatabaseFiles {
     const bytes = readFileSync(path);
+    const digest = createHash("sha256").update(bytes).digest("hex");
     return {
         describe: {
             name: asWritten,
-            version: `sha256 ${createHash("sha256").update(bytes).digest("hex").slice(0, 12)}`,
+            version: `sha256 ${digest.slice(0, 12)}`,
             date: "",
             licence: "the operator's own",
         },
-        files: [{ path, bytes }],
+        files: [{ path, read: () => bytes }],
+        digest,
         excluded: { v4: [], v6: [] },
         shipped: false,
     };
@@ -153,7 +160,7 @@ function parseFiles(database: DatabaseFiles, digest: string, wanted: string[]): 
     const ranges: CountryRanges = { v4: new Map(), v6: new Map() };
     const problems: string[] = [];
     for (const file of database.files) {
-        const parsed = parseCountryCsv(file.bytes.toString("utf8"), only);
+        const parsed = parseCountryCsv(file.read().toString("utf8"), only);
         problems.push(...parsed.problems.slice(0, 20).map((problem) => `${file.path}:${problem.line}: ${problem.message}`));
         if (parsed.problems.length > 20) problems.push(`${file.path}: ${parsed.problems.length - 20} more bad lines`);
         for (const family of ["v4", "v6"] as const) {
@@ -181,7 +188,7 @@ export function compileCountries(rules: CountryRules, baseDir: string): { compil
             problems: [`cannot read the country database ${JSON.stringify(where)} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`],
         };
     }
-    const digest = database.files.reduce((hash, file) => hash.update(file.bytes), createHash("sha256")).digest("hex");
+    const digest = database.digest;
     const sortedServices = Object.keys(rules.services).sort();
     const wanted = { block: [...rules.block].sort(), services: sortedServices.map((name) => [name, [...rules.services[name]].sort()]) };
     // What else decides the sets: which ranges are left out, and how sets are compiled.
