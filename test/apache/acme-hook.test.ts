@@ -155,7 +155,10 @@ describe("the ACME deploy hook, in a scratch certbot tree", () => {
         assert.deepEqual(tree.archive(), [...allParts(1), ...allParts(2)].sort(), "its key is kept");
         assert.deepEqual(tree.rejected(), []);
         assert.deepEqual(tree.calls(), [`-t ../../archive/${NAME}/cert2.pem`, `-t ../../archive/${NAME}/cert1.pem`]);
-        assert.match(tree.log(), /^-t mor-harden-acme Apache's configuration is broken regardless of the certificate \(apache2ctl -t fails with version 1 of mor-harden too: AH00526/m);
+        assert.match(
+            tree.log(),
+            /^-t mor-harden-acme Apache's configuration is broken regardless of the certificate \(apache2ctl -t fails with version 1 of mor-harden too: AH00526/m,
+        );
         assert.match(tree.log(), /the renewed version 2 stays linked and Apache is not reloaded/);
     });
 
@@ -181,7 +184,9 @@ describe("the ACME deploy hook, in a scratch certbot tree", () => {
     it("with the host lock held by a transaction, gives up after its wait without touching anything", async () => {
         const tree = lineage([v1, { cert: v2.cert, key: v1.key }], "never");
         // As a transaction holds it: flock on fd 9 of a process that keeps it (one process: killed by its PID).
-        const holder = spawn("sh", ["-c", 'exec 9>>"$1" && flock 9 && echo held && exec sleep 30', "sh", tree.paths.lock], { stdio: ["ignore", "pipe", "inherit"] });
+        const holder = spawn("sh", ["-c", 'exec 9>>"$1" && flock 9 && echo held && exec sleep 30', "sh", tree.paths.lock], {
+            stdio: ["ignore", "pipe", "inherit"],
+        });
         try {
             await new Promise<void>((resolve, reject) => {
                 holder.stdout.on("data", (data: Buffer) => data.toString().includes("held") && resolve());
@@ -194,7 +199,10 @@ describe("the ACME deploy hook, in a scratch certbot tree", () => {
             assert.equal(tree.links(), "2 2 2 2");
             assert.deepEqual(tree.archive(), [...allParts(1), ...allParts(2)].sort());
             assert.deepEqual(tree.calls(), []);
-            assert.match(tree.log(), /a mor-harden transaction held the host for more than 1 s: the renewed certificate of mor-harden is linked but neither validated nor served/);
+            assert.match(
+                tree.log(),
+                /a mor-harden transaction held the host for more than 1 s: the renewed certificate of mor-harden is linked but neither validated nor served/,
+            );
         } finally {
             holder.kill("SIGKILL");
         }
