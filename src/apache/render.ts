@@ -2,6 +2,7 @@
 // HSTS) and a plain-HTTP virtual host that redirects to it. Named 00-* so it is Apache's
 // default virtual host on both ports (it sorts before Debian's 000-default).
 import { X509Certificate } from "node:crypto";
+import { posix } from "node:path";
 import { file, PLAN_MARKER, secretPlaceholder, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
@@ -216,7 +217,6 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         errorLog: paths.errorLog,
     });
     const blind = blindJails(input, accessLog);
-    const publicKeyOf = (command: string) => `$(${command} 2>/dev/null | openssl sha256)`;
     return {
         concern: "apache",
         summary: [
@@ -239,7 +239,7 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
             ...(acme ? [`[ ! -d /run/systemd/system ] || { systemctl daemon-reload && systemctl enable --now --quiet ${paths.certbotTimer}; }`] : []),
         ],
         validate: [
-            `[ "${publicKeyOf(`openssl x509 -noout -pubkey -in ${certPath}`)}" = "${publicKeyOf(`openssl pkey -pubout -in ${keyPath}`)}" ] || { echo "the certificate does not match its private key"; exit 1; }`,
+            `${keyProblemFunction()}\nmorh_problem=$(key_problem '${certPath}' '${keyPath}')\n[ -z "$morh_problem" ] || { echo "$morh_problem"; exit 1; }`,
             `${paths.ctl} -t`,
         ],
         activate: [`${paths.ctl} graceful`],
@@ -262,16 +262,49 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
     };
 }
 
-/** The deploy hook certbot runs after a renewal, and for a private CA its certificates and the timer's drop-in. */
-function acmeArtifacts(stack: string, apache: ApacheConfig, ctl: string) {
-    const hook = renderTemplate("apache/acme-deploy-hook.sh.hbs", {
+/** `key_problem CERT KEY`: why a certificate cannot be served with a key, or nothing (templates/apache/key-problem.sh.hbs). */
+const keyProblemFunction = () => renderTemplate("apache/key-problem.sh.hbs", {}).trimEnd();
+
+/** Where the deploy hook works: certbot's lineage, the rejected certificates, mor-harden's host lock. */
+export interface AcmeHookPaths {
+    name: string;
+    live: string;
+    archive: string;
+    rejected: string;
+    lock: string;
+    /** How long the hook waits for the host lock before it gives up (leaving the links alone). */
+    lockSeconds: number;
+}
+
+/**
+ * The host lock mor-harden's transactions take: src/apply/scripts.ts's lock file (pure code
+ * imports no effects; test/apache/acme-hook.test.ts holds the two equal). 600 s: as long as
+ * expiring a transaction waits for it.
+ */
+export const ACME_HOOK_PATHS: AcmeHookPaths = {
+    name: ACME_NAME,
+    live: ACME_LIVE,
+    archive: ACME_ARCHIVE,
+    rejected: ACME_REJECTED,
+    lock: "/var/lib/mor-harden/lock",
+    lockSeconds: 600,
+};
+
+/** The deploy hook (templates/apache/acme-deploy-hook.sh.hbs); other paths only for its test's scratch tree. */
+export function acmeDeployHook(stack: string, ctl: string, paths: AcmeHookPaths = ACME_HOOK_PATHS): string {
+    return renderTemplate("apache/acme-deploy-hook.sh.hbs", {
         stack,
-        name: ACME_NAME,
-        live: ACME_LIVE,
-        archive: ACME_ARCHIVE,
-        rejected: ACME_REJECTED,
+        ...paths,
+        // certbot's live links are relative (../../archive/<name>/cert1.pem).
+        archiveFromLive: posix.relative(paths.live, paths.archive),
+        keyProblem: keyProblemFunction(),
         ctl,
     });
+}
+
+/** The deploy hook certbot runs after a renewal, and for a private CA its certificates and the timer's drop-in. */
+function acmeArtifacts(stack: string, apache: ApacheConfig, ctl: string) {
+    const hook = acmeDeployHook(stack, ctl);
     const caBundle = apache.acme!.caBundle;
     return [
         file(ACME_DEPLOY_HOOK, hook, { mode: "0755" }),

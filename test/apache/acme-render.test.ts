@@ -180,7 +180,7 @@ describe("apache.acme: what is rendered", () => {
         const validated = hook.indexOf("apache2ctl -t");
         assert.ok(validated > 0 && validated < hook.indexOf("apache2ctl graceful"));
         assert.match(hook, /openssl pkey -pubout/);
-        assert.match(hook, /ln -sfn "\.\.\/\.\.\/archive\/mor-harden\/\$morh_part\$morh_previous\.pem"/);
+        assert.match(hook, /ln -sfn "\.\.\/\.\.\/archive\/mor-harden\/\$morh_part\$1\.pem"/);
         assert.equal(shellcheck(hook), "");
     });
 

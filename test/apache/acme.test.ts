@@ -42,6 +42,18 @@ function served(): { serial: string; issuer: string } {
     return { serial: /serial=(\S+)/.exec(run.stdout)?.[1] ?? "", issuer: /issuer=(.*)/.exec(run.stdout)?.[1]?.trim() ?? "" };
 }
 
+/** The archive version the live links name (../../archive/mor-harden/certN.pem). */
+const version = () => sh(host(), `readlink ${ACME_LIVE}/cert.pem`).stdout.trim();
+
+/** A renewal as certbot's timer runs it: the environment its drop-in gives, the deploy hooks from renewal-hooks/deploy/. */
+function renewNow(force: boolean) {
+    return sh(
+        host(),
+        `env $(sed -n 's/^Environment=//p' ${ACME_TIMER_DROP_IN}) timeout 60 certbot renew${force ? " --force-renewal" : ""} --cert-name mor-harden --non-interactive --no-random-sleep-on-renew 2>&1`,
+        70_000,
+    );
+}
+
 const concern = (run: CliRun) => run.report?.concerns.find((item) => item.concern === "apache");
 
 /** Every file under `dir`, read whole. */
@@ -87,12 +99,7 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
     it("a forced renewal swaps the served certificate with no hand reload, and drift stays clean", async () => {
         const before = served().serial;
         assert.notEqual(before, "");
-        // As certbot's timer runs it: the environment its drop-in gives, the deploy hook from renewal-hooks/deploy/.
-        const renew = sh(
-            host(),
-            `env $(sed -n 's/^Environment=//p' ${ACME_TIMER_DROP_IN}) timeout 60 certbot renew --force-renewal --cert-name mor-harden --non-interactive --no-random-sleep-on-renew 2>&1`,
-            70_000,
-        );
+        const renew = renewNow(true);
         assert.equal(renew.code, 0, renew.stdout);
         assert.match(renew.stdout, /Congratulations, all renewals succeeded|Congratulations, all simulated renewals succeeded/);
         assert.ok(await waitFor(() => served().serial !== before, 10_000), "a new certificate is served after the renewal");
@@ -100,34 +107,47 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
         assert.equal(drift.code, 0, drift.stdout + drift.stderr);
     });
 
-    it("a renewal that fails the deploy hook's validation keeps the old certificate served", () => {
+    it("a renewal whose certificate fails the deploy hook's validation keeps the old certificate served", () => {
         const before = served().serial;
-        const version = () => sh(host(), `readlink ${ACME_LIVE}/cert.pem`).stdout.trim();
         const was = version();
-        // A configuration Apache refuses (apache2ctl -t fails) while certbot renews.
-        sh(host(), "echo 'NoSuchDirective on' > /etc/apache2/conf-enabled/zz-broken.conf");
+        // A deploy hook certbot runs before ours (it runs them in name order) gives the renewed version another key.
+        const swapKey = "/etc/letsencrypt/renewal-hooks/deploy/00-test-swap-key";
+        sh(
+            host(),
+            `printf '%s\\n' '#!/bin/sh' 'openssl genpkey -algorithm ec -pkeyopt ec_paramgen_curve:prime256v1 -out "$(readlink -f "$RENEWED_LINEAGE/privkey.pem")"' > ${swapKey} && chmod 0755 ${swapKey}`,
+        );
         try {
-            const renew = sh(
-                host(),
-                `env $(sed -n 's/^Environment=//p' ${ACME_TIMER_DROP_IN}) timeout 60 certbot renew --force-renewal --cert-name mor-harden --non-interactive --no-random-sleep-on-renew 2>&1`,
-                70_000,
-            );
-            assert.match(renew.stdout, /failed validation: version \d+ kept/, renew.stdout);
+            const renew = renewNow(true);
+            assert.match(renew.stdout, /failed validation \(the certificate does not match its private key\): version \d+ kept/, renew.stdout);
             assert.equal(version(), was, "the live links name the old version again");
             assert.equal(served().serial, before);
-            // certbot's next run does not link the rejected version again (it is gone from the archive).
-            const next = sh(
-                host(),
-                `env $(sed -n 's/^Environment=//p' ${ACME_TIMER_DROP_IN}) timeout 60 certbot renew --cert-name mor-harden --non-interactive --no-random-sleep-on-renew 2>&1`,
-                70_000,
-            );
-            assert.equal(next.code, 0, next.stdout);
-            // Its log of that run (letsencrypt.log is the last run's) says it found nothing to link.
-            assert.equal(sh(host(), "grep -c 'that was not linked to' /var/log/letsencrypt/letsencrypt.log; true").stdout.trim(), "0");
-            assert.equal(version(), was);
+        } finally {
+            sh(host(), `rm -f ${swapKey}`);
+        }
+        // certbot's next run does not link the rejected version again (it is gone from the archive).
+        const next = renewNow(false);
+        assert.equal(next.code, 0, next.stdout);
+        // Its log of that run (letsencrypt.log is the last run's) says it found nothing to link.
+        assert.equal(sh(host(), "grep -c 'that was not linked to' /var/log/letsencrypt/letsencrypt.log; true").stdout.trim(), "0");
+        assert.equal(version(), was);
+    });
+
+    it("a renewal while Apache's configuration is broken whatever the certificate is kept, not served until Apache reloads", async () => {
+        const before = served().serial;
+        const was = version();
+        // A configuration Apache refuses (apache2ctl -t fails) with any certificate.
+        sh(host(), "echo 'NoSuchDirective on' > /etc/apache2/conf-enabled/zz-broken.conf");
+        try {
+            const renew = renewNow(true);
+            assert.match(renew.stdout, /configuration is broken regardless of the certificate .*NoSuchDirective/, renew.stdout);
+            assert.notEqual(version(), was, "the renewed version stays linked");
+            assert.equal(served().serial, before, "Apache was not reloaded");
         } finally {
             sh(host(), "rm -f /etc/apache2/conf-enabled/zz-broken.conf");
         }
+        // Fixed, a reload serves the renewed certificate: no second renewal needed.
+        assert.equal(sh(host(), "apache2ctl graceful").code, 0);
+        assert.ok(await waitFor(() => served().serial !== before, 10_000), "the renewed certificate is served after the reload");
     });
 
     it("drift reports a renewal configuration changed by hand, and the next apply issues again", () => {
