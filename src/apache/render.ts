@@ -3,7 +3,7 @@
 // default virtual host on both ports (it sorts before Debian's 000-default).
 import { X509Certificate } from "node:crypto";
 import { posix } from "node:path";
-import { file, PLAN_MARKER, secretPlaceholder, type ConcernPlan } from "../render/artifact";
+import { file, HOST_LOCK_FILE, PLAN_MARKER, secretPlaceholder, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { acmeDomains, splitPemChain, type ApacheConfig } from "./schema";
@@ -32,6 +32,8 @@ const layout = {
         challengeConf: "/etc/apache2/conf-enabled/00-mor-harden-acme-challenge.conf",
         /** certbot's renewal timer (Debian's package enables it; its cron job runs only without systemd). */
         certbotTimer: "certbot.timer",
+        /** The service its timer starts (the private CA's drop-in goes there). */
+        certbotService: "certbot.service",
         prepare: ["a2enmod -q ssl headers >/dev/null && a2ensite -q 00-mor-harden >/dev/null"],
         disable: (vhost: string) => `[ -e ${vhost} ] || a2dissite -q 00-mor-harden >/dev/null 2>&1; true`,
     },
@@ -46,6 +48,7 @@ const layout = {
         challengeConf: "/etc/httpd/conf.d/00-mor-harden-acme-challenge.conf",
         /** EPEL's certbot ships its timer disabled. */
         certbotTimer: "certbot-renew.timer",
+        certbotService: "certbot-renew.service",
         prepare: [],
         disable: (_vhost: string) => "true",
     },
@@ -91,7 +94,9 @@ const ACME_REJECTED = "/var/lib/mor-harden/acme/rejected";
 export const ACME_DEPLOY_HOOK = "/etc/letsencrypt/renewal-hooks/deploy/mor-harden-apache";
 /** The private ACME CA's certificates (apache.acme.caBundle) and the drop-in that gives them to certbot's timer. */
 export const ACME_CA_BUNDLE = "/etc/ssl/mor-harden/acme-ca.pem";
-export const ACME_TIMER_DROP_IN = "/etc/systemd/system/certbot.service.d/mor-harden-ca.conf";
+export const acmeTimerDropIn = (os: keyof typeof layout) => `/etc/systemd/system/${layout[os].certbotService}.d/mor-harden-ca.conf`;
+/** Debian's (the lab's). */
+export const ACME_TIMER_DROP_IN = acmeTimerDropIn("debian");
 /** What the renewal configuration said when mor-harden issued (the audit's tls.acme-config compares). */
 export const ACME_RECORD = "/var/lib/mor-harden/acme/renewal-keys";
 /** The renewal configuration's keys mor-harden chose; a hand change to them is drift. */
@@ -231,7 +236,7 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         ],
         packages: acme ? [...paths.packages, "certbot"] : paths.packages,
         artifacts: acme
-            ? [file(paths.vhost, vhost), ...acmeArtifacts(input.stack, apache, paths.ctl)]
+            ? [file(paths.vhost, vhost), ...acmeArtifacts(input.stack, apache, os)]
             : [file(paths.vhost, vhost), file(CERT_PATH, certificate!), file(KEY_PATH, secretPlaceholder("tlsKey") + "\n", { mode: "0600", secret: true })],
         ...(acme ? { stage: [acmeIssueScript(apache, os)], stageUndo: [acmeStageUndo(os)] } : {}),
         prepare: [
@@ -277,16 +282,15 @@ export interface AcmeHookPaths {
 }
 
 /**
- * The host lock mor-harden's transactions take: src/apply/scripts.ts's lock file (pure code
- * imports no effects; test/apache/acme-hook.test.ts holds the two equal). 600 s: as long as
- * expiring a transaction waits for it.
+ * The host lock mor-harden's transactions take (HOST_LOCK_FILE). 600 s: as long as expiring a
+ * transaction waits for it.
  */
 export const ACME_HOOK_PATHS: AcmeHookPaths = {
     name: ACME_NAME,
     live: ACME_LIVE,
     archive: ACME_ARCHIVE,
     rejected: ACME_REJECTED,
-    lock: "/var/lib/mor-harden/lock",
+    lock: HOST_LOCK_FILE,
     lockSeconds: 600,
 };
 
@@ -303,7 +307,8 @@ export function acmeDeployHook(stack: string, ctl: string, paths: AcmeHookPaths 
 }
 
 /** The deploy hook certbot runs after a renewal, and for a private CA its certificates and the timer's drop-in. */
-function acmeArtifacts(stack: string, apache: ApacheConfig, ctl: string) {
+function acmeArtifacts(stack: string, apache: ApacheConfig, os: keyof typeof layout) {
+    const { ctl } = layout[os];
     const hook = acmeDeployHook(stack, ctl);
     const caBundle = apache.acme!.caBundle;
     return [
@@ -312,7 +317,7 @@ function acmeArtifacts(stack: string, apache: ApacheConfig, ctl: string) {
             ? [
                   file(ACME_CA_BUNDLE, caBundle),
                   file(
-                      ACME_TIMER_DROP_IN,
+                      acmeTimerDropIn(os),
                       `# Managed by mor-harden (stack ${stack}): certbot's renewals trust the private ACME CA (apache.acme.caBundle).\n[Service]\nEnvironment=REQUESTS_CA_BUNDLE=${ACME_CA_BUNDLE}\n`,
                   ),
               ]

@@ -3,7 +3,7 @@
 // validated config; file contents travel base64-encoded, so no content is ever parsed by sh.
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
-import { FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
+import { FILL_VIEWS_VARIABLE, HOST_LOCK_FILE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan, type LiveView } from "../render/artifact";
 import { changedLines } from "../render/changed-lines";
 import { base64Lines, heredoc, readsAtOnce, wholeScript } from "../render/shell";
 import { renderTemplate } from "../render/templates";
@@ -217,7 +217,7 @@ export function parseReadOutput(output: string): LiveState {
 /** Transactions kept on the host per concern (each holds backups of the files it replaced). */
 export const KEEP_TRANSACTIONS = 5;
 
-const LOCK = `${STATE_DIR}/lock`;
+const LOCK = HOST_LOCK_FILE;
 const HOLDER = `${STATE_DIR}/lock.holder`;
 /** A pending transaction whose deadline passed this long ago has lost its timer (killed, or the host rebooted without the boot hook). */
 const STALE_GRACE_SECONDS = 15;

@@ -48,6 +48,11 @@ export interface Artifact {
  * VIEW_MEMORY_DIR, to compute less next time. A drift check never sets it: it writes nothing.
  */
 export const FILL_VIEWS_VARIABLE = "MORH_FILL_VIEWS";
+/**
+ * The host's mor-harden lock (flock): every transaction holds it, and so does anything a plan
+ * installs that changes what a transaction checks (certbot's deploy hook, for one).
+ */
+export const HOST_LOCK_FILE = "/var/lib/mor-harden/lock";
 export const VIEW_MEMORY_DIR = "/var/lib/mor-harden/views";
 
 /**

@@ -199,6 +199,9 @@ describe("apache.acme: what is rendered", () => {
         assert.match(stage, /\/etc\/httpd\/conf\.d\/00-mor-harden-acme-challenge\.conf/);
         assert.match(stage, /apachectl graceful/);
         assert.ok("00-mor-harden-acme-challenge.conf" < "00-mor-harden.conf", "read before our vhost");
+        // EPEL's timer starts certbot-renew.service: a private CA's bundle is given to that one.
+        const privateCa = await plan(acme({ acme: { email: "ops@example.com", caBundle: certificateFor("ca.example.com").certificate } }, {}, "rhel"));
+        assert.ok(privateCa.artifacts.some((artifact) => artifact.path === "/etc/systemd/system/certbot-renew.service.d/mor-harden-ca.conf"));
     });
 });
 
@@ -258,6 +261,8 @@ describe("apache.acme: the stage", () => {
         assert.ok(at("## section: packages") < at("## section: stage"));
         assert.ok(at("## section: stage") < at("certbot certonly") && at("certbot certonly") < at("## section: write"));
         assert.match(script, new RegExp(`fail ${stepExit.stage} 'stage'`));
+        // The deploy hook takes the host's lock, which the transaction holds: certbot must not run it here.
+        assert.match(script, /certbot certonly --no-directory-hooks /);
         assert.equal(shellcheck(`#!/bin/sh\n${script}`), "");
     });
 
