@@ -37,6 +37,14 @@ const DESTROY_SETS = `${RETIRE_SET}; for set in $(ipset list -n 2>/dev/null | gr
 /** The plan's one artifact, the sets file (its index, for the changed lines an apply leaves). */
 const SETS_FILE = 0;
 const persistPaths: Record<OsFamily, string> = { debian: "/etc/iptables/ipsets", rhel: "/etc/sysconfig/ipset" };
+/**
+ * Where the boot's guard against a sets file that did not load lives (templates/blocklists/ensure-sets.sh.hbs):
+ * Debian's netfilter-persistent runs its plugins in name order (run-parts), so 14- comes after 10-ipset
+ * and before 15-ip4tables; on rhel a script the iptables units run first (their drop-ins).
+ */
+export const ENSURE_SETS_PLUGIN = "/usr/share/netfilter-persistent/plugins.d/14-mor-harden-sets";
+const ENSURE_SETS_SCRIPT = "/usr/local/sbin/mor-harden-ensure-sets";
+const ensureSetsDropIn = (unit: string) => `/etc/systemd/system/${unit}.service.d/mor-harden-sets.conf`;
 const packages: Record<OsFamily, string[]> = { debian: ["ipset", "ipset-persistent"], rhel: ["ipset", "ipset-service"] };
 const familySuffix: Record<Family, string> = { v4: "4", v6: "6" };
 const inet: Record<Family, string> = { v4: "inet", v6: "inet6" };
@@ -131,6 +139,21 @@ function digestOf(entries: string[]): string {
     return digest;
 }
 
+/** The boot's guard: every set created empty where the sets file did not load it (ENSURE_SETS_PLUGIN). */
+function ensureSetsArtifacts(stack: string, os: OsFamily, sets: ManagedSet[], setsFile: string) {
+    const script = (plugin: boolean) =>
+        renderTemplate("blocklists/ensure-sets.sh.hbs", {
+            stack,
+            plugin,
+            setsFile,
+            // In the sets file's order: reordering the lists in the stack changes nothing here either.
+            sets: setsInFileOrder(sets).map(({ set, family }) => ({ name: set, options: setCreateOptions(family) })),
+        });
+    if (os === "debian") return [file(ENSURE_SETS_PLUGIN, script(true), { mode: "0755" })];
+    const dropIn = `# Managed by mor-harden (stack ${stack}): the sets the rules name exist before they load.\n[Service]\nExecStartPre=-${ENSURE_SETS_SCRIPT}\n`;
+    return [file(ENSURE_SETS_SCRIPT, script(false), { mode: "0755" }), file(ensureSetsDropIn("iptables"), dropIn), file(ensureSetsDropIn("ip6tables"), dropIn)];
+}
+
 export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
     const { os, firewall } = input.config;
     const lists = firewall.blocklists;
@@ -159,11 +182,14 @@ export function renderBlocklists(input: RenderInput): ConcernPlan | undefined {
         ],
         packages: packages[os],
         // Large lists: drift compares digests, never the content, and an apply sends only the changed lines.
-        artifacts: [file(path, setsFile.content, { mode: "0640", bulk: true, merge: renderTemplate("blocklists/merge.sh.hbs", {}).trim() })],
+        artifacts: [
+            file(path, setsFile.content, { mode: "0640", bulk: true, merge: renderTemplate("blocklists/merge.sh.hbs", {}).trim() }),
+            ...ensureSetsArtifacts(input.stack, os, sets, path),
+        ],
         // rhel: ipset-service loads /etc/sysconfig/ipset at boot, before iptables. Without it the
         // boot's iptables-restore fails on rules naming sets that do not exist, and the host comes
         // up without its firewall: a failure to enable it stops the apply.
-        prepare: os === "rhel" ? [RHEL_ENABLE_IPSET_SERVICE] : [],
+        prepare: os === "rhel" ? [RHEL_ENABLE_IPSET_SERVICE, "systemctl daemon-reload"] : [],
         validate: [renderTemplate("blocklists/validate.sh.hbs", { file: path, ...changedLines(SETS_FILE) }).trim()],
         // No snapshot (a 100,000-entry `ipset save` costs more than the change): a rollback loads the
         // sets from the file as it was before, which the engine has put back by then; without one

@@ -274,6 +274,21 @@ describe("blocklists on rhel", () => {
         assert.equal(failed.status, 1);
         assert.match(failed.stderr, /cannot enable ipset\.service/);
     });
+
+    it("has iptables.service and ip6tables.service create the sets the rules name when the sets file did not load them", async () => {
+        const stack = loadEnvironment({ file: stackWithLists({ scanners: "198.18.0.1\n" }, {}) });
+        const plan = renderBlocklists(await renderInputFor({ ...stack.hosts[0].config, os: "rhel" as const }))!;
+        const paths = plan.artifacts.map((artifact) => artifact.path);
+        for (const unit of ["iptables", "ip6tables"]) {
+            const dropIn = plan.artifacts.find((artifact) => artifact.path === `/etc/systemd/system/${unit}.service.d/mor-harden-sets.conf`);
+            assert.match(dropIn?.content ?? "", /^ExecStartPre=-\/usr\/local\/sbin\/mor-harden-ensure-sets$/m, paths.join(" "));
+        }
+        const script = plan.artifacts.find((artifact) => artifact.path === "/usr/local/sbin/mor-harden-ensure-sets")!;
+        assert.equal(script.mode, "0755");
+        assert.match(script.content, /ipset create morh-bl-scanners-4 hash:net family inet /);
+        assert.match(script.content, /ipset create morh-bl-scanners-6 hash:net family inet6 /);
+        assert.ok(plan.prepare.includes("systemctl daemon-reload"));
+    });
 });
 
 describe("sending only the changed lines", () => {

@@ -91,6 +91,20 @@ describe("countries on a lab host", () => {
         assert.match(boot.stdout, /-A MORH-BLOCKLISTS -m set --match-set morh-cc-block-6 src -j DROP/);
         assert.match(boot.stdout, /-A MORH-INPUT -p tcp -m tcp --dport 443 -m set --match-set morh-cc-in-https-6 src -j ACCEPT/);
         assert.match(boot.stdout, /^2001:db8:113::\/48$/m);
+        // A sets file that does not load (here: its loader skipped): mor-harden's plugin creates the
+        // sets empty, so the rules still load and the firewall holds.
+        const unloaded = sh(
+            host(),
+            "unshare --net sh -c 'P=/usr/share/netfilter-persistent/plugins.d; $P/14-mor-harden-sets start && $P/15-ip4tables start && $P/25-ip6tables start && iptables -S && ipset list -t morh-cc-in-https-4'",
+            30_000,
+        );
+        assert.equal(unloaded.code, 0, unloaded.stderr + unloaded.stdout);
+        assert.match(unloaded.stdout, /-A MORH-INPUT -p tcp -m tcp --dport 443 -m set --match-set morh-cc-in-https-4 src -j ACCEPT/);
+        assert.match(unloaded.stdout, /-P INPUT DROP|-A INPUT -j MORH-INPUT/, "our rules, not an open host");
+        assert.match(unloaded.stdout, /Number of entries: 0/);
+        // Without the plugin the same boot loads no rules at all (what it guards against).
+        const bare = sh(host(), "unshare --net sh -c '/usr/share/netfilter-persistent/plugins.d/15-ip4tables start; iptables -S'", 30_000);
+        assert.doesNotMatch(bare.stdout, /MORH-INPUT/);
     });
 
     it("shows drift when the database changes, and applies only the changed lines through the blocklists concern", () => {
