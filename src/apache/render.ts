@@ -107,6 +107,10 @@ export const ACME_RENEW_DAYS = 20;
 /** The live views that say whether certbot keeps the certificate renewed and its configuration is ours. */
 export const ACME_VIEW = { renewal: "tls.acme-renewal", names: "tls.acme-names", config: "tls.acme-config" } as const;
 
+/** Shell printing the DNS names a certificate file covers, each once, in byte order, on one line (as sortedNames). */
+const certificateNames = (path: string) =>
+    `openssl x509 -noout -ext subjectAltName -in ${path} 2>/dev/null | tr -d ' ' | tr ',' '\\n' | sed -n 's/^DNS://p' | LC_ALL=C sort -u | paste -sd ' '`;
+
 /** Names in byte order, as `LC_ALL=C sort -u` prints them on the host. */
 const sortedNames = (names: string[]) => [...new Set(names)].sort().join(" ");
 
@@ -163,6 +167,7 @@ export function acmeIssueScript(apache: ApacheConfig, os: keyof typeof layout): 
         ctl: paths.ctl,
         domains,
         sortedDomains: sortedNames(domains),
+        certificateNames: certificateNames(`"${ACME_LIVE}/fullchain.pem"`),
         serverName: domains[0],
         email: acme.email,
         directory: acme.directory,
@@ -341,7 +346,7 @@ function acmeViews(apache: ApacheConfig) {
         {
             // The names the certificate covers: a change of acme.domains is a change to apply (and drift till then).
             name: ACME_VIEW.names,
-            live: `openssl x509 -noout -ext subjectAltName -in ${fullchain} 2>/dev/null | tr -d ' ' | tr ',' '\\n' | sed -n 's/^DNS://p' | LC_ALL=C sort -u | paste -sd ' '`,
+            live: certificateNames(fullchain),
             expected: { text: sortedNames(acmeDomains(apache)) },
         },
         {

@@ -12,7 +12,7 @@
 // /etc/iptables/ipsets on Debian, ipset-service's /etc/sysconfig/ipset on rhel.
 import { createHash } from "node:crypto";
 import type { OsFamily } from "../config/os";
-import { families, type Family } from "../config/family";
+import { families, familySuffix, type Family } from "../config/family";
 import { changedLines } from "../render/changed-lines";
 import { file, FILL_VIEWS_VARIABLE, sha256Hex, VIEW_MEMORY_DIR, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
@@ -46,7 +46,6 @@ export const ENSURE_SETS_PLUGIN = "/usr/share/netfilter-persistent/plugins.d/14-
 const ENSURE_SETS_SCRIPT = "/usr/local/sbin/mor-harden-ensure-sets";
 const ensureSetsDropIn = (unit: string) => `/etc/systemd/system/${unit}.service.d/mor-harden-sets.conf`;
 const packages: Record<OsFamily, string[]> = { debian: ["ipset", "ipset-persistent"], rhel: ["ipset", "ipset-service"] };
-const familySuffix: Record<Family, string> = { v4: "4", v6: "6" };
 const inet: Record<Family, string> = { v4: "inet", v6: "inet6" };
 
 const RHEL_ENABLE_IPSET_SERVICE = `systemctl enable ipset >/dev/null 2>&1 || { echo 'cannot enable ipset.service (ipset-service): the blocklist sets would not be loaded at boot, before the rules that name them' >&2; exit 1; }`;

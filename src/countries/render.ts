@@ -1,10 +1,8 @@
 // The country sets (filled, swapped, persisted and drifted by the blocklists concern, like a
 // list's) and the firewall's matches on them.
-import type { Family } from "../config/family";
+import { familySuffix, type Family } from "../config/family";
 import type { BlocklistEntries } from "../blocklists/parse";
 import { usesCountries, type CountriesConfig } from "./schema";
-
-const familySuffix: Record<Family, string> = { v4: "4", v6: "6" };
 
 /** The blocked countries' set of a family. */
 export const countryBlockSet = (family: Family) => `morh-cc-block-${familySuffix[family]}`;

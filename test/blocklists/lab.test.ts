@@ -8,18 +8,7 @@ import { writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { needs } from "../helpers/needs";
 import { labExec } from "../../src/lab/lab";
-import {
-    applyFromWorkstation,
-    driftFromWorkstation,
-    labStackFile,
-    ownCaches,
-    sh,
-    sshLoginWorks,
-    startTestLab,
-    statuses,
-    tcpConnect,
-    type TestLab,
-} from "../helpers/lab";
+import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
@@ -39,15 +28,11 @@ const bulk = Array.from({ length: 20000 }, (_, i) => `198.18.${Math.floor(i / 25
 let firstApplyBytes = 0;
 const listed = () => [...bulk, attacker().v4, attacker().v6, "2001:db8:feed::/48", workstation().v4];
 
-let removeCaches: () => void = () => {};
+// The CLI's caches (compiled sets, parsed lists, contents for deltas) in the lab's own directory, not root's.
 before(async () => {
-    removeCaches = ownCaches();
-    lab = await startTestLab(1);
+    lab = await startTestLab(1, { ownCaches: true });
 });
-after(() => {
-    lab?.stop();
-    removeCaches();
-});
+after(() => lab?.stop());
 
 describe("blocklists on a lab host", () => {
     it("drops the listed attacker on every port over IPv4 and IPv6; the listed but trusted workstation still gets in", async () => {

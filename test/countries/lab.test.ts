@@ -9,18 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { needs } from "../helpers/needs";
 import { findTemplatesDir } from "../../src/render/templates";
-import {
-    applyFromWorkstation,
-    driftFromWorkstation,
-    labStackFile,
-    ownCaches,
-    sh,
-    sshLoginWorks,
-    startTestLab,
-    statuses,
-    tcpConnect,
-    type TestLab,
-} from "../helpers/lab";
+import { applyFromWorkstation, driftFromWorkstation, labStackFile, sh, sshLoginWorks, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
@@ -41,15 +30,11 @@ function stackWithCountries(name: string, countries: Record<string, unknown>, cs
 
 const rules = { block: ["CN", "FI"], services: { https: ["DE"] } };
 
-let removeCaches: () => void = () => {};
+// The CLI's caches (compiled sets, parsed lists, contents for deltas) in the lab's own directory, not root's.
 before(async () => {
-    removeCaches = ownCaches();
-    lab = await startTestLab(1);
+    lab = await startTestLab(1, { ownCaches: true });
 });
-after(() => {
-    lab?.stop();
-    removeCaches();
-});
+after(() => lab?.stop());
 
 describe("countries on a lab host", () => {
     it("refuses bad codes before the host is touched, naming them", () => {

@@ -31,16 +31,18 @@ function defaultProfile(): LabProfile {
 
 export async function startTestLab(
     hosts = 1,
-    options: { profile?: LabProfile | LabProfile[]; voip?: (VoipProfile | undefined)[]; acme?: boolean } = {},
+    options: { profile?: LabProfile | LabProfile[]; voip?: (VoipProfile | undefined)[]; acme?: boolean; ownCaches?: boolean } = {},
 ): Promise<TestLab> {
     const dir = mkdtempSync(join(tmpdir(), "mor-harden-lab-"));
     const prefix = `mht${process.pid % 100000}-`;
+    const removeCaches = options.ownCaches ? ownCaches() : () => {};
     let stopped = false;
     const stop = () => {
         if (stopped) return;
         stopped = true;
         labDown(dir, prefix);
         rmSync(dir, { recursive: true, force: true });
+        removeCaches();
     };
     process.once("exit", stop);
     for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => (stop(), process.exit(130)));
@@ -115,7 +117,7 @@ export interface CliRun {
  * sending changes only, MOR_HARDEN_CACHE) and the parsed lists and compiled country sets
  * (XDG_CACHE_HOME), never the user's. Returns their removal.
  */
-export function ownCaches(): () => void {
+function ownCaches(): () => void {
     const dir = mkdtempSync(join(tmpdir(), "morh-cache-"));
     process.env.MOR_HARDEN_CACHE = join(dir, "contents");
     process.env.XDG_CACHE_HOME = dir;
