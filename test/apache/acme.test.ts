@@ -96,6 +96,19 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
         assert.equal(sh(host(), `test -x ${ACME_DEPLOY_HOOK} && echo yes`).stdout.trim(), "yes");
     });
 
+    it("issues nothing again for the same names when another Apache setting changes (the stage sees the certificate in place)", () => {
+        const serial = served().serial;
+        const run = applyFromWorkstation(lab, labStackFile(lab, "acme-hsts", { apache: { hsts: { maxAge: 86400 } } }));
+        assert.equal(run.code, 0, run.stderr + run.stdout);
+        assert.equal(statuses(run.report).apache, "applied");
+        assert.ok(
+            concern(run)?.notes?.some((note) => /ACME: the certificate for .* is in place .*: not issued again/.test(note)),
+            JSON.stringify(concern(run)),
+        );
+        assert.equal(served().serial, serial);
+        assert.equal(applyFromWorkstation(lab, stack).code, 0, "back to the lab stack");
+    });
+
     it("a forced renewal swaps the served certificate with no hand reload, and drift stays clean", async () => {
         const before = served().serial;
         assert.notEqual(before, "");
