@@ -23,6 +23,7 @@ import { execArgv, labExec, labUp, type LabHost, type LabState } from "../src/la
 import { benchEnvironment, ratio, runner, SshBytes, workstationOf, type StackDocument } from "./fleet";
 import { withBenchLab } from "./lab-dir";
 import { summarize, type Figure } from "./stats";
+import { CLI_FILE as CLI } from "../src/cli/bin";
 
 const list = (text: string) =>
     text
@@ -36,7 +37,6 @@ const SWEEP = list(process.env.BENCH_CLI_SWEEP ?? "10,25,50");
 /** Each way: a 100 ms round trip. */
 const WAN_DELAY_MS = 50;
 const RELAY_BASE_PORT = 22000;
-const CLI = join(__dirname, "..", "src", "cli", "main.js");
 /** mor-harden drift's default --concurrency (apply's is 5, below the sweep). */
 const DRIFT_CONCURRENCY = 10;
 

@@ -20,11 +20,11 @@ import { measureThroughput } from "./bans";
 import { benchEnvironment, ratio, runner } from "./fleet";
 import { withBenchLab } from "./lab-dir";
 import { higherIsBetter, summarize, type Figure } from "./stats";
+import { CLI_FILE as CLI } from "../src/cli/bin";
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 /** Pairs of packet-path runs, with the sets and without (the path's spread is wider than a render's). */
 const PACKET_PAIRS = Number(process.env.BENCH_PAIRS ?? 7);
-const CLI = join(__dirname, "..", "src", "cli", "main.js");
 
 /** The ten countries with the most ranges (lines) in the shipped database, both families. */
 export function countriesWithMostRanges(count = 10): string[] {

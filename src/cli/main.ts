@@ -10,6 +10,7 @@ import { enableCompileCache } from "./compile-cache";
 enableCompileCache();
 import { Command, Option } from "commander";
 import { severities } from "../audit/checks";
+import { ConfigError } from "../config/config-error";
 import { collectResolve, EXIT_BAD_INPUT, repeatable } from "./options";
 
 const program = new Command("mor-harden")
@@ -106,9 +107,7 @@ stacksCommand("unban", "lift bans through fail2ban (its database agrees) on each
     .action((addresses, options) => (require("./bans") as typeof import("./bans")).unbanCommand(addresses, options));
 
 program.parseAsync().catch((error: Error) => {
-    // A bad stack or argument is named as it is; anything else says who speaks. (config/schema is
-    // loaded only here, on an error: it loads zod.)
-    const { ConfigError } = require("../config/schema") as typeof import("../config/schema");
+    // A bad stack or argument is named as it is; anything else says who speaks.
     console.error(error instanceof ConfigError ? error.message : `mor-harden: ${error.message}`);
     process.exit(EXIT_BAD_INPUT);
 });

@@ -1,15 +1,14 @@
 // Option values the commands share, checked as commander reads them. Loaded at every start: only
-// node's own modules here (ConfigError's module loads zod, so it is required when an error is thrown).
+// node's own modules here and ConfigError's own module (without zod).
 import { isIP } from "node:net";
-import type { ConfigError } from "../config/schema";
+import { ConfigError } from "../config/config-error";
 
 /** Exit codes shared by every command: 2 is "could not even start" (bad config, bad arguments). */
 export const EXIT_BAD_INPUT = 2;
 
 /** A bad argument, named like a bad key of a stack. */
 export function argumentError(problem: string): ConfigError {
-    const schema = require("../config/schema") as typeof import("../config/schema");
-    return new schema.ConfigError("arguments", [problem]);
+    return new ConfigError("arguments", [problem]);
 }
 
 export const repeatable = (value: string, previous: string[]) => [...previous, value];

@@ -10,6 +10,9 @@ import { systemSchema } from "../system/schema";
 import { connectionSchema } from "./connection";
 import { osFamily } from "./os";
 import { opensshVersion, rangesOverlap, secretRef } from "./values";
+import { ConfigError } from "./config-error";
+
+export { ConfigError };
 
 export const PROJECT = "mor-harden";
 
@@ -128,16 +131,6 @@ export type HostConfig = z.infer<typeof hostSchema>;
 /** A zod issue path as a config key: `firewall.trusted[2]`. */
 export function keyPath(path: readonly PropertyKey[]): string {
     return path.reduce<string>((text, part) => (typeof part === "number" ? `${text}[${part}]` : text ? `${text}.${String(part)}` : String(part)), "");
-}
-
-export class ConfigError extends Error {
-    constructor(
-        readonly source: string,
-        readonly problems: string[],
-    ) {
-        super(`${source}: ${problems.length} problem${problems.length === 1 ? "" : "s"} in the stack config:\n  ${problems.join("\n  ")}`);
-        this.name = "ConfigError";
-    }
 }
 
 /** One problem with the key it is about (a path into the stack config). */

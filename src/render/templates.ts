@@ -45,8 +45,14 @@ const compiled = new Map<string, Handlebars.TemplateDelegate>();
 let templatesDir: string | undefined;
 
 function loadPrecompiled(): PrecompiledTemplates {
-    // Absent when running from sources that were never built with the precompile step.
-    return existsSync(PRECOMPILED_FILE) ? (require(PRECOMPILED_FILE) as PrecompiledTemplates) : {};
+    // A literal path, so that the CLI's bundle (src/cli/bundle.ts) holds the precompiled templates
+    // too. Absent when running from sources that were never built with the precompile step.
+    try {
+        return require("./templates.compiled.js") as PrecompiledTemplates;
+    } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" && !existsSync(PRECOMPILED_FILE)) return {};
+        throw error;
+    }
 }
 
 /** The template as Handlebars would compile it now: precompiled when its source is unchanged. */

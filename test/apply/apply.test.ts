@@ -6,6 +6,7 @@ import { needs } from "../helpers/needs";
 import { execArgv } from "../../src/lab/lab";
 import { waitFor } from "../helpers/faults";
 import { applyFromWorkstation, labStackFile, operatorSshOptions, scanPorts, sh, sshLoginWorks, startTestLab, statuses, type TestLab } from "../helpers/lab";
+import { CLI_FILE } from "../../src/cli/bin";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
@@ -163,7 +164,7 @@ describe("apply over SSH", () => {
 
     it("rolls back by itself when the operator's connection dies mid-apply, and the next apply converges", async () => {
         const lockout = labStackFile(lab, "killed", { firewall: { trusted: ["198.51.100.99"] }, connection: { confirmTimeout: 6, connectTimeout: 30 } });
-        const [command, ...args] = execArgv(workstation(), ["node", `${__dirname}/../../src/cli/main.js`, "apply", "--config", lockout]);
+        const [command, ...args] = execArgv(workstation(), ["node", CLI_FILE, "apply", "--config", lockout]);
         const child = spawn(command, args, { detached: true, stdio: "ignore" });
         try {
             // Wait (bounded) for the change to be live and waiting for its confirmation, then cut the operator off.

@@ -10,10 +10,10 @@ import { needs } from "../helpers/needs";
 import { labExec } from "../../src/lab/lab";
 import type { AuditFinding } from "../../src/audit/checks";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+import { CLI_FILE as CLI } from "../../src/cli/bin";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
-const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 const SAMPLES = join(__dirname, "..", "..", "..", "test", "audit", "samples", "mor-fail2ban");
 
 let lab: TestLab;

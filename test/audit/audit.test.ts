@@ -14,10 +14,10 @@ import { labExec, type ExecResult } from "../../src/lab/lab";
 import { labSecrets } from "../../src/lab/voip-files";
 import type { AuditFinding, CheckId } from "../../src/audit/checks";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, type TestLab } from "../helpers/lab";
+import { CLI_FILE as CLI } from "../../src/cli/bin";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
-const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 /** Where the test leaves the HTML report's screenshot, for people to look at. */
 const SCREENSHOT = join(tmpdir(), "mor-harden-audit.png");
 

@@ -2,15 +2,17 @@
 // arguments every command refuses with exit 2 before any host is touched.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describe, it } from "node:test";
 import { reasonOf } from "../../src/apply/run-hosts";
 import { ConfigError } from "../../src/config/schema";
+import { BIN_DIR, CLI_FILE } from "../../src/cli/bin";
+import { BUNDLE_CONTENTS_FILE, COMMAND_MODULES } from "../../src/cli/bundle";
 
 const projectDir = join(__dirname, "..", "..", "..");
-const cli = join(projectDir, "dist", "src", "cli", "main.js");
+const cli = CLI_FILE;
 const run = (...args: string[]) => spawnSync("node", [cli, ...args], { cwd: projectDir, encoding: "utf8", timeout: 60_000 });
 
 /** The modules a CLI run loaded (require's cache as the process ends), printed on stderr by a preload. */
@@ -27,33 +29,78 @@ function modulesLoaded(...args: string[]): string[] {
 
 // What a command needs only once it runs (issue 23: every CI job starts the CLI).
 const heavy = ["zod", "yaml", "ssh2", "@pulumi", "handlebars", "diff"];
+/** What each file of dist/bin/ was bundled from (written by src/cli/bundle.ts). */
+const bundleContents = () => JSON.parse(readFileSync(BUNDLE_CONTENTS_FILE, "utf8")) as Record<string, string[]>;
+const inBin = (loaded: string[]) => loaded.filter((path) => path.startsWith(BIN_DIR + "/")).map((path) => path.slice(BIN_DIR.length + 1));
 
 describe("mor-harden's start", () => {
-    for (const args of [["--help"], ["drift", "--help"], ["apply", "--help"], ["audit", "--help"]]) {
-        it(`loads commander and the command definitions only for ${args.join(" ")}`, () => {
-            const loaded = modulesLoaded(...args);
-            assert.ok(
-                loaded.some((path) => path.includes("/node_modules/commander/")),
-                "commander is loaded (the preload sees the modules)",
-            );
-            for (const name of heavy)
-                assert.deepEqual(
-                    loaded.filter((path) => path.includes(`/node_modules/${name}/`)),
-                    [],
-                    `${name} is not loaded`,
-                );
+    it("the entry is bundled from commander and the command definitions only", () => {
+        const inputs = bundleContents()["mor-harden.js"];
+        assert.ok(
+            inputs.some((path) => path.startsWith("node_modules/commander/")),
+            "commander is in the entry (the contents list its inputs)",
+        );
+        for (const name of heavy)
             assert.deepEqual(
-                loaded.filter((path) => /\/dist\/src\/(apply|drift|ssh|provider|pulumi|compose|config)\//.test(path)),
+                inputs.filter((path) => path.startsWith(`node_modules/${name}/`)),
                 [],
-                "no command module is loaded",
+                `${name} is not in the entry`,
+            );
+        assert.deepEqual(
+            inputs.filter((path) => /^dist\/src\/(apply|drift|ssh|provider|pulumi|compose)\//.test(path)),
+            [],
+            "no command module is in the entry",
+        );
+    });
+
+    it("each command's file holds its command and what it needs, Pulumi never", () => {
+        const contents = bundleContents();
+        for (const command of COMMAND_MODULES) {
+            const inputs = contents[`${command}.js`];
+            assert.ok(inputs.includes(`dist/src/cli/${command}.js`), `${command}.js holds dist/src/cli/${command}.js`);
+            assert.deepEqual(
+                inputs.filter((path) => path.startsWith("node_modules/@pulumi/")),
+                [],
+                `${command}.js holds no @pulumi module`,
+            );
+        }
+        assert.ok(contents["drift.js"].includes("dist/src/render/templates.compiled.js"), "the precompiled templates are bundled");
+    });
+
+    for (const args of [["--help"], ["drift", "--help"], ["apply", "--help"], ["audit", "--help"]]) {
+        it(`loads the entry only for ${args.join(" ")}`, () => {
+            const loaded = modulesLoaded(...args);
+            assert.deepEqual(inBin(loaded), ["mor-harden.js"], "the preload sees the entry and no command's file");
+            assert.deepEqual(
+                loaded.filter((path) => path.includes("/node_modules/")),
+                [],
+                "nothing from node_modules outside the entry",
             );
         });
     }
 
-    it("loads a command's modules when it runs (render of the example stack)", () => {
+    it("loads a command's file when it runs (render of the example stack)", () => {
         const loaded = modulesLoaded("render", "--stack", "example", "--resolve", "support.kolmisoft.com=192.0.2.200");
-        assert.ok(loaded.some((path) => path.endsWith("/dist/src/cli/render.js")));
-        assert.ok(loaded.some((path) => path.includes("/node_modules/zod/")));
+        assert.deepEqual(inBin(loaded), ["mor-harden.js", "render.js"]);
+    });
+
+    it("the native addons' requires in a command's file point into node_modules (used when npm built them)", () => {
+        const source = readFileSync(join(BIN_DIR, "drift.js"), "utf8");
+        const addons = [...source.matchAll(/require\("([^"]+\.node)"\)/g)].map((match) => resolve(BIN_DIR, match[1]));
+        assert.deepEqual(addons.sort(), [
+            join(projectDir, "node_modules", "cpu-features", "build", "Release", "cpufeatures.node"),
+            join(projectDir, "node_modules", "ssh2", "lib", "protocol", "crypto", "build", "Release", "sshcrypto.node"),
+        ]);
+    });
+
+    it("a bad stack read by a command's file is named as a stack problem (ConfigError across the files)", () => {
+        const dir = mkdtempSync(join(tmpdir(), "mor-harden-cli-"));
+        const stack = join(dir, "Pulumi.bad.yaml");
+        writeFileSync(stack, "config:\n  mor-harden:sshd: { maxAuthTries: many }\n");
+        const result = run("render", "--config", stack);
+        assert.equal(result.status, 2, result.stderr);
+        assert.match(result.stderr, /^\S*Pulumi\.bad\.yaml: \d+ problems? in the stack config:/);
+        assert.doesNotMatch(result.stderr, /^mor-harden:/);
     });
 });
 

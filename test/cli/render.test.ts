@@ -5,9 +5,10 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { CLI_FILE } from "../../src/cli/bin";
 
 const projectDir = join(__dirname, "..", "..", "..");
-const cli = join(projectDir, "dist", "src", "cli", "main.js");
+const cli = CLI_FILE;
 const run = (...args: string[]) => spawnSync("node", [cli, ...args], { cwd: projectDir, encoding: "utf8" });
 
 describe("mor-harden render", () => {

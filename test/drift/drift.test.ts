@@ -8,6 +8,7 @@ import { needs } from "../helpers/needs";
 import type { DriftResult } from "../../src/drift/check";
 import { labExec } from "../../src/lab/lab";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, type TestLab } from "../helpers/lab";
+import { CLI_FILE as CLI } from "../../src/cli/bin";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
@@ -20,8 +21,6 @@ before(async () => {
     assert.equal(applied.code, 0, applied.stdout + applied.stderr);
 });
 after(() => lab?.stop());
-
-const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 
 function drift(...args: string[]): { code: number; results: DriftResult[]; stderr: string } {
     const run = labExec(lab.client("workstation"), ["node", CLI, "drift", "--json", ...args], { timeoutMs: 120_000 });

@@ -7,8 +7,7 @@ import { execArgv, type LabHost } from "../../src/lab/lab";
 import { LAB_SERVICES } from "../../src/lab/host-files";
 import { BOOT_SCRIPT } from "../../src/apply/scripts";
 import { sh, singleHostReport, type CliRun, type TestLab } from "./lab";
-
-const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
+import { CLI_FILE as CLI } from "../../src/cli/bin";
 
 /** A running `mor-harden` from the workstation: its result, and a way to kill it (its whole process group). */
 export interface BackgroundRun {

@@ -11,6 +11,7 @@ import type { ApplyReport } from "../../src/apply/engine";
 import type { HostApplyResult } from "../../src/apply/hosts";
 import { labProfiles, type LabProfile } from "../../src/lab/mor-profile";
 import { stringify } from "yaml";
+import { CLI_FILE as CLI } from "../../src/cli/bin";
 
 export interface TestLab {
     state: LabState;
@@ -102,8 +103,6 @@ export function labStackFile(lab: TestLab, name: string, change: Record<string, 
     writeFileSync(path, stringify({ config }));
     return path;
 }
-
-const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 
 export interface CliRun {
     code: number;

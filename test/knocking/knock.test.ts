@@ -9,6 +9,7 @@ import { needs } from "../helpers/needs";
 import { labExec, type LabNode } from "../../src/lab/lab";
 import { generateSpaKeys } from "../../src/knocking/spa";
 import { applyFromWorkstation, labStackFile, sh, startTestLab, statuses, tcpConnect, type TestLab } from "../helpers/lab";
+import { CLI_FILE as CLI } from "../../src/cli/bin";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces)");
 
@@ -16,7 +17,6 @@ let lab: TestLab;
 const host = () => lab.host(1);
 const attacker = () => lab.client("attacker");
 const workstation = () => lab.client("workstation");
-const CLI = join(__dirname, "..", "..", "src", "cli", "main.js");
 const OPEN_WINDOW = 6;
 
 const pause = (seconds: number) => new Promise((resolve) => setTimeout(resolve, seconds * 1000));
