@@ -174,16 +174,17 @@ function checkFacts(plans: ConcernPlan[], live: LiveState, renderedFor: string |
 /**
  * Applies the plans in order. A concern whose files and running state already match is not
  * touched (no write, no reload). The first failure stops the run: that concern is rolled back
- * and the error names it; concerns applied before it stay applied.
+ * and the error names it; concerns applied before it stay applied. `options.session`: a login
+ * already under way (HostSession.startLogin) for the first connection, instead of a new one.
  */
 export async function applyHost(
     target: HostTarget,
     plans: ConcernPlan[],
     secrets: Record<string, string | undefined>,
-    options: { renderedForOpenssh?: string } = {},
+    options: { renderedForOpenssh?: string; session?: Promise<HostSession> } = {},
 ): Promise<ApplyReport> {
     const report: ApplyReport = { address: target.session.address, concerns: [], roundTrips: 0, connections: 1, bytes: 0 };
-    let session = await HostSession.connect(target.session);
+    let session = await (options.session ?? HostSession.connect(target.session));
     const count = (used: HostSession) => {
         report.roundTrips += used.roundTrips;
         report.bytes += used.bytesSent + used.bytesReceived;

@@ -12,10 +12,14 @@ import { applyHost, ApplyError, type ApplyReport } from "./engine";
 import { hostIdentity, secondsSince } from "../render/report";
 import { hostSecrets, reasonOf, runHosts } from "./run-hosts";
 import { hostTarget } from "./target";
+import { HostSession } from "../ssh/session";
 
 /** One host's secrets (files, its own variables, the shared ones), render input and plans, without Pulumi. */
-export async function prepareHost(host: EnvironmentHost, resolver?: Resolver): Promise<{ secrets: SecretValues; input: RenderInput; plans: ConcernPlan[] }> {
-    const secrets = hostSecrets(host);
+export async function prepareHost(
+    host: EnvironmentHost,
+    resolver?: Resolver,
+    secrets: SecretValues = hostSecrets(host),
+): Promise<{ secrets: SecretValues; input: RenderInput; plans: ConcernPlan[] }> {
     const input = await prepareRenderInput(host.label, host.config, { resolver, source: host.source });
     return { secrets, input, plans: renderHost(input) };
 }
@@ -42,14 +46,20 @@ export async function applyEnvironmentHost(target: HostOfEnvironment, options: {
     const { config } = target.host;
     const result = { ...hostIdentity(target), address: config.connection.address, concerns: concernsOf(config) };
     let secrets: SecretValues = {};
+    let login: ReturnType<typeof HostSession.startLogin> | undefined;
     try {
-        const prepared = await prepareHost(target.host, options.resolver);
-        secrets = prepared.secrets;
-        const report = await applyHost(hostTarget(config, secrets), prepared.plans, secrets, { renderedForOpenssh: prepared.input.facts.openssh.join(".") });
+        secrets = hostSecrets(target.host);
+        const host = hostTarget(config, secrets);
+        // Logged in while the host's plans are rendered (the engine reads the host first of all).
+        login = HostSession.startLogin(host.session);
+        const prepared = await prepareHost(target.host, options.resolver, secrets);
+        const report = await applyHost(host, prepared.plans, secrets, { renderedForOpenssh: prepared.input.facts.openssh.join("."), session: login.take() });
         return { ...result, outcome: "done", report, seconds: secondsSince(started) };
     } catch (error) {
         if (error instanceof ApplyError) return { ...result, outcome: "failed", report: error.report, seconds: secondsSince(started) };
         return { ...result, outcome: "not-tried", reason: reasonOf(error, secrets), seconds: secondsSince(started) };
+    } finally {
+        login?.discard();
     }
 }
 

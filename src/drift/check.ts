@@ -1,6 +1,8 @@
-// Checks hosts for drift: render, one SSH connection, one read-only round trip, compare.
+// Checks hosts for drift: render (while logging in), one SSH connection, one read-only round trip, compare.
 import { prepareHost } from "../apply/hosts";
-import { reasonOf, withSession } from "../apply/run-hosts";
+import { hostSecrets, reasonOf } from "../apply/run-hosts";
+import { hostTarget } from "../apply/target";
+import { HostSession } from "../ssh/session";
 import { hostIdentity, secondsSince } from "../render/report";
 import type { HostOfEnvironment } from "../config/environment";
 import type { Resolver } from "../config/resolve";
@@ -29,7 +31,7 @@ export function unreadableStack(target: { stack?: string; file?: string }, error
     return { stack: target.stack ?? target.file ?? "?", status: "error", reason: reasonOf(error), findings: [], notChecked: [], roundTrips: 0, seconds: 0 };
 }
 
-/** One host of an environment: render, one SSH connection, one read-only round trip, compare. */
+/** One host of an environment: render while logging in, one SSH connection, one read-only round trip, compare. */
 export async function checkHost(target: HostOfEnvironment, options: { resolver?: Resolver } = {}): Promise<DriftResult> {
     const started = process.hrtime.bigint();
     const result: DriftResult = {
@@ -42,10 +44,12 @@ export async function checkHost(target: HostOfEnvironment, options: { resolver?:
         seconds: 0,
     };
     let secrets: Record<string, string | undefined> = {};
+    let login: ReturnType<typeof HostSession.startLogin> | undefined;
     try {
-        const prepared = await prepareHost(target.host, options.resolver);
-        secrets = prepared.secrets;
-        const { plans } = prepared;
+        secrets = hostSecrets(target.host);
+        // Logged in while the host's plans are rendered and their digests computed.
+        login = HostSession.startLogin(hostTarget(target.host.config, secrets).session);
+        const { plans } = await prepareHost(target.host, options.resolver, secrets);
         const desired: Record<string, (string | undefined)[]> = {};
         for (const plan of plans) {
             desired[plan.concern] = plan.artifacts.map((artifact) => {
@@ -66,18 +70,22 @@ export async function checkHost(target: HostOfEnvironment, options: { resolver?:
                 ]),
             ),
         );
-        const output = await withSession(
-            target,
-            secrets,
-            (session) => session.run(gzippedScript(driftScript(plans, digests))),
-            (session) => (result.roundTrips = session.roundTrips),
-        );
+        const session = await login.take();
+        let output: Awaited<ReturnType<HostSession["run"]>>;
+        try {
+            output = await session.run(gzippedScript(driftScript(plans, digests)));
+        } finally {
+            result.roundTrips = session.roundTrips;
+            session.close();
+        }
         if (output.code !== 0) throw new Error(`the read-only check failed on the host: ${output.stderr.trim() || output.stdout.trim()}`);
         result.findings = compareHost(plans, desired, parseDriftOutput(output.stdout));
         result.status = result.findings.length > 0 ? "drift" : "clean";
     } catch (error) {
         result.status = "error";
         result.reason = reasonOf(error, secrets);
+    } finally {
+        login?.discard();
     }
     result.seconds = secondsSince(started);
     return result;

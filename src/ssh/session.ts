@@ -117,6 +117,33 @@ export class HostSession {
         }
     }
 
+    /**
+     * A login started now, for work that first computes what to send (issue 23: a drift's or an
+     * apply's render and name lookups run while the SSH handshake is under way, instead of before
+     * it). `take()` hands the session over (its taker closes it) or rejects as `connect` would;
+     * `discard()`, when the work stopped before taking it, closes it once it is open. A failed
+     * login nobody took is not an unhandled rejection.
+     */
+    static startLogin(target: SessionTarget): { take(): Promise<HostSession>; discard(): void } {
+        const connecting = HostSession.connect(target);
+        connecting.catch(() => undefined);
+        let taken = false;
+        return {
+            take: () => {
+                taken = true;
+                return connecting;
+            },
+            discard: () => {
+                if (taken) return;
+                taken = true;
+                connecting.then(
+                    (session) => session.close(),
+                    () => undefined,
+                );
+            },
+        };
+    }
+
     /** Connects, checks the pinned host key and authenticates; rejects with a clear reason. */
     static async connect(target: SessionTarget): Promise<HostSession> {
         if (target.preConnect) await target.preConnect();
