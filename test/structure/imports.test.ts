@@ -27,10 +27,17 @@ function sourceFiles(dir: string): string[] {
     });
 }
 
-/** The module of src/ an import names, or undefined for a package or node's own module. */
+/**
+ * Modules the build writes beside the compiled code (npm run build: src/render/precompile.ts), so no
+ * source of them exists in src/. They import nothing of src/: each is a leaf of the graph.
+ */
+const BUILD_OUTPUTS = new Set([join(srcDir, "render", "templates.compiled.js")]);
+
+/** The module of src/ an import names, or undefined for a package, node's own module or a build output. */
 function resolveImport(from: string, specifier: string): string | undefined {
     if (!specifier.startsWith(".")) return undefined;
     const base = resolve(dirname(from), specifier);
+    if (BUILD_OUTPUTS.has(base)) return undefined;
     for (const candidate of [`${base}.ts`, join(base, "index.ts"), base]) {
         if (existsSync(candidate) && statSync(candidate).isFile()) return candidate;
     }
