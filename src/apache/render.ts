@@ -101,8 +101,26 @@ export const ACME_TIMER_DROP_IN = acmeTimerDropIn("debian");
 export const ACME_RECORD = "/var/lib/mor-harden/acme/renewal-keys";
 /** The renewal configuration's keys mor-harden chose; a hand change to them is drift. */
 export const ACME_RENEWAL_KEYS = ["authenticator", "server", "webroot_path"];
-/** certbot renews at 30 days before expiry: a certificate closer than this to it has failed to renew. */
-export const ACME_RENEW_DAYS = 20;
+/** Under this lifetime certbot (4.0 on) renews at half of it left, not a third (templates/apache/acme-renewal-state.sh.hbs). */
+const ACME_SHORT_LIVED_SECONDS = 10 * 86400;
+
+/** Seconds before a certificate's end at which certbot renews it: a third of its lifetime, half under 10 days (the renewal configuration says so: acme_set_renew_before). */
+export function acmeRenewPoint(validFrom: Date, validTo: Date): number {
+    const lifetime = Math.floor((validTo.getTime() - validFrom.getTime()) / 1000);
+    return Math.floor(lifetime / (lifetime < ACME_SHORT_LIVED_SECONDS ? 2 : 3));
+}
+
+/** Seconds before a certificate's end under which certbot has failed to renew it: two thirds of its renewal point (90 days: 20; 6 days: 2). */
+export function acmeRenewalMargin(validFrom: Date, validTo: Date): number {
+    return Math.floor((acmeRenewPoint(validFrom, validTo) * 2) / 3);
+}
+
+/** What templates/apache/acme-renewal-state.sh.hbs prints for a certificate certbot keeps renewed. */
+export const ACME_RENEWED_IN_TIME = "renewed in time";
+
+/** The shell functions acme_renewal_state CERT and acme_set_renew_before CONF CERT (templates/apache/acme-renewal-state.sh.hbs). */
+export const acmeRenewalFunctions = () =>
+    renderTemplate("apache/acme-renewal-state.sh.hbs", { inTime: ACME_RENEWED_IN_TIME, shortLivedSeconds: ACME_SHORT_LIVED_SECONDS }).trimEnd();
 
 /** The live views that say whether certbot keeps the certificate renewed and its configuration is ours. */
 export const ACME_VIEW = { renewal: "tls.acme-renewal", names: "tls.acme-names", config: "tls.acme-config" } as const;
@@ -172,8 +190,8 @@ export function acmeIssueScript(apache: ApacheConfig, os: keyof typeof layout): 
         email: acme.email,
         directory: acme.directory,
         caBundle: acme.caBundle ? base64(acme.caBundle) : "",
-        renewDays: ACME_RENEW_DAYS,
-        renewSeconds: ACME_RENEW_DAYS * 86400,
+        renewalFunctions: acmeRenewalFunctions(),
+        inTime: ACME_RENEWED_IN_TIME,
         reasonMarker: PLAN_MARKER.reason,
         noteMarker: PLAN_MARKER.note,
         kinds: ACME_FAILURES,
@@ -281,6 +299,8 @@ export interface AcmeHookPaths {
     live: string;
     archive: string;
     rejected: string;
+    /** certbot's renewal configuration of the lineage, whose renew_before_expiry the hook sets. */
+    renewalConf: string;
     lock: string;
     /** How long the hook waits for the host lock before it gives up (leaving the links alone). */
     lockSeconds: number;
@@ -295,6 +315,7 @@ export const ACME_HOOK_PATHS: AcmeHookPaths = {
     live: ACME_LIVE,
     archive: ACME_ARCHIVE,
     rejected: ACME_REJECTED,
+    renewalConf: ACME_RENEWAL_CONF,
     lock: HOST_LOCK_FILE,
     lockSeconds: 600,
 };
@@ -307,6 +328,7 @@ export function acmeDeployHook(stack: string, ctl: string, paths: AcmeHookPaths 
         // certbot's live links are relative (../../archive/<name>/cert1.pem).
         archiveFromLive: posix.relative(paths.live, paths.archive),
         keyProblem: keyProblemFunction(),
+        renewalFunctions: acmeRenewalFunctions(),
         ctl,
     });
 }
@@ -332,16 +354,15 @@ function acmeArtifacts(stack: string, apache: ApacheConfig, os: keyof typeof lay
 
 /**
  * Drift beyond the files: a renewed certificate is no drift (the vhost names certbot's live
- * links, not a content), but one within 20 days of its end is (certbot renews at 30: it has
- * failed), and so is a hand change to the renewal configuration's keys mor-harden chose.
+ * links, not a content), but one under acmeRenewalMargin of its end is (certbot has failed), and so is a hand change to the renewal configuration's keys mor-harden chose.
  */
 function acmeViews(apache: ApacheConfig) {
     const fullchain = `${ACME_LIVE}/fullchain.pem`;
     return [
         {
             name: ACME_VIEW.renewal,
-            live: `if openssl x509 -checkend ${ACME_RENEW_DAYS * 86400} -noout -in ${fullchain} >/dev/null 2>&1; then echo 'valid beyond ${ACME_RENEW_DAYS} days'; elif [ -e ${fullchain} ]; then echo "expires $(openssl x509 -enddate -noout -in ${fullchain} | cut -d= -f2): certbot has not renewed it"; else echo 'no certificate in ${ACME_LIVE}'; fi`,
-            expected: { text: `valid beyond ${ACME_RENEW_DAYS} days` },
+            live: `${acmeRenewalFunctions()}\nacme_renewal_state ${fullchain}`,
+            expected: { text: ACME_RENEWED_IN_TIME },
         },
         {
             // The names the certificate covers: a change of acme.domains is a change to apply (and drift till then).

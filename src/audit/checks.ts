@@ -159,7 +159,7 @@ export const checks = {
     },
     "tls.acme-renewal": {
         severity: "high",
-        title: "certbot has failed to renew an ACME certificate (it expires within 20 days; certbot renews at 30)",
+        title: "certbot has failed to renew an ACME certificate (under two thirds of its renewal point left: 20 days of 90, 2 of 6)",
         section: "Services",
         guide: "60: Apache must use SSL",
         fix: "read /var/log/letsencrypt/letsencrypt.log (port 80 reachable from the CA? the names resolving to the host?), then certbot renew; apply re-issues when drift sees it.",

@@ -7,7 +7,7 @@ import { jailsByThread } from "../fail2ban/threads";
 import { finding, type AuditFinding } from "./checks";
 import { acceptedFromAnywhere, banCounts, banSetMatched, banSets, familiesOf, listensBeyondLoopback, type Listener } from "./firewall";
 import type { AuditFacts } from "./script";
-import { ACME_RENEW_DAYS } from "../apache/render";
+import { acmeRenewalMargin } from "../apache/render";
 
 const MYSQL_PROCESSES = /^(mysqld|mariadbd)$/;
 const WEB_PROCESSES = /^(apache2|httpd)$/;
@@ -45,8 +45,9 @@ function leafOf(pem: string): X509Certificate | undefined {
 }
 
 /**
- * certbot's lineages: one within 20 days of its end has failed to renew (certbot renews at 30; a
- * renewed certificate is no finding), and mor-harden's renewal keys differing from what it
+ * certbot's lineages: one under acmeRenewalMargin of its end (two thirds of its renewal point:
+ * 20 days of a 90-day certificate, 2 of a 6-day one) has failed to renew (a renewed certificate
+ * is no finding), and mor-harden's renewal keys differing from what it
  * recorded when it issued were changed by hand.
  */
 export function acmeFindings(facts: AuditFacts): AuditFinding[] {
@@ -58,7 +59,7 @@ export function acmeFindings(facts: AuditFacts): AuditFinding[] {
         else {
             const expires = Date.parse(leaf.validTo) / 1000;
             const days = Math.floor((expires - facts.now) / DAY);
-            if (days < ACME_RENEW_DAYS)
+            if (expires - facts.now <= acmeRenewalMargin(new Date(leaf.validFrom), new Date(leaf.validTo)))
                 findings.push(
                     finding(
                         "tls.acme-renewal",

@@ -33,6 +33,9 @@ const v2: Version = { cert: certificateFor("v2.example.com").certificate, key: c
 
 let trees = 0;
 
+/** The head of a renewal configuration as certbot 2.1 writes it: its default as a comment on top. */
+const RENEWAL_CONF = `# renew_before_expiry = 30 days\nversion = 2.1.0\narchive_dir = /etc/letsencrypt/archive/${NAME}\n\n[renewalparams]\nauthenticator = webroot\n`;
+
 /** A certbot-shaped lineage holding `versions` (1, 2, ...) with the live links on the last, and the hook rendered for it. */
 function lineage(versions: Version[], testFails: TestFails) {
     const root = join(scratch, `tree-${++trees}`);
@@ -41,13 +44,15 @@ function lineage(versions: Version[], testFails: TestFails) {
         live: join(root, "letsencrypt/live", NAME),
         archive: join(root, "letsencrypt/archive", NAME),
         rejected: join(root, "rejected"),
+        renewalConf: join(root, "letsencrypt/renewal", `${NAME}.conf`),
         lock: join(root, "lock"),
         lockSeconds: 1,
     };
     const bin = join(root, "bin");
     const calls = join(root, "calls");
     const log = join(root, "logger");
-    for (const dir of [paths.live, paths.archive, bin]) mkdirSync(dir, { recursive: true });
+    for (const dir of [paths.live, paths.archive, join(root, "letsencrypt/renewal"), bin]) mkdirSync(dir, { recursive: true });
+    writeFileSync(paths.renewalConf, RENEWAL_CONF);
     versions.forEach((version, index) => {
         const n = index + 1;
         const content = { cert: version.cert, chain: version.cert, fullchain: version.cert, privkey: version.key };
@@ -90,6 +95,7 @@ function lineage(versions: Version[], testFails: TestFails) {
         archive: () => readdirSync(paths.archive).sort(),
         rejected: () => (existsSync(paths.rejected) ? readdirSync(paths.rejected).map((file) => readFileSync(join(paths.rejected, file), "utf8")) : []),
         calls: () => read(calls).split("\n").filter(Boolean),
+        renewalConf: () => read(paths.renewalConf),
         log: () => read(log),
     };
 }
@@ -106,6 +112,8 @@ describe("the ACME deploy hook, in a scratch certbot tree", () => {
         assert.deepEqual(tree.archive(), [...allParts(1), ...allParts(2)].sort());
         assert.deepEqual(tree.rejected(), []);
         assert.match(tree.log(), /^-t mor-harden-acme the renewed certificate of mor-harden \(version 2\) is served$/m);
+        // The next renewal at half the new certificate's life (2 days: openssl -days 2), certbot's other keys untouched.
+        assert.equal(tree.renewalConf(), RENEWAL_CONF.replace("# renew_before_expiry = 30 days", "renew_before_expiry = 1440 minutes"));
     });
 
     it("rejects a renewed certificate that does not match its key: v1 linked again, v2's key deleted, its certificate kept aside", () => {
@@ -116,6 +124,7 @@ describe("the ACME deploy hook, in a scratch certbot tree", () => {
         assert.deepEqual(tree.archive(), allParts(1).sort(), "version 2 left the archive, its key with it");
         assert.deepEqual(tree.rejected(), [v2.cert]);
         assert.deepEqual(tree.calls(), [], "neither tested nor reloaded");
+        assert.equal(tree.renewalConf(), RENEWAL_CONF, "the renewal point is set only for a certificate served");
         assert.match(tree.log(), /version 2\) failed validation \(the certificate does not match its private key\): version 1 kept/);
         assert.match(run.stderr, /mor-harden-acme: the renewed certificate/);
     });

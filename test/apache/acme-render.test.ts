@@ -3,7 +3,7 @@
 // deploy hook, the private CA's files), the stage that issues before anything moves, and the
 // typed reason a refused stage reports.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -17,8 +17,12 @@ import {
     ACME_TIMER_DROP_IN,
     ACME_VIEW,
     ACME_WEBROOT,
+    ACME_RENEWED_IN_TIME,
     acmeFailureScript,
     acmeIssueScript,
+    acmeRenewalMargin,
+    acmeRenewPoint,
+    acmeRenewalFunctions,
     renderApache,
 } from "../../src/apache/render";
 import { LETS_ENCRYPT_DIRECTORY } from "../../src/apache/schema";
@@ -51,6 +55,9 @@ function problems(build: () => HostConfig): string[] {
 }
 
 const plan = async (config: HostConfig) => renderApache(await renderInputFor(config))!;
+
+/** A self-signed certificate valid for `days` from now, in PEM (certbot's lifetimes: 90 days, 6 for the short-lived profile). */
+const certificateValidFor = (days: number) => certificateFor("mor.example.com", { days }).certificate;
 
 function shellcheck(script: string): string {
     const run = spawnSync("shellcheck", ["-S", "warning", "-s", "sh", "-"], { input: script, encoding: "utf8" });
@@ -290,10 +297,110 @@ describe("apache.acme: the stage", () => {
     });
 });
 
+describe("apache.acme: a certificate certbot has failed to renew", () => {
+    const DAY = 86400;
+    it("is one under two thirds of its renewal point: a third of its life left, half under 10 days (certbot 4's rule)", () => {
+        const from = new Date("2026-01-01T00:00:00Z");
+        const after = (days: number) => new Date(from.getTime() + days * DAY * 1000);
+        assert.equal(acmeRenewPoint(from, after(90)), 30 * DAY, "certbot's 30 days of old");
+        assert.equal(acmeRenewalMargin(from, after(90)), 20 * DAY);
+        assert.equal(acmeRenewPoint(from, after(45)), 15 * DAY);
+        assert.equal(acmeRenewalMargin(from, after(45)), 10 * DAY);
+        assert.equal(acmeRenewPoint(from, after(6)), 3 * DAY, "Let's Encrypt's short-lived certificates");
+        assert.equal(acmeRenewalMargin(from, after(6)), 2 * DAY);
+        assert.equal(acmeRenewPoint(from, after(10)), Math.floor((10 * DAY) / 3), "10 days is not short-lived");
+    });
+
+    it("renews at that point on any certbot: the stage and the deploy hook write renew_before_expiry in minutes", () => {
+        const dir = mkdtempSync(join(tmpdir(), "morh-acme-renew-before-"));
+        try {
+            const cert = join(dir, "fullchain.pem");
+            writeFileSync(cert, certificateValidFor(6));
+            const set = (conf: string) => {
+                const path = join(dir, "renewal.conf");
+                writeFileSync(path, conf);
+                const run = spawnSync("sh", ["-c", `${acmeRenewalFunctions()}\nacme_set_renew_before "$1" "$2"`, "sh", path, cert], { encoding: "utf8" });
+                assert.equal(run.status, 0, run.stderr);
+                return readFileSync(path, "utf8");
+            };
+            const rest = "version = 2.1.0\n\n[renewalparams]\nauthenticator = webroot\n";
+            // certbot's own comment, an earlier value, none at all: one top-level line, the rest as it was.
+            assert.equal(set(`# renew_before_expiry = 30 days\n${rest}`), `renew_before_expiry = 4320 minutes\n${rest}`);
+            assert.equal(set(`renew_before_expiry = 30 days\n${rest}`), `renew_before_expiry = 4320 minutes\n${rest}`);
+            assert.equal(set(rest), `renew_before_expiry = 4320 minutes\n${rest}`);
+            // The interval as certbot's own parser reads it (certbot: .ci/install-deps).
+            const certbotPython = /^#!(\S+)/.exec(readFileSync(execFileSync("sh", ["-c", "command -v certbot"], { encoding: "utf8" }).trim(), "utf8"))![1];
+            const certbot = spawnSync(
+                certbotPython,
+                [
+                    "-c",
+                    "import datetime,pytz\nfrom certbot._internal.storage import add_time_interval as a\nb=datetime.datetime(2026,1,1,tzinfo=pytz.UTC)\nprint(int((a(b,'4320 minutes')-b).total_seconds()))",
+                ],
+                { encoding: "utf8" },
+            );
+            assert.equal(certbot.status, 0, certbot.stderr);
+            assert.equal(certbot.stdout.trim(), `${3 * DAY}`);
+            // Not a certificate: it says so and changes nothing.
+            writeFileSync(cert, "junk\n");
+            const path = join(dir, "renewal.conf");
+            writeFileSync(path, rest);
+            assert.equal(spawnSync("sh", ["-c", `${acmeRenewalFunctions()}\nacme_set_renew_before "$1" "$2"`, "sh", path, cert]).status, 1);
+            assert.equal(readFileSync(path, "utf8"), rest);
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
+    it("is told apart on the host by the drift view's shell (real openssl and date; the clock a stand-in)", async () => {
+        const dir = mkdtempSync(join(tmpdir(), "morh-acme-state-"));
+        try {
+            const view = (await plan(acme())).liveViews.find((candidate) => candidate.name === ACME_VIEW.renewal)!;
+            assert.ok(view.live.startsWith(acmeRenewalFunctions()) && view.live.endsWith(`acme_renewal_state ${ACME_LIVE}/fullchain.pem`));
+            assert.equal(shellcheck(view.live), "");
+            // `date +%s` answers the test's clock; every other date call is the real one.
+            writeFileSync(
+                join(dir, "date"),
+                `#!/bin/sh
+if [ "$*" = "+%s" ]; then echo "$MORH_NOW"; else exec /bin/date "$@"; fi
+`,
+                { mode: 0o755 },
+            );
+            const state = (days: number, nowAfterDays: number) => {
+                const cert = join(dir, `${days}.pem`);
+                writeFileSync(cert, certificateValidFor(days));
+                const from = Date.parse(new X509Certificate(readFileSync(cert)).validFrom) / 1000;
+                const run = spawnSync("sh", ["-c", `${acmeRenewalFunctions()}\nacme_renewal_state "$1"`, "sh", cert], {
+                    env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, MORH_NOW: `${from + nowAfterDays * DAY}` },
+                    encoding: "utf8",
+                });
+                return run.stdout.trim();
+            };
+            assert.equal(state(90, 65), ACME_RENEWED_IN_TIME, "25 of 90 days left");
+            assert.match(state(90, 71), /^expires .*: certbot has not renewed it$/, "19 of 90 days left");
+            assert.equal(state(45, 34), ACME_RENEWED_IN_TIME, "11 of 45 days left");
+            assert.match(state(45, 36), /^expires .*: certbot has not renewed it$/, "9 of 45 days left");
+            assert.equal(state(6, 3.5), ACME_RENEWED_IN_TIME, "2.5 of 6 days left");
+            assert.match(state(6, 5), /^expires .*: certbot has not renewed it$/, "1 of 6 days left");
+            assert.equal(state(6, 0.5), ACME_RENEWED_IN_TIME, "a fresh 6-day certificate is no failure, though under 20 days");
+            writeFileSync(join(dir, "junk.pem"), "not a certificate\n");
+            assert.match(
+                spawnSync("sh", ["-c", `${acmeRenewalFunctions()}\nacme_renewal_state "$1"`, "sh", join(dir, "junk.pem")], { encoding: "utf8" }).stdout,
+                /is not a readable certificate/,
+            );
+            assert.match(
+                spawnSync("sh", ["-c", `${acmeRenewalFunctions()}\nacme_renewal_state /nonexistent/live/fullchain.pem`], { encoding: "utf8" }).stdout.trim(),
+                /^no certificate in \/nonexistent\/live$/,
+            );
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});
+
 describe("apache.acme: the audit", () => {
     const b64 = (text: string) => Buffer.from(text).toString("base64");
     const keys = "authenticator = webroot\nserver = https://ca.example/dir\nwebroot_path = /var/www/mor-harden-acme,";
-    const { certificate } = certificateFor("mor.example.com");
+    const certificate = certificateValidFor(90);
     const expires = Date.parse(new X509Certificate(certificate).validTo) / 1000;
     const audit = (now: number, live: string, recorded: string | undefined) =>
         acmeFindings({ ...parseAuditOutput(`N ${now}\nL mor-harden ${b64(certificate)} ${b64(live)} ${recorded === undefined ? "-" : b64(recorded)}\n`) });
@@ -306,6 +413,15 @@ describe("apache.acme: the audit", () => {
             ["tls.acme-renewal"],
         );
         assert.match(late[0].evidence, /expires in 5 days/);
+    });
+
+    it("judges a short-lived certificate by its lifetime: a third of it left is no failure, though under 20 days", () => {
+        const shortLived = certificateValidFor(6);
+        const end = Date.parse(new X509Certificate(shortLived).validTo) / 1000;
+        const at = (now: number) =>
+            acmeFindings({ ...parseAuditOutput(`N ${now}\nL mor-harden ${b64(shortLived)} ${b64(keys)} ${b64(keys)}\n`) }).map((finding) => finding.id);
+        assert.deepEqual(at(end - 3 * 86400), []);
+        assert.deepEqual(at(end - 86400), ["tls.acme-renewal"]);
     });
 
     it("reports mor-harden's renewal keys changed by hand, and only for its own lineage", () => {

@@ -20,7 +20,7 @@ import {
     type TestLab,
 } from "../helpers/lab";
 import { needs } from "../helpers/needs";
-import { ACME_CA_ADDRESS, addAcmeName } from "../../src/lab/acme";
+import { ACME_CA_ADDRESS, ACME_LAB_VALIDITY_SECONDS, addAcmeName } from "../../src/lab/acme";
 import type { LabNode } from "../../src/lab/lab";
 
 const { after, before, describe, it } = needs("a lab (root, network namespaces) with pebble and certbot");
@@ -32,15 +32,23 @@ const host = () => lab.host(1);
 const name = () => `${host().name}.lab.example`;
 const VHOST = "/etc/apache2/sites-available/00-mor-harden.conf";
 
-/** The served certificate's serial and issuer, as the workstation sees it on port 443 (by the GUI's name). */
-function served(): { serial: string; issuer: string } {
+/** The served certificate's serial, issuer and lifetime in seconds, as the workstation sees it on port 443 (by the GUI's name). */
+function served(): { serial: string; issuer: string; lifetime: number } {
     const run = sh(
         lab.client("workstation"),
-        `echo | timeout 5 openssl s_client -connect ${host().v4}:443 -servername ${name()} 2>/dev/null | openssl x509 -noout -serial -issuer`,
+        `echo | timeout 5 openssl s_client -connect ${host().v4}:443 -servername ${name()} 2>/dev/null | openssl x509 -noout -serial -issuer -startdate -enddate`,
         15_000,
     );
-    return { serial: /serial=(\S+)/.exec(run.stdout)?.[1] ?? "", issuer: /issuer=(.*)/.exec(run.stdout)?.[1]?.trim() ?? "" };
+    const date = (field: string) => Date.parse(new RegExp(`${field}=(.*)`).exec(run.stdout)?.[1] ?? "") / 1000;
+    return {
+        serial: /serial=(\S+)/.exec(run.stdout)?.[1] ?? "",
+        issuer: /issuer=(.*)/.exec(run.stdout)?.[1]?.trim() ?? "",
+        lifetime: date("notAfter") - date("notBefore"),
+    };
 }
+
+/** Half the served certificate's life in whole minutes (pebble's notAfter is its period less a second). */
+const renewBeforeMinutes = () => Math.floor(Math.floor(served().lifetime / 2) / 60);
 
 /** The archive version the live links name (../../archive/mor-harden/certN.pem). */
 const version = () => sh(host(), `readlink ${ACME_LIVE}/cert.pem`).stdout.trim();
@@ -82,6 +90,15 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
         );
         // Pebble's intermediates are named "Pebble Intermediate CA <random>".
         assert.match(served().issuer, /Pebble Intermediate CA/);
+        // Short-lived, as Let's Encrypt's 6-day profile: the tests below show such a certificate is
+        // neither drift nor issued again though it ends within 20 days.
+        assert.ok(Math.abs(served().lifetime - ACME_LAB_VALIDITY_SECONDS) < 120, `lifetime ${served().lifetime} s`);
+        // Renewed at half its life left (certbot 4's rule), not at certbot 2.1's 30 days: at every run.
+        assert.equal(
+            sh(host(), "grep '^renew_before_expiry' /etc/letsencrypt/renewal/mor-harden.conf").stdout.trim(),
+            `renew_before_expiry = ${renewBeforeMinutes()} minutes`,
+        );
+        assert.match(renewNow(false).stdout, /not yet due for renewal/);
         assert.match(sh(host(), `grep SSLCertificateFile ${VHOST}`).stdout, new RegExp(`${ACME_LIVE}/fullchain\\.pem`));
         // Port 80: the challenge path is served, everything else redirects to HTTPS.
         sh(host(), "mkdir -p /var/www/mor-harden-acme/.well-known/acme-challenge && echo probe-ok > /var/www/mor-harden-acme/.well-known/acme-challenge/probe");
@@ -107,6 +124,8 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
         );
         assert.equal(served().serial, serial);
         assert.equal(applyFromWorkstation(lab, stack).code, 0, "back to the lab stack");
+        const drift = driftFromWorkstation(lab, stack);
+        assert.equal(drift.code, 0, `a fresh short-lived certificate is no drift: ${drift.stdout}${drift.stderr}`);
     });
 
     it("a forced renewal swaps the served certificate with no hand reload, and drift stays clean", async () => {
@@ -116,6 +135,12 @@ describe("apache.acme on a lab host (pebble as the CA)", () => {
         assert.equal(renew.code, 0, renew.stdout);
         assert.match(renew.stdout, /Congratulations, all renewals succeeded|Congratulations, all simulated renewals succeeded/);
         assert.ok(await waitFor(() => served().serial !== before, 10_000), "a new certificate is served after the renewal");
+        // certbot kept the renewal point the deploy hook set again for the new certificate.
+        assert.match(
+            sh(host(), "cat /etc/letsencrypt/renewal/mor-harden.conf").stdout,
+            new RegExp(`^renew_before_expiry = ${renewBeforeMinutes()} minutes$`, "m"),
+        );
+        assert.match(renewNow(false).stdout, /not yet due for renewal/);
         const drift = driftFromWorkstation(lab, stack);
         assert.equal(drift.code, 0, drift.stdout + drift.stderr);
     });

@@ -21,9 +21,10 @@ export interface TestCertificate {
 
 const issued = new Map<string, TestCertificate>();
 
-/** A self-signed certificate for `name`, optionally naming an OCSP responder. */
-export function certificateFor(name: string, options: { ocsp?: string } = {}): TestCertificate {
-    const id = `${name}-${options.ocsp ? "ocsp" : "plain"}`;
+/** A self-signed certificate for `name`, valid from now for `days` (2 unless told), optionally naming an OCSP responder. */
+export function certificateFor(name: string, options: { ocsp?: string; days?: number } = {}): TestCertificate {
+    const days = options.days ?? 2;
+    const id = `${name}-${options.ocsp ? "ocsp" : "plain"}-${days}`;
     const cached = issued.get(id);
     if (cached) return cached;
     const keyFile = join(workDir, `${id}.key`);
@@ -44,7 +45,7 @@ export function certificateFor(name: string, options: { ocsp?: string } = {}): T
             "-out",
             certFile,
             "-days",
-            "2",
+            `${days}`,
             "-subj",
             `/CN=${name}`,
             ...extensions,
