@@ -15,14 +15,14 @@
 // version> (its README, "Internals"), a directory any local user can make first, and checks no
 // owner.
 import { createHash } from "node:crypto";
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import Module = require("node:module");
 import { dirname, join } from "node:path";
 import { Script } from "node:vm";
 import { privateCacheDir } from "../render/user-cache";
 
 interface Entry {
-    sha1: string;
+    sha1: Buffer;
     data: Buffer;
 }
 
@@ -43,44 +43,35 @@ function cacheDirectory(): string | undefined {
 }
 
 /**
- * One file per Node version and architecture (V8's data is for one V8 build only) and per
- * installation of mor-harden (the file is read whole at every start: installations in other
- * places, each with its own modules, must not make it grow).
+ * One directory per Node version and architecture (V8's data is for one V8 build only) and per
+ * installation of mor-harden (installations in other places, each with its own modules, keep
+ * apart), holding one file per module: a process reads only the entries of the modules it loads
+ * (`--help` none, a drift the entry's and drift.js's), not every command's.
  */
-const cacheFileName = () => `cli-${process.version}-${process.arch}-${createHash("sha1").update(__dirname).digest("hex").slice(0, 12)}.bin`;
+const cacheDirName = () => `cli-${process.version}-${process.arch}-${createHash("sha1").update(__dirname).digest("hex").slice(0, 12)}`;
 
-/** Layout: 4 bytes header length, a JSON header {filename: [sha1, offset, length]}, then the data. */
-function readCache(path: string): Map<string, Entry> {
-    const entries = new Map<string, Entry>();
+/** The single file that held every module's entry before (removed when this layout writes). */
+const formerCacheFile = (dir: string) => join(dir, `${cacheDirName()}.bin`);
+
+/** A module's entry: the sha1 of the source it was made from (20 bytes), then V8's data. */
+const entryPath = (dir: string, filename: string) => join(dir, `${createHash("sha1").update(filename).digest("hex")}.bin`);
+const SHA1_BYTES = 20;
+
+function readEntry(path: string): Entry | undefined {
     try {
         const file = readFileSync(path);
-        const headerLength = file.readUInt32LE(0);
-        const header = JSON.parse(file.subarray(4, 4 + headerLength).toString("utf8")) as Record<string, [string, number, number]>;
-        const base = 4 + headerLength;
-        for (const [filename, [sha1, offset, length]] of Object.entries(header)) {
-            entries.set(filename, { sha1, data: file.subarray(base + offset, base + offset + length) });
-        }
+        if (file.length <= SHA1_BYTES) return undefined;
+        return { sha1: file.subarray(0, SHA1_BYTES), data: file.subarray(SHA1_BYTES) };
     } catch {
-        // No cache yet, or an unreadable one: it is made anew.
+        // No entry yet, or an unreadable one: it is made anew.
+        return undefined;
     }
-    return entries;
 }
 
-function writeCache(path: string, entries: Map<string, Entry>): void {
-    const header: Record<string, [string, number, number]> = {};
-    const blobs: Buffer[] = [];
-    let offset = 0;
-    for (const [filename, entry] of entries) {
-        header[filename] = [entry.sha1, offset, entry.data.length];
-        blobs.push(entry.data);
-        offset += entry.data.length;
-    }
-    const headerBytes = Buffer.from(JSON.stringify(header));
-    const length = Buffer.alloc(4);
-    length.writeUInt32LE(headerBytes.length);
-    // Written aside and renamed: a concurrent process reads the old cache or the new one, whole.
+function writeEntry(path: string, entry: Entry): void {
+    // Written aside and renamed: a concurrent process reads the old entry or the new one, whole.
     const temporary = `${path}.${process.pid}`;
-    writeFileSync(temporary, Buffer.concat([length, headerBytes, ...blobs]), { mode: 0o600 });
+    writeFileSync(temporary, Buffer.concat([entry.sha1, entry.data]), { mode: 0o600 });
     renameSync(temporary, path);
 }
 
@@ -92,21 +83,16 @@ export function enableCompileCache(): void {
         ModuleClass.enableCompileCache(dir);
         return;
     }
-    const path = join(dir, cacheFileName());
-    const entries = readCache(path);
-    const compiled = new Map<string, { sha1: string; script: Script }>();
-    let missed = false;
+    const entriesDir = join(dir, cacheDirName());
+    const missed = new Map<string, { sha1: Buffer; script: Script }>();
     ModuleClass.prototype._compile = function (this: NodeJS.Module, content: string, filename: string) {
         // A hashbang is only valid at the very start of a script, which the wrapper is not.
         const source = content.startsWith("#!") ? "//" + content.slice(2) : content;
-        const sha1 = createHash("sha1").update(source).digest("base64");
-        const cached = entries.get(filename);
-        const script = new Script(ModuleClass.wrap(source), {
-            filename,
-            cachedData: cached?.sha1 === sha1 ? cached.data : undefined,
-        });
-        if (cached?.sha1 !== sha1 || script.cachedDataRejected) missed = true;
-        compiled.set(filename, { sha1, script });
+        const sha1 = createHash("sha1").update(source).digest();
+        const cached = readEntry(entryPath(entriesDir, filename));
+        const hit = cached !== undefined && cached.sha1.equals(sha1);
+        const script = new Script(ModuleClass.wrap(source), { filename, cachedData: hit ? cached.data : undefined });
+        if (!hit || script.cachedDataRejected) missed.set(filename, { sha1, script });
         const wrapper = script.runInThisContext({ displayErrors: true }) as (...args: unknown[]) => unknown;
         const mod = this;
         const moduleRequire = Object.assign((id: string) => mod.require(id), {
@@ -121,10 +107,12 @@ export function enableCompileCache(): void {
         return wrapper.call(mod.exports, mod.exports, moduleRequire, mod, filename, dirname(filename));
     };
     process.once("exit", () => {
-        if (!missed) return;
+        if (missed.size === 0) return;
         try {
-            for (const [filename, { sha1, script }] of compiled) entries.set(filename, { sha1, data: script.createCachedData() });
-            writeCache(path, entries);
+            mkdirSync(entriesDir, { recursive: true, mode: 0o700 });
+            rmSync(formerCacheFile(dir), { force: true });
+            // Made after the run, so the data holds the functions it compiled lazily too.
+            for (const [filename, { sha1, script }] of missed) writeEntry(entryPath(entriesDir, filename), { sha1, data: script.createCachedData() });
         } catch {
             // A cache that cannot be written only costs the next run its compile time.
         }

@@ -67,6 +67,35 @@ describe("mor-harden's start", () => {
         assert.ok(contents["drift.js"].includes("dist/src/render/templates.compiled.js"), "the precompiled templates are bundled");
     });
 
+    it("each command's file is ASCII, with zod's English locale alone (V8 holds a file with one other character as two bytes a character)", () => {
+        const contents = bundleContents();
+        for (const command of COMMAND_MODULES) {
+            assert.deepEqual(
+                contents[`${command}.js`].filter((path) => path.startsWith("node_modules/zod/v4/locales/")),
+                ["node_modules/zod/v4/locales/en.cjs"],
+                `${command}.js`,
+            );
+            const bytes = readFileSync(join(BIN_DIR, `${command}.js`));
+            assert.equal(
+                bytes.findIndex((byte) => byte > 0x7f),
+                -1,
+                `${command}.js is ASCII`,
+            );
+        }
+    });
+
+    it("zod's own messages are English in the bundle", () => {
+        const dir = mkdtempSync(join(tmpdir(), "mor-harden-cli-"));
+        const stack = join(dir, "Pulumi.zod.yaml");
+        writeFileSync(
+            stack,
+            "config:\n  mor-harden:os: debian\n  mor-harden:connection:\n    address: 192.0.2.1\n    hostKey: SHA256:ZAluXC9ZQw1+qLJbtmBKV2nAwPvCe430vgjaXinZ7l8\n  mor-harden:firewall:\n    trusted: 5\n",
+        );
+        const result = run("render", "--config", stack);
+        assert.equal(result.status, 2, result.stderr + result.stdout);
+        assert.match(result.stderr, /firewall\.trusted: Invalid input: expected array, received number/);
+    });
+
     for (const args of [["--help"], ["drift", "--help"], ["apply", "--help"], ["audit", "--help"]]) {
         it(`loads the entry only for ${args.join(" ")}`, () => {
             const loaded = modulesLoaded(...args);
