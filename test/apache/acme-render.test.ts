@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { X509Certificate } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -328,6 +328,11 @@ describe("apache.acme: a certificate certbot has failed to renew", () => {
             assert.equal(set(`# renew_before_expiry = 30 days\n${rest}`), `renew_before_expiry = 4320 minutes\n${rest}`);
             assert.equal(set(`renew_before_expiry = 30 days\n${rest}`), `renew_before_expiry = 4320 minutes\n${rest}`);
             assert.equal(set(rest), `renew_before_expiry = 4320 minutes\n${rest}`);
+            // Set already: the file is not written again (an apply with the certificate in place).
+            const path = join(dir, "renewal.conf");
+            const before = statSync(path);
+            assert.equal(spawnSync("sh", ["-c", `${acmeRenewalFunctions()}\nacme_set_renew_before "$1" "$2"`, "sh", path, cert]).status, 0);
+            assert.deepEqual([statSync(path).ino, statSync(path).mtimeMs], [before.ino, before.mtimeMs]);
             // The interval as certbot's own parser reads it (certbot: .ci/install-deps).
             const certbotPython = /^#!(\S+)/.exec(readFileSync(execFileSync("sh", ["-c", "command -v certbot"], { encoding: "utf8" }).trim(), "utf8"))![1];
             const certbot = spawnSync(
@@ -342,7 +347,6 @@ describe("apache.acme: a certificate certbot has failed to renew", () => {
             assert.equal(certbot.stdout.trim(), `${3 * DAY}`);
             // Not a certificate: it says so and changes nothing.
             writeFileSync(cert, "junk\n");
-            const path = join(dir, "renewal.conf");
             writeFileSync(path, rest);
             assert.equal(spawnSync("sh", ["-c", `${acmeRenewalFunctions()}\nacme_set_renew_before "$1" "$2"`, "sh", path, cert]).status, 1);
             assert.equal(readFileSync(path, "utf8"), rest);

@@ -2,7 +2,7 @@
 // arguments every command refuses with exit 2 before any host is touched.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, it } from "node:test";
@@ -91,9 +91,13 @@ describe("mor-harden's start", () => {
             stack,
             "config:\n  mor-harden:os: debian\n  mor-harden:connection:\n    address: 192.0.2.1\n    hostKey: SHA256:ZAluXC9ZQw1+qLJbtmBKV2nAwPvCe430vgjaXinZ7l8\n  mor-harden:firewall:\n    trusted: 5\n",
         );
-        const result = run("render", "--config", stack);
-        assert.equal(result.status, 2, result.stderr + result.stdout);
-        assert.match(result.stderr, /firewall\.trusted: Invalid input: expected array, received number/);
+        try {
+            const result = run("render", "--config", stack);
+            assert.equal(result.status, 2, result.stderr + result.stdout);
+            assert.match(result.stderr, /firewall\.trusted: Invalid input: expected array, received number/);
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
     });
 
     for (const args of [["--help"], ["drift", "--help"], ["apply", "--help"], ["audit", "--help"]]) {
