@@ -143,10 +143,21 @@ export function carryOverBans(jails: { name: string; bantime: number }[], journa
     }).trim();
 }
 
+/** The ipsets mor-harden's ban action makes for these jails, both families. */
+const banSetNames = (jails: { name: string; bantime: number }[]) =>
+    jails.flatMap((jail) => ["4", "6"].map((family) => `${banSets(jail.name, jail.bantime).set}-${family}`));
+
+/**
+ * How fail2ban takes the files (templates/fail2ban/reload.sh.hbs): `always` restarts its jails (a
+ * rollback or a delete), else they are restarted only while none of these jails' ban sets exists.
+ */
+function reloadFail2ban(jails: { name: string; bantime: number }[], always = false): string {
+    return renderTemplate("fail2ban/reload.sh.hbs", { always, sets: banSetNames(jails) }).trim();
+}
+
 /** Shell functions: ban_sets_ok (every enabled jail's ipsets exist and are matched in INPUT) and wait_ban_sets. */
 function banSetsFunctions(jails: { name: string; bantime: number }[]): string {
-    const sets = jails.flatMap((jail) => ["4", "6"].map((family) => `${banSets(jail.name, jail.bantime).set}-${family}`));
-    return renderTemplate("fail2ban/check-ban-sets.sh.hbs", { sets }).trim();
+    return renderTemplate("fail2ban/check-ban-sets.sh.hbs", { sets: banSetNames(jails) }).trim();
 }
 
 export function renderFail2ban(input: RenderInput): ConcernPlan {
@@ -212,16 +223,19 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         ],
         activate: [
             carryOverBans(banning),
-            "fail2ban-client ping >/dev/null 2>&1 && fail2ban-client reload || { systemctl restart fail2ban 2>/dev/null || fail2ban-client start; }",
-            // A reload never starts an action it adds to a running jail (the switch from MOR's or
-            // iptables-allports actions): only a restart starts it, loading its sets from the journal.
-            `${banSetsFunctions(banning)}\nwait_ban_sets 30 || { echo 'MORH-NOTE fail2ban: restarted to start the ipset ban action'; fail2ban-client restart >/dev/null && wait_ban_sets 300; }`,
+            reloadFail2ban(banning),
+            // Should the reload still not have started the ipset action in a jail (a jail running
+            // without it although a set of another exists), restarting the jails starts it, loading
+            // its sets from the journal.
+            `${banSetsFunctions(banning)}\nwait_ban_sets 30 || { echo 'MORH-NOTE fail2ban: restarted its jails to start the ipset ban action'; fail2ban-client reload --restart >/dev/null && wait_ban_sets 300; }`,
         ],
         verify: [jailThreadsCheck(enabled), `${banSetsFunctions(banning)}\nban_sets_ok`],
         snapshot: [],
-        rollback: [],
+        // Not the activation again: the files restored need not start mor-harden's sets (a stock
+        // host's, MOR's), so waiting for them would fail a rollback that worked.
+        rollback: [reloadFail2ban(banning, true)],
         rollbackCheck: [],
-        deactivate: [],
+        deactivate: [reloadFail2ban(banning, true)],
         liveViews: [],
         needsConfirm: false,
     };

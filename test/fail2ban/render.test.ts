@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { appendFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { BAN_ACTION, BAN_ACTION_FILE, banActionLine, banSets, IPSET_MAX_TIMEOUT } from "../../src/fail2ban/ban-action";
@@ -164,5 +165,74 @@ describe("fail2ban renderer", () => {
         } finally {
             config.cleanup();
         }
+    });
+
+    describe("how fail2ban takes the files (stand-in fail2ban-client and ipset)", () => {
+        /**
+         * Runs one of the plan's commands with a fail2ban-client that answers ping as told and logs
+         * every other call, and an ipset that lists `sets`; returns the fail2ban-client calls.
+         */
+        function callsOf(command: string, host: { running: boolean; sets: string[] }): string[] {
+            const dir = mkdtempSync(join(tmpdir(), "morh-f2b-reload-"));
+            try {
+                const tool = (name: string, body: string) => {
+                    writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`);
+                    chmodSync(join(dir, name), 0o755);
+                };
+                tool("fail2ban-client", `[ "$1" = ping ] && exit ${host.running ? 0 : 255}; echo "$*" >> '${dir}/calls'`);
+                tool("systemctl", `echo "systemctl $*" >> '${dir}/calls'`);
+                tool("ipset", `[ "$1 $2" = "list -n" ] && printf '%s\\n' ${host.sets.map((set) => `'${set}'`).join(" ")}`);
+                execFileSync("sh", ["-c", command], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, stdio: "ignore" });
+                return readFileSync(join(dir, "calls"), "utf8").trim().split("\n");
+            } finally {
+                rmSync(dir, { recursive: true, force: true });
+            }
+        }
+        const reloadOf = async (config = minimalConfig()) => {
+            const plan = renderFail2ban(await renderInputFor(config));
+            const activate = plan.activate.find((command) => command.includes("fail2ban-client reload"))!;
+            return { plan, activate };
+        };
+        const sshSet = `${banSets("ssh-iptables", 600).set}-4`;
+
+        it("restarts the jails in the running server while none of mor-harden's ban sets exists (the switch)", async () => {
+            const { activate } = await reloadOf();
+            assert.deepEqual(callsOf(activate, { running: true, sets: [] }), ["reload --restart"]);
+            assert.deepEqual(callsOf(activate, { running: true, sets: ["morh-bl-other-4", "f2b-sshd"] }), ["reload --restart"], "other sets do not count");
+        });
+
+        it("reloads, keeping the jails and their bans, once a ban set of mor-harden's exists", async () => {
+            const { activate } = await reloadOf();
+            assert.deepEqual(callsOf(activate, { running: true, sets: ["f2b-sshd", sshSet] }), ["reload"]);
+        });
+
+        it("starts fail2ban when it is not running", async () => {
+            const { activate } = await reloadOf();
+            assert.deepEqual(callsOf(activate, { running: false, sets: [] }), ["systemctl restart fail2ban"]);
+        });
+
+        it("reloads when no jail bans (every one turned off)", async () => {
+            const off = Object.fromEntries(jailNames.map((jail) => [jail, { enabled: false }]));
+            const { activate } = await reloadOf(minimalConfig({ fail2ban: { jails: off, recidive: { enabled: false } } }));
+            assert.deepEqual(callsOf(activate, { running: true, sets: [] }), ["reload"]);
+        });
+
+        it("a rollback and a delete restart the jails and wait for no ban set (the files restored may make none)", async () => {
+            const { plan } = await reloadOf();
+            for (const commands of [plan.rollback, plan.deactivate]) {
+                assert.equal(commands.length, 1);
+                assert.doesNotMatch(commands[0], /wait_ban_sets|ban_sets_ok/);
+                assert.deepEqual(callsOf(commands[0], { running: true, sets: [sshSet] }), ["reload --restart"]);
+            }
+        });
+
+        it("never restarts the server itself (systemd would lose it): the fallback restarts the jails", async () => {
+            const { plan } = await reloadOf();
+            for (const command of [...plan.activate, ...plan.rollback, ...plan.deactivate]) assert.doesNotMatch(command, /^[^#]*fail2ban-client restart/m);
+            assert.match(
+                plan.activate.find((command) => command.includes("wait_ban_sets 30"))!,
+                /fail2ban-client reload --restart/,
+            );
+        });
     });
 });
