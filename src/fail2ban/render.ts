@@ -148,11 +148,16 @@ const banSetNames = (jails: { name: string; bantime: number }[]) =>
     jails.flatMap((jail) => ["4", "6"].map((family) => `${banSets(jail.name, jail.bantime).set}-${family}`));
 
 /**
- * How fail2ban takes the files (templates/fail2ban/reload.sh.hbs): `always` restarts its jails (a
- * rollback or a delete), else they are restarted only while none of these jails' ban sets exists.
+ * How fail2ban takes the files at activation (templates/fail2ban/reload.sh.hbs): its jails are
+ * restarted at the switch (none of mor-harden's ban sets, of either ban-time kind, exists yet and
+ * no jail but `known` runs), else reloaded.
  */
-function reloadFail2ban(jails: { name: string; bantime: number }[], always = false): string {
-    return renderTemplate("fail2ban/reload.sh.hbs", { always, sets: banSetNames(jails) }).trim();
+function reloadFail2ban(banning: { name: string; bantime: number }[], known: string[]): string {
+    const sets = banning.flatMap((jail) => {
+        const { set, otherSet } = banSets(jail.name, jail.bantime);
+        return [set, otherSet].flatMap((name) => [`${name}-4`, `${name}-6`]);
+    });
+    return renderTemplate("fail2ban/reload.sh.hbs", { sets: banning.length > 0 ? sets : [], threads: [...jailsByThread(known).keys()] }).trim();
 }
 
 /** Shell functions: ban_sets_ok (every enabled jail's ipsets exist and are matched in INPUT) and wait_ban_sets. */
@@ -223,19 +228,20 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         ],
         activate: [
             carryOverBans(banning),
-            reloadFail2ban(banning),
+            // Every jail mor-harden writes (turned off too) and Debian's sshd, which it turns off.
+            reloadFail2ban(banning, ["sshd", ...jails.map((jail) => jail.name), "recidive"]),
             // Should the reload still not have started the ipset action in a jail (a jail running
             // without it although a set of another exists), restarting the jails starts it, loading
             // its sets from the journal.
             `${banSetsFunctions(banning)}\nwait_ban_sets 30 || { echo 'MORH-NOTE fail2ban: restarted its jails to start the ipset ban action'; fail2ban-client reload --restart >/dev/null && wait_ban_sets 300; }`,
         ],
         verify: [jailThreadsCheck(enabled), `${banSetsFunctions(banning)}\nban_sets_ok`],
-        snapshot: [],
-        // Not the activation again: the files restored need not start mor-harden's sets (a stock
-        // host's, MOR's), so waiting for them would fail a rollback that worked.
-        rollback: [reloadFail2ban(banning, true)],
-        rollbackCheck: [],
-        deactivate: [reloadFail2ban(banning, true)],
+        // The rollback is not the activation again: the files restored need not make mor-harden's
+        // sets (a stock host's, MOR's), and a later change undone must keep every jail and its bans.
+        snapshot: [renderTemplate("fail2ban/snapshot.sh.hbs", {}).trim()],
+        rollback: [renderTemplate("fail2ban/restore.sh.hbs", {}).trim()],
+        rollbackCheck: [renderTemplate("fail2ban/restored.sh.hbs", {}).trim()],
+        deactivate: [renderTemplate("fail2ban/deactivate.sh.hbs", {}).trim()],
         liveViews: [],
         needsConfirm: false,
     };

@@ -167,67 +167,105 @@ describe("fail2ban renderer", () => {
         }
     });
 
-    describe("how fail2ban takes the files (stand-in fail2ban-client and ipset)", () => {
+    describe("how fail2ban takes the files (stand-in fail2ban-client, systemctl and ipset)", () => {
         /**
          * Runs one of the plan's commands with a fail2ban-client that answers ping as told and logs
-         * every other call, and an ipset that lists `sets`; returns the fail2ban-client calls.
+         * every other call, a systemctl that logs, an ipset that lists `sets`, and MORH_STATE (the
+         * snapshot's directory) holding `snapshot`; returns the calls.
          */
-        function callsOf(command: string, host: { running: boolean; sets: string[] }): string[] {
+        function callsOf(
+            command: string,
+            host: { running: boolean; sets: string[]; snapshot?: Record<string, string>; env?: Record<string, string> },
+        ): string[] {
             const dir = mkdtempSync(join(tmpdir(), "morh-f2b-reload-"));
             try {
                 const tool = (name: string, body: string) => {
                     writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`);
                     chmodSync(join(dir, name), 0o755);
                 };
-                tool("fail2ban-client", `[ "$1" = ping ] && exit ${host.running ? 0 : 255}; echo "$*" >> '${dir}/calls'`);
+                tool("fail2ban-client", `[ "$1" = ping ] && exit ${host.running ? 0 : 255}; echo "fail2ban-client $*" >> '${dir}/calls'`);
                 tool("systemctl", `echo "systemctl $*" >> '${dir}/calls'`);
                 tool("ipset", `[ "$1 $2" = "list -n" ] && printf '%s\\n' ${host.sets.map((set) => `'${set}'`).join(" ")}`);
-                execFileSync("sh", ["-c", command], { env: { ...process.env, PATH: `${dir}:${process.env.PATH}` }, stdio: "ignore" });
-                return readFileSync(join(dir, "calls"), "utf8").trim().split("\n");
+                const state = join(dir, "state");
+                execFileSync("mkdir", ["-p", state]);
+                for (const [name, content] of Object.entries(host.snapshot ?? {})) writeFileSync(join(state, name), content);
+                execFileSync("sh", ["-c", `touch '${dir}/calls'; ( ${command} )`], {
+                    env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, MORH_STATE: state, ...host.env },
+                    stdio: "ignore",
+                });
+                return readFileSync(join(dir, "calls"), "utf8").trim().split("\n").filter(Boolean);
             } finally {
                 rmSync(dir, { recursive: true, force: true });
             }
         }
-        const reloadOf = async (config = minimalConfig()) => {
-            const plan = renderFail2ban(await renderInputFor(config));
-            const activate = plan.activate.find((command) => command.includes("fail2ban-client reload"))!;
-            return { plan, activate };
-        };
-        const sshSet = `${banSets("ssh-iptables", 600).set}-4`;
+        const planOf = async (config = minimalConfig()) => renderFail2ban(await renderInputFor(config));
+        const activation = async (config = minimalConfig()) => (await planOf(config)).activate.find((command) => command.includes("fail2ban-client reload"))!;
+        const sshSets = banSets("ssh-iptables", 600);
 
-        it("restarts the jails in the running server while none of mor-harden's ban sets exists (the switch)", async () => {
-            const { activate } = await reloadOf();
-            assert.deepEqual(callsOf(activate, { running: true, sets: [] }), ["reload --restart"]);
-            assert.deepEqual(callsOf(activate, { running: true, sets: ["morh-bl-other-4", "f2b-sshd"] }), ["reload --restart"], "other sets do not count");
+        it("at the switch (none of mor-harden's ban sets exists) restarts the jails in the running server", async () => {
+            const activate = await activation();
+            assert.deepEqual(callsOf(activate, { running: true, sets: [] }), ["fail2ban-client reload --restart"]);
+            assert.deepEqual(
+                callsOf(activate, { running: true, sets: ["morh-bl-other-4", "f2b-sshd"] }),
+                ["fail2ban-client reload --restart"],
+                "other sets do not count",
+            );
         });
 
-        it("reloads, keeping the jails and their bans, once a ban set of mor-harden's exists", async () => {
-            const { activate } = await reloadOf();
-            assert.deepEqual(callsOf(activate, { running: true, sets: ["f2b-sshd", sshSet] }), ["reload"]);
+        it("reloads, keeping the jails and their bans, once a ban set of mor-harden's exists, of either ban-time kind", async () => {
+            const activate = await activation();
+            assert.deepEqual(callsOf(activate, { running: true, sets: ["f2b-sshd", `${sshSets.set}-4`] }), ["fail2ban-client reload"]);
+            assert.deepEqual(callsOf(activate, { running: true, sets: [`${sshSets.otherSet}-6`] }), ["fail2ban-client reload"], "the set of the other kind");
         });
 
         it("starts fail2ban when it is not running", async () => {
-            const { activate } = await reloadOf();
-            assert.deepEqual(callsOf(activate, { running: false, sets: [] }), ["systemctl restart fail2ban"]);
+            assert.deepEqual(callsOf(await activation(), { running: false, sets: [] }), ["systemctl restart fail2ban"]);
         });
 
         it("reloads when no jail bans (every one turned off)", async () => {
             const off = Object.fromEntries(jailNames.map((jail) => [jail, { enabled: false }]));
-            const { activate } = await reloadOf(minimalConfig({ fail2ban: { jails: off, recidive: { enabled: false } } }));
-            assert.deepEqual(callsOf(activate, { running: true, sets: [] }), ["reload"]);
+            assert.deepEqual(
+                callsOf(await activation(minimalConfig({ fail2ban: { jails: off, recidive: { enabled: false } } })), { running: true, sets: [] }),
+                ["fail2ban-client reload"],
+            );
         });
 
-        it("a rollback and a delete restart the jails and wait for no ban set (the files restored may make none)", async () => {
-            const { plan } = await reloadOf();
-            for (const commands of [plan.rollback, plan.deactivate]) {
-                assert.equal(commands.length, 1);
-                assert.doesNotMatch(commands[0], /wait_ban_sets|ban_sets_ok/);
-                assert.deepEqual(callsOf(commands[0], { running: true, sets: [sshSet] }), ["reload --restart"]);
-            }
+        it("a rollback puts back the running state the snapshot found, and waits for no set of the new files", async () => {
+            const plan = await planOf();
+            assert.equal(plan.rollback.length, 1);
+            const rollback = plan.rollback[0];
+            assert.doesNotMatch(rollback, /wait_ban_sets|ban_sets_ok/);
+            const found = (server: string, sets = "") => ({ "fail2ban.server": `${server}\n`, "fail2ban.sets": sets, "fail2ban.jails": "" });
+            assert.deepEqual(
+                callsOf(rollback, { running: true, sets: [], snapshot: found("running", `${sshSets.set}-4\n`) }),
+                ["fail2ban-client reload"],
+                "a later change undone",
+            );
+            assert.deepEqual(
+                callsOf(rollback, { running: true, sets: [], snapshot: found("running") }),
+                ["fail2ban-client reload --restart"],
+                "the switch undone",
+            );
+            assert.deepEqual(callsOf(rollback, { running: false, sets: [], snapshot: found("running") }), ["systemctl restart fail2ban"], "it ran before");
+            assert.deepEqual(callsOf(rollback, { running: true, sets: [], snapshot: found("stopped") }), ["fail2ban-client stop"], "it did not run before");
+            assert.deepEqual(callsOf(rollback, { running: false, sets: [], snapshot: found("stopped") }), []);
+            assert.deepEqual(callsOf(rollback, { running: true, sets: [] }), [], "no snapshot: the server never read the new files");
+            assert.deepEqual(
+                callsOf(rollback, { running: false, sets: [], snapshot: found("running"), env: { MORH_BOOT: "1" } }),
+                [],
+                "at boot fail2ban starts later",
+            );
+        });
+
+        it("a delete restarts the jails of a running fail2ban (the restored files' own actions start), and starts no stopped one", async () => {
+            const plan = await planOf();
+            assert.equal(plan.deactivate.length, 1);
+            assert.deepEqual(callsOf(plan.deactivate[0], { running: true, sets: [`${sshSets.set}-4`] }), ["fail2ban-client reload --restart"]);
+            assert.deepEqual(callsOf(plan.deactivate[0], { running: false, sets: [] }), []);
         });
 
         it("never restarts the server itself (systemd would lose it): the fallback restarts the jails", async () => {
-            const { plan } = await reloadOf();
+            const plan = await planOf();
             for (const command of [...plan.activate, ...plan.rollback, ...plan.deactivate]) assert.doesNotMatch(command, /^[^#]*fail2ban-client restart/m);
             assert.match(
                 plan.activate.find((command) => command.includes("wait_ban_sets 30"))!,

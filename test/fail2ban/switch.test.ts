@@ -15,9 +15,11 @@ let lab: TestLab;
 const stock = () => lab.host(1);
 const failing = () => lab.host(2);
 const mor = () => lab.host(3);
+const undone = () => lab.host(4);
+const operators = () => lab.host(5);
 
 before(async () => {
-    lab = await startTestLab(3, { profile: ["plain", "plain", "mor"] });
+    lab = await startTestLab(5, { profile: ["plain", "plain", "mor", "plain", "plain"] });
 });
 after(() => lab?.stop());
 
@@ -91,24 +93,75 @@ describe("fail2ban's switch to mor-harden's jails", () => {
     });
 });
 
-describe("fail2ban's transaction rolled back on a stock host", () => {
-    before(() => {
-        // fail2ban-client -t refuses (as for a broken jail file of the operator's): the transaction
-        // is rolled back after its files moved, so the running state is restored too.
-        sh(
-            failing(),
-            'printf \'#!/bin/sh\\n[ "$1" = -t ] && { echo forced refusal; exit 1; }\\nexec /usr/bin/fail2ban-client "$@"\\n\' > /usr/local/sbin/fail2ban-client && chmod 755 /usr/local/sbin/fail2ban-client',
-        );
-    });
-    after(() => lab && sh(failing(), "rm -f /usr/local/sbin/fail2ban-client"));
+/** A stand-in first in root's PATH that makes `tool` refuse when its arguments are `args`, and run as itself otherwise. */
+function refuse(host: LabHost, tool: string, real: string, args: string, output = "echo forced refusal"): void {
+    const script = `#!/bin/sh\n[ "$*" = '${args}' ] && { ${output}; exit 1; }\nexec ${real} "$@"\n`;
+    sh(host, `printf '%s' '${script.replace(/'/g, "'\\''")}' > /usr/local/sbin/${tool} && chmod 755 /usr/local/sbin/${tool}`);
+}
 
-    it("is rolled back and checked, not left incomplete waiting for sets the stock files never make", () => {
-        const run = applyFromWorkstation(lab, labStackFile(lab, "failing", {}, 2));
-        const fail2ban = run.report?.concerns.find((concern) => concern.concern === "fail2ban");
-        assert.equal(fail2ban?.status, "rolled-back", JSON.stringify(fail2ban));
-        assert.match(fail2ban?.message ?? "", /forced refusal/);
-        assert.deepEqual(runningJails(failing()), ["sshd"], "Debian's sshd jail runs again");
+describe("fail2ban's transaction rolled back", () => {
+    it("before activation on a stock host: rolled back and checked, the server untouched", () => {
+        // fail2ban-client -t refuses (as for a broken jail file of the operator's).
+        refuse(failing(), "fail2ban-client", "/usr/bin/fail2ban-client", "-t");
+        try {
+            const run = applyFromWorkstation(lab, labStackFile(lab, "failing", {}, 2));
+            const fail2ban = run.report?.concerns.find((concern) => concern.concern === "fail2ban");
+            assert.equal(fail2ban?.status, "rolled-back", JSON.stringify(fail2ban));
+            assert.match(fail2ban?.message ?? "", /forced refusal/);
+        } finally {
+            sh(failing(), "rm -f /usr/local/sbin/fail2ban-client");
+        }
+        assert.deepEqual(runningJails(failing()), ["sshd"], "Debian's sshd jail runs");
+        assert.equal(sh(failing(), "grep -c 'Reload all jails' /var/log/fail2ban.log").stdout.trim(), "0", "fail2ban was not reloaded");
         assert.deepEqual(ourSets(failing()), []);
         assert.equal(sh(failing(), "test -e /etc/fail2ban/jail.d/mor-harden.local").code, 1);
+    });
+
+    it("after activation on a stock host (the switch undone): Debian's sshd jail runs again, checked", () => {
+        // The sets' rules seem missing from INPUT: the activation fails after it reloaded fail2ban.
+        refuse(undone(), "iptables", "/usr/sbin/iptables", "-w -S INPUT", "/usr/sbin/iptables -w -S INPUT | grep -v morh-ban-mor_ddos; exit 0");
+        let run: CliRun;
+        try {
+            run = applyFromWorkstation(lab, labStackFile(lab, "undone", {}, 4));
+        } finally {
+            sh(undone(), "rm -f /usr/local/sbin/iptables");
+        }
+        const fail2ban = run.report?.concerns.find((concern) => concern.concern === "fail2ban");
+        assert.equal(fail2ban?.status, "rolled-back", JSON.stringify(fail2ban));
+        assert.deepEqual(runningJails(undone()), ["sshd"], "Debian's sshd jail runs again");
+        assert.deepEqual(ourSets(undone()), [], "mor-harden's jails stopped, their sets gone");
+    });
+
+    it("a later change refused on a hardened host: every jail keeps running and a ban stays in its set", () => {
+        const banned = "198.18.0.45";
+        assert.equal(sh(stock(), `fail2ban-client set ssh-iptables banip ${banned}`).code, 0);
+        const reloads = () => sh(stock(), "grep -c 'Reload all jails' /var/log/fail2ban.log").stdout.trim();
+        const before = reloads();
+        refuse(stock(), "fail2ban-client", "/usr/bin/fail2ban-client", "-t");
+        try {
+            const run = applyFromWorkstation(lab, labStackFile(lab, "stock-refused", { fail2ban: { jails: { mor_api: { maxretry: 5 } } } }, 1));
+            assert.equal(statuses(run.report).fail2ban, "rolled-back");
+        } finally {
+            sh(stock(), "rm -f /usr/local/sbin/fail2ban-client");
+        }
+        assert.equal(reloads(), before, "fail2ban was not reloaded");
+        assert.equal(sh(stock(), `ipset save | grep -cE '^add morh-ban-ssh-iptables(-t)?-4 ${banned}( |$)'`).stdout.trim(), "1");
+        sh(stock(), `fail2ban-client set ssh-iptables unbanip ${banned}`);
+    });
+});
+
+describe("fail2ban running an operator's own jail", () => {
+    it("keeps that jail running and its ban in its chain through the switch", () => {
+        const banned = "198.18.0.46";
+        sh(
+            operators(),
+            "printf '[operator-ssh]\\nenabled = true\\nfilter = sshd\\nlogpath = /var/log/auth.log\\naction = iptables-multiport[name=operator-ssh, port=ssh]\\n' > /etc/fail2ban/jail.d/zz-operator.local && fail2ban-client reload >/dev/null",
+        );
+        assert.equal(sh(operators(), `fail2ban-client set operator-ssh banip ${banned}`).code, 0);
+        const run = applyFromWorkstation(lab, labStackFile(lab, "operators", {}, 5));
+        assert.equal(statuses(run.report).fail2ban, "applied", run.stderr);
+        assert.ok(runningJails(operators()).includes("operator-ssh"));
+        assert.ok(!lastReload(operators()).includes("operator-ssh stopped"), lastReload(operators()).join("; "));
+        assert.match(sh(operators(), "iptables -S f2b-operator-ssh").stdout, new RegExp(banned.replace(/\./g, "\\.")));
     });
 });
