@@ -33,12 +33,12 @@ const list = (text: string) =>
 const SIZES = list(process.env.BENCH_CLI_SIZES ?? process.env.BENCH_SIZES ?? "1,5,20,50").map(Number);
 const RUNS = Number(process.env.BENCH_RUNS ?? 5);
 const LINKS = list(process.env.BENCH_CLI_LINKS ?? "lab,wan") as Link[];
-const SWEEP = list(process.env.BENCH_CLI_SWEEP ?? "10,25,50");
+const SWEEP = list(process.env.BENCH_CLI_SWEEP ?? "5,10,25,50");
 /** Each way: a 100 ms round trip. */
 const WAN_DELAY_MS = 50;
 const RELAY_BASE_PORT = 22000;
-/** mor-harden drift's default --concurrency (apply's is 5, below the sweep). */
-const DRIFT_CONCURRENCY = 10;
+/** The default --concurrency of drift and of apply (src/cli/main.ts), measured with the main figures. */
+const DEFAULT_CONCURRENCY: Record<string, number> = { drift: 25, apply: 10 };
 
 type Link = "lab" | "wan";
 
@@ -347,7 +347,7 @@ export async function benchCli(onFigures: (figures: Figure[]) => void = () => un
         for (const concurrency of SWEEP.map(Number).filter((value) => value <= largest)) {
             const file = stacks.file(largest, "lab");
             for (const command of ["drift", "apply"]) {
-                if (command === "drift" && concurrency === DRIFT_CONCURRENCY) continue; // measured above
+                if (concurrency === DEFAULT_CONCURRENCY[command]) continue; // measured above
                 console.error(`cli sweep: ${command} --concurrency ${concurrency}, ${largest} hosts`);
                 const seconds = Array.from(
                     { length: Math.max(1, Math.ceil(RUNS / 2)) },

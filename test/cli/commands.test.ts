@@ -112,6 +112,17 @@ describe("mor-harden's start", () => {
         });
     }
 
+    it("checks 25 hosts at once and applies 10 by default, as the README's fleet figures assume", () => {
+        for (const [command, concurrency] of [
+            ["drift", 25],
+            ["apply", 10],
+            ["audit", 10],
+        ] as const) {
+            const help = run(command, "--help");
+            assert.match(help.stdout.replace(/\s+/g, " "), new RegExp(`--concurrency <n> [^(]*\\(default: ${concurrency}\\)`), command);
+        }
+    });
+
     it("loads a command's file when it runs (render of the example stack)", () => {
         const loaded = modulesLoaded("render", "--stack", "example", "--resolve", "support.kolmisoft.com=192.0.2.200");
         assert.deepEqual(inBin(loaded), ["mor-harden.js", "render.js"]);
