@@ -4,12 +4,16 @@
 import { shellQuote } from "../render/shell";
 import { renderTemplate } from "../render/templates";
 
+/** Shell that runs the Python `source` with fail2ban's Python; it fails when fail2ban-client is not installed. */
+export function withFail2banPython(source: string): string {
+    // The interpreter line may carry options (#!/usr/bin/python3 -s): $morh_python stays unquoted.
+    return `morh_client=$(command -v fail2ban-client) && morh_python=$(sed -n '1s/^#! *//p' "$morh_client") && \${morh_python:-python3} -c ${shellQuote(source)}`;
+}
+
 /**
  * Shell that runs `program` (after templates/fail2ban/socket.py.hbs: CSocket, SOCKET, ask) with
  * fail2ban's Python; it fails when fail2ban-client is not installed.
  */
 export function fail2banPython(program: string): string {
-    const source = `${renderTemplate("fail2ban/socket.py.hbs", {})}\n\n${program}`;
-    // The interpreter line may carry options (#!/usr/bin/python3 -s): $morh_python stays unquoted.
-    return `morh_client=$(command -v fail2ban-client) && morh_python=$(sed -n '1s/^#! *//p' "$morh_client") && \${morh_python:-python3} -c ${shellQuote(source)}`;
+    return withFail2banPython(`${renderTemplate("fail2ban/socket.py.hbs", {})}\n\n${program}`);
 }

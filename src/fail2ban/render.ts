@@ -11,7 +11,7 @@ import { file, type Artifact, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
 import { BAN_ACTION_FILE, BAN_JOURNAL_DIR, banActionFile, banActionLine, banSets } from "./ban-action";
-import { fail2banPython } from "./client";
+import { fail2banPython, withFail2banPython } from "./client";
 import { OPTION_FILE_AWK, SIPPEERS_SED } from "../config/asterisk-database";
 import { banSeconds, jailBantime, jailDefaults, jailNames, configuredScannerAgents, type Fail2banConfig, type JailName, type NotifyConfig } from "./schema";
 
@@ -220,10 +220,10 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         // fail2ban 1.0 refuses to start when a jail's log file is missing (a host without
         // Asterisk yet, an API log not written so far): create them empty.
         prepare: missingLogs(jails),
-        // fail2ban-client -t does not read Python actions: their syntax is checked apart.
+        // fail2ban-client -t does not read Python actions: the ban action is loaded apart.
         validate: [
             "fail2ban-client -t",
-            `python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read(), sys.argv[1])' ${BAN_ACTION_FILE}`,
+            `${withFail2banPython(renderTemplate("fail2ban/check-action.py.hbs", {}))} ${BAN_ACTION_FILE}`,
             ...(ignorePeers ? [`sh -n ${IGNORE_PEERS_SCRIPT}`] : []),
         ],
         activate: [

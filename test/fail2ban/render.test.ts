@@ -167,6 +167,36 @@ describe("fail2ban renderer", () => {
         }
     });
 
+    it("validates the ban action by loading it with fail2ban's own Python: a broken one is refused", async () => {
+        const plan = renderFail2ban(await renderInputFor(minimalConfig()));
+        const check = plan.validate.find((command) => command.includes("mor_harden_action_check"))!;
+        assert.ok(check.endsWith(` ${BAN_ACTION_FILE}`));
+        const action = plan.artifacts.find((artifact) => artifact.path === BAN_ACTION_FILE)!.content;
+        const dir = mkdtempSync(join(tmpdir(), "morh-action-check-"));
+        try {
+            const loads = (content: string) => {
+                writeFileSync(join(dir, "action.py"), content);
+                try {
+                    execFileSync("sh", ["-c", `${check.slice(0, -BAN_ACTION_FILE.length)}'${join(dir, "action.py")}'`], { stdio: "pipe" });
+                    return true;
+                } catch {
+                    return false;
+                }
+            };
+            assert.equal(loads(action), true, "mor-harden's action loads");
+            assert.equal(loads(action.replace("class Action(ActionBase):", "class Action(ActionBase)")), false, "a syntax error");
+            assert.equal(
+                loads(action.replace("from fail2ban.server.ticket import FailTicket", "from fail2ban.server.ticket import NoSuchTicket")),
+                false,
+                "an import fail2ban lacks",
+            );
+            assert.equal(loads(action.replace("class Action(ActionBase):", "class Other(ActionBase):")), false, "no Action");
+            assert.equal(loads(`${action}\nprint(undefined_name)\n`), false, "a name undefined at the top");
+        } finally {
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     describe("how fail2ban takes the files (stand-in fail2ban-client, systemctl and ipset)", () => {
         /**
          * Runs one of the plan's commands with a fail2ban-client that answers ping as told and logs
