@@ -91,9 +91,14 @@ function missingLogs(jails: EffectiveJail[]): string[] {
  */
 function jailThreadsCheck(jails: string[]): string {
     const needed = jailsByThread(jails);
-    return renderTemplate("fail2ban/check-jails.sh.hbs", {
+    return withServerState("fail2ban/check-jails.sh.hbs", {
         threads: [...needed].map(([thread, names]) => ({ thread, count: names.length, jails: names.join(", ") })),
-    }).trim();
+    });
+}
+
+/** A fail2ban template after the shell functions that read the server from /proc (templates/fail2ban/server-state.sh.hbs). */
+function withServerState(template: string, data: object): string {
+    return `${renderTemplate("fail2ban/server-state.sh.hbs", {}).trim()}\n${renderTemplate(template, data).trim()}`;
 }
 
 /** The notifier's action file and script, when fail2ban.notify is set. */
@@ -157,7 +162,7 @@ function reloadFail2ban(banning: { name: string; bantime: number }[], known: str
         const { set, otherSet } = banSets(jail.name, jail.bantime);
         return [set, otherSet].flatMap((name) => [`${name}-4`, `${name}-6`]);
     });
-    return renderTemplate("fail2ban/reload.sh.hbs", { sets: banning.length > 0 ? sets : [], threads: [...jailsByThread(known).keys()] }).trim();
+    return withServerState("fail2ban/reload.sh.hbs", { sets, threads: [...jailsByThread(known).keys()] });
 }
 
 /** Shell functions: ban_sets_ok (every enabled jail's ipsets exist and are matched in INPUT) and wait_ban_sets. */
@@ -238,9 +243,9 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         verify: [jailThreadsCheck(enabled), `${banSetsFunctions(banning)}\nban_sets_ok`],
         // The rollback is not the activation again: the files restored need not make mor-harden's
         // sets (a stock host's, MOR's), and a later change undone must keep every jail and its bans.
-        snapshot: [renderTemplate("fail2ban/snapshot.sh.hbs", {}).trim()],
+        snapshot: [withServerState("fail2ban/snapshot.sh.hbs", {})],
         rollback: [renderTemplate("fail2ban/restore.sh.hbs", {}).trim()],
-        rollbackCheck: [renderTemplate("fail2ban/restored.sh.hbs", {}).trim()],
+        rollbackCheck: [withServerState("fail2ban/restored.sh.hbs", {})],
         deactivate: [renderTemplate("fail2ban/deactivate.sh.hbs", {}).trim()],
         liveViews: [],
         needsConfirm: false,
