@@ -6,6 +6,7 @@ import { posix } from "node:path";
 import { file, HOST_LOCK_FILE, PLAN_MARKER, secretPlaceholder, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
+import { waitUntil } from "../render/shell";
 import { acmeDomains, splitPemChain, type ApacheConfig } from "./schema";
 import { apacheAccessLogFile } from "../fail2ban/schema";
 import { effectiveJails } from "../fail2ban/render";
@@ -272,7 +273,7 @@ export function renderApache(input: RenderInput): ConcernPlan | undefined {
         ],
         activate: [`${paths.ctl} graceful`],
         verify: [
-            `for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x ${paths.process} >/dev/null && exit 0; sleep 0.2; done; echo "apache is not running"; exit 1`,
+            waitUntil(`pgrep -x ${paths.process} >/dev/null`, "apache is not running"),
             // Renewal is certbot's own: its timer where systemd runs, else its cron job.
             ...(acme
                 ? [

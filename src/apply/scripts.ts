@@ -372,6 +372,20 @@ export function applyScript(
     const step = (name: ApplyStep, command: string) =>
         `( ${command} ) >"$TX/out" 2>&1 9>&- || { cat "$TX/out"; fail ${stepExit[name]} '${name}'; }; grep '^${m.note} ' "$TX/out" || true`;
     const steps = (name: ApplyStep, commands: string[]) => commands.map((command) => step(name, command));
+    // A concern's validators only read (the real tools judging the new files): they run at once,
+    // each to its own output, and the first that failed in the plan's order is the one reported
+    // (fail2ban's `-t` and its action's load are two Python starts, sshd's checks three sshd runs).
+    const stepsAtOnce = (name: ApplyStep, commands: string[]) => {
+        if (commands.length < 2) return steps(name, commands);
+        const out = (index: number) => `"$TX/out.${name}.${index}"`;
+        return [
+            ...commands.map((command, index) => `( ${command} ) >${out(index)} 2>&1 9>&- & morh_job_${index}=$!`),
+            "morh_failed=''",
+            ...commands.map((_, index) => `wait "$morh_job_${index}" || morh_failed="\${morh_failed:-${index}}"`),
+            `[ -z "$morh_failed" ] || { cat "$TX/out.${name}.$morh_failed"; fail ${stepExit[name]} '${name}'; }`,
+            `grep -h '^${m.note} ' ${commands.map((_, index) => out(index)).join(" ")} || true`,
+        ];
+    };
     const expire = plan.needsConfirm ? expireScript(options.txid) : "";
     return wholeScript([
         renderApply("transaction.sh.hbs", {
@@ -387,7 +401,7 @@ export function applyScript(
                 packages: options.installPackages.length > 0 ? [step("packages", installers[options.os](options.installPackages))] : [],
                 stage: steps("stage", plan.stage ?? []),
                 prepare: steps("prepare", plan.prepare),
-                validate: steps("validate", plan.validate),
+                validate: stepsAtOnce("validate", plan.validate),
                 snapshot: steps("snapshot", plan.snapshot),
                 activate: steps("activate", plan.activate),
                 verify: steps("verify", plan.verify),
@@ -396,11 +410,23 @@ export function applyScript(
             needsConfirm: plan.needsConfirm,
             confirmSeconds: options.confirmSeconds,
             expire,
-            viewCache: plan.liveViews.flatMap((_, index) => (viewCachePath(plan, index) ? [`live=''; ${expectedOfView(plan, index, true)}`] : [])),
+            viewCache: viewCacheFills(plan),
             lib: endFunctions(),
             keep: KEEP_TRANSACTIONS,
         }),
     ]);
+}
+
+/**
+ * The transaction's last work before its commit: the canonical form of each new artifact's live
+ * view cached for the next drift check (the firewall's: its rules loaded into a scratch network
+ * namespace, about 25 ms a family), the views at once. Best effort: a view not cached is computed
+ * by the next read. Waited for by their own job ids (the confirmation timer runs in the background).
+ */
+function viewCacheFills(plan: ConcernPlan): string[] {
+    const fills = plan.liveViews.flatMap((_, index) => (viewCachePath(plan, index) ? [`live=''; ${expectedOfView(plan, index, true)}`] : []));
+    if (fills.length < 2) return fills;
+    return [...fills.map((fill, index) => `( ${fill} ) 9>&- & morh_view_${index}=$!`), `wait ${fills.map((_, index) => `"$morh_view_${index}"`).join(" ")}`];
 }
 
 /** Run over a NEW connection: the login worked, so the change stays (templates/apply/confirm.sh.hbs). */

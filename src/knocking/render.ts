@@ -5,6 +5,7 @@ import type { Family } from "../config/family";
 import { file, secretPlaceholder, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
+import { waitUntil } from "../render/shell";
 import { knockSpecOf } from "./client";
 import type { KnockingConfig, GuardedService } from "./schema";
 
@@ -102,7 +103,7 @@ export function renderKnockingServer(input: RenderInput): ConcernPlan | undefine
         prepare: [],
         validate: [`fwknopd --dump-config -c ${FWKNOP_DIR}/fwknopd.conf -a ${FWKNOP_DIR}/access.conf >/dev/null`],
         activate: [FWKNOPD_START],
-        verify: ["for _ in 1 2 3 4 5 6 7 8 9 10; do pgrep -x fwknopd >/dev/null && exit 0; sleep 0.2; done; echo 'fwknopd is not running'; exit 1"],
+        verify: [waitUntil("pgrep -x fwknopd >/dev/null", "fwknopd is not running")],
         snapshot: [],
         rollback: [],
         rollbackCheck: [],

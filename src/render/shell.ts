@@ -79,3 +79,17 @@ export function readsAtOnce(allGroups: string[][], between: string[] = []): stri
         `if [ -n "$${PARTS_DIR}" ]; then wait; cat ${groups.map((_, index) => output(index)).join(" ")}; rm -rf "$${PARTS_DIR}"; fi`,
     ];
 }
+
+/** How often waitUntil looks: a daemon that re-executes itself on reload is back within a few tens of ms. */
+const WAIT_STEP_SECONDS = 0.02;
+
+/**
+ * Shell that waits, at most about `seconds`, until `condition` (a command list) succeeds; else
+ * prints `failure` and exits 1 (it runs as a transaction's step, in a subshell). It looks every
+ * 20 ms: a verify that slept 0.2 s between looks spent most of that after sshd's re-exec had
+ * already ended (about 180 ms of each sshd change, issue 23).
+ */
+export function waitUntil(condition: string, failure: string, seconds = 2): string {
+    const tries = Math.ceil(seconds / WAIT_STEP_SECONDS);
+    return `morh_try=0; until ${condition}; do [ "$morh_try" -lt ${tries} ] || { echo ${shellQuote(failure)}; exit 1; }; sleep ${WAIT_STEP_SECONDS}; morh_try=$((morh_try + 1)); done`;
+}

@@ -11,6 +11,7 @@ import { sshdPorts } from "./ports";
 import { file, type ConcernPlan } from "../render/artifact";
 import type { RenderInput } from "../render/input";
 import { renderTemplate } from "../render/templates";
+import { waitUntil } from "../render/shell";
 import { supportAccess, type Directive } from "./support";
 
 export const DROP_IN = "/etc/ssh/sshd_config.d/00-mor-harden.conf";
@@ -146,9 +147,7 @@ export function renderSshd(input: RenderInput): ConcernPlan {
         activate: [`systemctl reload ${service} 2>/dev/null || kill -HUP "$(cat /run/sshd.pid)"`],
         // The daemon survived the reload (a broken config makes it exit); logins are proven by the confirm step.
         // (sshd rewrites its pid file as it re-executes itself on reload: give it a moment.)
-        verify: [
-            'for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null && exit 0; sleep 0.2; done; echo "sshd is not running after the reload"; exit 1',
-        ],
+        verify: [waitUntil(`kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null`, "sshd is not running after the reload")],
         snapshot: [],
         rollback: [],
         rollbackCheck: [],

@@ -20,8 +20,9 @@ import {
     stepExit,
 } from "../../src/apply/protocol";
 import { applyScript, confirmScript, rollbackNowScript, statusScript } from "../../src/apply/scripts";
-import type { ConcernPlan } from "../../src/render/artifact";
+import { file, type ConcernPlan } from "../../src/render/artifact";
 import { fingerprintOf } from "../../src/ssh/session";
+import { planOf } from "../helpers/fixtures";
 
 const run = (code: number, stdout: string, stderr = "") => ({ code, stdout, stderr });
 
@@ -123,32 +124,12 @@ function kindOf(script: string): ScriptKind {
 }
 
 function plan(needsConfirm: boolean): ConcernPlan {
-    return {
-        concern: "sshd",
-        summary: [],
-        packages: [],
-        artifacts: [
-            {
-                path: "/etc/ssh/sshd_config.d/00-mor-harden.conf",
-                content: "PasswordAuthentication no\n",
-                mode: "0644",
-                owner: "root",
-                group: "root",
-                secret: false,
-                bulk: false,
-            },
-        ],
-        prepare: [],
+    return planOf("sshd", {
+        artifacts: [file("/etc/ssh/sshd_config.d/00-mor-harden.conf", "PasswordAuthentication no\n")],
         validate: ["sshd -t"],
         activate: ["systemctl reload ssh"],
-        verify: [],
-        snapshot: [],
-        rollback: [],
-        rollbackCheck: [],
-        deactivate: [],
-        liveViews: [],
         needsConfirm,
-    };
+    });
 }
 
 const hostKey = utils.generateKeyPairSync("ed25519");

@@ -20,9 +20,9 @@ import {
     STATE_DIR,
     type FilledPlan,
 } from "../../src/apply/scripts";
-import type { ConcernPlan } from "../../src/render/artifact";
+import { file, type ConcernPlan } from "../../src/render/artifact";
 import { renderHost } from "../../src/compose/host";
-import { certificateFor, minimalConfig, renderInputFor } from "../helpers/fixtures";
+import { certificateFor, minimalConfig, planOf, renderInputFor } from "../helpers/fixtures";
 import { requires } from "../helpers/needs";
 
 const options = { txid: "20261128000000000-firewall-0a0b0c0d", os: "debian" as const, installPackages: [], confirmSeconds: 30, lockSeconds: 5 };
@@ -98,6 +98,8 @@ describe("host scripts as text", () => {
             if (plan.needsConfirm) assert.ok(at('> "$TX/pending"') < at('touch "$TX/activated"'), `${plan.concern}: the timer is armed before activation`);
             // Steps run without the lock's descriptor: a daemon they start must not hold the host's lock.
             for (const line of script.split("\n").filter((l) => l.startsWith("( ") && l.includes('>"$TX/out"'))) assert.match(line, /9>&- \|\|/);
+            // Validators run at once, each to its own output: without the lock's descriptor too.
+            for (const line of script.split("\n").filter((l) => l.includes('>"$TX/out.validate.'))) assert.match(line, /9>&- & morh_job_\d+=\$!$/);
         }
     });
 
@@ -120,22 +122,8 @@ describe(
     { skip: spawnSync("dpkg-query", ["--version"]).status === 0 ? false : "needs Debian's dpkg-query" },
     () => {
         /** A plan of its own: its packages, checks and views are what is under test. */
-        const plan = (concern: ConcernPlan["concern"], packages: string[], verify: string[], views: [string, string][]): ConcernPlan => ({
-            concern,
-            summary: [],
-            packages,
-            artifacts: [],
-            prepare: [],
-            validate: [],
-            activate: [],
-            verify,
-            snapshot: [],
-            rollback: [],
-            rollbackCheck: [],
-            deactivate: [],
-            liveViews: views.map(([live, text], index) => ({ name: `view ${index}`, live, expected: { text } })),
-            needsConfirm: false,
-        });
+        const plan = (concern: ConcernPlan["concern"], packages: string[], verify: string[], views: [string, string][]): ConcernPlan =>
+            planOf(concern, { packages, verify, liveViews: views.map(([live, text], index) => ({ name: `view ${index}`, live, expected: { text } })) });
         const read = (plans: ConcernPlan[]) => {
             const result = spawnSync("sh", ["-s"], { input: readScript(plans, "debian"), encoding: "utf8", timeout: 30_000 });
             assert.equal(result.status, 0, result.stderr);
@@ -226,6 +214,54 @@ describe("host scripts as programs (scratch state directory)", { skip: requires(
         const result = runIsolated(setup, read);
         assert.equal(result.code, 17, result.stdout + result.stderr);
         assert.match(result.stdout, /holds the host for more than 3 s: pid 7, user bob/);
+    });
+
+    describe("a concern's validators, run at once", () => {
+        const managed = `${STATE_DIR}/etc/managed.conf`;
+        const log = `${STATE_DIR}/validators`;
+        /** A validator that logs its start and end around a sleep, prints `output` and exits `code`. */
+        const validator = (index: number, output: string, code: number) =>
+            `echo "start ${index}" >> ${log}; sleep 0.3; echo "end ${index}" >> ${log}; echo '${output}'; exit ${code}`;
+        const transactionWith = (validate: string[]) =>
+            applyScript(
+                { ...planOf("apache", { artifacts: [file(managed, "new\n")], validate }), contents: ["new\n"] },
+                { ...options, txid: "20261203000000000-apache-0a0b0c0d" },
+            );
+        /** The transaction run from a file (it exits), then its exit status, the managed file and the validators' log. */
+        const run = (validate: string[]) => {
+            const script = `${STATE_DIR}/transaction.sh`;
+            const result = runIsolated(
+                `mkdir -p ${STATE_DIR}/etc; echo old > ${managed}`,
+                `cat > ${script} <<'MORH_TEST'\n${transactionWith(validate)}MORH_TEST\nsh ${script}; echo "exit: $?"; echo "file: $(cat ${managed})"; cat ${log}`,
+            );
+            return { ...result, code: Number(/^exit: (\d+)$/m.exec(result.stdout)?.[1] ?? -1) };
+        };
+
+        it("start together and pass on, every one's notes printed", () => {
+            const result = run([validator(0, "MORH-NOTE from the first", 0), validator(1, "MORH-NOTE from the second", 0)]);
+            assert.equal(result.code, 0, result.stdout + result.stderr);
+            assert.match(result.stdout, /MORH-APPLIED/);
+            assert.match(result.stdout, /MORH-NOTE from the first\nMORH-NOTE from the second/);
+            assert.match(result.stdout, /file: new/);
+            const order = result.stdout.split("\n").filter((line) => /^(start|end) \d$/.test(line));
+            assert.deepEqual(order.slice(0, 2).sort(), ["start 0", "start 1"], `both started before either ended: ${order.join(", ")}`);
+        });
+
+        it("fail as the first failing one in the plan's order says, after all have ended, and the files go back", () => {
+            const result = run([validator(0, "the first passes", 0), validator(1, "the second refuses", 3), validator(2, "the third refuses too", 4)]);
+            assert.equal(result.code, 13, result.stdout + result.stderr);
+            assert.match(result.stdout, /the second refuses\nMORH-FAILED validate\nMORH-ROLLED-BACK/);
+            assert.doesNotMatch(result.stdout, /the third refuses too|the first passes/);
+            assert.match(result.stdout, /file: old/);
+            assert.deepEqual(
+                result.stdout
+                    .split("\n")
+                    .filter((line) => line.startsWith("end "))
+                    .sort(),
+                ["end 0", "end 1", "end 2"],
+                "none was cut short",
+            );
+        });
     });
 
     it("rolls back at boot every pending or cut-off transaction, files only, and leaves confirmed ones", () => {

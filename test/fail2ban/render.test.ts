@@ -13,6 +13,8 @@ import { minimalConfig, renderInputFor, SUPPORT_V4 } from "../helpers/fixtures";
 import { actionsByJail, morJailConf } from "../helpers/mor-jails";
 
 const ourJails = [...jailNames, "recidive"];
+/** Where fail2ban's server writes its pid (templates/fail2ban/server-state.sh.hbs reads it). */
+const FAIL2BAN_PID_FILE = "/run/fail2ban/fail2ban.pid";
 
 /** fail2ban's own reading of a configuration directory (what fail2ban-server would be told). */
 function dumpConfig(dir: string): string {
@@ -200,8 +202,9 @@ describe("fail2ban renderer", () => {
     describe("how fail2ban takes the files (stand-in fail2ban-client, systemctl and ipset)", () => {
         /**
          * Runs one of the plan's commands with a fail2ban-client that answers ping as told and logs
-         * every other call, a systemctl that logs, an ipset that lists `sets`, and MORH_STATE (the
-         * snapshot's directory) holding `snapshot`; returns the calls.
+         * every other call, a systemctl that logs, an ipset that lists `sets`, a pid file in place of
+         * fail2ban's naming a live process when it runs (this test's own, which has no jail thread),
+         * and MORH_STATE (the snapshot's directory) holding `snapshot`; returns the calls.
          */
         function callsOf(
             command: string,
@@ -219,7 +222,10 @@ describe("fail2ban renderer", () => {
                 const state = join(dir, "state");
                 execFileSync("mkdir", ["-p", state]);
                 for (const [name, content] of Object.entries(host.snapshot ?? {})) writeFileSync(join(state, name), content);
-                execFileSync("sh", ["-c", `touch '${dir}/calls'; ( ${command} )`], {
+                const pidFile = join(dir, "fail2ban.pid");
+                if (host.running) writeFileSync(pidFile, `${process.pid}\n`);
+                const onThisMachine = command.split(FAIL2BAN_PID_FILE).join(pidFile);
+                execFileSync("sh", ["-c", `touch '${dir}/calls'; ( ${onThisMachine} )`], {
                     env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, MORH_STATE: state, ...host.env },
                     stdio: "ignore",
                 });
@@ -234,6 +240,7 @@ describe("fail2ban renderer", () => {
 
         it("at the switch (none of mor-harden's ban sets exists) restarts the jails in the running server", async () => {
             const activate = await activation();
+            assert.ok(activate.includes(FAIL2BAN_PID_FILE), "whether the server runs is read from its pid file");
             assert.deepEqual(callsOf(activate, { running: true, sets: [] }), ["fail2ban-client reload --restart"]);
             assert.deepEqual(
                 callsOf(activate, { running: true, sets: ["morh-bl-other-4", "f2b-sshd"] }),

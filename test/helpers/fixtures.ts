@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Resolver } from "../../src/config/resolve";
 import { parseHostConfig, type HostConfig } from "../../src/config/schema";
+import type { Concern, ConcernPlan } from "../../src/render/artifact";
 import type { RenderInput } from "../../src/render/input";
 import { prepareRenderInput } from "../../src/render/prepare";
 
@@ -93,4 +94,25 @@ export const tableResolver: Resolver = async (name) => {
 
 export function renderInputFor(config: HostConfig, facts: Partial<RenderInput["facts"]> = {}): Promise<RenderInput> {
     return prepareRenderInput("test", config, { resolver: tableResolver, facts });
+}
+
+/** A concern's plan of nothing but what a test gives it (no file, no step, no view, no confirmation). */
+export function planOf(concern: Concern, parts: Partial<ConcernPlan> = {}): ConcernPlan {
+    return {
+        concern,
+        summary: [],
+        packages: [],
+        artifacts: [],
+        prepare: [],
+        validate: [],
+        activate: [],
+        verify: [],
+        snapshot: [],
+        rollback: [],
+        rollbackCheck: [],
+        deactivate: [],
+        liveViews: [],
+        needsConfirm: false,
+        ...parts,
+    };
 }
