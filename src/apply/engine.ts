@@ -9,6 +9,7 @@ import { redact } from "../render/redact";
 import { gzippedScript } from "../render/shell";
 import { lineDelta, rememberContent } from "./bulk";
 import { secondsSince } from "../render/report";
+import type { ChangeSlot } from "./run-hosts";
 import {
     marker,
     notesIn,
@@ -181,7 +182,7 @@ export async function applyHost(
     target: HostTarget,
     plans: ConcernPlan[],
     secrets: Record<string, string | undefined>,
-    options: { renderedForOpenssh?: string; session?: Promise<HostSession> } = {},
+    options: { renderedForOpenssh?: string; session?: Promise<HostSession>; changeSlot?: ChangeSlot } = {},
 ): Promise<ApplyReport> {
     const report: ApplyReport = { address: target.session.address, concerns: [], roundTrips: 0, connections: 1, bytes: 0 };
     let session = await (options.session ?? HostSession.connect(target.session));
@@ -206,39 +207,45 @@ export async function applyHost(
             });
             throw new ApplyError(report);
         }
-        for (const plan of plans) {
-            const desired = desiredDigests(plan, secrets);
-            if (sameFiles(desired, liveDigests(plan, live)) && live.running[plan.concern]) {
-                report.concerns.push({ concern: plan.concern, status: "unchanged", files: desired });
-                continue;
-            }
-            if (session.isClosed) {
-                // Lost during an earlier concern (whose end was learnt over another connection).
-                count(session);
-                try {
-                    session = await HostSession.connectPatiently(target.session);
-                } catch (error) {
-                    report.concerns.push({
-                        concern: plan.concern,
-                        status: "failed",
-                        message: `not tried: the connection was lost and a new one failed (${(error as Error).message})`,
-                        files: liveDigests(plan, live),
-                    });
-                    throw new ApplyError(report);
+        const unchanged = (plan: ConcernPlan) => sameFiles(desiredDigests(plan, secrets), liveDigests(plan, live)) && live.running[plan.concern];
+        // The transactions wait for one of the apply's change slots (the hosts read at once are
+        // more than those changed at once); a host with nothing to change needs none.
+        const inSlot = plans.every(unchanged) || !options.changeSlot ? <T>(work: () => Promise<T>) => work() : options.changeSlot;
+        await inSlot(async () => {
+            for (const plan of plans) {
+                const desired = desiredDigests(plan, secrets);
+                if (unchanged(plan)) {
+                    report.concerns.push({ concern: plan.concern, status: "unchanged", files: desired });
+                    continue;
                 }
-                report.connections++;
+                if (session.isClosed) {
+                    // Lost during an earlier concern (whose end was learnt over another connection).
+                    count(session);
+                    try {
+                        session = await HostSession.connectPatiently(target.session);
+                    } catch (error) {
+                        report.concerns.push({
+                            concern: plan.concern,
+                            status: "failed",
+                            message: `not tried: the connection was lost and a new one failed (${(error as Error).message})`,
+                            files: liveDigests(plan, live),
+                        });
+                        throw new ApplyError(report);
+                    }
+                    report.connections++;
+                }
+                const started = process.hrtime.bigint();
+                const { notes = [], ...outcome } = await applyConcern(session, target, plan, secrets, live, report);
+                report.concerns.push({
+                    ...outcome,
+                    concern: plan.concern,
+                    ...(notes.length > 0 ? { notes } : {}),
+                    files: outcome.status === "applied" ? desired : liveDigests(plan, live),
+                    seconds: secondsSince(started),
+                });
+                if (outcome.status !== "applied") throw new ApplyError(report);
             }
-            const started = process.hrtime.bigint();
-            const { notes = [], ...outcome } = await applyConcern(session, target, plan, secrets, live, report);
-            report.concerns.push({
-                ...outcome,
-                concern: plan.concern,
-                ...(notes.length > 0 ? { notes } : {}),
-                files: outcome.status === "applied" ? desired : liveDigests(plan, live),
-                seconds: secondsSince(started),
-            });
-            if (outcome.status !== "applied") throw new ApplyError(report);
-        }
+        });
         return report;
     } finally {
         count(session);

@@ -10,7 +10,7 @@ import type { RenderInput } from "../render/input";
 import { prepareRenderInput } from "../render/prepare";
 import { applyHost, ApplyError, type ApplyReport } from "./engine";
 import { hostIdentity, secondsSince } from "../render/report";
-import { hostSecrets, reasonOf, runHosts } from "./run-hosts";
+import { hostSecrets, reasonOf, runHostsChanging, type ChangeSlot } from "./run-hosts";
 import { hostTarget } from "./target";
 import { HostSession } from "../ssh/session";
 
@@ -41,7 +41,10 @@ export interface HostApplyResult {
     seconds: number;
 }
 
-export async function applyEnvironmentHost(target: HostOfEnvironment, options: { resolver?: Resolver } = {}): Promise<HostApplyResult> {
+export async function applyEnvironmentHost(
+    target: HostOfEnvironment,
+    options: { resolver?: Resolver; changeSlot?: ChangeSlot } = {},
+): Promise<HostApplyResult> {
     const started = process.hrtime.bigint();
     const { config } = target.host;
     const result = { ...hostIdentity(target), address: config.connection.address, concerns: concernsOf(config) };
@@ -53,7 +56,11 @@ export async function applyEnvironmentHost(target: HostOfEnvironment, options: {
         // Logged in while the host's plans are rendered (the engine reads the host first of all).
         login = HostSession.startLogin(host.session);
         const prepared = await prepareHost(target.host, options.resolver, secrets);
-        const report = await applyHost(host, prepared.plans, secrets, { renderedForOpenssh: prepared.input.facts.openssh.join("."), session: login.take() });
+        const report = await applyHost(host, prepared.plans, secrets, {
+            renderedForOpenssh: prepared.input.facts.openssh.join("."),
+            session: login.take(),
+            changeSlot: options.changeSlot,
+        });
         return { ...result, outcome: "done", report, seconds: secondsSince(started) };
     } catch (error) {
         if (error instanceof ApplyError) return { ...result, outcome: "failed", report: error.report, seconds: secondsSince(started) };
@@ -63,10 +70,18 @@ export async function applyEnvironmentHost(target: HostOfEnvironment, options: {
     }
 }
 
-/** Every host, at most `concurrency` at once; `onResult` hears of each as it ends. Results in the hosts' order. */
+/**
+ * Every host, at most `concurrency` changing at once (more are read at once: runHostsChanging);
+ * `onResult` hears of each as it ends. Results in the hosts' order.
+ */
 export function applyHosts(
     targets: HostOfEnvironment[],
     options: { concurrency: number; resolver?: Resolver; onResult?: (result: HostApplyResult) => void },
 ): Promise<HostApplyResult[]> {
-    return runHosts(targets, options.concurrency, (target) => applyEnvironmentHost(target, options), options.onResult);
+    return runHostsChanging(
+        targets,
+        options.concurrency,
+        (target, changeSlot) => applyEnvironmentHost(target, { resolver: options.resolver, changeSlot }),
+        options.onResult,
+    );
 }

@@ -65,7 +65,8 @@ environmentCommand("render", "render every artifact of an environment's hosts, w
 environmentCommand("apply", "apply an environment's hosts directly, in parallel, with no Pulumi state (the lab, an emergency re-harden, benchmarks)")
     // 10: at 50 hosts the fastest on the lab's link and twice as fast as 5 over a 100 ms round
     // trip (README, Benchmarks: a fleet of 1,000 hosts); more at once is the operator's choice.
-    .option("--concurrency <n>", "hosts applied at once", (value) => Number(value), 10)
+    // Logins and reads change nothing: up to 25 hosts are read at once (runHostsChanging).
+    .option("--concurrency <n>", "hosts changed at once; up to 25 are logged in and read at once", (value) => Number(value), 10)
     .option(...resolveOption(""))
     .option("--json", "print one JSON document with every host's report")
     .action((options) => (require("./apply") as typeof import("./apply")).applyCommand(options));

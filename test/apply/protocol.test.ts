@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Server, utils, type Connection } from "ssh2";
 import { applyHost, ApplyError, type ApplyReport, type HostTarget } from "../../src/apply/engine";
+import type { ChangeSlot } from "../../src/apply/run-hosts";
 import {
     marker,
     parseConfirmResult,
@@ -20,7 +21,7 @@ import {
     stepExit,
 } from "../../src/apply/protocol";
 import { applyScript, confirmScript, rollbackNowScript, statusScript } from "../../src/apply/scripts";
-import { file, type ConcernPlan } from "../../src/render/artifact";
+import { file, sha256Hex, type ConcernPlan } from "../../src/render/artifact";
 import { fingerprintOf } from "../../src/ssh/session";
 import { planOf } from "../helpers/fixtures";
 
@@ -207,13 +208,21 @@ const secret = "s3cret-private-key-line";
 const readOutput = `${marker.locked}\nV sshd 1\nX openssh 9.2\n`;
 
 /** Applies the sshd plan to the played host; the report, whether it threw or not. */
-async function applyTo(play: Host, options: { needsConfirm?: boolean; commandTimeoutSeconds?: number; refuseFrom?: number } = {}): Promise<ApplyReport> {
+async function applyTo(
+    play: Host,
+    options: { needsConfirm?: boolean; commandTimeoutSeconds?: number; refuseFrom?: number; changeSlot?: ChangeSlot } = {},
+): Promise<ApplyReport> {
     host = play;
     connections = 0;
     refuseFrom = options.refuseFrom ?? Infinity;
     sent.length = 0;
     try {
-        return await applyHost(target(options.commandTimeoutSeconds), [plan(options.needsConfirm ?? false)], { tlsKey: secret });
+        return await applyHost(
+            target(options.commandTimeoutSeconds),
+            [plan(options.needsConfirm ?? false)],
+            { tlsKey: secret },
+            { changeSlot: options.changeSlot },
+        );
     } catch (error) {
         if (error instanceof ApplyError) return error.report;
         throw error;
@@ -231,6 +240,30 @@ describe("the engine against a played host", () => {
         assert.equal(concern(report).status, "applied");
         assert.deepEqual(concern(report).notes, ["sshd: drop-in written"]);
         assert.deepEqual(sent, ["read", "apply"]);
+    });
+
+    it("runs the transactions in one of the apply's change slots, entered after the read; a read that fails takes none", async () => {
+        const entered: string[][] = [];
+        const changeSlot: ChangeSlot = (work) => {
+            entered.push([...sent]);
+            return work();
+        };
+        const report = await applyTo((kind) => (kind === "read" ? printing(readOutput) : printing(`${marker.locked}\n${marker.applied}\n`)), { changeSlot });
+        assert.equal(concern(report).status, "applied");
+        assert.deepEqual(entered, [["read"]], "one slot, taken after the read and before the transaction");
+        assert.deepEqual(sent, ["read", "apply"]);
+        entered.length = 0;
+        await assert.rejects(
+            applyTo((kind) => (kind === "read" ? printing(`${marker.aborted} held\n`, stepExit.state) : printing(marker.applied)), { changeSlot }),
+        );
+        assert.deepEqual(entered, [], "no slot without a read");
+        // The drop-in in place as desired and sshd running as configured: nothing to change, no slot.
+        const dropIn = plan(false).artifacts[0];
+        const inPlace = `${marker.locked}\nM ${dropIn.path} 644 root:root\nH ${sha256Hex(dropIn.content)} ${dropIn.path}\nV sshd 0\nX openssh 9.2\n`;
+        const unchanged = await applyTo((kind) => (kind === "read" ? printing(inPlace) : printing(marker.applied)), { changeSlot });
+        assert.equal(concern(unchanged).status, "unchanged");
+        assert.deepEqual(entered, [], "no slot for a host with nothing to change");
+        assert.deepEqual(sent, ["read"]);
     });
 
     it("reports a host locked by another operator as nothing changed, with who holds it", async () => {
