@@ -9,7 +9,6 @@ import { redact } from "../render/redact";
 import { gzippedScript } from "../render/shell";
 import { lineDelta, rememberContent } from "./bulk";
 import { secondsSince } from "../render/report";
-import type { ChangeSlot } from "./run-hosts";
 import {
     marker,
     notesIn,
@@ -252,6 +251,9 @@ export async function applyHost(
         session.close();
     }
 }
+
+/** Runs `work` holding one of an apply's change slots (runHostsChanging in ./run-hosts). */
+export type ChangeSlot = <T>(work: () => Promise<T>) => Promise<T>;
 
 type Outcome = { status: ConcernStatus; message?: string; notes?: string[]; reason?: StageReason };
 

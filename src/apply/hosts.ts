@@ -8,9 +8,9 @@ import type { ConcernPlan } from "../render/artifact";
 import { concernsOf, renderHost } from "../compose/host";
 import type { RenderInput } from "../render/input";
 import { prepareRenderInput } from "../render/prepare";
-import { applyHost, ApplyError, type ApplyReport } from "./engine";
+import { applyHost, ApplyError, type ApplyReport, type ChangeSlot } from "./engine";
 import { hostIdentity, secondsSince } from "../render/report";
-import { hostSecrets, reasonOf, runHostsChanging, type ChangeSlot } from "./run-hosts";
+import { hostSecrets, reasonOf, runHostsChanging } from "./run-hosts";
 import { hostTarget } from "./target";
 import { HostSession } from "../ssh/session";
 

@@ -7,6 +7,7 @@ import { ConfigError } from "../config/schema";
 import { secretsWithoutPulumi, type SecretValues } from "../config/secrets";
 import { redact } from "../render/redact";
 import { HostSession } from "../ssh/session";
+import type { ChangeSlot } from "./engine";
 import { hostTarget } from "./target";
 
 /**
@@ -65,9 +66,6 @@ export function runHosts<Result>(
         ),
     );
 }
-
-/** Runs `work` holding one of the change slots of an apply (ChangeSlot). */
-export type ChangeSlot = <T>(work: () => Promise<T>) => Promise<T>;
 
 /**
  * How many hosts an apply reads at once, whatever its --concurrency: a host's login and read

@@ -7,8 +7,7 @@ import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { Server, utils, type Connection } from "ssh2";
-import { applyHost, ApplyError, type ApplyReport, type HostTarget } from "../../src/apply/engine";
-import type { ChangeSlot } from "../../src/apply/run-hosts";
+import { applyHost, ApplyError, type ApplyReport, type ChangeSlot, type HostTarget } from "../../src/apply/engine";
 import {
     marker,
     parseConfirmResult,
