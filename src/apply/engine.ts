@@ -206,13 +206,15 @@ export async function applyHost(
             });
             throw new ApplyError(report);
         }
-        const unchanged = (plan: ConcernPlan) => sameFiles(desiredDigests(plan, secrets), liveDigests(plan, live)) && live.running[plan.concern];
+        // Each plan's desired digests once (a blocklist's file is 100,000 lines to hash).
+        const desiredOf = new Map(plans.map((plan) => [plan, desiredDigests(plan, secrets)]));
+        const unchanged = (plan: ConcernPlan) => sameFiles(desiredOf.get(plan)!, liveDigests(plan, live)) && live.running[plan.concern];
         // The transactions wait for one of the apply's change slots (the hosts read at once are
         // more than those changed at once); a host with nothing to change needs none.
         const inSlot = plans.every(unchanged) || !options.changeSlot ? <T>(work: () => Promise<T>) => work() : options.changeSlot;
         await inSlot(async () => {
             for (const plan of plans) {
-                const desired = desiredDigests(plan, secrets);
+                const desired = desiredOf.get(plan)!;
                 if (unchanged(plan)) {
                     report.concerns.push({ concern: plan.concern, status: "unchanged", files: desired });
                     continue;
