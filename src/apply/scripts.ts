@@ -324,6 +324,15 @@ function rebuiltFile(file: { path: string; index: number; content: string; delta
     ];
 }
 
+/** A step as its failure names it: its first 60 characters without its comments, nothing the shell would expand. */
+export function shownCommand(command: string): string {
+    const code = command
+        .split("\n")
+        .filter((line) => !line.trimStart().startsWith("#"))
+        .join(" ");
+    return code.replace(/["$`\\]/g, ".").slice(0, 60);
+}
+
 /**
  * The rollback a transaction writes into its directory before anything moves (templates/apply/rollback.sh.hbs):
  * the old files back by rename, then the running state, checked.
@@ -335,7 +344,7 @@ export function rollbackScript(plan: ConcernPlan, txid: string): string {
         concern: plan.concern,
         tx: txDir(txid),
         files: plan.artifacts.map((artifact, index) => ({ path: artifact.path, index })),
-        restore: runningState.map((command) => ({ command, shown: command.replace(/["$`\\\n]/g, ".").slice(0, 60) })),
+        restore: runningState.map((command) => ({ command, shown: shownCommand(command) })),
         stageUndo: plan.stageUndo ?? [],
         checks: plan.rollbackCheck,
     });

@@ -228,6 +228,7 @@ export function renderFail2ban(input: RenderInput): ConcernPlan {
         // fail2ban-client -t does not read Python actions: the ban action is loaded apart.
         validate: [
             "fail2ban-client -t",
+            renderTemplate("fail2ban/check-pidfile.sh.hbs", {}).trim(),
             `${withFail2banPython(renderTemplate("fail2ban/check-action.py.hbs", {}))} ${BAN_ACTION_FILE}`,
             ...(ignorePeers ? [`sh -n ${IGNORE_PEERS_SCRIPT}`] : []),
         ],

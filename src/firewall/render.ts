@@ -299,9 +299,10 @@ export function renderFirewall(input: RenderInput): ConcernPlan {
         validate: [
             // Rules in both backends (nft and legacy) would each see only half: refuse to add a third half.
             renderTemplate("firewall/one-backend.sh.hbs", {}).trim(),
-            // -w: the legacy backend takes the xtables lock even to test, shared by both families
-            // (tested at once) and by fail2ban's bans meanwhile; without -w a held lock fails the test.
-            ...families.map((family) => `${tools[family].restore} -w --test --noflush ${persistPaths[os][family]}`),
+            // -w 30: the legacy backend takes the xtables lock even to test, shared by both families
+            // (tested at once) and by fail2ban's bans meanwhile. Without -w an older iptables fails
+            // at once on a held lock, a newer one waits without a limit: 30 s at most, either way.
+            ...families.map((family) => `${tools[family].restore} -w 30 --test --noflush ${persistPaths[os][family]}`),
         ],
         // The live filter table of each family (an absent table as the empty default it means),
         // and on rhel the state of firewalld.

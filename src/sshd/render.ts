@@ -131,6 +131,8 @@ export function renderSshd(input: RenderInput): ConcernPlan {
             `seen=$(sshd -T -C ${spec} | grep -E '^(${expect.map((line) => line.split(" ")[0]).join("|")}) ' | LC_ALL=C sort); [ "$seen" = '${[...expect].sort().join("\n")}' ] || { echo "sshd -T -C ${spec}: got $seen"; exit 1; }`,
     );
     const service = input.config.os === "debian" ? "ssh" : "sshd";
+    const reload = `systemctl reload ${service} 2>/dev/null || kill -HUP "$(cat /run/sshd.pid)"`;
+    const running = (failure: string, seconds?: number) => waitUntil(`kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null`, failure, seconds);
     return {
         concern: "sshd",
         summary: [
@@ -144,13 +146,14 @@ export function renderSshd(input: RenderInput): ConcernPlan {
         artifacts: [file(DROP_IN, content, { mode: "0600" }), ...support.artifacts],
         prepare: ["mkdir -p /run/sshd"],
         validate: ["sshd -t", check, ...matchChecks],
-        activate: [`systemctl reload ${service} 2>/dev/null || kill -HUP "$(cat /run/sshd.pid)"`],
+        activate: [reload],
         // The daemon survived the reload (a broken config makes it exit); logins are proven by the confirm step.
         // (sshd rewrites its pid file as it re-executes itself on reload: give it a moment.)
-        verify: [waitUntil(`kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null`, "sshd is not running after the reload")],
+        verify: [running("sshd is not running after the reload")],
         snapshot: [],
-        rollback: [],
-        rollbackCheck: [],
+        // Not the activation again: a reload cannot revive an sshd the change killed.
+        rollback: [renderTemplate("sshd/rollback.sh.hbs", { running: running("sshd is not running", 1), reload, service }).trim()],
+        rollbackCheck: [running("sshd is not running after the rollback")],
         deactivate: [],
         liveViews: [
             {

@@ -21,6 +21,7 @@ const HOSTS = [
     "connection-lost",
     "slow-link",
     "port-move",
+    "port-taken",
 ] as const;
 const hostOf = (name: (typeof HOSTS)[number]) => HOSTS.indexOf(name) + 1;
 
@@ -266,5 +267,33 @@ describe("the fault matrix", () => {
         assert.ok(sshLoginWorks(lab, host("port-move").v4, 2222));
         assert.ok(sshLoginWorks(lab, host("port-move").v6, 2222));
         assert.equal(tcpConnect(lab.client("attacker"), host("port-move").v4, 2222), "filtered", "the new port is trusted-only too");
+    });
+
+    it("starts again an sshd its change killed (the new port held by another program), with the old settings", () => {
+        // A port another program holds passes sshd -t; the re-exec then cannot bind it and sshd
+        // exits. connection.forwarded (a NAT maps 22 to sshd.port) makes sshd listen on 2222
+        // alone; an extra rule keeps 22 open, so the firewall's own change confirms first.
+        const holder = sh(
+            host("port-taken"),
+            "setsid timeout 150 socat TCP6-LISTEN:2222,reuseaddr SYSTEM:true </dev/null >/dev/null 2>&1 & echo $!",
+        ).stdout.trim();
+        try {
+            assert.match(holder, /^\d+$/);
+            const stack = stackFor("port-taken", "taken", {
+                sshd: { port: 2222 },
+                connection: { forwarded: true },
+                firewall: { extraRules: [{ name: "ssh-old", protocol: "tcp", ports: 22, exposure: "trusted" }] },
+            });
+            const run = applyFromWorkstation(lab, stack);
+            assert.notEqual(run.code, 0, run.stdout);
+            assert.equal(statuses(run.report).sshd, "rolled-back", run.stdout + run.stderr);
+            assert.match(run.report?.concerns.find((concern) => concern.concern === "sshd")?.message ?? "", /not running after the reload/);
+            assert.ok(sshLoginWorks(lab, host("port-taken").v4), "sshd listens on 22 again");
+            assert.equal(sh(host("port-taken"), "cat /etc/ssh/sshd_config.d/00-mor-harden.conf 2>/dev/null | grep -c '^Port'").stdout.trim(), "0");
+        } finally {
+            if (/^\d+$/.test(holder)) sh(host("port-taken"), `kill ${holder} 2>/dev/null; true`);
+        }
+        const after = applyFromWorkstation(lab, stackFor("port-taken", "after"));
+        assert.equal(after.code, 0, after.stdout + after.stderr);
     });
 });

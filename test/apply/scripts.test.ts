@@ -16,6 +16,7 @@ import {
     parseReadOutput,
     readScript,
     rollbackNowScript,
+    shownCommand,
     statusScript,
     STATE_DIR,
     type FilledPlan,
@@ -113,6 +114,14 @@ describe("host scripts as text", () => {
                 plan.concern,
             );
         }
+    });
+
+    it("names a rollback step that failed by its code, not its comments, with nothing the shell would expand", () => {
+        assert.equal(
+            shownCommand('# why it is so\n  # and more\nsystemctl reload ssh\nkill -HUP "$(cat /run/sshd.pid)"'),
+            "systemctl reload ssh kill -HUP ..(cat /run/sshd.pid).",
+        );
+        assert.equal(shownCommand("x".repeat(80)).length, 60);
     });
 });
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { appendFileSync, chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -203,14 +203,16 @@ describe("fail2ban renderer", () => {
         /**
          * Runs one of the plan's commands with a fail2ban-client that answers ping as told and logs
          * every other call, a systemctl that logs, an ipset that lists `sets`, a pid file in place of
-         * fail2ban's naming a live process when it runs (this test's own, which has no jail thread),
+         * fail2ban's naming a live process when it runs (a copy of sleep named fail2ban-server, with
+         * no jail thread; `stalePid`: this test's own process, as a pid taken by another program),
          * and MORH_STATE (the snapshot's directory) holding `snapshot`; returns the calls.
          */
         function callsOf(
             command: string,
-            host: { running: boolean; sets: string[]; snapshot?: Record<string, string>; env?: Record<string, string> },
+            host: { running: boolean; sets: string[]; snapshot?: Record<string, string>; env?: Record<string, string>; stalePid?: boolean },
         ): string[] {
             const dir = mkdtempSync(join(tmpdir(), "morh-f2b-reload-"));
+            let server: ChildProcess | undefined;
             try {
                 const tool = (name: string, body: string) => {
                     writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`);
@@ -223,7 +225,16 @@ describe("fail2ban renderer", () => {
                 execFileSync("mkdir", ["-p", state]);
                 for (const [name, content] of Object.entries(host.snapshot ?? {})) writeFileSync(join(state, name), content);
                 const pidFile = join(dir, "fail2ban.pid");
-                if (host.running) writeFileSync(pidFile, `${process.pid}\n`);
+                if (host.running) {
+                    copyFileSync(execFileSync("sh", ["-c", "command -v sleep"], { encoding: "utf8" }).trim(), join(dir, "fail2ban-server"));
+                    server = spawn(join(dir, "fail2ban-server"), ["60"], { stdio: "ignore" });
+                    writeFileSync(pidFile, `${server.pid}\n`);
+                    // Its name is the copy's once it has exec'd: looked for, at most 2 s.
+                    const comm = `/proc/${server.pid}/comm`;
+                    for (let tries = 0; tries < 200 && !(existsSync(comm) && readFileSync(comm, "utf8").trim() === "fail2ban-server"); tries++) {
+                        execFileSync("sleep", ["0.01"]);
+                    }
+                } else if (host.stalePid) writeFileSync(pidFile, `${process.pid}\n`);
                 const onThisMachine = command.split(FAIL2BAN_PID_FILE).join(pidFile);
                 execFileSync("sh", ["-c", `touch '${dir}/calls'; ( ${onThisMachine} )`], {
                     env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, MORH_STATE: state, ...host.env },
@@ -231,6 +242,7 @@ describe("fail2ban renderer", () => {
                 });
                 return readFileSync(join(dir, "calls"), "utf8").trim().split("\n").filter(Boolean);
             } finally {
+                server?.kill();
                 rmSync(dir, { recursive: true, force: true });
             }
         }
@@ -257,6 +269,35 @@ describe("fail2ban renderer", () => {
 
         it("starts fail2ban when it is not running", async () => {
             assert.deepEqual(callsOf(await activation(), { running: false, sets: [] }), ["systemctl restart fail2ban"]);
+            assert.deepEqual(
+                callsOf(await activation(), { running: false, sets: [], stalePid: true }),
+                ["systemctl restart fail2ban"],
+                "its pid file names a live process that is not fail2ban's server",
+            );
+        });
+
+        it("refuses a pidfile an operator moved, naming where, and takes the stock one", async () => {
+            const check = (await planOf()).validate.find((command) => command.includes("pidfile"))!;
+            const dir = mkdtempSync(join(tmpdir(), "morh-f2b-pidfile-"));
+            try {
+                execFileSync("mkdir", ["-p", join(dir, "fail2ban.d")]);
+                const judged = () => {
+                    try {
+                        return { code: 0, out: execFileSync("sh", ["-c", check.split("/etc/fail2ban/").join(`${dir}/`)], { encoding: "utf8" }) };
+                    } catch (error) {
+                        return { code: (error as { status: number }).status, out: String((error as { stdout: string }).stdout) };
+                    }
+                };
+                assert.equal(judged().code, 0, "no local settings");
+                writeFileSync(join(dir, "fail2ban.local"), "[Definition]\npidfile = /var/run/fail2ban/fail2ban.pid\n");
+                assert.equal(judged().code, 0, "the stock place, through /var/run");
+                writeFileSync(join(dir, "fail2ban.d", "site.local"), "[Definition]\n  PidFile=/srv/f2b.pid\n");
+                const moved = judged();
+                assert.equal(moved.code, 1);
+                assert.match(moved.out, /pidfile is moved \(.*fail2ban\.d\/site\.local:  PidFile=\/srv\/f2b\.pid\)/);
+            } finally {
+                rmSync(dir, { recursive: true, force: true });
+            }
         });
 
         it("reloads when no jail bans (every one turned off)", async () => {

@@ -155,8 +155,8 @@ describe("firewall renderer", () => {
             ["/etc/iptables/rules.v4", "/etc/iptables/rules.v6"],
         );
         assert.deepEqual(debian.validate.slice(1), [
-            "iptables-restore -w --test --noflush /etc/iptables/rules.v4",
-            "ip6tables-restore -w --test --noflush /etc/iptables/rules.v6",
+            "iptables-restore -w 30 --test --noflush /etc/iptables/rules.v4",
+            "ip6tables-restore -w 30 --test --noflush /etc/iptables/rules.v6",
         ]);
         assert.match(debian.validate[0], /the \$other backend also holds rules/);
         // Besides the rules: the sets of blocklists no longer configured are emptied.

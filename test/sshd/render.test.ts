@@ -1,4 +1,8 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { DROP_IN, effectiveExpectations, renderSshd, sshdDirectives } from "../../src/sshd/render";
 import { buildRuleset } from "../../src/firewall/render";
@@ -102,5 +106,35 @@ describe("sshd renderer", () => {
                 ["-p tcp -m tcp --dport 2222 -j MORH-SSH"],
             );
         }
+    });
+
+    it("rolls back by a reload of a running sshd, and starts one the change killed (a reload cannot revive it)", async () => {
+        const plan = renderSshd(await renderInputFor(minimalConfig()));
+        assert.equal(plan.rollback.length, 1);
+        assert.equal(plan.rollbackCheck.length, 1, "sshd runs after the rollback");
+        /** The rollback with stand-ins for systemctl and sshd that log their calls, and a pid file of ours; returns the calls. */
+        const callsOf = (host: { sshdPid?: number; systemctl?: "works" | "fails"; env?: Record<string, string> }) => {
+            const dir = mkdtempSync(join(tmpdir(), "morh-sshd-rollback-"));
+            try {
+                const tool = (name: string, body: string) => {
+                    writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`);
+                    chmodSync(join(dir, name), 0o755);
+                };
+                tool("systemctl", `echo "systemctl $*" >> '${dir}/calls'; exit ${host.systemctl === "fails" ? 1 : 0}`);
+                tool("sshd", `echo "sshd $*" >> '${dir}/calls'`);
+                if (host.sshdPid !== undefined) writeFileSync(join(dir, "sshd.pid"), `${host.sshdPid}\n`);
+                const onThisMachine = plan.rollback[0].split("/run/sshd.pid").join(join(dir, "sshd.pid")).split("/usr/sbin/sshd").join(join(dir, "sshd"));
+                execFileSync("sh", ["-c", `touch '${dir}/calls'; ( ${onThisMachine} )`], {
+                    env: { ...process.env, PATH: `${dir}:${process.env.PATH}`, ...host.env },
+                });
+                return readFileSync(join(dir, "calls"), "utf8").trim().split("\n").filter(Boolean);
+            } finally {
+                rmSync(dir, { recursive: true, force: true });
+            }
+        };
+        assert.deepEqual(callsOf({ sshdPid: process.pid }), ["systemctl reload ssh"], "a running sshd");
+        assert.deepEqual(callsOf({}), ["systemctl restart ssh"], "no sshd: started by its unit");
+        assert.deepEqual(callsOf({ systemctl: "fails" }), ["systemctl restart ssh", "sshd"], "no systemd: sshd itself");
+        assert.deepEqual(callsOf({ env: { MORH_BOOT: "1" } }), [], "at boot sshd starts later, from its unit");
     });
 });
