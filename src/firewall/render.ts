@@ -195,11 +195,21 @@ export function buildRuleset(input: RenderInput, family: Family): Ruleset {
     chains.push({
         name: SSH_CHAIN,
         rules: [
-            `-m conntrack --ctstate NEW -m hashlimit --hashlimit-above ${limit.perMinute}/minute --hashlimit-burst ${limit.burst} --hashlimit-mode srcip --hashlimit-name morh-ssh${family === "v4" ? 4 : 6} -j DROP`,
+            `-m conntrack --ctstate NEW -m hashlimit --hashlimit-above ${limit.perMinute}/minute --hashlimit-burst ${limit.burst} --hashlimit-mode srcip --hashlimit-name ${sshRateTable(family, limit)} -j DROP`,
             "-j ACCEPT",
         ],
     });
     return { family, chains: [{ name: INPUT_CHAIN, rules: input_ }, ...chains] };
+}
+
+/**
+ * The kernel's table of the SSH rate limit, named after its settings. The kernel keeps a hashlimit
+ * table for as long as a rule names it, with the settings it was made with: a rule of the same
+ * name with new settings (a transaction adds the new rule before the old one goes) would share the
+ * old table, and the old limit would go on dropping. (At most 15 characters: "morh-s4-600-600".)
+ */
+export function sshRateTable(family: Family, limit: { perMinute: number; burst: number }): string {
+    return `morh-s${family === "v4" ? 4 : 6}-${limit.perMinute}-${limit.burst}`;
 }
 
 const sipServices = (services: EffectiveService[]) =>

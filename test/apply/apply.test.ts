@@ -25,6 +25,17 @@ const sshOptions = () => operatorSshOptions(lab);
 const sshWorks = () => sshLoginWorks(lab, host().v4);
 const scan = (from: "workstation" | "attacker", address: string, ports: string, ipv6 = false) => scanPorts(lab, from, address, ports, ipv6);
 
+/** `count` new TCP connections to the host's SSH, one after another, each given 1 s: how many were answered, in how many seconds. */
+function newSshConnections(count: number): [connected: number, seconds: number] {
+    const attempts = sh(
+        workstation(),
+        `start=$(date +%s); ok=0; for i in $(seq 1 ${count}); do timeout 1 bash -c 'exec 3<>/dev/tcp/${host().v4}/22' 2>/dev/null && ok=$((ok+1)); done; echo $ok $(( $(date +%s) - start ))`,
+        90_000,
+    );
+    const [connected, seconds] = attempts.stdout.trim().split(" ").map(Number);
+    return [connected, seconds];
+}
+
 /** The IPv4 set of ssh-iptables' bans (its default ban time: a timed set). */
 const sshBanSet = `${banSets("ssh-iptables", 600).set}-4`;
 
@@ -247,14 +258,21 @@ describe("apply over SSH", () => {
         assert.ok(sshWorks());
     });
 
+    it("takes a changed SSH rate limit into the kernel, raised and lowered again", () => {
+        // The kernel keeps a hashlimit table's settings while a rule names it: with the same name
+        // the old 20 a minute went on dropping after the raise.
+        const raised = applyFromWorkstation(lab, labStackFile(lab, "rate-raised", { firewall: { sshRateLimit: { perMinute: 50, burst: 50 } } }));
+        assert.equal(raised.code, 0, raised.stdout + raised.stderr);
+        const [connected] = newSshConnections(40);
+        assert.equal(connected, 40, "all 40 within the raised burst of 50 (the apply's own logins took at most 3)");
+        // Lowered again for the next test, which judges the default limit from a fresh table.
+        const lowered = applyFromWorkstation(lab, stack);
+        assert.equal(lowered.code, 0, lowered.stdout + lowered.stderr);
+    });
+
     it("drops too many new SSH connections per minute from one source", () => {
         // Last: it spends the workstation's SSH budget for the minute.
-        const attempts = sh(
-            workstation(),
-            `start=$(date +%s); ok=0; for i in $(seq 1 40); do timeout 1 bash -c 'exec 3<>/dev/tcp/${host().v4}/22' 2>/dev/null && ok=$((ok+1)); done; echo $ok $(( $(date +%s) - start ))`,
-            90_000,
-        );
-        const [connected, seconds] = attempts.stdout.trim().split(" ").map(Number);
+        const [connected, seconds] = newSshConnections(40);
         // hashlimit lets a burst of 20 through, then refills at 20 a minute.
         const allowed = 20 + Math.ceil((20 * seconds) / 60);
         assert.ok(connected >= 1, "the first connections get through");

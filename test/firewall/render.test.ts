@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { buildRuleset, renderFirewall, renderRuleset, INPUT_CHAIN } from "../../src/firewall/render";
+import { sshRateTable, buildRuleset, renderFirewall, renderRuleset, INPUT_CHAIN } from "../../src/firewall/render";
 import { minimalConfig, renderInputFor, SUPPORT_V4, SUPPORT_V6 } from "../helpers/fixtures";
 import { guideScannerAgents } from "../../src/fail2ban/schema";
 
@@ -57,6 +57,19 @@ describe("firewall renderer", () => {
             chain(ruleset, "MORH-SSH")[0],
             /--ctstate NEW -m hashlimit --hashlimit-above 6\/minute --hashlimit-burst 3 --hashlimit-mode srcip .* -j DROP$/,
         );
+    });
+
+    it("names the rate limit's kernel table after its settings, so that new settings make a new table", async () => {
+        const tableOf = async (sshRateLimit: { perMinute: number; burst: number }, family: "v4" | "v6") =>
+            /--hashlimit-name (\S+)/.exec(chain(buildRuleset(await renderInputFor(minimalConfig({ firewall: { sshRateLimit } })), family), "MORH-SSH")[0])![1];
+        const tables = [
+            await tableOf({ perMinute: 20, burst: 20 }, "v4"),
+            await tableOf({ perMinute: 20, burst: 21 }, "v4"),
+            await tableOf({ perMinute: 21, burst: 20 }, "v4"),
+            await tableOf({ perMinute: 20, burst: 20 }, "v6"),
+        ];
+        assert.equal(new Set(tables).size, tables.length, tables.join(" "));
+        assert.equal(sshRateTable("v6", { perMinute: 600, burst: 600 }).length, 15, "the kernel's longest name, at the schema's largest settings");
     });
 
     it("trusts support.kolmisoft.com by default, by its resolved addresses in each family", async () => {
