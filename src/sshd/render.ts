@@ -132,7 +132,9 @@ export function renderSshd(input: RenderInput): ConcernPlan {
     );
     const service = input.config.os === "debian" ? "ssh" : "sshd";
     const reload = `systemctl reload ${service} 2>/dev/null || kill -HUP "$(cat /run/sshd.pid)"`;
-    const running = (failure: string, seconds?: number) => waitUntil(`kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null`, failure, seconds);
+    // (read, not cat: no process at each look, in every drift's check too.)
+    const running = (failure: string, seconds?: number) =>
+        waitUntil(`{ morh_sshd=''; read -r morh_sshd 2>/dev/null </run/sshd.pid; kill -0 "$morh_sshd" 2>/dev/null; }`, failure, seconds);
     return {
         concern: "sshd",
         summary: [
